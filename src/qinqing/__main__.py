@@ -1,0 +1,3 @@
+from qinqing.cli import main
+
+main()

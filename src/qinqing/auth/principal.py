@@ -1,0 +1,124 @@
+"""Who is calling: a person, a staff member or an API client, from a bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from qinqing.audit.service import Actor
+from qinqing.auth.models import AccessToken, ApiClient, PersonAccount, StaffUser
+from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.errors import DomainError
+
+STAFF_CHANNEL = {"clerk": "counter", "reviewer": "review", "admin": "admin"}
+CLIENT_SCOPES = {"bank": "bank-links family", "institution": "payments", "collector": "contributions"}
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from /auth/login or /auth/token")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str  # person | staff | client
+    id: str
+    channel: str
+    token_hash: str
+    person_id: uuid.UUID | None = None
+    role: str | None = None
+    region_code: str | None = None
+    scopes: frozenset[str] = frozenset()
+    bank_code: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.kind, self.id, self.channel)
+
+
+def unauthenticated() -> DomainError:
+    return DomainError("UNAUTHENTICATED", 401)
+
+
+def current_principal(
+    request: Request,
+    session: SessionDep,
+    rt: RuntimeDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise unauthenticated()
+    digest = token_digest(creds.credentials)
+    tok = session.get(AccessToken, digest)
+    now = rt.clock.now()
+    if tok is None or tok.revoked_at is not None or tok.expires_at <= now:
+        raise unauthenticated()
+    if tok.subject_kind == "person":
+        acct = session.execute(
+            select(PersonAccount).where(PersonAccount.id == uuid.UUID(tok.subject_id))
+        ).scalar_one_or_none()
+        if acct is None:
+            raise unauthenticated()
+        return Principal("person", tok.subject_id, tok.channel, digest, person_id=acct.person_id)
+    if tok.subject_kind == "staff":
+        staff = session.get(StaffUser, uuid.UUID(tok.subject_id))
+        if staff is None or staff.disabled:
+            raise unauthenticated()
+        return Principal(
+            "staff", tok.subject_id, tok.channel, digest, role=staff.role, region_code=staff.region_code
+        )
+    client = session.get(ApiClient, tok.subject_id)
+    if client is None or client.disabled:
+        raise unauthenticated()
+    return Principal(
+        "client",
+        client.id,
+        client.kind,
+        digest,
+        region_code=client.region_code,
+        scopes=frozenset(tok.scopes.split()),
+        bank_code=client.bank_code,
+        role=client.kind,
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_person(p: PrincipalDep) -> Principal:
+    if p.kind != "person":
+        raise DomainError("FORBIDDEN", 403)
+    return p
+
+
+def require_staff(*roles: str) -> object:
+    def dep(p: PrincipalDep) -> Principal:
+        if p.kind != "staff" or (roles and p.role not in roles):
+            raise DomainError("FORBIDDEN", 403)
+        return p
+
+    return Depends(dep)
+
+
+def require_scope(scope: str) -> object:
+    def dep(p: PrincipalDep) -> Principal:
+        if p.kind != "client" or scope not in p.scopes:
+            raise DomainError("INSUFFICIENT_SCOPE", 403, scope=scope)
+        return p
+
+    return Depends(dep)
+
+
+PersonDep = Annotated[Principal, Depends(require_person)]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RegisterIn(Strict):
+    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident ID number")
+    name: str = Field(min_length=1, max_length=64)
+    phone: str = Field(min_length=1, max_length=20, description="mainland mobile number")
+    password: str = Field(min_length=1, max_length=128)
+
+
+class RegisterOut(BaseModel):
+    account_id: str
+    person_id: str
+
+
+class LoginIn(Strict):
+    login: str = Field(min_length=1, max_length=64, description="phone (persons) or username (staff)")
+    password: str = Field(min_length=1, max_length=128)
+    channel: Literal["app", "wechat"] = "app"
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    scope: str | None = None
+
+
+class PaymentPasswordIn(Strict):
+    password: str = Field(min_length=1, max_length=128, description="the login password")
+    new_payment_password: str = Field(min_length=1, max_length=16, description="six digits")
+
+
+class RegionRef(BaseModel):
+    code: str
+    name: str
+
+
+class MeOut(BaseModel):
+    kind: Literal["person"] = "person"
+    id: str
+    name: str
+    id_number: str = Field(description="masked, e.g. 150602********0023")
+    phone: str | None = Field(description="masked, e.g. 138****5678")
+    sex: Literal["M", "F"]
+    birth_date: date
+    region: RegionRef
+    scheme: Literal["employee", "resident", "flexible"]
+    status: Literal["active", "arrears", "suspended", "terminated"]
+    channel: str
+    payment_password_set: bool
+    payment_password_locked_until: datetime | None

@@ -1,0 +1,367 @@
+"""Accounts and auth use cases: register, login, logout, tokens, staff, API clients,
+and the payment password with its lockout (SPEC §3 "Verification", §5)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qinqing.audit.service import Actor, record
+from qinqing.auth.models import AccessToken, ApiClient, PersonAccount, StaffUser
+from qinqing.auth.passwords import Passwords
+from qinqing.auth.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal, new_token, token_digest
+from qinqing.auth import throttle
+from qinqing.errors import DomainError
+from qinqing.identity import ric
+from qinqing.identity.phone import normalize_phone
+from qinqing.persons.service import PHONE_KIND, find_by_id_number
+from qinqing.runtime import Runtime
+
+STAFF_ROLES = ("clerk", "reviewer", "admin")
+CLIENT_KINDS = tuple(CLIENT_SCOPES)
+PERSON_CHANNELS = ("app", "wechat")
+_USERNAME = re.compile(r"[a-z][a-z0-9_.-]{2,31}")
+_PAYMENT_PASSWORD = re.compile(r"\d{6}")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str | None = None
+
+
+def passwords(rt: Runtime) -> Passwords:
+    # One hasher per runtime: building it hashes a dummy secret.
+    cached = getattr(rt, "_passwords", None)
+    if cached is None:
+        cached = Passwords(rt.settings)
+        rt._passwords = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < 8 or len(password) > 128:
+        raise DomainError("WEAK_PASSWORD", 422)
+    if not (re.search(r"[A-Za-z]", password) and re.search(r"\d", password)):
+        raise DomainError("WEAK_PASSWORD", 422)
+
+
+def check_payment_password_strength(pin: str) -> None:
+    if not _PAYMENT_PASSWORD.fullmatch(pin):
+        raise DomainError("PAYMENT_PASSWORD_FORMAT", 422)
+    digits = [int(c) for c in pin]
+    steps = {b - a for a, b in zip(digits, digits[1:], strict=False)}
+    if len(set(digits)) == 1 or steps in ({1}, {-1}):
+        raise DomainError("PAYMENT_PASSWORD_WEAK", 422)
+
+
+def _issue(
+    session: Session, rt: Runtime, kind: str, subject_id: str, channel: str, ttl: int, scopes: str = ""
+) -> IssuedToken:
+    token = new_token()
+    now = rt.clock.now()
+    session.add(
+        AccessToken(
+            token_hash=token_digest(token),
+            subject_kind=kind,
+            subject_id=subject_id,
+            channel=channel,
+            scopes=scopes,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+        )
+    )
+    session.flush()
+    return IssuedToken(token, ttl, scopes or None)
+
+
+# --- persons ---------------------------------------------------------------
+
+
+def register(
+    session: Session, rt: Runtime, *, id_number: str, name: str, phone: str, password: str
+) -> PersonAccount:
+    now = rt.clock.now()
+    ident = ric.parse(id_number, now.date())
+    mobile = normalize_phone(phone)
+    if mobile is None:
+        raise DomainError("PHONE_INVALID", 422)
+    check_password_strength(password)
+    person = find_by_id_number(session, rt.vault, ident.number, lock=True)
+    # One answer for "not in the registry" and "name does not match".
+    if person is None or person.name != name.strip():
+        raise DomainError("REGISTRY_MISMATCH", 422)
+    if session.execute(
+        select(PersonAccount.id).where(PersonAccount.person_id == person.id)
+    ).first():
+        raise DomainError("ACCOUNT_EXISTS", 409)
+    login_index = rt.vault.index(PHONE_KIND, mobile)
+    if session.execute(
+        select(PersonAccount.id).where(PersonAccount.login_index == login_index)
+    ).first():
+        raise DomainError("PHONE_IN_USE", 409)
+    account = PersonAccount(
+        person_id=person.id,
+        login_index=login_index,
+        phone_cipher=rt.vault.encrypt(PHONE_KIND, mobile),
+        password_hash=passwords(rt).hash(password),
+        payment_failures=0,
+        created_at=now,
+    )
+    session.add(account)
+    session.flush()
+    record(
+        session,
+        actor=Actor("person", str(account.id), "app"),
+        action="account.register",
+        subject_kind="person",
+        subject_id=person.id,
+        at=now,
+    )
+    return account
+
+
+def login(
+    session: Session, rt: Runtime, *, login: str, password: str, source: str, channel: str = "app"
+) -> IssuedToken:
+    settings, now = rt.settings, rt.clock.now()
+    mobile = normalize_phone(login)
+    ident = mobile if mobile else login.strip().lower()
+    acct_key = "acct:" + rt.vault.index("login", ident)
+    addr_key = "addr:" + rt.vault.index("address", source)
+    wait = throttle.locked_for(session, [acct_key, addr_key], now)
+    if wait:
+        raise DomainError("LOGIN_LOCKED", 429, retry_after=wait)
+
+    pw = passwords(rt)
+    subject: PersonAccount | StaffUser | None
+    if mobile:
+        subject = session.execute(
+            select(PersonAccount).where(PersonAccount.login_index == rt.vault.index(PHONE_KIND, mobile))
+        ).scalar_one_or_none()
+    else:
+        subject = session.execute(
+            select(StaffUser).where(StaffUser.username == ident, StaffUser.disabled.is_(False))
+        ).scalar_one_or_none()
+    if subject is None or not pw.verify(subject.password_hash if subject else None, password):
+        lock = throttle.lock_duration(settings)
+        throttle.record_failure(session, acct_key, settings.login_max_failures, lock, now)
+        throttle.record_failure(session, addr_key, settings.login_max_failures_per_address, lock, now)
+        raise DomainError("INVALID_CREDENTIALS", 401, commit=True)
+
+    throttle.clear(session, acct_key)
+    if pw.needs_rehash(subject.password_hash):
+        subject.password_hash = pw.hash(password)
+    ttl = settings.access_token_ttl_seconds
+    if isinstance(subject, PersonAccount):
+        chan = channel if channel in PERSON_CHANNELS else "app"
+        return _issue(session, rt, "person", str(subject.id), chan, ttl)
+    return _issue(session, rt, "staff", str(subject.id), STAFF_CHANNEL[subject.role], ttl)
+
+
+def logout(session: Session, rt: Runtime, principal: Principal) -> None:
+    tok = session.get(AccessToken, principal.token_hash)
+    if tok is not None and tok.revoked_at is None:
+        tok.revoked_at = rt.clock.now()
+
+
+def client_token(
+    session: Session, rt: Runtime, *, client_id: str, client_secret: str, scope: str | None
+) -> IssuedToken:
+    client = session.get(ApiClient, client_id) if len(client_id) <= 40 else None
+    if client is None or client.disabled or not passwords(rt).verify(
+        client.secret_hash if client else None, client_secret
+    ):
+        raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
+    granted = set(client.scopes.split())
+    if scope:
+        asked = set(scope.split())
+        if not asked <= granted:
+            raise DomainError("INVALID_SCOPE", 400, extra={"error": "invalid_scope"})
+        granted = asked
+    return _issue(
+        session,
+        rt,
+        "client",
+        client.id,
+        client.kind,
+        rt.settings.client_token_ttl_seconds,
+        " ".join(sorted(granted)),
+    )
+
+
+# --- staff and clients (CLI, channel admin) ---------------------------------
+
+
+def add_staff(
+    session: Session,
+    rt: Runtime,
+    *,
+    username: str,
+    role: str,
+    region_code: str,
+    password: str,
+    actor: Actor,
+    default_password: bool = False,
+) -> StaffUser:
+    username = username.strip().lower()
+    if not _USERNAME.fullmatch(username):
+        raise DomainError("USERNAME_INVALID", 422)
+    if role not in STAFF_ROLES:
+        raise DomainError("ROLE_INVALID", 422)
+    rt.policies.region(region_code)
+    if not default_password:
+        check_password_strength(password)
+    if session.execute(select(StaffUser.id).where(StaffUser.username == username)).first():
+        raise DomainError("USERNAME_TAKEN", 409)
+    now = rt.clock.now()
+    staff = StaffUser(
+        username=username,
+        role=role,
+        region_code=region_code,
+        password_hash=passwords(rt).hash(password),
+        default_password=default_password,
+        disabled=False,
+        created_at=now,
+    )
+    session.add(staff)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="staff.add",
+        subject_kind="staff",
+        subject_id=staff.id,
+        at=now,
+        details={"role": role, "region_code": region_code},
+    )
+    return staff
+
+
+def add_client(
+    session: Session,
+    rt: Runtime,
+    *,
+    name: str,
+    kind: str,
+    region_code: str,
+    bank_code: str | None,
+    actor: Actor,
+    secret: str | None = None,
+    client_id: str | None = None,
+) -> tuple[ApiClient, str]:
+    """Create an API client; the secret is returned once and stored only hashed."""
+    if kind not in CLIENT_KINDS:
+        raise DomainError("CLIENT_KIND_INVALID", 422)
+    name = name.strip()
+    if not 1 <= len(name) <= 128:
+        raise DomainError("CLIENT_NAME_INVALID", 422)
+    if kind == "bank" and not (bank_code and re.fullmatch(r"[A-Z0-9]{2,16}", bank_code)):
+        raise DomainError("BANK_CODE_REQUIRED", 422)
+    rt.policies.region(region_code)
+    now = rt.clock.now()
+    secret = secret or secrets.token_urlsafe(32)
+    client = ApiClient(
+        id=client_id or "qq_" + uuid.uuid4().hex,
+        name=name,
+        kind=kind,
+        region_code=region_code,
+        bank_code=bank_code if kind == "bank" else None,
+        scopes=CLIENT_SCOPES[kind],
+        secret_hash=passwords(rt).hash(secret),
+        disabled=False,
+        created_at=now,
+    )
+    session.add(client)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="client.add",
+        subject_kind="api_client",
+        subject_id=client.id,
+        at=now,
+        details={"kind": kind, "region_code": region_code},
+    )
+    return client, secret
+
+
+# --- payment password ----------------------------------------------------
+
+
+def person_account(session: Session, principal: Principal, *, lock: bool = False) -> PersonAccount:
+    stmt = select(PersonAccount).where(PersonAccount.id == uuid.UUID(principal.id))
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one()
+
+
+def set_payment_password(
+    session: Session, rt: Runtime, principal: Principal, *, password: str, new_payment_password: str
+) -> None:
+    account = person_account(session, principal, lock=True)
+    if not passwords(rt).verify(account.password_hash, password):
+        raise DomainError("INVALID_CREDENTIALS", 401)
+    check_payment_password_strength(new_payment_password)
+    now = rt.clock.now()
+    account.payment_password_hash = passwords(rt).hash(new_payment_password)
+    account.payment_failures = 0
+    account.payment_locked_until = None
+    record(
+        session,
+        actor=principal.actor,
+        action="payment_password.set",
+        subject_kind="person",
+        subject_id=account.person_id,
+        at=now,
+    )
+
+
+def verify_payment_password(
+    session: Session, rt: Runtime, account: PersonAccount, candidate: str, *, now: datetime
+) -> None:
+    """Check a payment password; the caller holds the account row locked.
+
+    Failures are counted in the database and committed even though the request
+    fails (``commit=True``), so neither a retry nor a restart resets them.
+    """
+    settings = rt.settings
+    if account.payment_locked_until and account.payment_locked_until > now:
+        raise DomainError(
+            "VERIFICATION_LOCKED", 423, locked_until=account.payment_locked_until.isoformat()
+        )
+    if account.payment_password_hash is None:
+        raise DomainError("PAYMENT_PASSWORD_NOT_SET", 409)
+    if _PAYMENT_PASSWORD.fullmatch(candidate) and passwords(rt).verify(
+        account.payment_password_hash, candidate
+    ):
+        account.payment_failures = 0
+        account.payment_locked_until = None
+        return
+    account.payment_failures += 1
+    if account.payment_failures >= settings.payment_max_failures:
+        account.payment_failures = 0
+        account.payment_locked_until = now + timedelta(hours=settings.payment_lock_hours)
+        record(
+            session,
+            actor=Actor("system", "qinqing", "system"),
+            action="payment_password.locked",
+            subject_kind="person",
+            subject_id=account.person_id,
+            at=now,
+        )
+        raise DomainError(
+            "VERIFICATION_LOCKED",
+            423,
+            commit=True,
+            locked_until=account.payment_locked_until.isoformat(),
+        )
+    remaining = settings.payment_max_failures - account.payment_failures
+    raise DomainError("VERIFICATION_FAILED", 403, commit=True, remaining_attempts=remaining)

@@ -1,0 +1,54 @@
+"""What every CLI command shares: the runtime, the operator as an audit actor, output."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from qinqing.audit.service import Actor
+from qinqing.config import Settings
+from qinqing.errors import DomainError
+from qinqing.runtime import Runtime, StartupError, build_runtime
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def operator() -> Actor:
+    """CLI work is audited like an API call, with channel ``admin`` (SPEC §7)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Actor("operator", user[:64], "admin")
+
+
+def runtime() -> Runtime:
+    from qinqing.identity.vault import VaultKeyError
+    from qinqing.regions.policy import PolicyError
+
+    try:
+        return build_runtime(Settings())
+    except (StartupError, PolicyError, VaultKeyError) as exc:
+        fail(str(exc), code=2)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def domain_fail(exc: DomainError) -> NoReturn:
+    from qinqing import i18n
+
+    message, hint = i18n.text(exc.code, "en", exc.params)
+    fail(f"{exc.code}: {message}" + (f" — {hint}" if hint else ""))
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")

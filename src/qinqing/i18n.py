@@ -1,0 +1,67 @@
+"""Messages by code and locale (zh-CN default, en), from TOML catalogs.
+
+The catalogs live in ``messages/*.toml``: one table per code with
+``message`` and optional ``hint``, both ``str.format`` templates over the
+error's parameters.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+
+DEFAULT_LOCALE = "zh-CN"
+SUPPORTED = ("zh-CN", "en")
+_FILES = {"zh-CN": "zh_CN.toml", "en": "en.toml"}
+
+
+@cache
+def catalog(locale: str) -> dict[str, dict[str, str]]:
+    data = resources.files("qinqing").joinpath("messages", _FILES[locale]).read_text("utf-8")
+    return tomllib.loads(data)
+
+
+def negotiate(accept_language: str | None) -> str:
+    """Pick zh-CN or en from an Accept-Language header (q-values respected)."""
+    if not accept_language:
+        return DEFAULT_LOCALE
+    prefs: list[tuple[float, str]] = []
+    for i, part in enumerate(accept_language.split(",")):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        prefs.append((-weight + i * 1e-6, tag.strip()))
+    for _, tag in sorted(prefs):
+        if not tag or tag == "*":
+            continue
+        try:
+            lang = Locale.parse(tag.replace("-", "_")).language
+        except (ValueError, UnknownLocaleError):
+            continue
+        if lang == "zh":
+            return "zh-CN"
+        if lang == "en":
+            return "en"
+    return DEFAULT_LOCALE
+
+
+class _SafeDict(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def text(code: str, locale: str, params: dict[str, Any] | None = None) -> tuple[str, str | None]:
+    """The (message, hint) for a code; unknown codes fall back to the code itself."""
+    entry = catalog(locale).get(code) or catalog(DEFAULT_LOCALE).get(code)
+    if entry is None:
+        return code, None
+    values = _SafeDict(params or {})
+    message = entry["message"].format_map(values)
+    hint = entry.get("hint")
+    return message, (hint.format_map(values) if hint else None)

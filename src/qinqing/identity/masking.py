@@ -1,0 +1,29 @@
+"""Masking used by every response that shows personal information (SPEC §3)."""
+
+from __future__ import annotations
+
+
+def mask_id_number(number: str) -> str:
+    """``150602********0023``: area code and last four kept."""
+    if len(number) < 10:
+        return "*" * len(number)
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def mask_phone(phone: str) -> str:
+    """``138****5678``."""
+    if len(phone) < 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def mask_account_number(number: str) -> str:
+    """Bank account numbers: only the last four digits."""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
+
+
+def mask_name(name: str) -> str:
+    """张三丰 -> 张**: for listings shown to people other than the person."""
+    if len(name) <= 1:
+        return name
+    return name[0] + "*" * (len(name) - 1)

@@ -1,0 +1,72 @@
+"""Insured persons: look-up by ID number through the vault, creation, display."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from qinqing.identity.masking import mask_id_number, mask_phone
+from qinqing.identity.ric import IdNumber
+from qinqing.identity.vault import Vault
+from qinqing.persons.models import Person
+
+ID_KIND = "id_number"
+PHONE_KIND = "phone"
+
+
+def find_by_id_number(session: Session, vault: Vault, number: str, *, lock: bool = False) -> Person | None:
+    stmt = select(Person).where(Person.id_number_index == vault.index(ID_KIND, number))
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def new_person(
+    vault: Vault,
+    *,
+    ident: IdNumber,
+    name: str,
+    region_code: str,
+    scheme: str,
+    status: str,
+    phone: str | None,
+    now: datetime,
+) -> Person:
+    return Person(
+        id_number_index=vault.index(ID_KIND, ident.number),
+        id_number_cipher=vault.encrypt(ID_KIND, ident.number),
+        name=name,
+        region_code=region_code,
+        scheme=scheme,
+        status=status,
+        birth_date=ident.birth_date,
+        sex=ident.sex,
+        phone_index=vault.index(PHONE_KIND, phone) if phone else None,
+        phone_cipher=vault.encrypt(PHONE_KIND, phone) if phone else None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def id_number_of(vault: Vault, person: Person) -> str:
+    return vault.decrypt(ID_KIND, person.id_number_cipher)
+
+
+def person_view(vault: Vault, person: Person, *, reveal: bool = False) -> dict[str, Any]:
+    """A person as shown in responses: masked unless the caller is staff of the region."""
+    number = id_number_of(vault, person)
+    phone = vault.decrypt(PHONE_KIND, person.phone_cipher) if person.phone_cipher else None
+    return {
+        "id": str(person.id),
+        "name": person.name,
+        "id_number": number if reveal else mask_id_number(number),
+        "phone": (phone if reveal else mask_phone(phone)) if phone else None,
+        "sex": person.sex,
+        "birth_date": person.birth_date.isoformat(),
+        "region_code": person.region_code,
+        "scheme": person.scheme,
+        "status": person.status,
+    }

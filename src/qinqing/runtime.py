@@ -1,0 +1,75 @@
+"""What a running Qinqing needs, built once per process: settings, database, vault,
+policies and clock. The API and the CLI both start from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qinqing.clock import Clock, SystemClock
+from qinqing.config import Env, Settings
+from qinqing.db import Database
+from qinqing.identity.vault import Vault, load_or_create_key_file, parse_key
+from qinqing.regions.policy import PolicyRegistry, load_policies
+
+
+class StartupError(Exception):
+    """The service refuses to start; the message says why (and never holds a secret)."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    vault: Vault
+    policies: PolicyRegistry
+    clock: Clock = field(default_factory=SystemClock)
+
+
+def load_master_key(settings: Settings) -> bytes:
+    if settings.secret_key:
+        return parse_key(settings.secret_key)
+    if settings.is_production:
+        raise StartupError(
+            "production mode needs QINQING_SECRET_KEY (32 bytes, base64 or hex); "
+            "generate one with `qinqing keygen`"
+        )
+    return load_or_create_key_file(settings.key_file)
+
+
+def build_runtime(
+    settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True
+) -> Runtime:
+    from qinqing.migrate import upgrade
+    from qinqing.regions.policy import sync_regions
+
+    settings = settings or Settings()
+    policies = load_policies(settings.policy_dir)
+    vault = Vault(load_master_key(settings))
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        upgrade(db.engine)
+    with db.unit_of_work() as session:
+        sync_regions(session, policies)
+    rt = Runtime(settings=settings, db=db, vault=vault, policies=policies, clock=clock or SystemClock())
+    if settings.effective_env is Env.production:
+        check_production(rt)
+    return rt
+
+
+def check_production(rt: Runtime) -> None:
+    """SPEC §7: refuse the simulated face provider and default staff passwords."""
+    from sqlalchemy import select
+
+    from qinqing.auth.models import StaffUser
+
+    problems = []
+    if rt.settings.face_provider == "simulated":
+        problems.append("the `simulated` face provider is for demo and tests only")
+    with rt.db.unit_of_work() as session:
+        defaults = session.execute(
+            select(StaffUser.username).where(StaffUser.default_password.is_(True))
+        ).scalars().all()
+    if defaults:
+        problems.append("staff still on a default password: " + ", ".join(sorted(defaults)))
+    if problems:
+        raise StartupError("production mode refuses to start: " + "; ".join(problems))

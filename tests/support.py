@@ -1,0 +1,78 @@
+"""Test helpers for persons, accounts and tokens (plain functions, no fixtures)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi.testclient import TestClient
+
+from qinqing.audit.service import Actor
+from qinqing.auth import service as auth
+from qinqing.identity import ric
+from qinqing.persons.models import Person
+from qinqing.persons.service import new_person
+from qinqing.runtime import Runtime
+
+OPERATOR = Actor("operator", "pytest", "admin")
+PASSWORD = "Secret2026pw"
+STAFF_PASSWORD = "Staff2026pw!"
+
+
+def id_number(area: str = "150602", born: date = date(1980, 1, 1), seq: int = 1, sex: str = "F") -> str:
+    order = seq * 2 + (1 if sex == "M" else 0)
+    return ric.with_check_digit(f"{area}{born:%Y%m%d}{order % 1000:03d}")
+
+
+def add_person(
+    rt: Runtime,
+    *,
+    name: str = "张三",
+    number: str | None = None,
+    region: str = "150600",
+    scheme: str = "employee",
+    status: str = "active",
+    phone: str | None = "13800138000",
+    seq: int = 1,
+) -> tuple[Person, str]:
+    number = number or id_number(seq=seq)
+    ident = ric.parse(number, rt.clock.now().date())
+    with rt.db.unit_of_work() as s:
+        p = new_person(rt.vault, ident=ident, name=name, region_code=region, scheme=scheme,
+                       status=status, phone=phone, now=rt.clock.now())
+        s.add(p)
+    return p, number
+
+
+def register(client: TestClient, number: str, name: str, phone: str, password: str = PASSWORD) -> None:
+    r = client.post("/api/v1/auth/register",
+                    json={"id_number": number, "name": name, "phone": phone, "password": password})
+    assert r.status_code == 201, r.text
+
+
+def login(client: TestClient, login_: str, password: str = PASSWORD) -> dict[str, str]:
+    r = client.post("/api/v1/auth/login", json={"login": login_, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def person_with_account(
+    rt: Runtime, client: TestClient, *, name: str = "张三", phone: str = "13800138000", seq: int = 1,
+    **kw: object,
+) -> tuple[Person, str, dict[str, str]]:
+    person, number = add_person(rt, name=name, phone=phone, seq=seq, **kw)  # type: ignore[arg-type]
+    register(client, number, name, phone)
+    return person, number, login(client, phone)
+
+
+def add_staff(rt: Runtime, username: str, role: str, region: str = "150600") -> None:
+    with rt.db.unit_of_work() as s:
+        auth.add_staff(s, rt, username=username, role=role, region_code=region,
+                       password=STAFF_PASSWORD, actor=OPERATOR)
+
+
+def add_client(rt: Runtime, kind: str, region: str = "150600", bank_code: str | None = None) -> tuple[str, str]:
+    with rt.db.unit_of_work() as s:
+        c, secret = auth.add_client(s, rt, name=f"test {kind}", kind=kind, region_code=region,
+                                    bank_code=bank_code or ("TESTBANK" if kind == "bank" else None),
+                                    actor=OPERATOR)
+    return c.id, secret
