@@ -28,7 +28,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_KEY = "cWlucWluZy10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGU"  # 32 bytes, urlsafe base64
 
 if IN_CI and not PG_URL:
-    raise pytest.UsageError("CI=true but QINQING_TEST_DATABASE_URL is not set: PostgreSQL tests may not skip")
+    raise pytest.UsageError(
+        "CI=true but QINQING_TEST_DATABASE_URL is not set: PostgreSQL tests may not skip"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +57,16 @@ def pg_migrated() -> str:
 def _pg_reset(url: str) -> None:
     engine = make_engine(url, pool_size=1)
     with engine.begin() as conn:
-        tables = conn.execute(
-            text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename NOT IN ('alembic_version', 'audit_head')"
+        tables = (
+            conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename NOT IN ('alembic_version', 'audit_head')"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if tables:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
         conn.execute(text("UPDATE audit_head SET seq = 0, hash = :g"), {"g": "0" * 64})

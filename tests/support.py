@@ -18,7 +18,9 @@ PASSWORD = "Secret2026pw"
 STAFF_PASSWORD = "Staff2026pw!"
 
 
-def id_number(area: str = "150602", born: date = date(1980, 1, 1), seq: int = 1, sex: str = "F") -> str:
+def id_number(
+    area: str = "150602", born: date = date(1980, 1, 1), seq: int = 1, sex: str = "F"
+) -> str:
     order = seq * 2 + (1 if sex == "M" else 0)
     return ric.with_check_digit(f"{area}{born:%Y%m%d}{order % 1000:03d}")
 
@@ -37,15 +39,27 @@ def add_person(
     number = number or id_number(seq=seq)
     ident = ric.parse(number, rt.clock.now().date())
     with rt.db.unit_of_work() as s:
-        p = new_person(rt.vault, ident=ident, name=name, region_code=region, scheme=scheme,
-                       status=status, phone=phone, now=rt.clock.now())
+        p = new_person(
+            rt.vault,
+            ident=ident,
+            name=name,
+            region_code=region,
+            scheme=scheme,
+            status=status,
+            phone=phone,
+            now=rt.clock.now(),
+        )
         s.add(p)
     return p, number
 
 
-def register(client: TestClient, number: str, name: str, phone: str, password: str = PASSWORD) -> None:
-    r = client.post("/api/v1/auth/register",
-                    json={"id_number": number, "name": name, "phone": phone, "password": password})
+def register(
+    client: TestClient, number: str, name: str, phone: str, password: str = PASSWORD
+) -> None:
+    r = client.post(
+        "/api/v1/auth/register",
+        json={"id_number": number, "name": name, "phone": phone, "password": password},
+    )
     assert r.status_code == 201, r.text
 
 
@@ -56,7 +70,12 @@ def login(client: TestClient, login_: str, password: str = PASSWORD) -> dict[str
 
 
 def person_with_account(
-    rt: Runtime, client: TestClient, *, name: str = "张三", phone: str = "13800138000", seq: int = 1,
+    rt: Runtime,
+    client: TestClient,
+    *,
+    name: str = "张三",
+    phone: str = "13800138000",
+    seq: int = 1,
     **kw: object,
 ) -> tuple[Person, str, dict[str, str]]:
     person, number = add_person(rt, name=name, phone=phone, seq=seq, **kw)  # type: ignore[arg-type]
@@ -66,13 +85,28 @@ def person_with_account(
 
 def add_staff(rt: Runtime, username: str, role: str, region: str = "150600") -> None:
     with rt.db.unit_of_work() as s:
-        auth.add_staff(s, rt, username=username, role=role, region_code=region,
-                       password=STAFF_PASSWORD, actor=OPERATOR)
+        auth.add_staff(
+            s,
+            rt,
+            username=username,
+            role=role,
+            region_code=region,
+            password=STAFF_PASSWORD,
+            actor=OPERATOR,
+        )
 
 
-def add_client(rt: Runtime, kind: str, region: str = "150600", bank_code: str | None = None) -> tuple[str, str]:
+def add_client(
+    rt: Runtime, kind: str, region: str = "150600", bank_code: str | None = None
+) -> tuple[str, str]:
     with rt.db.unit_of_work() as s:
-        c, secret = auth.add_client(s, rt, name=f"test {kind}", kind=kind, region_code=region,
-                                    bank_code=bank_code or ("TESTBANK" if kind == "bank" else None),
-                                    actor=OPERATOR)
+        c, secret = auth.add_client(
+            s,
+            rt,
+            name=f"test {kind}",
+            kind=kind,
+            region_code=region,
+            bank_code=bank_code or ("TESTBANK" if kind == "bank" else None),
+            actor=OPERATOR,
+        )
     return c.id, secret

@@ -29,7 +29,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         ),
     )
     app.state.runtime = runtime
+    app.state.policies = runtime.policies
     problems.install(app)
+    problems.document(app)
 
     @app.middleware("http")
     async def request_context(

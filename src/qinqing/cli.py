@@ -52,7 +52,9 @@ def keygen() -> None:
 def db_upgrade() -> None:
     """Run the migrations up to the newest schema."""
     rt = runtime()
-    console.print(f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] is up to date")
+    console.print(
+        f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] is up to date"
+    )
 
 
 @staff_app.command("add")
@@ -74,16 +76,28 @@ def staff_add(
     try:
         with rt.db.unit_of_work() as session:
             staff = service.add_staff(
-                session, rt, username=username, role=role, region_code=region,
-                password=password, actor=operator(),
+                session,
+                rt,
+                username=username,
+                role=role,
+                region_code=region,
+                password=password,
+                actor=operator(),
             )
     except DomainError as exc:
         domain_fail(exc)
-    out = {"id": str(staff.id), "username": staff.username, "role": staff.role, "region": staff.region_code}
+    out = {
+        "id": str(staff.id),
+        "username": staff.username,
+        "role": staff.role,
+        "region": staff.region_code,
+    }
     if as_json:
         print_json(out)
     else:
-        console.print(f"staff [bold]{staff.username}[/] ({staff.role}, region {staff.region_code}) added")
+        console.print(
+            f"staff [bold]{staff.username}[/] ({staff.role}, region {staff.region_code}) added"
+        )
 
 
 @clients_app.command("add")
@@ -101,7 +115,12 @@ def clients_add(
     try:
         with rt.db.unit_of_work() as session:
             client, secret = service.add_client(
-                session, rt, name=name, kind=kind, region_code=region, bank_code=bank_code,
+                session,
+                rt,
+                name=name,
+                kind=kind,
+                region_code=region,
+                bank_code=bank_code,
                 actor=operator(),
             )
     except DomainError as exc:
@@ -124,8 +143,14 @@ def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
     with rt.db.unit_of_work() as session:
         result = verify(session)
     if as_json:
-        print_json({"ok": result.ok, "checked": result.checked, "first_bad_seq": result.first_bad_seq,
-                    "problem": result.problem})
+        print_json(
+            {
+                "ok": result.ok,
+                "checked": result.checked,
+                "first_bad_seq": result.first_bad_seq,
+                "problem": result.problem,
+            }
+        )
     elif result.ok:
         console.print(f"[green]audit chain intact[/]: {result.checked} entries verified")
     else:

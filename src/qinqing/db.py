@@ -61,7 +61,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
         _sqlite_serialized_writers(engine)
         return engine
     kwargs.setdefault("pool_size", 10)

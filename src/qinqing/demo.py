@@ -64,10 +64,22 @@ STAFF = [
 
 CLIENTS = [
     ("qq_demo_bank", "示例银行 Demo Bank", "bank", "150600", "DEMOBANK", "demo-bank-secret-2026"),
-    ("qq_demo_hospital", "鄂尔多斯市中心医院 (demo)", "institution", "150600", None,
-     "demo-hospital-secret-2026"),
-    ("qq_demo_collector", "鄂尔多斯市税务局 (demo)", "collector", "150600", None,
-     "demo-collector-secret-2026"),
+    (
+        "qq_demo_hospital",
+        "鄂尔多斯市中心医院 (demo)",
+        "institution",
+        "150600",
+        None,
+        "demo-hospital-secret-2026",
+    ),
+    (
+        "qq_demo_collector",
+        "鄂尔多斯市税务局 (demo)",
+        "collector",
+        "150600",
+        None,
+        "demo-collector-secret-2026",
+    ),
 ]
 
 
@@ -80,19 +92,52 @@ def load(rt: Runtime) -> bool:
         for p in PEOPLE:
             ident = ric.parse(p.id_number, date.today())
             if find_by_id_number(session, rt.vault, ident.number) is None:
-                session.add(new_person(rt.vault, ident=ident, name=p.name, region_code=p.region,
-                                       scheme=p.scheme, status=p.status, phone=p.phone, now=now))
+                session.add(
+                    new_person(
+                        rt.vault,
+                        ident=ident,
+                        name=p.name,
+                        region_code=p.region,
+                        scheme=p.scheme,
+                        status=p.status,
+                        phone=p.phone,
+                        now=now,
+                    )
+                )
         session.flush()
         for p in PEOPLE:
             if p.account and p.phone:
-                auth.register(session, rt, id_number=p.id_number, name=p.name, phone=p.phone,
-                              password=PERSON_PASSWORD)
+                auth.register(
+                    session,
+                    rt,
+                    id_number=p.id_number,
+                    name=p.name,
+                    phone=p.phone,
+                    password=PERSON_PASSWORD,
+                )
         for username, role, region in STAFF:
-            auth.add_staff(session, rt, username=username, role=role, region_code=region,
-                           password=STAFF_PASSWORD, actor=DEMO_ACTOR, default_password=True)
+            auth.add_staff(
+                session,
+                rt,
+                username=username,
+                role=role,
+                region_code=region,
+                password=STAFF_PASSWORD,
+                actor=DEMO_ACTOR,
+                default_password=True,
+            )
         for cid, name, kind, region, bank, secret in CLIENTS:
-            auth.add_client(session, rt, name=name, kind=kind, region_code=region, bank_code=bank,
-                            actor=DEMO_ACTOR, secret=secret, client_id=cid)
+            auth.add_client(
+                session,
+                rt,
+                name=name,
+                kind=kind,
+                region_code=region,
+                bank_code=bank,
+                actor=DEMO_ACTOR,
+                secret=secret,
+                client_id=cid,
+            )
         _set_payment_passwords(session, rt)
     return True
 
@@ -110,11 +155,18 @@ def _set_payment_passwords(session: object, rt: Runtime) -> None:
 def logins() -> list[tuple[str, str, str, str]]:
     """(who, login, password, note) rows for the console."""
     rows = [
-        (f"{p.name} ({p.region}, {p.scheme})", p.phone, PERSON_PASSWORD,
-         f"payment password {PAYMENT_PASSWORD}")
-        for p in PEOPLE if p.account and p.phone
+        (
+            f"{p.name} ({p.region}, {p.scheme})",
+            p.phone,
+            PERSON_PASSWORD,
+            f"payment password {PAYMENT_PASSWORD}",
+        )
+        for p in PEOPLE
+        if p.account and p.phone
     ]
     rows += [(f"staff {role} ({region})", u, STAFF_PASSWORD, "") for u, role, region in STAFF]
-    rows += [(f"client {kind} ({region})", cid, secret, "POST /api/v1/auth/token")
-             for cid, _n, kind, region, _b, secret in CLIENTS]
+    rows += [
+        (f"client {kind} ({region})", cid, secret, "POST /api/v1/auth/token")
+        for cid, _n, kind, region, _b, secret in CLIENTS
+    ]
     return rows

@@ -87,3 +87,82 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(request, 500, "INTERNAL_ERROR")
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details with a stable `code`.",
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string", "description": "what happened, in the caller's language"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "stable machine-readable code"},
+        "detail": {"type": "string", "description": "what to do about it"},
+        "errors": {
+            "type": "array",
+            "description": "validation errors, one per field (the input is never echoed)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "type": {"type": "string"},
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+        "blockers": {
+            "type": "array",
+            "description": "every condition that refused an unbind",
+            "items": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "hint": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+_DOCUMENTED = {
+    "400": "Bad request",
+    "401": "Not authenticated, or wrong credentials",
+    "403": "Not allowed",
+    "404": "Not found (also for ids the caller may not see)",
+    "409": "Conflict with the current state",
+    "422": "Invalid input",
+    "423": "Locked after too many failed verifications",
+    "429": "Too many attempts",
+}
+
+
+def document(app: FastAPI) -> None:
+    """Every operation documents its problem+json answers (and no plain-JSON 422)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for path_item in spec.get("paths", {}).values():
+            for op in path_item.values():
+                responses = op.setdefault("responses", {})
+                for status, description in _DOCUMENTED.items():
+                    entry = responses.setdefault(status, {"description": description})
+                    entry["content"] = {PROBLEM: {"schema": ref}}
+        schemas = spec["components"]["schemas"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

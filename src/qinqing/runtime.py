@@ -50,7 +50,9 @@ def build_runtime(
         upgrade(db.engine)
     with db.unit_of_work() as session:
         sync_regions(session, policies)
-    rt = Runtime(settings=settings, db=db, vault=vault, policies=policies, clock=clock or SystemClock())
+    rt = Runtime(
+        settings=settings, db=db, vault=vault, policies=policies, clock=clock or SystemClock()
+    )
     if settings.effective_env is Env.production:
         check_production(rt)
     return rt
@@ -66,9 +68,11 @@ def check_production(rt: Runtime) -> None:
     if rt.settings.face_provider == "simulated":
         problems.append("the `simulated` face provider is for demo and tests only")
     with rt.db.unit_of_work() as session:
-        defaults = session.execute(
-            select(StaffUser.username).where(StaffUser.default_password.is_(True))
-        ).scalars().all()
+        defaults = (
+            session.execute(select(StaffUser.username).where(StaffUser.default_password.is_(True)))
+            .scalars()
+            .all()
+        )
     if defaults:
         problems.append("staff still on a default password: " + ", ".join(sorted(defaults)))
     if problems:

@@ -14,12 +14,17 @@ def run(*, host: str, port: int, demo: bool) -> None:
     from qinqing.logging_setup import configure
 
     rt = runtime()
-    configure(json_lines=rt.settings.log_json if rt.settings.log_json is not None
-              else rt.settings.is_production)
+    configure(
+        json_lines=rt.settings.log_json
+        if rt.settings.log_json is not None
+        else rt.settings.is_production
+    )
     if demo:
         if rt.settings.is_production:
-            fail("--demo is refused in production mode (unset QINQING_DATABASE_URL or set "
-                 "QINQING_ENV=development)")
+            fail(
+                "--demo is refused in production mode (unset QINQING_DATABASE_URL or set "
+                "QINQING_ENV=development)"
+            )
         created = demo_data.load(rt)
         table = Table(title="Demo logins" + ("" if created else " (already loaded)"))
         for col in ("who", "login", "password / secret", "note"):

@@ -15,8 +15,16 @@ ACTOR = Actor("operator", "pytest", "admin")
 def _append(rt: Runtime, n: int) -> None:
     with rt.db.unit_of_work() as s:
         for i in range(n):
-            record(s, actor=ACTOR, action="test.event", subject_kind="thing", subject_id=f"t{i}",
-                   at=rt.clock.now(), reason=f"reason {i}", details={"i": i})
+            record(
+                s,
+                actor=ACTOR,
+                action="test.event",
+                subject_kind="thing",
+                subject_id=f"t{i}",
+                at=rt.clock.now(),
+                reason=f"reason {i}",
+                details={"i": i},
+            )
 
 
 def test_intact_chain_verifies(rt: Runtime) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login, register
 
 from qinqing.clock import FrozenClock
 from qinqing.runtime import Runtime
+from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login, register
 
 API = "/api/v1"
 
@@ -29,18 +29,24 @@ def test_register_needs_matching_registry_entry(rt: Runtime, client: TestClient)
     assert r.status_code == 409 and r.json()["code"] == "ACCOUNT_EXISTS"
 
 
-def test_register_refuses_invalid_id_number_with_its_reason(rt: Runtime, client: TestClient) -> None:
+def test_register_refuses_invalid_id_number_with_its_reason(
+    rt: Runtime, client: TestClient
+) -> None:
     _, number = add_person(rt)
     bad = number[:-1] + ("0" if number[-1] != "0" else "1")
-    r = client.post(f"{API}/auth/register",
-                    json={"id_number": bad, "name": "张三", "phone": "13800138000", "password": PASSWORD})
+    r = client.post(
+        f"{API}/auth/register",
+        json={"id_number": bad, "name": "张三", "phone": "13800138000", "password": PASSWORD},
+    )
     assert r.status_code == 422 and r.json()["code"] == "ID_NUMBER_CHECK_DIGIT"
 
 
 def test_register_refuses_weak_password(rt: Runtime, client: TestClient) -> None:
     _, number = add_person(rt)
-    r = client.post(f"{API}/auth/register",
-                    json={"id_number": number, "name": "张三", "phone": "13800138000", "password": "short"})
+    r = client.post(
+        f"{API}/auth/register",
+        json={"id_number": number, "name": "张三", "phone": "13800138000", "password": "short"},
+    )
     assert r.status_code == 422 and r.json()["code"] == "WEAK_PASSWORD"
 
 
@@ -76,7 +82,9 @@ def test_login_does_not_reveal_whether_account_exists(rt: Runtime, client: TestC
     _, number = add_person(rt)
     register(client, number, "张三", "13800138000")
     wrong = client.post(f"{API}/auth/login", json={"login": "13800138000", "password": "Wrong123x"})
-    nobody = client.post(f"{API}/auth/login", json={"login": "13911112222", "password": "Wrong123x"})
+    nobody = client.post(
+        f"{API}/auth/login", json={"login": "13911112222", "password": "Wrong123x"}
+    )
     assert wrong.status_code == nobody.status_code == 401
     assert wrong.json() == nobody.json()
 
@@ -101,11 +109,19 @@ def test_login_lockout_per_account_survives_restart(
         # An unknown login gets the same lock after the same number of failures.
         for _ in range(rt.settings.login_max_failures):
             c2.post(f"{API}/auth/login", json={"login": "13911112222", "password": "Wrong123x"})
-        assert c2.post(f"{API}/auth/login",
-                       json={"login": "13911112222", "password": "Wrong123x"}).status_code == 429
+        assert (
+            c2.post(
+                f"{API}/auth/login", json={"login": "13911112222", "password": "Wrong123x"}
+            ).status_code
+            == 429
+        )
         clock.advance(timedelta(minutes=rt.settings.login_lock_minutes, seconds=1))
-        assert c2.post(f"{API}/auth/login",
-                       json={"login": "13800138000", "password": PASSWORD}).status_code == 200
+        assert (
+            c2.post(
+                f"{API}/auth/login", json={"login": "13800138000", "password": PASSWORD}
+            ).status_code
+            == 200
+        )
     rt2.db.dispose()
 
 
@@ -130,18 +146,31 @@ def test_staff_login_and_role(rt: Runtime, client: TestClient) -> None:
 
 def test_client_credentials(rt: Runtime, client: TestClient) -> None:
     cid, secret = add_client(rt, "institution")
-    r = client.post(f"{API}/auth/token",
-                    data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret})
+    r = client.post(
+        f"{API}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["scope"] == "payments" and r.json()["token_type"] == "bearer"
-    bad = client.post(f"{API}/auth/token",
-                      data={"grant_type": "client_credentials", "client_id": cid, "client_secret": "nope"})
+    bad = client.post(
+        f"{API}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": "nope"},
+    )
     assert bad.status_code == 401 and bad.json()["code"] == "INVALID_CLIENT"
-    grant = client.post(f"{API}/auth/token",
-                        data={"grant_type": "password", "client_id": cid, "client_secret": secret})
+    grant = client.post(
+        f"{API}/auth/token",
+        data={"grant_type": "password", "client_id": cid, "client_secret": secret},
+    )
     assert grant.status_code == 400 and grant.json()["code"] == "UNSUPPORTED_GRANT_TYPE"
-    scope = client.post(f"{API}/auth/token", data={"grant_type": "client_credentials", "client_id": cid,
-                                                   "client_secret": secret, "scope": "contributions"})
+    scope = client.post(
+        f"{API}/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": cid,
+            "client_secret": secret,
+            "scope": "contributions",
+        },
+    )
     assert scope.status_code == 400 and scope.json()["code"] == "INVALID_SCOPE"
 
 

@@ -8,20 +8,23 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from support import PASSWORD, person_with_account
 
 from qinqing.auth import service
 from qinqing.auth.models import PersonAccount
 from qinqing.clock import FrozenClock
 from qinqing.errors import DomainError
 from qinqing.runtime import Runtime, build_runtime
+from support import PASSWORD, person_with_account
 
 API = "/api/v1"
 
 
 def _set(client: TestClient, headers: dict[str, str], pin: str, password: str = PASSWORD) -> int:
-    r = client.put(f"{API}/me/payment-password", headers=headers,
-                   json={"password": password, "new_payment_password": pin})
+    r = client.put(
+        f"{API}/me/payment-password",
+        headers=headers,
+        json={"password": password, "new_payment_password": pin},
+    )
     return r.status_code
 
 

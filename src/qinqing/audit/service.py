@@ -28,7 +28,9 @@ GENESIS = "0" * 64
 class Actor:
     kind: str  # person | staff | client | operator | system
     id: str
-    channel: str  # app | wechat | counter | review | admin | bank | institution | collector | system
+    channel: (
+        str  # app | wechat | counter | review | admin | bank | institution | collector | system
+    )
 
 
 SYSTEM = Actor("system", "qinqing", "system")
@@ -111,7 +113,10 @@ def _entries(session: Session, batch: int = 5000) -> Iterator[AuditEntry]:
     while True:
         rows = (
             session.execute(
-                select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)
+                select(AuditEntry)
+                .where(AuditEntry.seq > last)
+                .order_by(AuditEntry.seq)
+                .limit(batch)
             )
             .scalars()
             .all()

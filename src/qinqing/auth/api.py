@@ -32,7 +32,12 @@ def _source(request: Request) -> str:
 @router.post("/auth/register", status_code=201, response_model=RegisterOut, tags=["auth"])
 def register(body: RegisterIn, session: SessionDep, rt: RuntimeDep) -> RegisterOut:
     account = service.register(
-        session, rt, id_number=body.id_number, name=body.name, phone=body.phone, password=body.password
+        session,
+        rt,
+        id_number=body.id_number,
+        name=body.name,
+        phone=body.phone,
+        password=body.password,
     )
     return RegisterOut(account_id=str(account.id), person_id=str(account.person_id))
 
@@ -40,7 +45,11 @@ def register(body: RegisterIn, session: SessionDep, rt: RuntimeDep) -> RegisterO
 @router.post("/auth/login", response_model=TokenOut, tags=["auth"])
 def login(body: LoginIn, request: Request, session: SessionDep, rt: RuntimeDep) -> TokenOut:
     issued = service.login(
-        session, rt, login=body.login, password=body.password, source=_source(request),
+        session,
+        rt,
+        login=body.login,
+        password=body.password,
+        source=_source(request),
         channel=body.channel,
     )
     return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
@@ -61,7 +70,9 @@ def token(
     issued = service.client_token(
         session, rt, client_id=client_id, client_secret=client_secret, scope=scope
     )
-    return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope)
+    return TokenOut(
+        access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
+    )
 
 
 @router.post("/auth/logout", status_code=204, tags=["auth"])
@@ -91,6 +102,10 @@ def put_payment_password(
     body: PaymentPasswordIn, principal: PersonDep, session: SessionDep, rt: RuntimeDep
 ) -> Response:
     service.set_payment_password(
-        session, rt, principal, password=body.password, new_payment_password=body.new_payment_password
+        session,
+        rt,
+        principal,
+        password=body.password,
+        new_payment_password=body.new_payment_password,
     )
     return Response(status_code=204)

@@ -18,9 +18,15 @@ from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.errors import DomainError
 
 STAFF_CHANNEL = {"clerk": "counter", "reviewer": "review", "admin": "admin"}
-CLIENT_SCOPES = {"bank": "bank-links family", "institution": "payments", "collector": "contributions"}
+CLIENT_SCOPES = {
+    "bank": "bank-links family",
+    "institution": "payments",
+    "collector": "contributions",
+}
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from /auth/login or /auth/token")
+_bearer = HTTPBearer(
+    auto_error=False, description="An access token from /auth/login or /auth/token"
+)
 
 
 def token_digest(token: str) -> str:
@@ -77,7 +83,12 @@ def current_principal(
         if staff is None or staff.disabled:
             raise unauthenticated()
         return Principal(
-            "staff", tok.subject_id, tok.channel, digest, role=staff.role, region_code=staff.region_code
+            "staff",
+            tok.subject_id,
+            tok.channel,
+            digest,
+            role=staff.role,
+            region_code=staff.region_code,
         )
     client = session.get(ApiClient, tok.subject_id)
     if client is None or client.disabled:

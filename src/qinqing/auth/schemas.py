@@ -23,14 +23,16 @@ class RegisterOut(BaseModel):
 
 
 class LoginIn(Strict):
-    login: str = Field(min_length=1, max_length=64, description="phone (persons) or username (staff)")
+    login: str = Field(
+        min_length=1, max_length=64, description="phone (persons) or username (staff)"
+    )
     password: str = Field(min_length=1, max_length=128)
     channel: Literal["app", "wechat"] = "app"
 
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
     scope: str | None = None
 

@@ -3,6 +3,7 @@ and the payment password with its lockout (SPEC §3 "Verification", §5)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import uuid
@@ -13,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
+from qinqing.auth import throttle
 from qinqing.auth.models import AccessToken, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
 from qinqing.auth.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal, new_token, token_digest
-from qinqing.auth import throttle
 from qinqing.errors import DomainError
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
@@ -57,13 +58,19 @@ def check_payment_password_strength(pin: str) -> None:
     if not _PAYMENT_PASSWORD.fullmatch(pin):
         raise DomainError("PAYMENT_PASSWORD_FORMAT", 422)
     digits = [int(c) for c in pin]
-    steps = {b - a for a, b in zip(digits, digits[1:], strict=False)}
+    steps = {b - a for a, b in itertools.pairwise(digits)}
     if len(set(digits)) == 1 or steps in ({1}, {-1}):
         raise DomainError("PAYMENT_PASSWORD_WEAK", 422)
 
 
 def _issue(
-    session: Session, rt: Runtime, kind: str, subject_id: str, channel: str, ttl: int, scopes: str = ""
+    session: Session,
+    rt: Runtime,
+    kind: str,
+    subject_id: str,
+    channel: str,
+    ttl: int,
+    scopes: str = "",
 ) -> IssuedToken:
     token = new_token()
     now = rt.clock.now()
@@ -144,7 +151,9 @@ def login(
     subject: PersonAccount | StaffUser | None
     if mobile:
         subject = session.execute(
-            select(PersonAccount).where(PersonAccount.login_index == rt.vault.index(PHONE_KIND, mobile))
+            select(PersonAccount).where(
+                PersonAccount.login_index == rt.vault.index(PHONE_KIND, mobile)
+            )
         ).scalar_one_or_none()
     else:
         subject = session.execute(
@@ -153,7 +162,9 @@ def login(
     if subject is None or not pw.verify(subject.password_hash if subject else None, password):
         lock = throttle.lock_duration(settings)
         throttle.record_failure(session, acct_key, settings.login_max_failures, lock, now)
-        throttle.record_failure(session, addr_key, settings.login_max_failures_per_address, lock, now)
+        throttle.record_failure(
+            session, addr_key, settings.login_max_failures_per_address, lock, now
+        )
         raise DomainError("INVALID_CREDENTIALS", 401, commit=True)
 
     throttle.clear(session, acct_key)
@@ -176,8 +187,10 @@ def client_token(
     session: Session, rt: Runtime, *, client_id: str, client_secret: str, scope: str | None
 ) -> IssuedToken:
     client = session.get(ApiClient, client_id) if len(client_id) <= 40 else None
-    if client is None or client.disabled or not passwords(rt).verify(
-        client.secret_hash if client else None, client_secret
+    if (
+        client is None
+        or client.disabled
+        or not passwords(rt).verify(client.secret_hash if client else None, client_secret)
     ):
         raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
     granted = set(client.scopes.split())
