@@ -1,8 +1,9 @@
 """Messages by code and locale (zh-CN default, en), from TOML catalogs.
 
-The catalogs live in ``messages/*.toml``: one table per code with
-``message`` and optional ``hint``, both ``str.format`` templates over the
-error's parameters.
+The catalogs live in ``messages/<part>.<locale>.toml`` (``core``, ``family``,
+``unbind``, ...): one table per code with ``message`` and optional ``hint``,
+both ``str.format`` templates over the error's parameters. A code defined in
+two files of one locale is an error.
 """
 
 from __future__ import annotations
@@ -16,13 +17,21 @@ from babel import Locale, UnknownLocaleError
 
 DEFAULT_LOCALE = "zh-CN"
 SUPPORTED = ("zh-CN", "en")
-_FILES = {"zh-CN": "zh_CN.toml", "en": "en.toml"}
+_SUFFIX = {"zh-CN": ".zh_CN.toml", "en": ".en.toml"}
 
 
 @cache
 def catalog(locale: str) -> dict[str, dict[str, str]]:
-    data = resources.files("qinqing").joinpath("messages", _FILES[locale]).read_text("utf-8")
-    return tomllib.loads(data)
+    merged: dict[str, dict[str, str]] = {}
+    folder = resources.files("qinqing").joinpath("messages")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(_SUFFIX[locale]):
+            continue
+        for code, text_ in tomllib.loads(entry.read_text("utf-8")).items():
+            if code in merged:
+                raise ValueError(f"message code {code} defined twice ({entry.name})")
+            merged[code] = text_
+    return merged
 
 
 def negotiate(accept_language: str | None) -> str:

@@ -3,8 +3,12 @@
 from qinqing.audit.models import AuditEntry, AuditHead
 from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAccount, StaffUser
 from qinqing.db import Base
+from qinqing.family.models import FamilyLink
+from qinqing.idempotency_models import IdempotencyKey
+from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.regions.models import Region
+from qinqing.unbind.models import UnbindRequest
 
 __all__ = [
     "AccessToken",
@@ -12,9 +16,13 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "FamilyLink",
+    "IdempotencyKey",
     "LoginThrottle",
+    "Notification",
     "Person",
     "PersonAccount",
     "Region",
     "StaffUser",
+    "UnbindRequest",
 ]

@@ -65,6 +65,8 @@ def check_production(rt: Runtime) -> None:
     from qinqing.auth.models import StaffUser
 
     problems = []
+    if rt.settings.face_provider not in ("none", "simulated"):
+        problems.append(f"unknown face provider {rt.settings.face_provider!r}")
     if rt.settings.face_provider == "simulated":
         problems.append("the `simulated` face provider is for demo and tests only")
     with rt.db.unit_of_work() as session:

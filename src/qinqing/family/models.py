@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from qinqing.db import Base, UTCDateTime, new_id
+
+
+class LinkStatus(StrEnum):
+    pending_consent = "pending_consent"
+    active = "active"
+    unbinding = "unbinding"  # an unbind request waits for review
+    ended = "ended"
+
+
+OPEN_STATUSES = (LinkStatus.pending_consent, LinkStatus.active, LinkStatus.unbinding)
+_OPEN_SQL = "status IN ('pending_consent', 'active', 'unbinding')"
+
+
+class FamilyLink(Base):
+    """亲情关系: a holder (绑定人) and a member (被绑定的家庭成员). Ended links are kept.
+
+    Two partial unique indexes are the last line of defence behind the
+    service's checks: one open link per pair of persons, and at most one open
+    spouse, father and mother per holder.
+    """
+
+    __tablename__ = "family_links"
+    __table_args__ = (
+        Index(
+            "uq_family_links_open_pair",
+            "pair_key",
+            unique=True,
+            sqlite_where=text(_OPEN_SQL),
+            postgresql_where=text(_OPEN_SQL),
+        ),
+        Index(
+            "uq_family_links_open_unique_relation",
+            "holder_id",
+            "relation",
+            unique=True,
+            sqlite_where=text(_OPEN_SQL + " AND relation IN ('spouse', 'father', 'mother')"),
+            postgresql_where=text(_OPEN_SQL + " AND relation IN ('spouse', 'father', 'mother')"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    holder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    # "<lower uuid>:<higher uuid>": the unordered pair, for the open-pair index.
+    pair_key: Mapped[str] = mapped_column(String(80))
+    relation: Mapped[str] = mapped_column(String(16))
+    mutual_aid: Mapped[bool] = mapped_column(Boolean)
+    mutual_aid_yearly_limit_fen: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    # The holder's region at binding: whose policy applies and whose staff may see it.
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_kind: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[str] = mapped_column(String(64))
+    created_channel: Mapped[str] = mapped_column(String(16))
+    consent_required: Mapped[bool] = mapped_column(Boolean)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by_kind: Mapped[str | None] = mapped_column(String(16))
+    ended_by_id: Mapped[str | None] = mapped_column(String(64))
+    ended_channel: Mapped[str | None] = mapped_column(String(16))
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,7 @@
+"""Routes of the unbind part (filled in by the issue that builds it)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
