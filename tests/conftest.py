@@ -43,15 +43,23 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_migrated() -> str:
+def pg_migrated() -> Iterator[str]:
+    """A private schema per test session, so parallel runs on one database never collide."""
     assert PG_URL
-    engine = make_engine(PG_URL, pool_size=1)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+    schema = f"qq_test_{os.getpid()}"
+    admin = make_engine(PG_URL, pool_size=1)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    engine = make_engine(url, pool_size=1)
     upgrade(engine)
     engine.dispose()
-    return PG_URL
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    admin.dispose()
 
 
 def _pg_reset(url: str) -> None:
@@ -60,7 +68,7 @@ def _pg_reset(url: str) -> None:
         tables = (
             conn.execute(
                 text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
                     "AND tablename NOT IN ('alembic_version', 'audit_head')"
                 )
             )
