@@ -1,0 +1,39 @@
+"""`serve --demo` data: realistic, loadable twice, and its printed logins work."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from qinqing import demo
+from qinqing.runtime import Runtime
+
+API = "/api/v1"
+
+
+def test_demo_loads_once_and_its_logins_work(rt: Runtime, client: TestClient) -> None:
+    assert demo.load(rt) is True
+    assert demo.load(rt) is False
+    rows = demo.logins()
+    person = next(r for r in rows if "employee" in r[0])
+    r = client.post(f"{API}/auth/login", json={"login": person[1], "password": person[2]})
+    assert r.status_code == 200
+    me = client.get(f"{API}/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    assert me.json()["payment_password_set"] is True
+    for who, login, secret, _ in rows:
+        if who.startswith("staff"):
+            assert (
+                client.post(
+                    f"{API}/auth/login", json={"login": login, "password": secret}
+                ).status_code
+                == 200
+            )
+        if who.startswith("client"):
+            r = client.post(
+                f"{API}/auth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": login,
+                    "client_secret": secret,
+                },
+            )
+            assert r.status_code == 200, who
