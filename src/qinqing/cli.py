@@ -21,11 +21,13 @@ app.add_typer(audit_app, name="audit")
 
 
 def _mount() -> None:
+    from qinqing.notify.cli import notify_app
     from qinqing.persons.cli import persons_app
     from qinqing.regions.cli import policy_app
 
     app.add_typer(policy_app, name="policy")
     app.add_typer(persons_app, name="persons")
+    app.add_typer(notify_app, name="notify")
 
 
 @app.command()

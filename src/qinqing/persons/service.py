@@ -17,7 +17,9 @@ ID_KIND = "id_number"
 PHONE_KIND = "phone"
 
 
-def find_by_id_number(session: Session, vault: Vault, number: str, *, lock: bool = False) -> Person | None:
+def find_by_id_number(
+    session: Session, vault: Vault, number: str, *, lock: bool = False
+) -> Person | None:
     stmt = select(Person).where(Person.id_number_index == vault.index(ID_KIND, number))
     if lock:
         stmt = stmt.with_for_update()
