@@ -68,14 +68,14 @@ def link_out(session: Session, rt: Runtime, link: FamilyLink, principal: Princip
     role = role_in(link, principal.person_id) if principal.kind == "person" else None
     return LinkOut(
         id=str(link.id),
-        status=link.status,  # type: ignore[arg-type]
+        status=link.status,
         relation=link.relation,
         mutual_aid=link.mutual_aid,
         mutual_aid_yearly_limit_fen=link.mutual_aid_yearly_limit_fen,
         region_code=link.region_code,
         holder=_party(rt, holder, reveal),
         member=_party(rt, member, reveal),
-        your_role=role,  # type: ignore[arg-type]
+        your_role=role,
         consent_required=link.consent_required,
         created_at=link.created_at,
         created_channel=link.created_channel,

@@ -1,0 +1,97 @@
+"""``qinqing persons ...``: the insured-person registry from the command line (SPEC §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from qinqing.cli_support import console, domain_fail, fail, operator, print_json, runtime
+from qinqing.errors import DomainError
+from qinqing.persons.importer import EXPECTED_HEADER, ImportReport, import_csv
+
+TABLE_LIMIT = 50
+
+persons_app = typer.Typer(help="Insured persons (参保人).", no_args_is_help=True)
+
+
+@persons_app.callback()
+def _persons() -> None:
+    """Insured persons (参保人)."""
+
+
+def _run(file: Path, *, show_progress: bool) -> ImportReport:
+    rt = runtime()
+    try:
+        if not show_progress:
+            return import_csv(rt, file, actor=operator())
+        columns = (
+            TextColumn("[bold]importing[/]"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("import", total=file.stat().st_size)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return import_csv(rt, file, actor=operator(), on_progress=advance)
+    finally:
+        rt.db.dispose()
+
+
+def _print_report(report: ImportReport) -> None:
+    colour = "green" if not report.refused else "yellow"
+    console.print(f"[{colour}]taken {report.taken}, refused {len(report.refused)}[/]")
+    if not report.refused:
+        return
+    table = Table("line", "code", "reason", title="refused rows", title_justify="left")
+    for refusal in report.refused[:TABLE_LIMIT]:
+        table.add_row(str(refusal.line), refusal.code, refusal.reason)
+    console.print(table)
+    more = len(report.refused) - TABLE_LIMIT
+    if more > 0:
+        console.print(
+            f"… and {more} more refused rows (use --json to list them all)", highlight=False
+        )
+
+
+@persons_app.command("import")
+def import_(
+    file: Annotated[
+        Path,
+        typer.Argument(help=f"UTF-8 CSV with the header {EXPECTED_HEADER}", show_default=False),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Import persons from FILE: valid rows are taken, refused rows are reported."""
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    try:
+        report = _run(file, show_progress=not as_json and console.is_terminal)
+    except DomainError as exc:
+        if exc.code == "CSV_HEADER_INVALID":
+            fail(
+                f"{exc.code}: the first line must be exactly `{EXPECTED_HEADER}`; "
+                "nothing was imported"
+            )
+        domain_fail(exc)
+    except (OSError, UnicodeError) as exc:
+        fail(f"cannot read {file}: {exc}")
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report)
