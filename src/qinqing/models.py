@@ -5,6 +5,14 @@ from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAcc
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
+from qinqing.ledger.models import (
+    Contribution,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransfer,
+    MonthClosing,
+    Payment,
+)
 from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.regions.models import Region
@@ -16,10 +24,16 @@ __all__ = [
     "AuditEntry",
     "AuditHead",
     "Base",
+    "Contribution",
     "FamilyLink",
     "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransfer",
     "LoginThrottle",
+    "MonthClosing",
     "Notification",
+    "Payment",
     "Person",
     "PersonAccount",
     "Region",
