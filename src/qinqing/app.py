@@ -44,16 +44,17 @@ def create_app(runtime: Runtime) -> FastAPI:
         started = time.perf_counter()
         try:
             response = await call_next(request)
+            response.headers["X-Request-Id"] = rid
+            # Paths carry opaque ids only, never personal data (SPEC §5).
+            log.info(
+                "%s %s %s %.1fms",
+                request.method,
+                request.url.path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
         finally:
             request_id_var.reset(token)
-        response.headers["X-Request-Id"] = rid
-        log.info(
-            "%s %s %s %.1fms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
         return response
 
     from qinqing.auth.api import router as auth_router

@@ -28,7 +28,7 @@ def run(*, host: str, port: int, demo: bool) -> None:
         created = demo_data.load(rt)
         table = Table(title="Demo logins" + ("" if created else " (already loaded)"))
         for col in ("who", "login", "password / secret", "note"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for row in demo_data.logins():
             table.add_row(*row)
         console.print(table)
