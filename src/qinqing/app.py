@@ -59,12 +59,22 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     from qinqing.auth.api import router as auth_router
     from qinqing.family.api import router as family_router
+    from qinqing.ledger.api import router as ledger_router
+    from qinqing.ledger.payments_api import router as payments_router
     from qinqing.notify.api import router as notify_router
     from qinqing.regions.api import router as regions_router
     from qinqing.unbind.api import router as unbind_router
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, regions_router, family_router, unbind_router, notify_router):
+    for router in (
+        auth_router,
+        regions_router,
+        family_router,
+        unbind_router,
+        notify_router,
+        payments_router,
+        ledger_router,
+    ):
         api.include_router(router)
     app.include_router(api)
 

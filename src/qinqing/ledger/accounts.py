@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from qinqing.db import insert_ignore, new_id
@@ -92,42 +92,46 @@ def post_transfer(
     at: datetime,
     payment_id: uuid.UUID | None = None,
     contribution_id: uuid.UUID | None = None,
-) -> LedgerTransfer:
+) -> uuid.UUID:
     """Move ``amount_fen`` from ``debit`` to ``credit``; both must be locked by the caller."""
     if amount_fen <= 0:
         raise ValueError("a transfer moves a positive amount")
-    transfer = LedgerTransfer(
-        id=new_id(),
-        debit_account_id=debit.id,
-        credit_account_id=credit.id,
-        amount_fen=amount_fen,
-        kind=kind,
-        payment_id=payment_id,
-        contribution_id=contribution_id,
-        created_at=at,
+    transfer_id = new_id()
+    # Core inserts in FK order (the ORM would not order unrelated mappers).
+    session.execute(
+        insert(LedgerTransfer).values(
+            id=transfer_id,
+            debit_account_id=debit.id,
+            credit_account_id=credit.id,
+            amount_fen=amount_fen,
+            kind=kind,
+            payment_id=payment_id,
+            contribution_id=contribution_id,
+            created_at=at,
+        )
     )
-    session.add(transfer)
-    session.add_all(
+    session.execute(
+        insert(LedgerEntry),
         [
-            LedgerEntry(
-                id=new_id(),
-                transfer_id=transfer.id,
-                account_id=debit.id,
-                amount_fen=-amount_fen,
-                created_at=at,
-            ),
-            LedgerEntry(
-                id=new_id(),
-                transfer_id=transfer.id,
-                account_id=credit.id,
-                amount_fen=amount_fen,
-                created_at=at,
-            ),
-        ]
+            {
+                "id": new_id(),
+                "transfer_id": transfer_id,
+                "account_id": debit.id,
+                "amount_fen": -amount_fen,
+                "created_at": at,
+            },
+            {
+                "id": new_id(),
+                "transfer_id": transfer_id,
+                "account_id": credit.id,
+                "amount_fen": amount_fen,
+                "created_at": at,
+            },
+        ],
     )
     debit.balance_fen -= amount_fen
     credit.balance_fen += amount_fen
-    return transfer
+    return transfer_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +150,18 @@ def reconcile(session: Session) -> list[Discrepancy]:
             select(
                 LedgerEntry.account_id, func.coalesce(func.sum(LedgerEntry.amount_fen), 0)
             ).group_by(LedgerEntry.account_id)
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     holds = dict(
         session.execute(
             select(Payment.account_id, func.coalesce(func.sum(Payment.amount_fen), 0))
             .where(Payment.status == PaymentStatus.authorized.value)
             .group_by(Payment.account_id)
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     out: list[Discrepancy] = []
     for acct in session.execute(select(LedgerAccount).order_by(LedgerAccount.code)).scalars():

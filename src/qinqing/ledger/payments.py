@@ -1,0 +1,680 @@
+"""Mutual-aid payments by designated institutions (SPEC §1 story 4, §3):
+authorize (a hold) → settle (the same or a smaller amount) or void, each exactly
+once; holds expire after the region policy's ``hold_expiry_hours``.
+
+One engine, :func:`execute`, runs a list of operations in one transaction with
+a fixed number of round trips whatever the list's length (set-based reads,
+locks taken in one statement per table, bulk writes). The single-operation
+routes are a list of one, so the batch and the single calls cannot disagree.
+
+Locks are taken in one global order — family links (``FOR SHARE``), then
+ledger accounts (``FOR UPDATE``, ascending id), then payment rows — so these
+transactions cannot deadlock one another, and an authorization's ``FOR SHARE``
+on the link conflicts with an unbind's ``FOR UPDATE``: the two never both
+succeed. Two authorizations on one account serialize on its row lock, so they
+cannot overdraw it. The payments table and the ledger's entries are the
+append-only record of every money movement, which keeps the global audit chain
+off this hot path (ARCHITECTURE "The audit chain is a serialization point").
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from qinqing.auth.principal import Principal
+from qinqing.db import new_id
+from qinqing.errors import DomainError
+from qinqing.family.models import FamilyLink, LinkStatus
+from qinqing.identity import ric
+from qinqing.ledger import rules
+from qinqing.ledger.accounts import institution_code, personal_code
+from qinqing.ledger.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransfer,
+    Payment,
+    PaymentStatus,
+)
+from qinqing.notify.models import Notification
+from qinqing.persons.models import Person
+from qinqing.persons.service import ID_KIND
+from qinqing.runtime import Runtime
+
+CST = timezone(timedelta(hours=8))
+MAX_BATCH = 1000
+STATUS_OF = {
+    "AMOUNT_INVALID": 422,
+    "NO_MUTUAL_AID_LINK": 409,
+    "HOLDER_NOT_EMPLOYEE": 409,
+    "HOLDER_NOT_ACTIVE": 409,
+    "YEARLY_LIMIT_EXCEEDED": 409,
+    "INSUFFICIENT_BALANCE": 409,
+    "PAYMENT_ALREADY_RESOLVED": 409,
+    "PAYMENT_EXPIRED": 409,
+    "SETTLE_EXCEEDS_HOLD": 422,
+    "PERSON_NOT_FOUND": 404,
+    "PAYMENT_NOT_FOUND": 404,
+    "REGION_MISMATCH": 403,
+    "PAYMENT_REFERENCE_EXISTS": 409,
+}
+
+
+def local_year(at: datetime) -> int:
+    """The insurance year is the calendar year in China Standard Time."""
+    return at.astimezone(CST).year
+
+
+# --- operations and outcomes -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Authorize:
+    holder_id_number: str
+    member_id_number: str
+    amount_fen: int
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    payment_id: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Void:
+    payment_id: str
+
+
+Op = Authorize | Settle | Void
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    code: str | None = None
+    payment_id: uuid.UUID | None = None
+    status: str | None = None
+    amount_fen: int | None = None
+    settled_fen: int | None = None
+    released_fen: int = 0
+    expires_at: datetime | None = None
+
+    def raise_if_refused(self, *, commit: bool) -> Outcome:
+        if not self.ok:
+            assert self.code is not None
+            # commit: a hold found overdue while refusing is released for good.
+            raise DomainError(self.code, STATUS_OF.get(self.code, 409), commit=commit)
+        return self
+
+
+def _refused(code: str) -> Outcome:
+    return Outcome(ok=False, code=code)
+
+
+# --- in-memory state of one execution ----------------------------------------
+
+
+@dataclass(slots=True)
+class _Account:
+    id: uuid.UUID
+    code: str
+    balance: int
+    held: int
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class _Pay:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    link_id: uuid.UUID
+    holder_id: uuid.UUID
+    member_id: uuid.UUID
+    amount: int
+    status: str
+    expires_at: datetime
+    settled: int | None = None
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class _Writes:
+    payments: list[dict[str, Any]] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _uuid(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) -> list[Outcome]:
+    """Run ``ops`` in order in the caller's transaction; one outcome per operation.
+
+    A refused operation changes nothing of its own; the others still apply.
+    """
+    if len(ops) > MAX_BATCH:
+        raise DomainError("BATCH_TOO_LARGE", 422, max_operations=MAX_BATCH)
+    now = rt.clock.now()
+    today = now.date()
+    year = local_year(now)
+    me = principal.id
+    out: list[Outcome | None] = [None] * len(ops)
+
+    # 1. Persons named by authorizations: one look-up through the blind index.
+    numbers: dict[int, tuple[str, str]] = {}
+    for i, op in enumerate(ops):
+        if isinstance(op, Authorize):
+            if op.amount_fen <= 0:
+                out[i] = _refused("AMOUNT_INVALID")
+                continue
+            try:
+                h = ric.parse(op.holder_id_number, today).number
+                m = ric.parse(op.member_id_number, today).number
+            except DomainError as exc:
+                out[i] = _refused(exc.code)
+                continue
+            numbers[i] = (h, m)
+    index = {rt.vault.index(ID_KIND, n): n for pair in numbers.values() for n in pair}
+    persons: dict[str, Any] = {}
+    if index:
+        for prow in session.execute(
+            select(
+                Person.id, Person.id_number_index, Person.region_code, Person.status, Person.scheme
+            ).where(Person.id_number_index.in_(list(index)))
+        ):
+            persons[index[prow.id_number_index]] = prow
+
+    # 2. References already used by this institution.
+    refs = {op.reference for i, op in enumerate(ops) if isinstance(op, Authorize) and i in numbers}
+    used_refs: set[str] = set()
+    if refs:
+        used_refs = set(
+            session.execute(
+                select(Payment.reference).where(
+                    Payment.client_id == me, Payment.reference.in_(list(refs))
+                )
+            ).scalars()
+        )
+
+    # 3. Links between the named pairs, FOR SHARE (against concurrent unbinds).
+    pairs: dict[int, tuple[Any, Any]] = {}
+    for i, (h, m) in numbers.items():
+        holder, member = persons.get(h), persons.get(m)
+        if holder is None or member is None:
+            out[i] = _refused("PERSON_NOT_FOUND")
+        elif principal.region_code not in (holder.region_code, member.region_code):
+            out[i] = _refused("REGION_MISMATCH")
+        else:
+            pairs[i] = (holder, member)
+    links: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
+    if pairs:
+        wanted = list({(h.id, m.id) for h, m in pairs.values()})
+        for lrow in session.execute(
+            select(
+                FamilyLink.id,
+                FamilyLink.holder_id,
+                FamilyLink.member_id,
+                FamilyLink.region_code,
+                FamilyLink.mutual_aid_yearly_limit_fen,
+            )
+            .where(
+                tuple_(FamilyLink.holder_id, FamilyLink.member_id).in_(wanted),
+                FamilyLink.status == LinkStatus.active.value,
+                FamilyLink.mutual_aid.is_(True),
+            )
+            .order_by(FamilyLink.id)
+            .with_for_update(read=True)
+        ):
+            links[(lrow.holder_id, lrow.member_id)] = lrow
+
+    # 4. Payments to resolve: only this institution's own.
+    resolve_ids: dict[int, uuid.UUID] = {}
+    for i, op in enumerate(ops):
+        if isinstance(op, Settle | Void):
+            pid = _uuid(op.payment_id)
+            if pid is None:
+                out[i] = _refused("PAYMENT_NOT_FOUND")
+            else:
+                resolve_ids[i] = pid
+    payer_of: dict[uuid.UUID, uuid.UUID] = {}
+    if resolve_ids:
+        payer_of = dict(
+            session.execute(
+                select(Payment.id, Payment.account_id).where(
+                    Payment.id.in_(list(set(resolve_ids.values()))), Payment.client_id == me
+                )
+            )
+            .tuples()
+            .all()
+        )
+        for i, pid in resolve_ids.items():
+            if pid not in payer_of:
+                out[i] = _refused("PAYMENT_NOT_FOUND")
+
+    # 5. Accounts: create the missing, then lock all in ascending id order.
+    holder_codes = {personal_code(h.id): h for h, _ in pairs.values()}
+    need_institution = any(isinstance(ops[i], Settle) and out[i] is None for i in resolve_ids)
+    new_accounts = [
+        {
+            "id": new_id(),
+            "code": code,
+            "kind": AccountKind.personal.value,
+            "person_id": h.id,
+            "region_code": h.region_code,
+            "balance_fen": 0,
+            "held_fen": 0,
+            "allow_negative": False,
+            "created_at": now,
+        }
+        for code, h in holder_codes.items()
+    ]
+    inst_code = institution_code(me)
+    if need_institution:
+        new_accounts.append(
+            {
+                "id": new_id(),
+                "code": inst_code,
+                "kind": AccountKind.institution.value,
+                "person_id": None,
+                "region_code": principal.region_code,
+                "balance_fen": 0,
+                "held_fen": 0,
+                "allow_negative": False,
+                "created_at": now,
+            }
+        )
+    if new_accounts:
+        _insert_ignore_many(session, new_accounts)
+    accounts: dict[uuid.UUID, _Account] = {}
+    by_code: dict[str, _Account] = {}
+    codes = list(holder_codes) + ([inst_code] if need_institution else [])
+    ids = list(set(payer_of.values()))
+    if codes or ids:
+        conds = ([LedgerAccount.code.in_(codes)] if codes else []) + (
+            [LedgerAccount.id.in_(ids)] if ids else []
+        )
+        for arow in session.execute(
+            select(
+                LedgerAccount.id,
+                LedgerAccount.code,
+                LedgerAccount.balance_fen,
+                LedgerAccount.held_fen,
+            )
+            .where(or_(*conds))
+            .order_by(LedgerAccount.id)
+            .with_for_update()
+        ):
+            acct = _Account(arow.id, arow.code, arow.balance_fen, arow.held_fen)
+            accounts[arow.id] = acct
+            by_code[arow.code] = acct
+
+    # 6. Lock the payments to resolve, then release overdue holds of the locked accounts.
+    pays: dict[uuid.UUID, _Pay] = {}
+    personal_ids = [a.id for a in accounts.values() if a.code.startswith("personal:")]
+    if payer_of or personal_ids:
+        wanted_pays: list[ColumnElement[bool]] = []
+        if payer_of:
+            wanted_pays.append(Payment.id.in_(list(payer_of)))
+        if personal_ids:
+            wanted_pays.append(
+                Payment.account_id.in_(personal_ids)
+                & (Payment.status == PaymentStatus.authorized.value)
+                & (Payment.expires_at <= now)
+            )
+        for payrow in session.execute(
+            select(
+                Payment.id,
+                Payment.account_id,
+                Payment.link_id,
+                Payment.holder_id,
+                Payment.member_id,
+                Payment.amount_fen,
+                Payment.status,
+                Payment.expires_at,
+                Payment.settled_fen,
+            )
+            .where(or_(*wanted_pays))
+            .order_by(Payment.id)
+            .with_for_update(skip_locked=bool(personal_ids))
+        ):
+            pays[payrow.id] = _Pay(
+                payrow.id,
+                payrow.account_id,
+                payrow.link_id,
+                payrow.holder_id,
+                payrow.member_id,
+                payrow.amount_fen,
+                payrow.status,
+                payrow.expires_at,
+                payrow.settled_fen,
+            )
+    # Skipped (locked elsewhere) payments we must resolve: the other transaction has them.
+    for i, pid in resolve_ids.items():
+        if out[i] is None and pid not in pays:
+            out[i] = _refused("PAYMENT_ALREADY_RESOLVED")
+
+    # 7. Yearly usage of the links that have a limit.
+    usage: dict[uuid.UUID, int] = {}
+    limited = [lnk.id for lnk in links.values() if lnk.mutual_aid_yearly_limit_fen is not None]
+    if limited:
+        usage = {lid: 0 for lid in limited}
+        for lid, used in session.execute(
+            select(
+                Payment.link_id,
+                func.coalesce(
+                    func.sum(
+                        case(
+                            (Payment.status == PaymentStatus.settled.value, Payment.settled_fen),
+                            else_=Payment.amount_fen,
+                        )
+                    ),
+                    0,
+                ),
+            )
+            .where(
+                Payment.link_id.in_(limited),
+                Payment.year == year,
+                Payment.status.in_([PaymentStatus.authorized.value, PaymentStatus.settled.value]),
+            )
+            .group_by(Payment.link_id)
+        ).tuples():
+            usage[lid] = int(used)
+
+    def release(p: _Pay, status: str) -> None:
+        held_acct = accounts[p.account_id]
+        held_acct.held -= p.amount
+        held_acct.dirty = True
+        if p.link_id in usage:
+            usage[p.link_id] -= p.amount
+        p.status, p.dirty = status, True
+
+    # Overdue holds are released first (they may be stale for unrelated operations).
+    for p in pays.values():
+        if p.status == PaymentStatus.authorized.value and p.expires_at <= now:
+            release(p, PaymentStatus.expired.value)
+
+    # 8. Decide each operation in order against the in-memory state.
+    writes = _Writes()
+    batch_refs: set[str] = set()
+    for i, op in enumerate(ops):
+        if out[i] is not None:
+            continue
+        if isinstance(op, Authorize):
+            holder, member = pairs[i]
+            if op.reference in used_refs or op.reference in batch_refs:
+                out[i] = _refused("PAYMENT_REFERENCE_EXISTS")
+                continue
+            link = links.get((holder.id, member.id))
+            payer_acct = by_code[personal_code(holder.id)]
+            facts = rules.AuthorizeFacts(
+                link_active_mutual_aid=link is not None,
+                holder_status=holder.status,
+                holder_scheme=holder.scheme,
+                available_fen=payer_acct.balance - payer_acct.held,
+                amount_fen=op.amount_fen,
+                yearly_limit_fen=link.mutual_aid_yearly_limit_fen if link else None,
+                used_this_year_fen=usage.get(link.id, 0) if link else 0,
+            )
+            if code := rules.authorize_refusal(facts):
+                out[i] = _refused(code)
+                continue
+            assert link is not None
+            hours = rt.policies.policy(link.region_code).hold_expiry_hours
+            pid = uuid.uuid4()
+            expires = now + timedelta(hours=hours)
+            writes.payments.append(
+                {
+                    "id": pid,
+                    "client_id": me,
+                    "reference": op.reference,
+                    "link_id": link.id,
+                    "holder_id": holder.id,
+                    "member_id": member.id,
+                    "account_id": payer_acct.id,
+                    "amount_fen": op.amount_fen,
+                    "settled_fen": None,
+                    "status": PaymentStatus.authorized.value,
+                    "year": year,
+                    "created_at": now,
+                    "expires_at": expires,
+                    "resolved_at": None,
+                }
+            )
+            payer_acct.held += op.amount_fen
+            payer_acct.dirty = True
+            if link.id in usage:
+                usage[link.id] += op.amount_fen
+            batch_refs.add(op.reference)
+            out[i] = Outcome(
+                True, None, pid, PaymentStatus.authorized.value, op.amount_fen, None, 0, expires
+            )
+            continue
+
+        p = pays[resolve_ids[i]]
+        if isinstance(op, Settle):
+            code = rules.settle_refusal(p.status, p.amount, op.amount_fen)
+            if code:
+                out[i] = _refused(code)
+                continue
+            payer = accounts[p.account_id]
+            institution = by_code[inst_code]
+            release(p, PaymentStatus.settled.value)
+            p.settled = op.amount_fen
+            if p.link_id in usage:
+                usage[p.link_id] += op.amount_fen
+            _post(writes, payer, institution, op.amount_fen, p.id, now)
+            writes.notices.append(
+                {
+                    "id": new_id(),
+                    "person_id": p.holder_id,
+                    "kind": "payment.settled",
+                    "payload": {
+                        "payment_id": str(p.id),
+                        "member_id": str(p.member_id),
+                        "amount_fen": op.amount_fen,
+                    },
+                    "created_at": now,
+                    "delivered_at": None,
+                    "attempts": 0,
+                }
+            )
+            out[i] = Outcome(
+                True,
+                None,
+                p.id,
+                p.status,
+                p.amount,
+                p.settled,
+                p.amount - op.amount_fen,
+                p.expires_at,
+            )
+        else:
+            code = rules.void_refusal(p.status)
+            if code:
+                out[i] = _refused(code)
+                continue
+            release(p, PaymentStatus.voided.value)
+            out[i] = Outcome(True, None, p.id, p.status, p.amount, None, p.amount, p.expires_at)
+
+    # 9. Write everything in bulk.
+    _flush(session, writes, accounts, pays, now)
+    return [o if o is not None else _refused("PAYMENT_NOT_FOUND") for o in out]
+
+
+def _post(
+    writes: _Writes,
+    debit: _Account,
+    credit: _Account,
+    amount: int,
+    payment_id: uuid.UUID,
+    at: datetime,
+) -> None:
+    tid = new_id()
+    writes.transfers.append(
+        {
+            "id": tid,
+            "debit_account_id": debit.id,
+            "credit_account_id": credit.id,
+            "amount_fen": amount,
+            "kind": "payment",
+            "payment_id": payment_id,
+            "contribution_id": None,
+            "created_at": at,
+        }
+    )
+    writes.entries.append(
+        {
+            "id": new_id(),
+            "transfer_id": tid,
+            "account_id": debit.id,
+            "amount_fen": -amount,
+            "created_at": at,
+        }
+    )
+    writes.entries.append(
+        {
+            "id": new_id(),
+            "transfer_id": tid,
+            "account_id": credit.id,
+            "amount_fen": amount,
+            "created_at": at,
+        }
+    )
+    debit.balance -= amount
+    credit.balance += amount
+    debit.dirty = credit.dirty = True
+
+
+def _insert_ignore_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    # Sorted so concurrent creators insert (and lock) in the same order.
+    rows = sorted(rows, key=lambda r: r["code"])
+    session.execute(dialect_insert(LedgerAccount).values(rows).on_conflict_do_nothing())
+
+
+def _flush(
+    session: Session,
+    writes: _Writes,
+    accounts: dict[uuid.UUID, _Account],
+    pays: dict[uuid.UUID, _Pay],
+    now: datetime,
+) -> None:
+    if writes.payments:
+        session.execute(insert(Payment), writes.payments)
+    changed = [p for p in pays.values() if p.dirty]
+    if changed:
+        session.execute(
+            update(Payment),
+            [
+                {"id": p.id, "status": p.status, "settled_fen": p.settled, "resolved_at": now}
+                for p in changed
+            ],
+        )
+    if writes.transfers:
+        session.execute(insert(LedgerTransfer), writes.transfers)
+        session.execute(insert(LedgerEntry), writes.entries)
+    dirty = [a for a in accounts.values() if a.dirty]
+    if dirty:
+        session.execute(
+            update(LedgerAccount),
+            [{"id": a.id, "balance_fen": a.balance, "held_fen": a.held} for a in dirty],
+        )
+    if writes.notices:
+        session.execute(insert(Notification), writes.notices)
+
+
+# --- the single-operation calls ----------------------------------------------
+
+
+def authorize(session: Session, rt: Runtime, principal: Principal, op: Authorize) -> Outcome:
+    return execute(session, rt, principal, [op])[0].raise_if_refused(commit=True)
+
+
+def settle(session: Session, rt: Runtime, principal: Principal, op: Settle) -> Outcome:
+    return execute(session, rt, principal, [op])[0].raise_if_refused(commit=True)
+
+
+def void(session: Session, rt: Runtime, principal: Principal, op: Void) -> Outcome:
+    return execute(session, rt, principal, [op])[0].raise_if_refused(commit=True)
+
+
+def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
+    """`qinqing payments expire`: release overdue holds; how many were expired.
+
+    Accounts are locked before their payments (the global order); payments that
+    another transaction holds are left to it.
+    """
+    account_ids = sorted(
+        session.execute(
+            select(Payment.account_id)
+            .where(Payment.status == PaymentStatus.authorized.value, Payment.expires_at <= now)
+            .distinct()
+            .limit(limit)
+        ).scalars()
+    )
+    if not account_ids:
+        return 0
+    session.execute(
+        select(LedgerAccount.id)
+        .where(LedgerAccount.id.in_(account_ids))
+        .order_by(LedgerAccount.id)
+        .with_for_update()
+    ).all()
+    overdue = session.execute(
+        select(Payment.id, Payment.account_id, Payment.amount_fen)
+        .where(
+            Payment.account_id.in_(account_ids),
+            Payment.status == PaymentStatus.authorized.value,
+            Payment.expires_at <= now,
+        )
+        .order_by(Payment.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not overdue:
+        return 0
+    released: dict[uuid.UUID, int] = {}
+    for row in overdue:
+        released[row.account_id] = released.get(row.account_id, 0) + row.amount_fen
+    session.execute(
+        update(Payment),
+        [
+            {"id": row.id, "status": PaymentStatus.expired.value, "resolved_at": now}
+            for row in overdue
+        ],
+    )
+    for account_id, amount in released.items():
+        session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == account_id)
+            .values(held_fen=LedgerAccount.held_fen - amount)
+        )
+    return len(overdue)
+
+
+def open_holds_for_link(session: Session, link_id: uuid.UUID, now: datetime) -> tuple[int, int]:
+    """(count, total_fen) of authorized, unexpired payments on a link: what the unbind
+    check reports as UNSETTLED_PAYMENTS."""
+    count, total = session.execute(
+        select(func.count(Payment.id), func.coalesce(func.sum(Payment.amount_fen), 0)).where(
+            Payment.link_id == link_id,
+            Payment.status == PaymentStatus.authorized.value,
+            Payment.expires_at > now,
+        )
+    ).one()
+    return int(count), int(total)

@@ -1,0 +1,178 @@
+"""/payments routes for designated institutions (scope ``payments``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from qinqing import i18n
+from qinqing.auth.principal import Principal, require_scope
+from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.idempotency import idempotency_key, run_idempotent
+from qinqing.ledger import payments
+from qinqing.ledger.schemas import (
+    AuthorizeIn,
+    AuthorizeOp,
+    BatchIn,
+    BatchOut,
+    BatchResult,
+    PaymentOut,
+    SettleIn,
+    SettleOp,
+)
+from qinqing.problems import locale_of
+
+router = APIRouter(tags=["payments"])
+InstitutionDep = Annotated[Principal, require_scope("payments")]
+KeyDep = Annotated[str | None, Depends(idempotency_key)]
+
+
+def _out(o: payments.Outcome) -> PaymentOut:
+    assert o.payment_id and o.status and o.amount_fen is not None and o.expires_at
+    return PaymentOut(
+        payment_id=str(o.payment_id),
+        status=o.status,
+        amount_fen=o.amount_fen,
+        settled_fen=o.settled_fen,
+        released_fen=o.released_fen,
+        expires_at=o.expires_at,
+    )
+
+
+@router.post("/payments/authorize", status_code=201, response_model=PaymentOut)
+def authorize(
+    body: AuthorizeIn,
+    request: Request,
+    principal: InstitutionDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: KeyDep,
+) -> JSONResponse:
+    """Place a hold on the holder's personal account for a bound member's bill."""
+    op = payments.Authorize(
+        body.holder_id_number, body.member_id_number, body.amount_fen, body.reference
+    )
+    return run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(),
+        now=rt.clock.now(),
+        handler=lambda: (201, _out(payments.authorize(session, rt, principal, op))),
+    )
+
+
+@router.post("/payments/{payment_id}/settle", response_model=PaymentOut)
+def settle(
+    payment_id: str,
+    body: SettleIn,
+    request: Request,
+    principal: InstitutionDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: KeyDep,
+) -> JSONResponse:
+    """Post the hold: the same or a smaller amount; the rest is released."""
+    op = payments.Settle(payment_id, body.amount_fen)
+    return run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(),
+        now=rt.clock.now(),
+        handler=lambda: (200, _out(payments.settle(session, rt, principal, op))),
+    )
+
+
+@router.post("/payments/{payment_id}/void", response_model=PaymentOut)
+def void(
+    payment_id: str,
+    request: Request,
+    principal: InstitutionDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: KeyDep,
+) -> JSONResponse:
+    """Release the hold without paying."""
+    op = payments.Void(payment_id)
+    return run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body={},
+        now=rt.clock.now(),
+        handler=lambda: (200, _out(payments.void(session, rt, principal, op))),
+    )
+
+
+@router.post("/payments/batch", response_model=BatchOut)
+def batch(
+    body: BatchIn,
+    request: Request,
+    principal: InstitutionDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: KeyDep,
+) -> JSONResponse:
+    """Up to 1000 authorize/settle/void operations, one result each, in order.
+    A refused operation does not undo the others."""
+    ops: list[payments.Op] = []
+    for o in body.operations:
+        if isinstance(o, AuthorizeOp):
+            ops.append(
+                payments.Authorize(
+                    o.holder_id_number, o.member_id_number, o.amount_fen, o.reference
+                )
+            )
+        elif isinstance(o, SettleOp):
+            ops.append(payments.Settle(o.payment_id, o.amount_fen))
+        else:
+            ops.append(payments.Void(o.payment_id))
+    locale = locale_of(request)
+
+    def run() -> tuple[int, BatchOut]:
+        results = []
+        for i, res in enumerate(payments.execute(session, rt, principal, ops)):
+            if res.ok:
+                results.append(
+                    BatchResult(
+                        index=i,
+                        ok=True,
+                        payment_id=str(res.payment_id),
+                        status=res.status,
+                        amount_fen=res.amount_fen,
+                        settled_fen=res.settled_fen,
+                    )
+                )
+            else:
+                assert res.code
+                results.append(
+                    BatchResult(
+                        index=i, ok=False, code=res.code, message=i18n.text(res.code, locale)[0]
+                    )
+                )
+        ok = sum(r.ok for r in results)
+        return 200, BatchOut(results=results, succeeded=ok, failed=len(results) - ok)
+
+    return run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body.model_dump(),
+        now=rt.clock.now(),
+        handler=run,
+    )

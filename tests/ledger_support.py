@@ -1,0 +1,131 @@
+"""Test helpers for money: a funded holder, a mutual-aid link, an institution token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from fastapi.testclient import TestClient
+
+from qinqing.family.models import FamilyLink
+from qinqing.family.views import pair_key
+from qinqing.ledger.accounts import (
+    ensure_account,
+    funding_code,
+    lock_accounts,
+    personal_code,
+    post_transfer,
+)
+from qinqing.ledger.models import AccountKind
+from qinqing.runtime import Runtime
+from support import add_client, add_person, id_number
+
+API = "/api/v1"
+
+
+@dataclass
+class Family:
+    holder_id: uuid.UUID
+    member_id: uuid.UUID
+    holder_number: str
+    member_number: str
+    link_id: uuid.UUID
+
+
+def make_family(
+    rt: Runtime,
+    *,
+    seq: int = 1,
+    region: str = "150600",
+    holder_scheme: str = "employee",
+    holder_status: str = "active",
+    mutual_aid: bool = True,
+    yearly_limit_fen: int | None = None,
+    link_status: str = "active",
+    area: str = "150602",
+) -> Family:
+    holder, hnum = add_person(
+        rt,
+        name="张伟",
+        number=id_number(area=area, seq=seq * 2, sex="M"),
+        region=region,
+        scheme=holder_scheme,
+        status=holder_status,
+        phone=None,
+    )
+    member, mnum = add_person(
+        rt,
+        name="张子涵",
+        number=id_number(area=area, seq=seq * 2 + 1),
+        region=region,
+        scheme="resident",
+        phone=None,
+    )
+    now = rt.clock.now()
+    with rt.db.unit_of_work() as s:
+        link = FamilyLink(
+            holder_id=holder.id,
+            member_id=member.id,
+            pair_key=pair_key(holder.id, member.id),
+            relation="child",
+            mutual_aid=mutual_aid,
+            mutual_aid_yearly_limit_fen=yearly_limit_fen,
+            status=link_status,
+            region_code=region,
+            created_at=now,
+            created_by_kind="person",
+            created_by_id=str(holder.id),
+            created_channel="app",
+            consent_required=False,
+            activated_at=now,
+            updated_at=now,
+        )
+        s.add(link)
+        s.flush()
+        link_id = link.id
+    return Family(holder.id, member.id, hnum, mnum, link_id)
+
+
+def fund(rt: Runtime, person_id: uuid.UUID, amount_fen: int, region: str = "150600") -> None:
+    """Credit a personal account from the region's funding account (as a contribution would)."""
+    now = rt.clock.now()
+    with rt.db.unit_of_work() as s:
+        ensure_account(
+            s,
+            code=personal_code(person_id),
+            kind=AccountKind.personal,
+            region_code=region,
+            now=now,
+            person_id=person_id,
+        )
+        ensure_account(
+            s, code=funding_code(region), kind=AccountKind.funding, region_code=region, now=now
+        )
+        accts = lock_accounts(s, [personal_code(person_id), funding_code(region)])
+        post_transfer(
+            s,
+            debit=accts[funding_code(region)],
+            credit=accts[personal_code(person_id)],
+            amount_fen=amount_fen,
+            kind="contribution",
+            at=now,
+        )
+
+
+def institution_headers(rt: Runtime, client: TestClient, region: str = "150600") -> dict[str, str]:
+    cid, secret = add_client(rt, "institution", region)
+    r = client.post(
+        f"{API}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret},
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def authorize_body(fam: Family, amount_fen: int, reference: str) -> dict[str, object]:
+    return {
+        "holder_id_number": fam.holder_number,
+        "member_id_number": fam.member_number,
+        "amount_fen": amount_fen,
+        "reference": reference,
+    }
