@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import date
 
 from fastapi.testclient import TestClient
 
@@ -43,11 +44,12 @@ def make_family(
     yearly_limit_fen: int | None = None,
     link_status: str = "active",
     area: str = "150602",
+    born: date = date(1980, 1, 1),
 ) -> Family:
     holder, hnum = add_person(
         rt,
         name="张伟",
-        number=id_number(area=area, seq=seq * 2, sex="M"),
+        number=id_number(area=area, born=born, seq=seq * 2, sex="M"),
         region=region,
         scheme=holder_scheme,
         status=holder_status,
@@ -56,7 +58,7 @@ def make_family(
     member, mnum = add_person(
         rt,
         name="张子涵",
-        number=id_number(area=area, seq=seq * 2 + 1),
+        number=id_number(area=area, born=born, seq=seq * 2 + 1),
         region=region,
         scheme="resident",
         phone=None,

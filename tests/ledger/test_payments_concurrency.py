@@ -1,0 +1,145 @@
+"""Real concurrent transactions on PostgreSQL: authorizations racing for one
+account never overdraw it, and concurrent settles of one hold resolve it once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import select
+
+from ledger_support import fund, make_family
+from qinqing.auth.principal import Principal
+from qinqing.ledger import payments
+from qinqing.ledger.accounts import personal_code, reconcile
+from qinqing.ledger.models import LedgerAccount
+from qinqing.runtime import Runtime
+from support import add_client
+
+T = TypeVar("T")
+
+
+def race(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
+    """Run fn(0..n-1) in n threads released at the same instant."""
+    barrier = threading.Barrier(n)
+    results: list[T | BaseException] = [RuntimeError("not run")] * n
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+@pytest.fixture
+def pg(rt: Runtime) -> Runtime:
+    if rt.db.is_sqlite:
+        pytest.skip("row-lock races are a PostgreSQL property (SQLite serializes writers)")
+    return rt
+
+
+def _institution(rt: Runtime) -> Principal:
+    cid, _ = add_client(rt, "institution")
+    return Principal(
+        "client",
+        cid,
+        "institution",
+        token_hash="-",
+        region_code="150600",
+        scopes=frozenset({"payments"}),
+        role="institution",
+    )
+
+
+def test_concurrent_authorizations_never_overdraw(pg: Runtime) -> None:
+    rt = pg
+    fam = make_family(rt)
+    fund(rt, fam.holder_id, 100_000)
+    inst = _institution(rt)
+
+    def authorize(i: int) -> payments.Outcome:
+        with rt.db.unit_of_work() as s:
+            return payments.execute(
+                s,
+                rt,
+                inst,
+                [payments.Authorize(fam.holder_number, fam.member_number, 30_000, f"RACE-{i}")],
+            )[0]
+
+    results = race(8, authorize)
+    outcomes = [r for r in results if isinstance(r, payments.Outcome)]
+    assert len(outcomes) == 8, results
+    assert sum(o.ok for o in outcomes) == 3  # 3 × 30 000 ≤ 100 000 < 4 × 30 000
+    assert {o.code for o in outcomes if not o.ok} == {"INSUFFICIENT_BALANCE"}
+    with rt.db.unit_of_work() as s:
+        acct = s.execute(
+            select(LedgerAccount).where(LedgerAccount.code == personal_code(fam.holder_id))
+        ).scalar_one()
+        assert (acct.balance_fen, acct.held_fen) == (100_000, 90_000)
+        assert reconcile(s) == []
+
+
+def test_concurrent_settles_resolve_once(pg: Runtime) -> None:
+    rt = pg
+    fam = make_family(rt)
+    fund(rt, fam.holder_id, 100_000)
+    inst = _institution(rt)
+    with rt.db.unit_of_work() as s:
+        hold = payments.execute(
+            s, rt, inst, [payments.Authorize(fam.holder_number, fam.member_number, 50_000, "ONE")]
+        )[0]
+    assert hold.ok and hold.payment_id
+
+    def resolve(i: int) -> payments.Outcome:
+        op: payments.Op = (
+            payments.Settle(str(hold.payment_id), 40_000)
+            if i % 2
+            else payments.Void(str(hold.payment_id))
+        )
+        with rt.db.unit_of_work() as s:
+            return payments.execute(s, rt, inst, [op])[0]
+
+    outcomes = race(6, resolve)
+    assert all(isinstance(o, payments.Outcome) for o in outcomes), outcomes
+    oks = [o for o in outcomes if isinstance(o, payments.Outcome) and o.ok]
+    assert len(oks) == 1
+    with rt.db.unit_of_work() as s:
+        acct = s.execute(
+            select(LedgerAccount).where(LedgerAccount.code == personal_code(fam.holder_id))
+        ).scalar_one()
+        assert acct.held_fen == 0
+        assert acct.balance_fen == (60_000 if oks[0].status == "settled" else 100_000)
+        assert reconcile(s) == []
+
+
+def test_concurrent_batches_on_shared_accounts_do_not_deadlock(pg: Runtime) -> None:
+    rt = pg
+    fams = [make_family(rt, seq=i + 1) for i in range(6)]
+    for f in fams:
+        fund(rt, f.holder_id, 10_000)
+    inst = _institution(rt)
+
+    def batch(i: int) -> list[payments.Outcome]:
+        order = fams if i % 2 else list(reversed(fams))
+        ops: list[payments.Op] = [
+            payments.Authorize(f.holder_number, f.member_number, 1_000, f"B{i}-{j}")
+            for j, f in enumerate(order)
+        ]
+        with rt.db.unit_of_work() as s:
+            return payments.execute(s, rt, inst, ops)
+
+    results = race(6, batch)
+    assert all(isinstance(r, list) for r in results), results
+    assert sum(o.ok for r in results if isinstance(r, list) for o in r) == 36
+    with rt.db.unit_of_work() as s:
+        assert reconcile(s) == []
