@@ -21,6 +21,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def _mount() -> None:
+    from qinqing.ledger.cli import contributions_app
     from qinqing.notify.cli import notify_app
     from qinqing.persons.cli import persons_app
     from qinqing.regions.cli import policy_app
@@ -28,6 +29,7 @@ def _mount() -> None:
     app.add_typer(policy_app, name="policy")
     app.add_typer(persons_app, name="persons")
     app.add_typer(notify_app, name="notify")
+    app.add_typer(contributions_app, name="contributions")
 
 
 @app.command()
@@ -35,11 +37,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
     demo: bool = typer.Option(False, "--demo", help="load the demo data and print its logins"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="worker processes"),
 ) -> None:
     """Run the API (docs at /docs)."""
     from qinqing.serve import run
 
-    run(host=host, port=port, demo=demo)
+    run(host=host, port=port, demo=demo, workers=workers)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from rich.table import Table
 from qinqing.cli_support import console, fail, runtime
 
 
-def run(*, host: str, port: int, demo: bool) -> None:
+def run(*, host: str, port: int, demo: bool, workers: int = 1) -> None:
     from qinqing import demo as demo_data
     from qinqing.app import create_app
     from qinqing.logging_setup import configure
@@ -34,4 +34,17 @@ def run(*, host: str, port: int, demo: bool) -> None:
         console.print(table)
         console.print("ID numbers and phones above are fictitious demo data.")
     console.print(f"Qinqing on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)
+    if workers > 1:
+        # Each worker builds its own runtime from the same environment.
+        rt.db.dispose()
+        uvicorn.run(
+            "qinqing.asgi:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
+    else:
+        uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)

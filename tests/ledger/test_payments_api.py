@@ -119,7 +119,7 @@ def test_non_employee_and_inactive_holder(
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(arrears, 100, "S"), headers=inst
     )
-    assert r.status_code == 409 and r.json()["code"] == "HOLDER_NOT_ACTIVE"
+    assert r.status_code == 409 and r.json()["code"] == "PAYER_NOT_ACTIVE"
 
 
 def test_settle_more_than_held_double_settle_and_void_after_settle(

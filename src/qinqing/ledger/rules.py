@@ -110,7 +110,7 @@ def authorize_refusal(f: AuthorizeFacts) -> str | None:
     if f.holder_scheme != "employee":
         return "HOLDER_NOT_EMPLOYEE"
     if f.holder_status != "active":
-        return "HOLDER_NOT_ACTIVE"
+        return "PAYER_NOT_ACTIVE"
     if f.yearly_limit_fen is not None and f.used_this_year_fen + f.amount_fen > f.yearly_limit_fen:
         return "YEARLY_LIMIT_EXCEEDED"
     if f.amount_fen > f.available_fen:

@@ -1,0 +1,22 @@
+"""ASGI entry for multi-process serving: ``uvicorn --factory qinqing.asgi:app_factory``.
+
+Each worker process builds its own runtime (engine, pool, vault) from the
+environment; the parent (`qinqing serve --workers N`) has already migrated.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from qinqing.app import create_app
+from qinqing.config import Settings
+from qinqing.logging_setup import configure
+from qinqing.runtime import build_runtime
+
+
+def app_factory() -> FastAPI:
+    settings = Settings()
+    configure(
+        json_lines=settings.log_json if settings.log_json is not None else settings.is_production
+    )
+    return create_app(build_runtime(settings, migrate=False))

@@ -1,0 +1,385 @@
+"""Contributions (SPEC §3 "Personal account, payments and contributions"): the
+public quote, a collector's monthly post, and closing a month.
+
+What is credited: the contribution is computed by :func:`qinqing.ledger.rules.quote`
+on the base clamped to the region's floor and ceiling; an ``employee`` person
+(the only scheme with a personal account, 个人账户) has the quote's
+``personal_account_fen`` (the policy's ``personal_account_share`` of the
+personal amounts) moved from the region's funding account to their personal
+account. Other schemes are recorded with ``credited_fen = 0`` and no ledger
+movement.
+
+The arrears rule: a *missing month* of a person is a closed month
+(``MonthClosing``) of their region, not before the month the person was
+created, for which they have no contribution. Closing a month marks ``active``
+persons of the monthly schemes without a contribution for it as ``arrears``;
+a post that leaves an ``arrears`` person of a monthly scheme without any missing
+month restores ``active``. Residents (``resident``, 居民医保) pay yearly, so month
+closing neither marks nor restores them.
+
+Locks: a post holds its region's row ``FOR SHARE`` and the person ``FOR UPDATE``;
+closing a month holds the region rows ``FOR UPDATE`` (in code order) before its
+set-based UPDATE. So a closing waits for the posts in flight in its region and
+then sees them (READ COMMITTED takes a fresh snapshot per statement), and a
+post never misses a closing committed meanwhile. On SQLite, ``BEGIN IMMEDIATE``
+serializes the two.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from qinqing.audit.service import Actor, record
+from qinqing.auth.principal import Principal
+from qinqing.errors import DomainError, forbidden
+from qinqing.family.rules import CHINA_TZ, today_in_china
+from qinqing.identity import ric
+from qinqing.ledger import rules
+from qinqing.ledger.accounts import (
+    ensure_account,
+    funding_code,
+    lock_accounts,
+    personal_code,
+    post_transfer,
+)
+from qinqing.ledger.models import AccountKind, Contribution, MonthClosing
+from qinqing.notify.service import enqueue
+from qinqing.persons.models import Person, PersonStatus, Scheme
+from qinqing.persons.service import find_by_id_number
+from qinqing.regions.models import Region
+from qinqing.regions.policy import RegionInfo
+from qinqing.runtime import Runtime
+
+# Schemes that contribute every month and so can fall into arrears at a month's
+# closing. Residents (居民医保) pay once a year, in the collection period.
+MONTHLY_SCHEMES: tuple[str, ...] = (Scheme.employee.value, Scheme.flexible.value)
+# The only scheme with a personal account (个人账户).
+ACCOUNT_SCHEME = Scheme.employee.value
+# Employee basic medical insurance began with 国发〔1998〕44号; nothing earlier exists.
+EARLIEST_PERIOD = "1999-01"
+ARREARS_CLEARED = "contribution.arrears_cleared"
+
+
+# --- periods ---------------------------------------------------------------------
+
+
+def current_period(now: datetime) -> str:
+    """The calendar month in China (UTC+8) at ``now``, as ``YYYY-MM``."""
+    return rules.period_of(today_in_china(now))
+
+
+def period_end(period: str) -> datetime:
+    """The first instant after ``period`` ends: the 1st of the next month, 00:00 China time."""
+    parsed = rules.parse_period(period)
+    if parsed is None:
+        raise ValueError(f"not a period: {period!r}")
+    year, month = parsed
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=CHINA_TZ)
+
+
+def previous_period(period: str) -> str:
+    parsed = rules.parse_period(period)
+    if parsed is None:
+        raise ValueError(f"not a period: {period!r}")
+    year, month = parsed
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+
+
+def created_period(person: Person) -> str:
+    """The month (China time) in which the person was registered here."""
+    return current_period(person.created_at)
+
+
+def check_period(text: str, now: datetime) -> str:
+    """A period a contribution may be posted for: ``YYYY-MM``, not after this month."""
+    latest = current_period(now)
+    period = text.strip()
+    if rules.parse_period(period) is None or not EARLIEST_PERIOD <= period <= latest:
+        raise DomainError("PERIOD_INVALID", 422, earliest=EARLIEST_PERIOD, latest=latest)
+    return period
+
+
+# --- the quote -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegionQuote:
+    region: RegionInfo
+    quote: rules.Quote
+    rounding: str
+
+
+def region_quote(rt: Runtime, region_code: str, base_fen: int) -> RegionQuote:
+    """The contribution calculator for one region (404 REGION_NOT_FOUND when unknown)."""
+    info = rt.policies.region(region_code)
+    policy = rt.policies.policy(region_code).contribution
+    return RegionQuote(info, rules.quote(policy, base_fen), policy.rounding.value)
+
+
+# --- posting ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PostedContribution:
+    contribution: Contribution
+    person_status: str  # the person's status after the post
+
+
+def missing_months(session: Session, person: Person) -> int:
+    """Closed months of the person's region, from their creation month on, without
+    a contribution of theirs."""
+    paid = exists().where(
+        Contribution.person_id == person.id, Contribution.period == MonthClosing.period
+    )
+    count = session.execute(
+        select(func.count())
+        .select_from(MonthClosing)
+        .where(
+            MonthClosing.region_code == person.region_code,
+            MonthClosing.period >= created_period(person),
+            ~paid,
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def _lock_region(session: Session, region_code: str, *, share: bool) -> None:
+    session.execute(
+        select(Region.code).where(Region.code == region_code).with_for_update(read=share)
+    ).all()
+
+
+def _credit(
+    session: Session, person: Person, contribution: Contribution, amount_fen: int, now: datetime
+) -> None:
+    """Funding account of the region → the person's personal account."""
+    source, target = funding_code(person.region_code), personal_code(person.id)
+    ensure_account(
+        session, code=source, kind=AccountKind.funding, region_code=person.region_code, now=now
+    )
+    ensure_account(
+        session,
+        code=target,
+        kind=AccountKind.personal,
+        region_code=person.region_code,
+        now=now,
+        person_id=person.id,
+    )
+    accounts = lock_accounts(session, [source, target])
+    post_transfer(
+        session,
+        debit=accounts[source],
+        credit=accounts[target],
+        amount_fen=amount_fen,
+        kind="contribution",
+        at=now,
+        contribution_id=contribution.id,
+    )
+
+
+def _restore_if_paid_up(
+    session: Session, person: Person, contribution: Contribution, actor: Actor, now: datetime
+) -> None:
+    if person.status != PersonStatus.arrears.value or person.scheme not in MONTHLY_SCHEMES:
+        return
+    if missing_months(session, person):
+        return
+    person.status, person.updated_at = PersonStatus.active.value, now
+    record(
+        session,
+        actor=actor,
+        action="person.status",
+        subject_kind="person",
+        subject_id=person.id,
+        at=now,
+        reason="missing contributions paid",
+        details={
+            "from": PersonStatus.arrears.value,
+            "to": PersonStatus.active.value,
+            "contribution_id": str(contribution.id),
+        },
+    )
+    enqueue(
+        session,
+        person_id=person.id,
+        kind=ARREARS_CLEARED,
+        at=now,
+        payload={"contribution_id": str(contribution.id), "period": contribution.period},
+    )
+
+
+def post_contribution(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    id_number: str,
+    period: str,
+    base_fen: int,
+) -> PostedContribution:
+    """A collector posts one person's contribution for one month (SPEC §5 POST /contributions).
+
+    Refusals: 422 ``ID_NUMBER_*`` and ``PERIOD_INVALID``; 404 ``PERSON_NOT_FOUND``;
+    403 ``REGION_MISMATCH`` (the person is insured in another region than the
+    collector's); 409 ``CONTRIBUTION_EXISTS`` (that month is already posted).
+    """
+    region_code = principal.region_code
+    if principal.kind != "client" or region_code is None:
+        raise forbidden()
+    now = rt.clock.now()
+    ident = ric.parse(id_number, today_in_china(now))
+    period = check_period(period, now)
+
+    # Region (shared) before person: the order closing a month takes too.
+    _lock_region(session, region_code, share=True)
+    person = find_by_id_number(session, rt.vault, ident.number, lock=True)
+    if person is None:
+        raise DomainError("PERSON_NOT_FOUND", 404)
+    if person.region_code != region_code:
+        raise DomainError("REGION_MISMATCH", 403)
+    existing = session.execute(
+        select(Contribution.id).where(
+            Contribution.person_id == person.id, Contribution.period == period
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise DomainError("CONTRIBUTION_EXISTS", 409, period=period, contribution_id=str(existing))
+
+    policy = rt.policies.policy(person.region_code).contribution
+    q = rules.quote(policy, base_fen)
+    credited = q.personal_account_fen if person.scheme == ACCOUNT_SCHEME else 0
+    contribution = Contribution(
+        id=uuid.uuid4(),
+        person_id=person.id,
+        region_code=person.region_code,
+        period=period,
+        base_fen=base_fen,
+        clamped_base_fen=q.clamped_base_fen,
+        personal_total_fen=q.personal_total_fen,
+        employer_total_fen=q.employer_total_fen,
+        credited_fen=credited,
+        details={
+            "rounding": policy.rounding.value,
+            "scheme": person.scheme,
+            "insurances": [
+                {
+                    "insurance": line.insurance,
+                    "personal_fen": line.personal_fen,
+                    "employer_fen": line.employer_fen,
+                }
+                for line in q.lines
+            ],
+            "personal_account_fen": q.personal_account_fen,
+        },
+        client_id=principal.id,
+        created_at=now,
+    )
+    session.add(contribution)
+    session.flush()
+    if credited > 0:
+        _credit(session, person, contribution, credited, now)
+
+    record(
+        session,
+        actor=principal.actor,
+        action="contribution.posted",
+        subject_kind="contribution",
+        subject_id=contribution.id,
+        at=now,
+        details={
+            "person_id": str(person.id),
+            "region_code": person.region_code,
+            "period": period,
+            "clamped_base_fen": q.clamped_base_fen,
+            "credited_fen": credited,
+        },
+    )
+    _restore_if_paid_up(session, person, contribution, principal.actor, now)
+    session.flush()
+    return PostedContribution(contribution, person.status)
+
+
+# --- closing a month -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegionClosing:
+    region_code: str
+    region_name: str
+    marked_arrears: int
+
+
+def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> list[RegionClosing]:
+    """Close ``period`` in every region not yet closed for it (SPEC §5 CLI
+    ``contributions close-month``).
+
+    In each region, one set-based UPDATE marks as ``arrears`` the ``active``
+    persons of the monthly schemes created before the month ended who have no
+    contribution for it; a ``MonthClosing`` row and one audit entry record the
+    count. Refusals: 422 ``PERIOD_INVALID`` (malformed) and ``PERIOD_NOT_ENDED``;
+    409 ``PERIOD_ALREADY_CLOSED`` when every region is closed for it already.
+    """
+    now = rt.clock.now()
+    period = period.strip()
+    if rules.parse_period(period) is None or period < EARLIEST_PERIOD:
+        latest = previous_period(current_period(now))
+        raise DomainError("PERIOD_INVALID", 422, earliest=EARLIEST_PERIOD, latest=latest)
+    ends = period_end(period)
+    if ends > now:
+        raise DomainError("PERIOD_NOT_ENDED", 422, period=period)
+
+    regions = {info.code: info for info in rt.policies.regions()}
+    # FOR UPDATE on the region rows, in code order: posts in flight finish first,
+    # and a concurrent closing of the same month waits and then finds it closed.
+    session.execute(
+        select(Region.code)
+        .where(Region.code.in_(sorted(regions)))
+        .order_by(Region.code)
+        .with_for_update()
+    ).all()
+    closed = set(
+        session.execute(select(MonthClosing.region_code).where(MonthClosing.period == period))
+        .scalars()
+        .all()
+    )
+    todo = [code for code in sorted(regions) if code not in closed]
+    if not todo:
+        raise DomainError("PERIOD_ALREADY_CLOSED", 409, period=period)
+
+    out: list[RegionClosing] = []
+    for code in todo:
+        paid = exists().where(Contribution.person_id == Person.id, Contribution.period == period)
+        result = session.execute(
+            update(Person)
+            .where(
+                Person.region_code == code,
+                Person.status == PersonStatus.active.value,
+                Person.scheme.in_(MONTHLY_SCHEMES),
+                Person.created_at < ends,
+                ~paid,
+            )
+            .values(status=PersonStatus.arrears.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        marked = int(getattr(result, "rowcount", 0) or 0)
+        session.add(
+            MonthClosing(region_code=code, period=period, closed_at=now, marked_arrears=marked)
+        )
+        record(
+            session,
+            actor=actor,
+            action="contributions.close_month",
+            subject_kind="region",
+            subject_id=code,
+            at=now,
+            details={"period": period, "marked_arrears": marked},
+        )
+        out.append(RegionClosing(code, regions[code].name, marked))
+    session.flush()
+    return out
