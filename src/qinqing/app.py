@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from qinqing import __version__, problems
+from qinqing.input_guard import InputGuard
 from qinqing.logging_setup import request_id_var
 from qinqing.runtime import Runtime
 
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         api.include_router(router)
     app.include_router(api)
+    app.add_middleware(InputGuard)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

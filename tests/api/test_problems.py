@@ -90,3 +90,26 @@ def test_health_and_readiness(rt: Runtime, client: TestClient) -> None:
     finally:
         rt.db.dispose()
         rt.db = good
+
+
+def test_nul_characters_are_refused_everywhere(client: TestClient) -> None:
+    r = client.post(f"{API}/auth/login", json={"login": "\u0000", "password": "x"})
+    assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
+    r = client.post(
+        f"{API}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": "a\x00b", "client_secret": "s"},
+    )
+    assert r.status_code == 422
+    r = client.get(f"{API}/regions/150600/contribution-quote?base_fen=1%00")
+    assert r.status_code == 422
+    r = client.get(f"{API}/regions/15%0000/policy")
+    assert r.status_code == 422
+
+
+def test_oversized_body_is_refused(client: TestClient) -> None:
+    r = client.post(
+        f"{API}/auth/login",
+        content=b"{" + b" " * (3 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 413 and r.json()["code"] == "PAYLOAD_TOO_LARGE"
