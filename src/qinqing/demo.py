@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor
 from qinqing.auth import service as auth
 from qinqing.auth.models import StaffUser
 from qinqing.identity import ric
+from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, new_person
 from qinqing.runtime import Runtime
 
@@ -88,7 +90,8 @@ def load(rt: Runtime) -> bool:
     now = rt.clock.now()
     with rt.db.unit_of_work() as session:
         if session.execute(select(StaffUser.id).where(StaffUser.username == "demo-clerk")).first():
-            return False
+            # Persons and staff are there; add any family link a newer demo knows of.
+            return _load_family(session, rt) > 0
         for p in PEOPLE:
             ident = ric.parse(p.id_number, date.today())
             if find_by_id_number(session, rt.vault, ident.number) is None:
@@ -139,15 +142,61 @@ def load(rt: Runtime) -> bool:
                 client_id=cid,
             )
         _set_payment_passwords(session, rt)
+        _load_family(session, rt)
     return True
 
 
-def _set_payment_passwords(session: object, rt: Runtime) -> None:
-    from sqlalchemy.orm import Session
+# (holder, member, relation, mutual aid, active): adults' consent is recorded by the
+# loader as if given at the counter; a young child is bound directly as the rules say.
+FAMILY = [
+    ("15060219850312003", "15060219870721004", "spouse", True, True),
+    ("15060219850312003", "15270119520118001", "father", True, True),
+    ("15060219850312003", "15270119540905002", "mother", False, True),
+    ("15060219850312003", "15060220150601002", "child", True, True),
+    ("44010619800215001", "44010419820430002", "spouse", True, True),
+    ("44010619800215001", "44010619550101003", "father", False, False),
+]
 
+
+def _load_family(session: Session, rt: Runtime) -> int:
+    """Bind the demo families through the family service (same rules, audit and
+    notices). A pair that was ever linked is left alone, so a link unbound while
+    trying the demo is not brought back. Returns how many links were created."""
+    from qinqing.family import service as family
+    from qinqing.family.models import FamilyLink, LinkStatus
+    from qinqing.family.views import pair_key
+
+    def person(first17: str) -> Person:
+        found = find_by_id_number(session, rt.vault, ric.with_check_digit(first17))
+        assert found is not None
+        return found
+
+    created = 0
+    for holder_first17, member_first17, relation, mutual_aid, active in FAMILY:
+        holder, member = person(holder_first17), person(member_first17)
+        key = pair_key(holder.id, member.id)
+        if session.execute(select(FamilyLink.id).where(FamilyLink.pair_key == key)).first():
+            continue
+        link = family.bind_persons(
+            session,
+            rt,
+            actor=DEMO_ACTOR,
+            holder_id=holder.id,
+            member_id=member.id,
+            relation=relation,
+            mutual_aid=mutual_aid,
+        )
+        if active and link.status == LinkStatus.pending_consent:
+            family.activate(
+                session, rt, link, holder, member, actor=DEMO_ACTOR, verification_method="demo"
+            )
+        created += 1
+    return created
+
+
+def _set_payment_passwords(session: Session, rt: Runtime) -> None:
     from qinqing.auth.models import PersonAccount
 
-    assert isinstance(session, Session)
     for acct in session.execute(select(PersonAccount)).scalars():
         acct.payment_password_hash = auth.passwords(rt).hash(PAYMENT_PASSWORD)
 

@@ -1,7 +1,159 @@
-"""Routes of the family part (filled in by the issue that builds it)."""
+"""Family routes: bind, consent, decline, 我的家庭成员, one link (SPEC §5)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from qinqing.auth.principal import PersonDep, Principal, PrincipalDep
+from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.errors import forbidden
+from qinqing.family import service
+from qinqing.family.schemas import BindIn, ConsentIn, FamilyOut
+from qinqing.family.views import LinkOut, link_out
+from qinqing.idempotency import idempotency_key, run_idempotent
+from qinqing.runtime import Runtime
+
+router = APIRouter(tags=["family"])
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
+
+
+@router.get("/me/family", response_model=FamilyOut, summary="我的家庭成员")
+def my_family(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> FamilyOut:
+    """Your links as holder and as member: open ones, then those ended in the last year."""
+    found = service.list_family(session, rt, principal)
+    return FamilyOut(
+        as_holder=[link_out(session, rt, link, principal) for link in found["as_holder"]],
+        as_member=[link_out(session, rt, link, principal) for link in found["as_member"]],
+    )
+
+
+@router.post(
+    "/me/family",
+    status_code=201,
+    response_model=LinkOut,
+    summary="Bind a family member (绑定家庭成员)",
+)
+def bind(
+    body: BindIn,
+    request: Request,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """Start a binding as the holder. A member of the region's consent age or older
+    must accept it (`pending_consent`); a younger child is bound at once (`active`).
+
+    Refusals: 422 `MEMBER_NOT_FOUND` (no insured person with that ID number and name),
+    `SELF_LINK`, `RELATION_NOT_ADMITTED`, `MUTUAL_AID_RELATION_NOT_ADMITTED`,
+    `YEARLY_LIMIT_INVALID`, `ID_NUMBER_*`; 409 `HOLDER_NOT_ACTIVE`, `RELATION_IMPLAUSIBLE`,
+    `MINOR_NEEDS_PARENT`, `DUPLICATE_LINK`, `RELATION_ALREADY_BOUND`, `MEMBER_LIMIT_REACHED`,
+    `MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER`, `MEMBER_NOT_INSURED`, `MUTUAL_AID_OUT_OF_SCOPE`,
+    `ONE_DIRECTION`. The problem document lists every refusal found in `refusals`.
+    Send an `Idempotency-Key` to make a retry safe.
+    """
+
+    def handler() -> tuple[int, LinkOut]:
+        link = service.bind(
+            session,
+            rt,
+            principal,
+            member_id_number=body.member_id_number,
+            member_name=body.member_name,
+            relation=body.relation,
+            mutual_aid=body.mutual_aid,
+            yearly_limit_fen=body.mutual_aid_yearly_limit_fen,
+        )
+        return 201, link_out(session, rt, link, principal)
+
+    return _idempotent(request, body.model_dump(mode="json"), principal, session, rt, key, handler)
+
+
+@router.post(
+    "/family/links/{link_id}/consent",
+    response_model=LinkOut,
+    summary="Accept a pending link (the member, with verification)",
+)
+def consent(
+    link_id: str,
+    body: ConsentIn,
+    request: Request,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """The bound member accepts with their payment password or a face check.
+
+    403 `NOT_THE_MEMBER` for the holder; 409 `LINK_NOT_PENDING`; the verification
+    errors `VERIFICATION_REQUIRED` (409), `VERIFICATION_FAILED` (403),
+    `VERIFICATION_LOCKED` (423); and any binding rule that no longer holds.
+    Send an `Idempotency-Key` to make a retry safe.
+    """
+
+    def handler() -> tuple[int, LinkOut]:
+        link = service.consent(session, rt, principal, link_id, body.verification)
+        return 200, link_out(session, rt, link, principal)
+
+    return _idempotent(request, body.model_dump(mode="json"), principal, session, rt, key, handler)
+
+
+@router.post(
+    "/family/links/{link_id}/decline",
+    response_model=LinkOut,
+    summary="Decline (member) or withdraw (holder) a pending link",
+)
+def decline(
+    link_id: str,
+    request: Request,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """Ends a link still waiting for consent. 409 `LINK_NOT_PENDING` otherwise; an
+    active link is ended by unbinding. Send an `Idempotency-Key` to make a retry safe."""
+
+    def handler() -> tuple[int, LinkOut]:
+        link = service.decline(session, rt, principal, link_id)
+        return 200, link_out(session, rt, link, principal)
+
+    return _idempotent(request, {}, principal, session, rt, key, handler)
+
+
+@router.get("/family/links/{link_id}", response_model=LinkOut, summary="One link")
+def get_link(link_id: str, principal: PrincipalDep, session: SessionDep, rt: RuntimeDep) -> LinkOut:
+    """For its holder and member, and for staff of its region (who see ID numbers in
+    full). Unknown ids and links the caller may not see answer 404 alike."""
+    if principal.kind not in ("person", "staff"):
+        raise forbidden()
+    link = service.get_link(session, principal, link_id)
+    return link_out(session, rt, link, principal)
+
+
+def _idempotent(
+    request: Request,
+    body: object,
+    principal: Principal,
+    session: Session,
+    rt: Runtime,
+    key: str | None,
+    handler: Callable[[], tuple[int, LinkOut]],
+) -> JSONResponse:
+    return run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        body=body,
+        now=rt.clock.now(),
+        handler=handler,
+    )

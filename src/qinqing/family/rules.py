@@ -1,0 +1,242 @@
+"""Binding rules (SPEC §3 "Family links"): pure decisions over plain values, no I/O.
+
+``refusals`` is the single source of "may this holder bind this member?". The
+service loads the facts (with the deciding rows locked), calls it at binding
+and again at consent, and raises the first refusal. The order of the list is
+fixed (``ORDER``) so the answer to a request is always the same code:
+request-shaped refusals first (422), then those that depend on the persons'
+state and their other links (409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from qinqing.errors import DomainError
+from qinqing.regions.policy import MutualAidScope, Policy
+
+# China Standard Time has no daylight saving: ages are counted on the Beijing date.
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+
+# Relations a holder may bind at most once at a time (SPEC §3).
+SINGLE_RELATIONS = frozenset({"spouse", "father", "mother"})
+# Relations whose member must be of a given sex (from the ID number).
+RELATION_SEX = {"father": "M", "mother": "F"}
+# Relations whose member is of an older (+1) or a younger (-1) generation.
+RELATION_GENERATION = {"father": 1, "mother": 1, "grandparent": 1, "child": -1, "grandchild": -1}
+
+# code -> HTTP status; the order is the order refusals are reported in.
+ORDER: dict[str, int] = {
+    "SELF_LINK": 422,
+    "RELATION_NOT_ADMITTED": 422,
+    "MUTUAL_AID_RELATION_NOT_ADMITTED": 422,
+    "YEARLY_LIMIT_INVALID": 422,
+    "HOLDER_NOT_ACTIVE": 409,
+    "RELATION_IMPLAUSIBLE": 409,
+    "MINOR_NEEDS_PARENT": 409,
+    "DUPLICATE_LINK": 409,
+    "RELATION_ALREADY_BOUND": 409,
+    "MEMBER_LIMIT_REACHED": 409,
+    "MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER": 409,
+    "MEMBER_NOT_INSURED": 409,
+    "MUTUAL_AID_OUT_OF_SCOPE": 409,
+    "ONE_DIRECTION": 409,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PartyFacts:
+    """What the rules need to know about the holder or the member."""
+
+    id: uuid.UUID
+    status: str  # active | arrears | suspended | terminated
+    scheme: str  # employee | resident | flexible
+    region_code: str
+    birth_date: date
+    sex: str  # M | F
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLink:
+    """An open (pending, active or unbinding) link of either party."""
+
+    holder_id: uuid.UUID
+    member_id: uuid.UUID
+    relation: str
+    mutual_aid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BindRequest:
+    relation: str
+    mutual_aid: bool
+    yearly_limit_fen: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        return ORDER[self.code]
+
+
+def today_in_china(now: datetime) -> date:
+    """The calendar date in China for an aware UTC instant."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return now.astimezone(CHINA_TZ).date()
+
+
+def age_on(birth_date: date, today: date) -> int:
+    """Full years of age on ``today`` (a 29 February birthday falls on 1 March)."""
+    years = today.year - birth_date.year
+    if (today.month, today.day) < (birth_date.month, birth_date.day):
+        years -= 1
+    return years
+
+
+def needs_consent(member: PartyFacts, policy: Policy, today: date) -> bool:
+    """A member of ``consent_age`` or older consents with their own verification."""
+    return age_on(member.birth_date, today) >= policy.consent_age
+
+
+def in_scope(holder_region: str, member_region: str, scope: MutualAidScope) -> bool:
+    """Whether a member's region is within the holder's policy's mutual-aid scope."""
+    if scope is MutualAidScope.nation:
+        return True
+    if scope is MutualAidScope.province:
+        return holder_region[:2] == member_region[:2]
+    return holder_region == member_region
+
+
+def _plausible(holder: PartyFacts, member: PartyFacts, relation: str) -> bool:
+    sex = RELATION_SEX.get(relation)
+    if sex is not None and member.sex != sex:
+        return False
+    generation = RELATION_GENERATION.get(relation, 0)
+    if generation > 0:
+        return member.birth_date < holder.birth_date
+    if generation < 0:
+        return member.birth_date > holder.birth_date
+    return True
+
+
+def refusals(
+    *,
+    holder: PartyFacts,
+    member: PartyFacts,
+    request: BindRequest,
+    policy: Policy,
+    open_links: Iterable[OpenLink],
+    today: date,
+) -> list[Refusal]:
+    """Every reason the holder may not bind the member, in ``ORDER``; empty = allowed.
+
+    ``policy`` is the holder's region's policy. ``open_links`` are the open
+    links that involve the holder or the member (any others are ignored), not
+    counting the link being decided when it is re-checked at consent.
+    """
+    links = [
+        link for link in open_links if {link.holder_id, link.member_id} & {holder.id, member.id}
+    ]
+    out: list[Refusal] = []
+    relation = request.relation
+
+    if holder.id == member.id:
+        out.append(Refusal("SELF_LINK"))
+
+    if not policy.admits(relation):
+        out.append(Refusal("RELATION_NOT_ADMITTED", {"relation": relation}))
+    elif request.mutual_aid and not policy.mutual_aid_admits(relation):
+        out.append(Refusal("MUTUAL_AID_RELATION_NOT_ADMITTED", {"relation": relation}))
+
+    limit = request.yearly_limit_fen
+    cap = policy.mutual_aid_yearly_limit_max_fen
+    if limit is not None:
+        if not request.mutual_aid:
+            out.append(_limit_invalid("without_mutual_aid", cap))
+        elif limit < 1:
+            out.append(_limit_invalid("not_positive", cap))
+        elif cap > 0 and limit > cap:
+            out.append(_limit_invalid("above_max", cap))
+
+    if holder.status != "active":
+        out.append(Refusal("HOLDER_NOT_ACTIVE", {"holder_status": holder.status}))
+
+    if holder.id != member.id and not _plausible(holder, member, relation):
+        out.append(Refusal("RELATION_IMPLAUSIBLE", {"relation": relation}))
+
+    if not needs_consent(member, policy, today) and relation != "child":
+        out.append(Refusal("MINOR_NEEDS_PARENT", {"consent_age": policy.consent_age}))
+
+    as_holder = [link for link in links if link.holder_id == holder.id]
+    if any({link.holder_id, link.member_id} == {holder.id, member.id} for link in links):
+        out.append(Refusal("DUPLICATE_LINK"))
+    if relation in SINGLE_RELATIONS and any(link.relation == relation for link in as_holder):
+        out.append(Refusal("RELATION_ALREADY_BOUND", {"relation": relation}))
+    if len(as_holder) >= policy.max_members:
+        out.append(Refusal("MEMBER_LIMIT_REACHED", {"max_members": policy.max_members}))
+
+    if request.mutual_aid:
+        if holder.scheme != "employee":
+            out.append(Refusal("MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER"))
+        if member.status == "terminated":
+            out.append(Refusal("MEMBER_NOT_INSURED"))
+        if not in_scope(holder.region_code, member.region_code, policy.mutual_aid_scope):
+            out.append(Refusal("MUTUAL_AID_OUT_OF_SCOPE", {"scope": policy.mutual_aid_scope.value}))
+        if policy.one_direction and _crosses_direction(holder.id, member.id, links):
+            out.append(Refusal("ONE_DIRECTION"))
+
+    out.sort(key=lambda r: list(ORDER).index(r.code))
+    return out
+
+
+def _limit_invalid(reason: str, cap: int) -> Refusal:
+    return Refusal("YEARLY_LIMIT_INVALID", {"reason": reason, "max_fen": cap})
+
+
+def _crosses_direction(
+    holder_id: uuid.UUID, member_id: uuid.UUID, links: Sequence[OpenLink]
+) -> bool:
+    """Whether the holder already receives mutual aid or the member already gives it."""
+    return any(
+        link.mutual_aid and (link.member_id == holder_id or link.holder_id == member_id)
+        for link in links
+    )
+
+
+def as_error(found: Sequence[Refusal]) -> DomainError:
+    """The first refusal as the error to raise; every code found rides along."""
+    first = found[0]
+    return DomainError(
+        first.code, first.status, extra={"refusals": [r.code for r in found]}, **first.params
+    )
+
+
+def check(
+    *,
+    holder: PartyFacts,
+    member: PartyFacts,
+    request: BindRequest,
+    policy: Policy,
+    open_links: Iterable[OpenLink],
+    today: date,
+) -> None:
+    """Raise the first refusal (``as_error``), if any."""
+    found = refusals(
+        holder=holder,
+        member=member,
+        request=request,
+        policy=policy,
+        open_links=open_links,
+        today=today,
+    )
+    if found:
+        raise as_error(found)

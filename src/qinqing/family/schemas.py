@@ -1,0 +1,59 @@
+"""Request and response models of the family routes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qinqing.family.views import LinkOut
+from qinqing.verification import Verification
+
+RelationName = Literal[
+    "spouse", "father", "mother", "child", "sibling", "grandparent", "grandchild"
+]
+
+# A yearly limit above this (100 million yuan) is surely a typing error.
+YEARLY_LIMIT_CEILING_FEN = 10_000_000_000
+
+
+class BindIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    member_id_number: str = Field(
+        min_length=1, max_length=32, description="the member's 18-digit resident ID number"
+    )
+    member_name: str = Field(
+        min_length=1, max_length=64, description="the member's name, as registered"
+    )
+    relation: RelationName = Field(
+        description="the member's relation to you; sibling, grandparent and grandchild only "
+        "where the region's policy admits close relatives"
+    )
+    mutual_aid: bool = Field(
+        default=False,
+        strict=True,
+        description="家庭共济: your personal account pays the member's medical costs",
+    )
+    mutual_aid_yearly_limit_fen: int | None = Field(
+        default=None,
+        strict=True,
+        ge=0,
+        le=YEARLY_LIMIT_CEILING_FEN,
+        description="optional yearly cap on mutual aid, in fen (at least 1); only with mutual_aid",
+    )
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verification: Verification | None = Field(
+        default=None, description="the member's own payment password or face check"
+    )
+
+
+class FamilyOut(BaseModel):
+    """我的家庭成员: open links first (newest first), then links ended in the last year."""
+
+    as_holder: list[LinkOut] = Field(description="links where you are the holder (绑定人)")
+    as_member: list[LinkOut] = Field(description="links where you are the bound member")
