@@ -1,0 +1,545 @@
+"""Unbinding (解除绑定): the check, the submission and the review (SPEC §3).
+
+Every decision comes from :func:`qinqing.unbind.rules.blockers`; this module
+only loads the facts, locks the rows that decide, verifies the person, writes
+the change, audits it and notifies both parties, all in the caller's
+transaction (services flush, the unit of work commits).
+
+Lock order, the same everywhere so two transactions cannot deadlock: the link
+(``SELECT ... FOR UPDATE``), then the initiator's person row, then their app
+account (payment-password verification), then the audit head.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from qinqing.audit.service import record
+from qinqing.auth.principal import Principal
+from qinqing.errors import DomainError, forbidden, not_found
+from qinqing.family.access import load_link, role_in
+from qinqing.family.models import FamilyLink, LinkStatus
+from qinqing.i18n import DEFAULT_LOCALE
+from qinqing.identity import ric
+from qinqing.ledger.payments import open_holds_for_link
+from qinqing.notify.service import enqueue
+from qinqing.persons.models import Person
+from qinqing.persons.service import find_by_id_number
+from qinqing.regions.policy import UnbindReview
+from qinqing.runtime import Runtime
+from qinqing.unbind import rules
+from qinqing.unbind.models import RequestStatus, UnbindRequest
+from qinqing.verification import (
+    FaceVerification,
+    PaymentPasswordVerification,
+    face_provider,
+    payment_password_locked,
+    verify,
+)
+
+Party = Literal["holder", "member"]
+AnyVerification = PaymentPasswordVerification | FaceVerification
+FAMILY_SCOPE = "family"
+LINK_SUBJECT = "family_link"
+
+
+class UnbindRefused(DomainError):
+    """409 UNBIND_REFUSED with every blocker; ``commit`` keeps a counted verification failure."""
+
+    def __init__(self, found: Sequence[rules.Blocker], *, commit: bool = False) -> None:
+        self.blockers = list(found)
+        super().__init__(
+            "UNBIND_REFUSED",
+            409,
+            commit=commit,
+            extra={"blockers": rules.render_all(self.blockers, DEFAULT_LOCALE)},
+        )
+
+    @property
+    def codes(self) -> list[str]:
+        return [b.code for b in self.blockers]
+
+    def localized(self, locale: str) -> DomainError:
+        """The same refusal with the blockers' messages in ``locale``."""
+        return DomainError(
+            self.code,
+            self.status,
+            commit=self.commit,
+            extra={"blockers": rules.render_all(self.blockers, locale)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    link: FamilyLink
+    on_behalf_of: Party | None
+    blockers: list[rules.Blocker]
+    review_required: bool
+
+    @property
+    def eligible(self) -> bool:
+        return rules.eligible(self.blockers)
+
+
+@dataclass(frozen=True, slots=True)
+class UnbindOutcome:
+    request: UnbindRequest
+    link: FamilyLink
+
+
+# --- facts -------------------------------------------------------------------------------
+
+
+def open_holds_on(session: Session, link: FamilyLink, now: datetime) -> rules.HoldsSummary:
+    """Authorized, not yet settled, voided or expired payments on the link
+    (UNSETTLED_PAYMENTS), read from the ledger.
+
+    On submission the caller holds the link ``FOR UPDATE``; a payment
+    authorization takes the link ``FOR SHARE`` first, so no hold can appear on
+    the link between this read and the unbind's commit.
+    """
+    count, total_fen = open_holds_for_link(session, link.id, now)
+    return rules.HoldsSummary(count=count, total_fen=total_fen)
+
+
+def link_facts(link: FamilyLink) -> rules.LinkFacts:
+    return rules.LinkFacts(
+        status=link.status,
+        holder_id=link.holder_id,
+        member_id=link.member_id,
+        activated_at=link.activated_at,
+    )
+
+
+def _initiator_facts(
+    session: Session,
+    rt: Runtime,
+    person: Person | None,
+    now: datetime,
+    *,
+    id_document_available: bool = False,
+) -> rules.InitiatorFacts:
+    if person is None:
+        return rules.InitiatorFacts(person_id=None, insurance_status="active")
+    return rules.InitiatorFacts(
+        person_id=person.id,
+        insurance_status=person.status,
+        payment_password_locked_until=payment_password_locked(session, person.id, now),
+        face_available=face_provider(rt) is not None,
+        id_document_available=id_document_available,
+    )
+
+
+def _lock_person(session: Session, person_id: uuid.UUID) -> Person:
+    return session.execute(
+        select(Person)
+        .where(Person.id == person_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _party_person(session: Session, link: FamilyLink, role: Party) -> Person:
+    person = session.get(Person, link.holder_id if role == "holder" else link.member_id)
+    assert person is not None
+    return person
+
+
+def _customer(session: Session, rt: Runtime, id_number: str) -> Person | None:
+    """A bank's customer by ID number; malformed numbers are 422 (ID_NUMBER_*)."""
+    number = ric.parse(id_number, rt.clock.now().date()).number
+    return find_by_id_number(session, rt.vault, number)
+
+
+# --- the check ---------------------------------------------------------------------------
+
+
+def check(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link_id: str | uuid.UUID,
+    on_behalf_of: Party | None = None,
+) -> CheckResult:
+    """The read-only unbind check: ``eligible`` and every blocker at once.
+
+    A person checks for themselves (``on_behalf_of`` must be None). A clerk of
+    the link's region names the party they serve at the counter, and a bank
+    client (scope ``family``) the party that is its customer, in
+    ``on_behalf_of``. Nothing is locked or written.
+    """
+    if principal.kind == "person":
+        if on_behalf_of is not None:
+            raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="on_behalf_of")
+    elif principal.kind == "staff":
+        if principal.role != "clerk":
+            raise forbidden()
+    elif FAMILY_SCOPE not in principal.scopes:
+        raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
+    link = load_link(session, principal, link_id)
+    now = rt.clock.now()
+    person: Person | None
+    role: Party | None
+    if principal.kind == "person":
+        assert principal.person_id is not None
+        person = session.get(Person, principal.person_id)
+        role = role_in(link, principal.person_id)  # type: ignore[assignment]
+    else:
+        if on_behalf_of is None:
+            name = "on_behalf_of" if principal.kind == "staff" else "customer"
+            raise DomainError("PARTY_REQUIRED", 422, parameter=name)
+        role = on_behalf_of
+        person = _party_person(session, link, role)
+    policy = rt.policies.policy(link.region_code)
+    found = rules.blockers(
+        link_facts(link),
+        _initiator_facts(session, rt, person, now, id_document_available=principal.kind == "staff"),
+        open_holds_on(session, link, now),
+        policy,
+        now,
+    )
+    return CheckResult(
+        link=link,
+        on_behalf_of=role,
+        blockers=found,
+        review_required=policy.unbind_review is UnbindReview.manual,
+    )
+
+
+# --- the submission ----------------------------------------------------------------------
+
+
+def unbind(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link_id: str | uuid.UUID,
+    verification: AnyVerification | None,
+    reason: str | None = None,
+    *,
+    customer_id_number: str | None = None,
+) -> UnbindOutcome:
+    """Unbind a link for a party (a person for themselves, a bank for its customer).
+
+    The link is row-locked, then the initiator; the blockers are decided by
+    the same rules as the check, inside this transaction, with the outcome of
+    the initiator's verification (payment password or face). Refused: raises
+    :class:`UnbindRefused` (409, every blocker; a counted wrong payment
+    password is still committed). Otherwise the link ends at once
+    (``completed``) or, where the region's policy says ``unbind_review =
+    "manual"``, waits for a reviewer (link ``unbinding``, request
+    ``pending_review``).
+    """
+    if principal.kind == "person":
+        if customer_id_number is not None:
+            raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="customer_id_number")
+    elif principal.kind == "client":
+        if FAMILY_SCOPE not in principal.scopes:
+            raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
+        if customer_id_number is None:
+            raise DomainError("PARTY_REQUIRED", 422, parameter="customer_id_number")
+    else:
+        # Clerks unbind at the counter (with an ID document), not here.
+        raise forbidden()
+
+    link = load_link(session, principal, link_id, lock=True)
+    person: Person | None
+    if principal.kind == "person":
+        assert principal.person_id is not None
+        person = session.get(Person, principal.person_id)
+    else:
+        assert customer_id_number is not None
+        person = _customer(session, rt, customer_id_number)
+    role: Party | None = role_in(link, person.id) if person else None  # type: ignore[assignment]
+    if person is not None and role is None:
+        person = None  # not a party: nothing about this person is looked at or shown
+
+    def verify_person() -> None:
+        assert person is not None
+        verify(session, rt, person.id, verification, now=rt.clock.now())
+
+    return submit(
+        session,
+        rt,
+        principal,
+        link,
+        person,
+        role,
+        verify_person=verify_person,
+        verification_method=verification.method if verification else "none",
+        reason=reason,
+    )
+
+
+def submit(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link: FamilyLink,
+    person: Person | None,
+    role: Party | None,
+    *,
+    verify_person: Callable[[], None],
+    verification_method: str,
+    reason: str | None = None,
+    form_number: str | None = None,
+) -> UnbindOutcome:
+    """Decide and apply one unbind on a link the caller already holds locked.
+
+    The channel-independent core (the app, a bank, the counter): ``person`` is
+    the party the unbind is for (None when the caller named no party),
+    ``verify_person`` raises the verification DomainErrors of
+    :mod:`qinqing.verification` (the counter passes its ID-document check).
+    """
+    now = rt.clock.now()
+    if person is not None:
+        person = _lock_person(session, person.id)
+    commit = False
+    outcome: rules.VerificationOutcome | None = None
+    if person is not None and role is not None:
+        try:
+            verify_person()
+            outcome = rules.VERIFIED
+        except DomainError as exc:
+            if exc.code not in rules.VERIFICATION_CODES:
+                raise
+            outcome = rules.VerificationOutcome(exc.code, dict(exc.params))
+            commit = exc.commit
+    policy = rt.policies.policy(link.region_code)
+    found = rules.blockers(
+        link_facts(link),
+        _initiator_facts(session, rt, person, now),
+        open_holds_on(session, link, now),
+        policy,
+        now,
+        outcome,
+    )
+    if found:
+        raise UnbindRefused(found, commit=commit)
+    assert person is not None and role is not None
+
+    review = policy.unbind_review is UnbindReview.manual
+    request = UnbindRequest(
+        link_id=link.id,
+        region_code=link.region_code,
+        status=RequestStatus.pending_review if review else RequestStatus.completed,
+        on_behalf_of=role,
+        initiator_person_id=person.id,
+        actor_kind=principal.kind,
+        actor_id=principal.id,
+        channel=principal.channel,
+        verification_method=verification_method,
+        form_number=form_number,
+        reason=reason,
+        created_at=now,
+        decided_at=None if review else now,
+    )
+    session.add(request)
+    session.flush()
+    details = {
+        "request_id": str(request.id),
+        "on_behalf_of": role,
+        "verification_method": verification_method,
+        "region_code": link.region_code,
+    }
+    if review:
+        link.status = LinkStatus.unbinding
+        link.updated_at = now
+        action, kind = "unbind.requested", "unbind.pending_review"
+    else:
+        _end(
+            link,
+            by_kind=principal.kind,
+            by_id=principal.id,
+            channel=principal.channel,
+            reason=reason,
+            at=now,
+        )
+        action, kind = "unbind.completed", "unbind.completed"
+    record(
+        session,
+        actor=principal.actor,
+        action=action,
+        subject_kind=LINK_SUBJECT,
+        subject_id=link.id,
+        at=now,
+        reason=reason,
+        details=details,
+    )
+    _notify_parties(session, link, request, kind, now)
+    session.flush()
+    return UnbindOutcome(request=request, link=link)
+
+
+def _end(
+    link: FamilyLink, *, by_kind: str, by_id: str, channel: str, reason: str | None, at: datetime
+) -> None:
+    link.status = LinkStatus.ended
+    link.ended_at = at
+    link.ended_by_kind = by_kind
+    link.ended_by_id = by_id
+    link.ended_channel = channel
+    link.end_reason = reason
+    link.updated_at = at
+
+
+def _notify_parties(
+    session: Session, link: FamilyLink, request: UnbindRequest, kind: str, at: datetime
+) -> None:
+    for role, person_id in (("holder", link.holder_id), ("member", link.member_id)):
+        enqueue(
+            session,
+            person_id=person_id,
+            kind=kind,
+            at=at,
+            payload={
+                "link_id": str(link.id),
+                "request_id": str(request.id),
+                "your_role": role,
+                "initiated_by": request.on_behalf_of,
+                "status": request.status,
+            },
+        )
+
+
+# --- requests and review -----------------------------------------------------------------
+
+
+def _parse_request_id(raw: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(raw, uuid.UUID):
+        return raw
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise not_found("unbind_request") from None
+
+
+def may_see_request(session: Session, principal: Principal, request: UnbindRequest) -> bool:
+    if principal.kind == "person":
+        link = session.get(FamilyLink, request.link_id)
+        return link is not None and role_in(link, principal.person_id) is not None
+    if principal.kind == "staff":
+        return principal.region_code == request.region_code
+    # A client sees the requests it made itself, in its region.
+    return (
+        principal.region_code == request.region_code
+        and request.actor_kind == "client"
+        and request.actor_id == principal.id
+    )
+
+
+def get_request(
+    session: Session, principal: Principal, request_id: str | uuid.UUID
+) -> tuple[UnbindRequest, FamilyLink]:
+    """One request and its link, if the caller may see it (else NOT_FOUND)."""
+    request = session.get(UnbindRequest, _parse_request_id(request_id))
+    if request is None or not may_see_request(session, principal, request):
+        raise not_found("unbind_request")
+    link = session.get(FamilyLink, request.link_id)
+    assert link is not None
+    return request, link
+
+
+def _require_reviewer(principal: Principal) -> str:
+    if principal.kind != "staff" or principal.role != "reviewer" or not principal.region_code:
+        raise forbidden()
+    return principal.region_code
+
+
+def review_queue(
+    session: Session,
+    principal: Principal,
+    *,
+    status: RequestStatus = RequestStatus.pending_review,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[tuple[UnbindRequest, FamilyLink]], int]:
+    """A reviewer's region's requests in ``status``, oldest first: one page and the total."""
+    region = _require_reviewer(principal)
+    where = (UnbindRequest.region_code == region, UnbindRequest.status == status.value)
+    total = session.execute(
+        select(func.count()).select_from(UnbindRequest).where(*where)
+    ).scalar_one()
+    rows = session.execute(
+        select(UnbindRequest, FamilyLink)
+        .join(FamilyLink, FamilyLink.id == UnbindRequest.link_id)
+        .where(*where)
+        .order_by(UnbindRequest.created_at, UnbindRequest.id)
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    ).all()
+    return [(r, link) for r, link in rows], int(total)
+
+
+def decide(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    request_id: str | uuid.UUID,
+    decision: Literal["approve", "reject"],
+    comment: str | None = None,
+) -> UnbindOutcome:
+    """A reviewer of the request's region approves (the link ends) or rejects it
+    (the link is active again). Either way both parties are notified."""
+    region = _require_reviewer(principal)
+    rid = _parse_request_id(request_id)
+    peek = session.get(UnbindRequest, rid)
+    if peek is None or peek.region_code != region:
+        raise not_found("unbind_request")
+    if decision == "reject" and not (comment and comment.strip()):
+        raise DomainError("COMMENT_REQUIRED", 422)
+    # Lock order: the link, then the request.
+    link = session.execute(
+        select(FamilyLink)
+        .where(FamilyLink.id == peek.link_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    request = session.execute(
+        select(UnbindRequest)
+        .where(UnbindRequest.id == rid)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if request.status != RequestStatus.pending_review or link.status != LinkStatus.unbinding:
+        raise DomainError("REQUEST_NOT_PENDING", 409, request_status=request.status)
+    now = rt.clock.now()
+    request.decided_at = now
+    request.decided_by = principal.id
+    request.decision_comment = comment
+    if decision == "approve":
+        request.status = RequestStatus.approved
+        _end(
+            link,
+            by_kind=request.actor_kind,
+            by_id=request.actor_id,
+            channel=request.channel,
+            reason=request.reason,
+            at=now,
+        )
+        action, kind = "unbind.review.approved", "unbind.approved"
+    else:
+        request.status = RequestStatus.rejected
+        link.status = LinkStatus.active
+        link.updated_at = now
+        action, kind = "unbind.review.rejected", "unbind.rejected"
+    record(
+        session,
+        actor=principal.actor,
+        action=action,
+        subject_kind=LINK_SUBJECT,
+        subject_id=link.id,
+        at=now,
+        reason=comment,
+        details={"request_id": str(request.id), "region_code": link.region_code},
+    )
+    _notify_parties(session, link, request, kind, now)
+    session.flush()
+    return UnbindOutcome(request=request, link=link)
