@@ -62,6 +62,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from qinqing.family.api import router as family_router
     from qinqing.ledger.api import router as ledger_router
     from qinqing.ledger.payments_api import router as payments_router
+    from qinqing.ledger.statements_api import router as statements_router
     from qinqing.notify.api import router as notify_router
     from qinqing.regions.api import router as regions_router
     from qinqing.unbind.api import router as unbind_router
@@ -74,6 +75,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         unbind_router,
         notify_router,
         payments_router,
+        statements_router,
         ledger_router,
     ):
         api.include_router(router)

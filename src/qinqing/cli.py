@@ -21,7 +21,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def _mount() -> None:
-    from qinqing.ledger.cli import contributions_app
+    from qinqing.ledger.cli import contributions_app, ledger_app, payments_app
     from qinqing.notify.cli import notify_app
     from qinqing.persons.cli import persons_app
     from qinqing.regions.cli import policy_app
@@ -30,6 +30,8 @@ def _mount() -> None:
     app.add_typer(persons_app, name="persons")
     app.add_typer(notify_app, name="notify")
     app.add_typer(contributions_app, name="contributions")
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(payments_app, name="payments")
 
 
 @app.command()

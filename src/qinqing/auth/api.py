@@ -19,6 +19,7 @@ from qinqing.auth.schemas import (
 )
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.errors import DomainError
+from qinqing.ledger.statements import balance_of
 from qinqing.persons.models import Person
 from qinqing.persons.service import person_view
 
@@ -88,12 +89,16 @@ def me(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> MeOut:
     assert person is not None
     view = person_view(rt.vault, person)
     locked = account.payment_locked_until
+    money = balance_of(session, person, rt.clock.now())
     return MeOut(
         **{k: v for k, v in view.items() if k != "region_code"},
         region=RegionRef(code=person.region_code, name=rt.policies.region(person.region_code).name),
         channel=principal.channel,
         payment_password_set=account.payment_password_hash is not None,
         payment_password_locked_until=locked if locked and locked > rt.clock.now() else None,
+        has_personal_account=money.has_personal_account,
+        balance_fen=money.balance_fen,
+        available_fen=money.available_fen,
     )
 
 

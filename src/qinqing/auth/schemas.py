@@ -61,3 +61,6 @@ class MeOut(BaseModel):
     channel: str
     payment_password_set: bool
     payment_password_locked_until: datetime | None
+    has_personal_account: bool = Field(description="only employee (职工) members have one")
+    balance_fen: int = Field(description="personal-account balance")
+    available_fen: int = Field(description="balance less open holds")
