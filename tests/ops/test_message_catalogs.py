@@ -1,0 +1,37 @@
+"""Every stable code the service can answer with has a message in zh-CN and en."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import qinqing
+from qinqing import i18n
+from qinqing.persons.importer import _REASONS as IMPORT_ROW_REASONS
+
+SRC = Path(qinqing.__file__).parent
+CODE = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
+NOT_CODES = {"QINQING_NEW_PASSWORD"}  # an environment variable named in CLI help
+
+
+def test_both_locales_define_the_same_codes() -> None:
+    assert set(i18n.catalog("en")) == set(i18n.catalog("zh-CN"))
+
+
+def test_every_code_in_the_source_has_a_message() -> None:
+    known = set(i18n.catalog("en")) | set(IMPORT_ROW_REASONS) | NOT_CODES
+    used: dict[str, str] = {}
+    for path in SRC.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        for m in CODE.finditer(path.read_text("utf-8")):
+            used.setdefault(m.group(1), path.name)
+    missing = {code: where for code, where in used.items() if code not in known}
+    assert not missing, f"codes without a message: {missing}"
+
+
+def test_messages_render_with_their_parameters() -> None:
+    message, hint = i18n.text("LOGIN_LOCKED", "zh-CN", {"retry_after": 42})
+    assert "42" in (hint or "")
+    # A missing parameter shows as a placeholder, never an error.
+    assert i18n.text("LOGIN_LOCKED", "en", {})[1] == "Try again in {retry_after} seconds."
