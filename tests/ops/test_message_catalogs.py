@@ -34,6 +34,7 @@ def test_every_code_in_the_source_has_a_message() -> None:
 
 def test_messages_render_with_their_parameters() -> None:
     message, hint = i18n.text("LOGIN_LOCKED", "zh-CN", {"retry_after": 42})
+    assert message == "登录失败次数过多。"
     assert "42" in (hint or "")
     # A missing parameter shows as a placeholder, never an error.
     assert i18n.text("LOGIN_LOCKED", "en", {})[1] == "Try again in {retry_after} seconds."
