@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
@@ -33,7 +33,8 @@ from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
 from qinqing.ledger import rules
-from qinqing.ledger.accounts import institution_code, personal_code
+from qinqing.ledger.accounts import ensure_account, institution_code, personal_code
+from qinqing.ledger.bulk import any_of, insert_rows, pairs_in, update_by_id
 from qinqing.ledger.models import (
     AccountKind,
     LedgerAccount,
@@ -193,7 +194,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
         for prow in session.execute(
             select(
                 Person.id, Person.id_number_index, Person.region_code, Person.status, Person.scheme
-            ).where(Person.id_number_index.in_(list(index)))
+            ).where(any_of(session, Person.id_number_index, list(index), String()))
         ):
             persons[index[prow.id_number_index]] = prow
 
@@ -204,7 +205,8 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
         used_refs = set(
             session.execute(
                 select(Payment.reference).where(
-                    Payment.client_id == me, Payment.reference.in_(list(refs))
+                    Payment.client_id == me,
+                    any_of(session, Payment.reference, list(refs), String()),
                 )
             ).scalars()
         )
@@ -231,7 +233,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 FamilyLink.mutual_aid_yearly_limit_fen,
             )
             .where(
-                tuple_(FamilyLink.holder_id, FamilyLink.member_id).in_(wanted),
+                pairs_in(session, FamilyLink.holder_id, FamilyLink.member_id, wanted),
                 FamilyLink.status == LinkStatus.active.value,
                 FamilyLink.mutual_aid.is_(True),
             )
@@ -254,7 +256,8 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
         payer_of = dict(
             session.execute(
                 select(Payment.id, Payment.account_id).where(
-                    Payment.id.in_(list(set(resolve_ids.values()))), Payment.client_id == me
+                    any_of(session, Payment.id, list(set(resolve_ids.values())), Uuid()),
+                    Payment.client_id == me,
                 )
             )
             .tuples()
@@ -264,48 +267,21 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             if pid not in payer_of:
                 out[i] = _refused("PAYMENT_NOT_FOUND")
 
-    # 5. Accounts: create the missing, then lock all in ascending id order.
-    holder_codes = {personal_code(h.id): h for h, _ in pairs.values()}
+    # 5. Accounts, locked in one statement in ascending id order. A holder without a
+    #    personal account has nothing to pay with (INSUFFICIENT_BALANCE); only the
+    #    institution's own account is created here, once in its life.
+    holder_codes = {personal_code(h.id) for h, _ in pairs.values()}
     need_institution = any(isinstance(ops[i], Settle) and out[i] is None for i in resolve_ids)
-    new_accounts = [
-        {
-            "id": new_id(),
-            "code": code,
-            "kind": AccountKind.personal.value,
-            "person_id": h.id,
-            "region_code": h.region_code,
-            "balance_fen": 0,
-            "held_fen": 0,
-            "allow_negative": False,
-            "created_at": now,
-        }
-        for code, h in holder_codes.items()
-    ]
     inst_code = institution_code(me)
-    if need_institution:
-        new_accounts.append(
-            {
-                "id": new_id(),
-                "code": inst_code,
-                "kind": AccountKind.institution.value,
-                "person_id": None,
-                "region_code": principal.region_code,
-                "balance_fen": 0,
-                "held_fen": 0,
-                "allow_negative": False,
-                "created_at": now,
-            }
-        )
-    if new_accounts:
-        _insert_ignore_many(session, new_accounts)
     accounts: dict[uuid.UUID, _Account] = {}
     by_code: dict[str, _Account] = {}
-    codes = list(holder_codes) + ([inst_code] if need_institution else [])
-    ids = list(set(payer_of.values()))
-    if codes or ids:
-        conds = ([LedgerAccount.code.in_(codes)] if codes else []) + (
-            [LedgerAccount.id.in_(ids)] if ids else []
+
+    def lock(codes: list[str], ids: list[uuid.UUID]) -> None:
+        conds = ([any_of(session, LedgerAccount.code, codes, String())] if codes else []) + (
+            [any_of(session, LedgerAccount.id, ids, Uuid())] if ids else []
         )
+        if not conds:
+            return
         for arow in session.execute(
             select(
                 LedgerAccount.id,
@@ -321,16 +297,30 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             accounts[arow.id] = acct
             by_code[arow.code] = acct
 
+    lock(
+        sorted(holder_codes) + ([inst_code] if need_institution else []),
+        list(set(payer_of.values())),
+    )
+    if need_institution and inst_code not in by_code:
+        ensure_account(
+            session,
+            code=inst_code,
+            kind=AccountKind.institution,
+            region_code=principal.region_code or "",
+            now=now,
+        )
+        lock([inst_code], [])
+
     # 6. Lock the payments to resolve, then release overdue holds of the locked accounts.
     pays: dict[uuid.UUID, _Pay] = {}
     personal_ids = [a.id for a in accounts.values() if a.code.startswith("personal:")]
     if payer_of or personal_ids:
         wanted_pays: list[ColumnElement[bool]] = []
         if payer_of:
-            wanted_pays.append(Payment.id.in_(list(payer_of)))
+            wanted_pays.append(any_of(session, Payment.id, list(payer_of), Uuid()))
         if personal_ids:
             wanted_pays.append(
-                Payment.account_id.in_(personal_ids)
+                any_of(session, Payment.account_id, personal_ids, Uuid())
                 & (Payment.status == PaymentStatus.authorized.value)
                 & (Payment.expires_at <= now)
             )
@@ -385,7 +375,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 ),
             )
             .where(
-                Payment.link_id.in_(limited),
+                any_of(session, Payment.link_id, limited, Uuid()),
                 Payment.year == year,
                 Payment.status.in_([PaymentStatus.authorized.value, PaymentStatus.settled.value]),
             )
@@ -418,12 +408,12 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 out[i] = _refused("PAYMENT_REFERENCE_EXISTS")
                 continue
             link = links.get((holder.id, member.id))
-            payer_acct = by_code[personal_code(holder.id)]
+            payer_acct = by_code.get(personal_code(holder.id))
             facts = rules.AuthorizeFacts(
                 link_active_mutual_aid=link is not None,
                 holder_status=holder.status,
                 holder_scheme=holder.scheme,
-                available_fen=payer_acct.balance - payer_acct.held,
+                available_fen=payer_acct.balance - payer_acct.held if payer_acct else 0,
                 amount_fen=op.amount_fen,
                 yearly_limit_fen=link.mutual_aid_yearly_limit_fen if link else None,
                 used_this_year_fen=usage.get(link.id, 0) if link else 0,
@@ -431,7 +421,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             if code := rules.authorize_refusal(facts):
                 out[i] = _refused(code)
                 continue
-            assert link is not None
+            assert link is not None and payer_acct is not None
             hours = rt.policies.policy(link.region_code).hold_expiry_hours
             pid = uuid.uuid4()
             expires = now + timedelta(hours=hours)
@@ -558,16 +548,6 @@ def _post(
     debit.dirty = credit.dirty = True
 
 
-def _insert_ignore_many(session: Session, rows: list[dict[str, Any]]) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    # Sorted so concurrent creators insert (and lock) in the same order.
-    rows = sorted(rows, key=lambda r: r["code"])
-    session.execute(dialect_insert(LedgerAccount).values(rows).on_conflict_do_nothing())
-
-
 def _flush(
     session: Session,
     writes: _Writes,
@@ -575,28 +555,30 @@ def _flush(
     pays: dict[uuid.UUID, _Pay],
     now: datetime,
 ) -> None:
-    if writes.payments:
-        session.execute(insert(Payment), writes.payments)
-    changed = [p for p in pays.values() if p.dirty]
-    if changed:
-        session.execute(
-            update(Payment),
-            [
-                {"id": p.id, "status": p.status, "settled_fen": p.settled, "resolved_at": now}
-                for p in changed
-            ],
-        )
-    if writes.transfers:
-        session.execute(insert(LedgerTransfer), writes.transfers)
-        session.execute(insert(LedgerEntry), writes.entries)
-    dirty = [a for a in accounts.values() if a.dirty]
-    if dirty:
-        session.execute(
-            update(LedgerAccount),
-            [{"id": a.id, "balance_fen": a.balance, "held_fen": a.held} for a in dirty],
-        )
-    if writes.notices:
-        session.execute(insert(Notification), writes.notices)
+    insert_rows(session, Payment, writes.payments)
+    update_by_id(
+        session,
+        Payment,
+        [
+            {"id": p.id, "status": p.status, "settled_fen": p.settled, "resolved_at": now}
+            for p in pays.values()
+            if p.dirty
+        ],
+        {"status": "text", "settled_fen": "bigint", "resolved_at": "timestamptz"},
+    )
+    insert_rows(session, LedgerTransfer, writes.transfers)
+    insert_rows(session, LedgerEntry, writes.entries)
+    update_by_id(
+        session,
+        LedgerAccount,
+        [
+            {"id": a.id, "balance_fen": a.balance, "held_fen": a.held}
+            for a in accounts.values()
+            if a.dirty
+        ],
+        {"balance_fen": "bigint", "held_fen": "bigint"},
+    )
+    insert_rows(session, Notification, writes.notices)
 
 
 # --- the single-operation calls ----------------------------------------------
