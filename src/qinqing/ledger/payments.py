@@ -268,20 +268,22 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 out[i] = _refused("PAYMENT_NOT_FOUND")
 
     # 5. Accounts, locked in one statement in ascending id order. A holder without a
-    #    personal account has nothing to pay with (INSUFFICIENT_BALANCE); only the
-    #    institution's own account is created here, once in its life.
+    #    personal account has nothing to pay with (INSUFFICIENT_BALANCE). The
+    #    institution's account only ever receives money, so it is not locked here:
+    #    it gets one increment as the transaction's last statement (see _flush),
+    #    which keeps that hot row's lock as short as a commit.
     holder_codes = {personal_code(h.id) for h, _ in pairs.values()}
     need_institution = any(isinstance(ops[i], Settle) and out[i] is None for i in resolve_ids)
-    inst_code = institution_code(me)
     accounts: dict[uuid.UUID, _Account] = {}
     by_code: dict[str, _Account] = {}
-
-    def lock(codes: list[str], ids: list[uuid.UUID]) -> None:
-        conds = ([any_of(session, LedgerAccount.code, codes, String())] if codes else []) + (
-            [any_of(session, LedgerAccount.id, ids, Uuid())] if ids else []
-        )
-        if not conds:
-            return
+    conds = (
+        [any_of(session, LedgerAccount.code, sorted(holder_codes), String())]
+        if holder_codes
+        else []
+    )
+    if payer_of:
+        conds.append(any_of(session, LedgerAccount.id, list(set(payer_of.values())), Uuid()))
+    if conds:
         for arow in session.execute(
             select(
                 LedgerAccount.id,
@@ -296,20 +298,11 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             acct = _Account(arow.id, arow.code, arow.balance_fen, arow.held_fen)
             accounts[arow.id] = acct
             by_code[arow.code] = acct
-
-    lock(
-        sorted(holder_codes) + ([inst_code] if need_institution else []),
-        list(set(payer_of.values())),
+    institution = (
+        _Account(_institution_account(session, principal, now), institution_code(me), 0, 0)
+        if need_institution
+        else None
     )
-    if need_institution and inst_code not in by_code:
-        ensure_account(
-            session,
-            code=inst_code,
-            kind=AccountKind.institution,
-            region_code=principal.region_code or "",
-            now=now,
-        )
-        lock([inst_code], [])
 
     # 6. Lock the payments to resolve, then release overdue holds of the locked accounts.
     pays: dict[uuid.UUID, _Pay] = {}
@@ -460,7 +453,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 out[i] = _refused(code)
                 continue
             payer = accounts[p.account_id]
-            institution = by_code[inst_code]
+            assert institution is not None
             release(p, PaymentStatus.settled.value)
             p.settled = op.amount_fen
             if p.link_id in usage:
@@ -500,7 +493,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             out[i] = Outcome(True, None, p.id, p.status, p.amount, None, p.amount, p.expires_at)
 
     # 9. Write everything in bulk.
-    _flush(session, writes, accounts, pays, now)
+    _flush(session, writes, accounts, pays, now, institution)
     return [o if o is not None else _refused("PAYMENT_NOT_FOUND") for o in out]
 
 
@@ -548,12 +541,33 @@ def _post(
     debit.dirty = credit.dirty = True
 
 
+def _institution_account(session: Session, principal: Principal, now: datetime) -> uuid.UUID:
+    """The institution's receiving account (created the first time it is paid)."""
+    code = institution_code(principal.id)
+    found = session.execute(
+        select(LedgerAccount.id).where(LedgerAccount.code == code)
+    ).scalar_one_or_none()
+    if found is None:
+        ensure_account(
+            session,
+            code=code,
+            kind=AccountKind.institution,
+            region_code=principal.region_code or "",
+            now=now,
+        )
+        found = session.execute(
+            select(LedgerAccount.id).where(LedgerAccount.code == code)
+        ).scalar_one()
+    return found
+
+
 def _flush(
     session: Session,
     writes: _Writes,
     accounts: dict[uuid.UUID, _Account],
     pays: dict[uuid.UUID, _Pay],
     now: datetime,
+    institution: _Account | None,
 ) -> None:
     insert_rows(session, Payment, writes.payments)
     update_by_id(
@@ -579,6 +593,13 @@ def _flush(
         {"balance_fen": "bigint", "held_fen": "bigint"},
     )
     insert_rows(session, Notification, writes.notices)
+    if institution is not None and institution.balance:
+        # Last, so the hot row stays locked only until the commit.
+        session.execute(
+            update(LedgerAccount)
+            .where(LedgerAccount.id == institution.id)
+            .values(balance_fen=LedgerAccount.balance_fen + institution.balance)
+        )
 
 
 # --- the single-operation calls ----------------------------------------------
