@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
@@ -51,6 +51,7 @@ from qinqing.db import insert_ignore
 from qinqing.errors import DomainError
 from qinqing.idempotency_models import IdempotencyKey
 from qinqing.identity.vault import Vault
+from qinqing.runtime import Runtime
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -96,6 +97,9 @@ def idempotency_key(
 ) -> str | None:
     """FastAPI dependency: the validated ``Idempotency-Key`` header."""
     return check_key(key)
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
 
 
 def canonical_json(body: Any) -> str:
@@ -216,6 +220,30 @@ def run_idempotent(
     encoded = jsonable_encoder(answer)
     complete(session, caller=caller, key=key, status_code=status, body=encoded)
     return JSONResponse(encoded, status_code=status)
+
+
+def run_for_request(
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+    handler: Callable[[], tuple[int, Any]],
+) -> JSONResponse:
+    """:func:`run_idempotent` for a route: method and path from the request,
+    vault and clock from the runtime."""
+    return run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        body=body,
+        now=rt.clock.now(),
+        handler=handler,
+    )
 
 
 def purge_idempotency_keys(session: Session, before: datetime) -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -15,12 +14,10 @@ from qinqing.errors import forbidden
 from qinqing.family import service
 from qinqing.family.schemas import BindIn, ConsentIn, FamilyOut
 from qinqing.family.views import LinkOut, link_out
-from qinqing.idempotency import idempotency_key, run_idempotent
+from qinqing.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.runtime import Runtime
 
 router = APIRouter(tags=["family"])
-
-IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
 
 
 @router.get("/me/family", response_model=FamilyOut, summary="我的家庭成员")
@@ -146,14 +143,4 @@ def _idempotent(
     key: str | None,
     handler: Callable[[], tuple[int, LinkOut]],
 ) -> JSONResponse:
-    return run_idempotent(
-        session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        body=body,
-        now=rt.clock.now(),
-        handler=handler,
-    )
+    return run_for_request(request, session, rt, principal, key, body, handler)

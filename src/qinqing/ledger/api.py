@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from qinqing.auth.principal import Principal, require_scope
 from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.idempotency import idempotency_key, run_idempotent
+from qinqing.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.ledger import contributions
 
 router = APIRouter()
@@ -136,10 +136,11 @@ def contribution_quote(
 )
 def post_contribution(
     body: ContributionIn,
+    request: Request,
     principal: CollectorDep,
     session: SessionDep,
     rt: RuntimeDep,
-    key: Annotated[str | None, Depends(idempotency_key)],
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """A collector (税务/社保, scope `contributions`) posts one person's contribution
     for one month, within its own region. The base is clamped to the region's floor
@@ -173,14 +174,4 @@ def post_contribution(
             person_status=posted.person_status,
         )
 
-    return run_idempotent(
-        session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method="POST",
-        path="/api/v1/contributions",
-        body=body.model_dump(),
-        now=rt.clock.now(),
-        handler=handler,
-    )
+    return run_for_request(request, session, rt, principal, key, body.model_dump(), handler)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from qinqing import i18n
 from qinqing.auth.principal import Principal, require_scope
 from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.idempotency import idempotency_key, run_idempotent
+from qinqing.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.ledger import payments
 from qinqing.ledger.schemas import (
     AuthorizeIn,
@@ -26,7 +26,6 @@ from qinqing.problems import locale_of
 
 router = APIRouter(tags=["payments"])
 InstitutionDep = Annotated[Principal, require_scope("payments")]
-KeyDep = Annotated[str | None, Depends(idempotency_key)]
 
 
 def _out(o: payments.Outcome) -> PaymentOut:
@@ -48,22 +47,20 @@ def authorize(
     principal: InstitutionDep,
     session: SessionDep,
     rt: RuntimeDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Place a hold on the holder's personal account for a bound member's bill."""
     op = payments.Authorize(
         body.holder_id_number, body.member_id_number, body.amount_fen, body.reference
     )
-    return run_idempotent(
+    return run_for_request(
+        request,
         session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(),
-        now=rt.clock.now(),
-        handler=lambda: (201, _out(payments.authorize(session, rt, principal, op))),
+        rt,
+        principal,
+        key,
+        body.model_dump(),
+        lambda: (201, _out(payments.authorize(session, rt, principal, op))),
     )
 
 
@@ -75,20 +72,18 @@ def settle(
     principal: InstitutionDep,
     session: SessionDep,
     rt: RuntimeDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Post the hold: the same or a smaller amount; the rest is released."""
     op = payments.Settle(payment_id, body.amount_fen)
-    return run_idempotent(
+    return run_for_request(
+        request,
         session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(),
-        now=rt.clock.now(),
-        handler=lambda: (200, _out(payments.settle(session, rt, principal, op))),
+        rt,
+        principal,
+        key,
+        body.model_dump(),
+        lambda: (200, _out(payments.settle(session, rt, principal, op))),
     )
 
 
@@ -99,20 +94,18 @@ def void(
     principal: InstitutionDep,
     session: SessionDep,
     rt: RuntimeDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Release the hold without paying."""
     op = payments.Void(payment_id)
-    return run_idempotent(
+    return run_for_request(
+        request,
         session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body={},
-        now=rt.clock.now(),
-        handler=lambda: (200, _out(payments.void(session, rt, principal, op))),
+        rt,
+        principal,
+        key,
+        {},
+        lambda: (200, _out(payments.void(session, rt, principal, op))),
     )
 
 
@@ -123,7 +116,7 @@ def batch(
     principal: InstitutionDep,
     session: SessionDep,
     rt: RuntimeDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Up to 1000 authorize/settle/void operations, one result each, in order.
     A refused operation does not undo the others."""
@@ -165,14 +158,4 @@ def batch(
         ok = sum(r.ok for r in results)
         return 200, BatchOut(results=results, succeeded=ok, failed=len(results) - ok)
 
-    return run_idempotent(
-        session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body.model_dump(),
-        now=rt.clock.now(),
-        handler=run,
-    )
+    return run_for_request(request, session, rt, principal, key, body.model_dump(), run)

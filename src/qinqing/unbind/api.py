@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import link_out
-from qinqing.idempotency import idempotency_key, run_idempotent
+from qinqing.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.problems import locale_of
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules, service
@@ -38,7 +38,6 @@ from qinqing.unbind.schemas import (
 
 router = APIRouter(tags=["unbind"])
 
-IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]
 ReviewerDep = Annotated[Principal, require_staff("reviewer")]
 PartyParam = Literal["holder", "member"]
 
@@ -134,16 +133,8 @@ def unbind(
         )
 
     try:
-        return run_idempotent(
-            session,
-            vault=rt.vault,
-            principal=principal,
-            key=key,
-            method=request.method,
-            path=request.url.path,
-            body=body.model_dump(mode="json"),
-            now=rt.clock.now(),
-            handler=handler,
+        return run_for_request(
+            request, session, rt, principal, key, body.model_dump(mode="json"), handler
         )
     except service.UnbindRefused as exc:
         raise exc.localized(locale_of(request)) from None
@@ -203,14 +194,6 @@ def decide(
         outcome = service.decide(session, rt, principal, request_id, body.decision, body.comment)
         return 200, request_out(session, rt, outcome.request, outcome.link, principal)
 
-    return run_idempotent(
-        session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method=request.method,
-        path=request.url.path,
-        body=body.model_dump(mode="json"),
-        now=rt.clock.now(),
-        handler=handler,
+    return run_for_request(
+        request, session, rt, principal, key, body.model_dump(mode="json"), handler
     )
