@@ -1,4 +1,8 @@
-"""Settings from QINQING_* environment variables (SPEC §5 "Command line", §7)."""
+"""Settings from QINQING_* environment variables (SPEC §5 "Command line", §7).
+
+QINQING_DATABASE_URL, QINQING_DATA_DIR (default ./qinqing-data), QINQING_ENV,
+QINQING_SECRET_KEY, QINQING_POLICY_DIR, QINQING_FACE_PROVIDER, QINQING_LOG_JSON.
+"""
 
 from __future__ import annotations
 
