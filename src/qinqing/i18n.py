@@ -73,4 +73,10 @@ def text(code: str, locale: str, params: dict[str, Any] | None = None) -> tuple[
     values = _SafeDict(params or {})
     message = entry["message"].format_map(values)
     hint = entry.get("hint")
+    # A hint may have a variant used when a parameter is known, e.g.
+    # ``hint_with_remaining_attempts`` ("还可尝试 4 次").
+    for key, variant in entry.items():
+        if key.startswith("hint_with_") and key.removeprefix("hint_with_") in values:
+            hint = variant
+            break
     return message, (hint.format_map(values) if hint else None)

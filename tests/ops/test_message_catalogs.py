@@ -38,3 +38,10 @@ def test_messages_render_with_their_parameters() -> None:
     assert "42" in (hint or "")
     # A missing parameter shows as a placeholder, never an error.
     assert i18n.text("LOGIN_LOCKED", "en", {})[1] == "Try again in {retry_after} seconds."
+
+
+def test_a_hint_variant_is_used_when_its_parameter_is_known() -> None:
+    _, hint = i18n.text("VERIFICATION_FAILED", "zh-CN", {"remaining_attempts": 4})
+    assert hint == "请核对支付密码后重试。还可尝试 4 次，之后将锁定 3 小时。"
+    _, plain = i18n.text("VERIFICATION_FAILED", "zh-CN", {})
+    assert plain is not None and "{" not in plain
