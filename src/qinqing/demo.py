@@ -143,6 +143,7 @@ def load(rt: Runtime) -> bool:
             )
         _set_payment_passwords(session, rt)
         _load_family(session, rt)
+        _load_money(session, rt)
     return True
 
 
@@ -192,6 +193,53 @@ def _load_family(session: Session, rt: Runtime) -> int:
             )
         created += 1
     return created
+
+
+# Ordos employees whose personal accounts the demo funds (three months' contributions).
+FUNDED = ("15060219850312003", "15060219870721004")
+DEMO_HOLD_FEN = 12_800
+
+
+def _load_money(session: Session, rt: Runtime) -> None:
+    """Three months of contributions for the Ordos employees, through the collector,
+    and one open hospital hold on 张伟's account for 李娜's bill — so the unbind
+    check of that link shows UNSETTLED_PAYMENTS, as a real family might see it."""
+    from qinqing.auth.principal import Principal
+    from qinqing.ledger import payments
+    from qinqing.ledger.contributions import current_period, post_contribution, previous_period
+
+    collector = Principal(
+        "client",
+        "qq_demo_collector",
+        "collector",
+        token_hash="-",
+        region_code="150600",
+        scopes=frozenset({"contributions"}),
+    )
+    hospital = Principal(
+        "client",
+        "qq_demo_hospital",
+        "institution",
+        token_hash="-",
+        region_code="150600",
+        scopes=frozenset({"payments"}),
+    )
+    period = current_period(rt.clock.now())
+    for _ in range(3):
+        period = previous_period(period)
+        for first17 in FUNDED:
+            post_contribution(
+                session,
+                rt,
+                collector,
+                id_number=ric.with_check_digit(first17),
+                period=period,
+                base_fen=800_000,
+            )
+    holder, member = (ric.with_check_digit(f) for f in FUNDED)
+    payments.authorize(
+        session, rt, hospital, payments.Authorize(holder, member, DEMO_HOLD_FEN, "DEMO-BILL-0001")
+    )
 
 
 def _set_payment_passwords(session: Session, rt: Runtime) -> None:

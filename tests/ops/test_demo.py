@@ -37,3 +37,24 @@ def test_demo_loads_once_and_its_logins_work(rt: Runtime, client: TestClient) ->
                 },
             )
             assert r.status_code == 200, who
+
+
+def test_demo_accounts_are_funded_and_one_link_shows_an_open_hold(
+    rt: Runtime, client: TestClient
+) -> None:
+    demo.load(rt)
+    r = client.post(
+        f"{API}/auth/login", json={"login": "13800000001", "password": demo.PERSON_PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    me = client.get(f"{API}/me", headers=headers).json()
+    assert me["balance_fen"] > 0
+    assert me["balance_fen"] - me["available_fen"] == demo.DEMO_HOLD_FEN
+    spouse = next(
+        link
+        for link in client.get(f"{API}/me/family", headers=headers).json()["as_holder"]
+        if link["relation"] == "spouse"
+    )
+    check = client.get(f"{API}/family/links/{spouse['id']}/unbind-check", headers=headers).json()
+    assert check["eligible"] is False
+    assert [b["code"] for b in check["blockers"]] == ["UNSETTLED_PAYMENTS"]
