@@ -306,7 +306,10 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
 
     # 6. Lock the payments to resolve, then release overdue holds of the locked accounts.
     pays: dict[uuid.UUID, _Pay] = {}
-    personal_ids = [a.id for a in accounts.values() if a.code.startswith("personal:")]
+    # Only accounts that hold something can have an overdue hold to release.
+    personal_ids = [
+        a.id for a in accounts.values() if a.code.startswith("personal:") and a.held > 0
+    ]
     if payer_of or personal_ids:
         wanted_pays: list[ColumnElement[bool]] = []
         if payer_of:
