@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
 
 
@@ -34,3 +34,13 @@ class FrozenClock:
 def as_utc(value: datetime) -> datetime:
     """SQLite returns naive datetimes; everything we store is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The insurance calendar (cooling-off days, ages, contribution months, the yearly
+# mutual-aid limit) is China Standard Time, UTC+8, with no daylight saving.
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+
+
+def china_date(moment: datetime) -> date:
+    """The calendar date in China at an instant (naive instants are taken as UTC)."""
+    return as_utc(moment).astimezone(CHINA_TZ).date()

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qinqing.clock import CHINA_TZ
 from qinqing.regions.policy import BlockingStatus, Policy, load_policies
 from qinqing.unbind import rules
 from qinqing.unbind.rules import (
-    CST,
     HoldsSummary,
     InitiatorFacts,
     LinkFacts,
@@ -107,10 +107,10 @@ def test_each_blocker_exactly_when_its_condition_holds(
     if held.count > 0:
         expected.add("UNSETTLED_PAYMENTS")
     if link.activated_at is not None and policy.unbind_cooling_off_days > 0:
-        first_day = link.activated_at.astimezone(CST).date() + timedelta(
+        first_day = link.activated_at.astimezone(CHINA_TZ).date() + timedelta(
             days=policy.unbind_cooling_off_days
         )
-        if now.astimezone(CST).date() < first_day:
+        if now.astimezone(CHINA_TZ).date() < first_day:
             expected.add("COOLING_OFF")
     if is_party and outcome is not None and outcome.code is not None:
         expected.add(outcome.code)
@@ -144,7 +144,7 @@ def test_cooling_off_ends_on_the_day_it_names(activated: datetime, days: int) ->
     ok = InitiatorFacts(HOLDER, "active")
     found = blockers(link, ok, HoldsSummary(0, 0), policy, activated)
     assert [b.code for b in found] == ["COOLING_OFF"]
-    until = datetime.fromisoformat(str(found[0].params["until"])).replace(tzinfo=CST)
+    until = datetime.fromisoformat(str(found[0].params["until"])).replace(tzinfo=CHINA_TZ)
     assert blockers(link, ok, HoldsSummary(0, 0), policy, until) == []
     assert blockers(link, ok, HoldsSummary(0, 0), policy, until - timedelta(seconds=1)) != []
     assert until - activated >= timedelta(days=days - 1)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import PersonDep, Principal, PrincipalDep
+from qinqing.auth.principal import PersonDep, PrincipalDep
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.errors import forbidden
 from qinqing.family import service
 from qinqing.family.schemas import BindIn, ConsentIn, FamilyOut
 from qinqing.family.views import LinkOut, link_out
 from qinqing.idempotency import IdempotencyKeyDep, run_for_request
-from qinqing.runtime import Runtime
 
 router = APIRouter(tags=["family"])
 
@@ -69,7 +65,9 @@ def bind(
         )
         return 201, link_out(session, rt, link, principal)
 
-    return _idempotent(request, body.model_dump(mode="json"), principal, session, rt, key, handler)
+    return run_for_request(
+        request, session, rt, principal, key, body.model_dump(mode="json"), handler
+    )
 
 
 @router.post(
@@ -98,7 +96,9 @@ def consent(
         link = service.consent(session, rt, principal, link_id, body.verification)
         return 200, link_out(session, rt, link, principal)
 
-    return _idempotent(request, body.model_dump(mode="json"), principal, session, rt, key, handler)
+    return run_for_request(
+        request, session, rt, principal, key, body.model_dump(mode="json"), handler
+    )
 
 
 @router.post(
@@ -121,7 +121,7 @@ def decline(
         link = service.decline(session, rt, principal, link_id)
         return 200, link_out(session, rt, link, principal)
 
-    return _idempotent(request, {}, principal, session, rt, key, handler)
+    return run_for_request(request, session, rt, principal, key, {}, handler)
 
 
 @router.get("/family/links/{link_id}", response_model=LinkOut, summary="One link")
@@ -132,15 +132,3 @@ def get_link(link_id: str, principal: PrincipalDep, session: SessionDep, rt: Run
         raise forbidden()
     link = service.get_link(session, principal, link_id)
     return link_out(session, rt, link, principal)
-
-
-def _idempotent(
-    request: Request,
-    body: object,
-    principal: Principal,
-    session: Session,
-    rt: Runtime,
-    key: str | None,
-    handler: Callable[[], tuple[int, LinkOut]],
-) -> JSONResponse:
-    return run_for_request(request, session, rt, principal, key, body, handler)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
+from qinqing.clock import china_date
 from qinqing.errors import DomainError
 from qinqing.regions.policy import MutualAidScope, Policy
 
 # China Standard Time has no daylight saving: ages are counted on the Beijing date.
-CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
 # Relations a holder may bind at most once at a time (SPEC §3).
 SINGLE_RELATIONS = frozenset({"spouse", "father", "mother"})
@@ -88,10 +88,8 @@ class Refusal:
 
 
 def today_in_china(now: datetime) -> date:
-    """The calendar date in China for an aware UTC instant."""
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    return now.astimezone(CHINA_TZ).date()
+    """The calendar date in China for an instant (see ``qinqing.clock.china_date``)."""
+    return china_date(now)
 
 
 def age_on(birth_date: date, today: date) -> int:

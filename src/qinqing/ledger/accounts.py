@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -82,6 +83,44 @@ def lock_accounts(session: Session, codes: Iterable[str]) -> dict[str, LedgerAcc
     return {a.code: a for a in rows}
 
 
+def transfer_rows(
+    *,
+    debit_id: uuid.UUID,
+    credit_id: uuid.UUID,
+    amount_fen: int,
+    kind: str,
+    at: datetime,
+    payment_id: uuid.UUID | None = None,
+    contribution_id: uuid.UUID | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One transfer and its two entries (-amount, +amount) as rows: the double-entry
+    shape every money movement takes, single or in bulk."""
+    if amount_fen <= 0:
+        raise ValueError("a transfer moves a positive amount")
+    transfer_id = new_id()
+    transfer = {
+        "id": transfer_id,
+        "debit_account_id": debit_id,
+        "credit_account_id": credit_id,
+        "amount_fen": amount_fen,
+        "kind": kind,
+        "payment_id": payment_id,
+        "contribution_id": contribution_id,
+        "created_at": at,
+    }
+    entries = [
+        {
+            "id": new_id(),
+            "transfer_id": transfer_id,
+            "account_id": account_id,
+            "amount_fen": signed,
+            "created_at": at,
+        }
+        for account_id, signed in ((debit_id, -amount_fen), (credit_id, amount_fen))
+    ]
+    return transfer, entries
+
+
 def post_transfer(
     session: Session,
     *,
@@ -94,43 +133,21 @@ def post_transfer(
     contribution_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Move ``amount_fen`` from ``debit`` to ``credit``; both must be locked by the caller."""
-    if amount_fen <= 0:
-        raise ValueError("a transfer moves a positive amount")
-    transfer_id = new_id()
+    transfer, entries = transfer_rows(
+        debit_id=debit.id,
+        credit_id=credit.id,
+        amount_fen=amount_fen,
+        kind=kind,
+        at=at,
+        payment_id=payment_id,
+        contribution_id=contribution_id,
+    )
     # Core inserts in FK order (the ORM would not order unrelated mappers).
-    session.execute(
-        insert(LedgerTransfer).values(
-            id=transfer_id,
-            debit_account_id=debit.id,
-            credit_account_id=credit.id,
-            amount_fen=amount_fen,
-            kind=kind,
-            payment_id=payment_id,
-            contribution_id=contribution_id,
-            created_at=at,
-        )
-    )
-    session.execute(
-        insert(LedgerEntry),
-        [
-            {
-                "id": new_id(),
-                "transfer_id": transfer_id,
-                "account_id": debit.id,
-                "amount_fen": -amount_fen,
-                "created_at": at,
-            },
-            {
-                "id": new_id(),
-                "transfer_id": transfer_id,
-                "account_id": credit.id,
-                "amount_fen": amount_fen,
-                "created_at": at,
-            },
-        ],
-    )
+    session.execute(insert(LedgerTransfer).values(**transfer))
+    session.execute(insert(LedgerEntry), entries)
     debit.balance_fen -= amount_fen
     credit.balance_fen += amount_fen
+    transfer_id: uuid.UUID = transfer["id"]
     return transfer_id
 
 

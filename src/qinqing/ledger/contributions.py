@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
 from qinqing.auth.principal import Principal
+from qinqing.clock import CHINA_TZ, china_date
 from qinqing.errors import DomainError, forbidden
-from qinqing.family.rules import CHINA_TZ, today_in_china
 from qinqing.identity import ric
 from qinqing.ledger import rules
 from qinqing.ledger.accounts import (
@@ -70,7 +70,7 @@ ARREARS_CLEARED = "contribution.arrears_cleared"
 
 def current_period(now: datetime) -> str:
     """The calendar month in China (UTC+8) at ``now``, as ``YYYY-MM``."""
-    return rules.period_of(today_in_china(now))
+    return rules.period_of(china_date(now))
 
 
 def period_end(period: str) -> datetime:
@@ -233,7 +233,7 @@ def post_contribution(
     if principal.kind != "client" or region_code is None:
         raise forbidden()
     now = rt.clock.now()
-    ident = ric.parse(id_number, today_in_china(now))
+    ident = ric.parse(id_number, china_date(now))
     period = check_period(period, now)
 
     # Region (shared) before person: the order closing a month takes too.

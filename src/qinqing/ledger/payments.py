@@ -21,19 +21,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
+from qinqing.clock import CHINA_TZ, as_utc
 from qinqing.db import new_id
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
 from qinqing.ledger import rules
-from qinqing.ledger.accounts import ensure_account, institution_code, personal_code
+from qinqing.ledger.accounts import (
+    ensure_account,
+    institution_code,
+    personal_code,
+    transfer_rows,
+)
 from qinqing.ledger.bulk import any_of, insert_rows, pairs_in, update_by_id
 from qinqing.ledger.models import (
     AccountKind,
@@ -48,7 +54,6 @@ from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime
 
-CST = timezone(timedelta(hours=8))
 MAX_BATCH = 1000
 STATUS_OF = {
     "AMOUNT_INVALID": 422,
@@ -69,7 +74,7 @@ STATUS_OF = {
 
 def local_year(at: datetime) -> int:
     """The insurance year is the calendar year in China Standard Time."""
-    return at.astimezone(CST).year
+    return as_utc(at).astimezone(CHINA_TZ).year
 
 
 # --- operations and outcomes -------------------------------------------------
@@ -508,37 +513,16 @@ def _post(
     payment_id: uuid.UUID,
     at: datetime,
 ) -> None:
-    tid = new_id()
-    writes.transfers.append(
-        {
-            "id": tid,
-            "debit_account_id": debit.id,
-            "credit_account_id": credit.id,
-            "amount_fen": amount,
-            "kind": "payment",
-            "payment_id": payment_id,
-            "contribution_id": None,
-            "created_at": at,
-        }
+    transfer, entries = transfer_rows(
+        debit_id=debit.id,
+        credit_id=credit.id,
+        amount_fen=amount,
+        kind="payment",
+        at=at,
+        payment_id=payment_id,
     )
-    writes.entries.append(
-        {
-            "id": new_id(),
-            "transfer_id": tid,
-            "account_id": debit.id,
-            "amount_fen": -amount,
-            "created_at": at,
-        }
-    )
-    writes.entries.append(
-        {
-            "id": new_id(),
-            "transfer_id": tid,
-            "account_id": credit.id,
-            "amount_fen": amount,
-            "created_at": at,
-        }
-    )
+    writes.transfers.append(transfer)
+    writes.entries.extend(entries)
     debit.balance -= amount
     credit.balance += amount
     debit.dirty = credit.dirty = True

@@ -26,16 +26,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from babel.dates import format_date
 
 from qinqing import i18n
+from qinqing.clock import CHINA_TZ, china_date
 from qinqing.regions.policy import Policy
 
 # China Standard Time: one zone for the whole country, no daylight saving.
-CST = timezone(timedelta(hours=8), "CST")
 
 LINK_NOT_ACTIVE = "LINK_NOT_ACTIVE"
 NOT_A_PARTY = "NOT_A_PARTY"
@@ -145,7 +145,7 @@ def cooling_off_until(activated_at: datetime, days: int) -> date:
     Days are calendar days as agencies count them: a link activated on
     1 March with 30 days of cooling-off may be unbound from 31 March.
     """
-    return activated_at.astimezone(CST).date() + timedelta(days=days)
+    return china_date(activated_at) + timedelta(days=days)
 
 
 def blockers(
@@ -193,7 +193,7 @@ def blockers(
     days = policy.unbind_cooling_off_days
     if days > 0 and link.activated_at is not None:
         until = cooling_off_until(link.activated_at, days)
-        if now.astimezone(CST).date() < until:
+        if china_date(now) < until:
             found.append(Blocker(COOLING_OFF, {"until": until.isoformat(), "days": days}))
 
     if party and verification is None:
@@ -245,7 +245,7 @@ def local_time(iso: str, locale: str) -> str:
         return iso
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    local = moment.astimezone(CST)
+    local = moment.astimezone(CHINA_TZ)
     clock = local.strftime("%H:%M")
     if locale == "zh-CN":
         return f"{local_day(local.date().isoformat(), locale)} {clock}"
