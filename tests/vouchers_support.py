@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
 from family_support import MadeLink, make_active_link
 from ledger_support import fund, institution_headers
+from qinqing.auth.principal import Principal
 from qinqing.runtime import Runtime
+from support import add_client
 
 API = "/api/v1"
 FUNDS_FEN = 100_000
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,4 +71,38 @@ def pay(
         f"{API}/payments/authorize",
         json={"voucher_token": token, "amount_fen": amount_fen, "reference": reference},
         headers={**inst, **(headers or {})},
+    )
+
+
+def race(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
+    """Run fn(0..n-1) in n threads released at the same instant."""
+    barrier = threading.Barrier(n)
+    results: list[T | BaseException] = [RuntimeError("not run")] * n
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def institution_principal(rt: Runtime, region: str = "150600") -> Principal:
+    """An institution client and the Principal its token would give, for services."""
+    cid, _ = add_client(rt, "institution", region)
+    return Principal(
+        "client",
+        cid,
+        "institution",
+        token_hash="-",
+        region_code=region,
+        scopes=frozenset({"payments"}),
+        role="institution",
     )
