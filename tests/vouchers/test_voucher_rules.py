@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import segno
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qinqing.identity.vault import Vault, generate_key, parse_key
 from qinqing.vouchers import qr, rules, tokens
@@ -37,6 +39,22 @@ def test_issues_older_than_the_window_do_not_count() -> None:
 def test_the_wait_is_never_zero_when_limited() -> None:
     recent = [NOW - timedelta(seconds=59, milliseconds=999)] * rules.ISSUE_LIMIT
     assert rules.issue_wait_seconds(recent, NOW) == 1
+
+
+@given(
+    st.lists(
+        st.integers(min_value=0, max_value=120_000), min_size=0, max_size=3 * rules.ISSUE_LIMIT
+    )
+)
+def test_retry_after_is_exactly_when_the_next_voucher_may_be_issued(ages_ms: list[int]) -> None:
+    recent = [NOW - timedelta(milliseconds=a) for a in ages_ms]
+    wait = rules.issue_wait_seconds(recent, NOW)
+    if wait:
+        later = NOW + timedelta(seconds=wait)
+        assert rules.issue_wait_seconds(recent, later) == 0
+        assert rules.issue_wait_seconds(recent, later - timedelta(seconds=1)) > 0
+    else:
+        assert sum(a < 60_000 for a in ages_ms) < rules.ISSUE_LIMIT
 
 
 # --- using a voucher -------------------------------------------------------------

@@ -3,6 +3,7 @@ and what a family voucher can pay. No I/O; the service loads the facts."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ def issue_wait_seconds(recent: Sequence[datetime], now: datetime) -> int:
     if len(inside) < ISSUE_LIMIT:
         return 0
     frees_at = inside[len(inside) - ISSUE_LIMIT] + ISSUE_WINDOW
-    return max(1, int((frees_at - now).total_seconds() + 0.999))
+    return max(1, math.ceil((frees_at - now).total_seconds()))
 
 
 @dataclass(frozen=True, slots=True)
