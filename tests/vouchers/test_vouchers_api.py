@@ -411,3 +411,19 @@ def _fam(s: Scene) -> object:
         s.made.member.id_number,
         uuid.UUID(s.link_id),
     )
+
+
+def test_purged_token_look_ups_answer_invalid_and_keep_the_record(
+    rt: Runtime, client: TestClient, s: Scene, clock: FrozenClock
+) -> None:
+    from qinqing.vouchers.service import purge_tokens
+
+    old = token_for(client, s)
+    clock.advance(timedelta(days=1, seconds=61))
+    fresh = token_for(client, s)
+    with rt.db.unit_of_work() as session:
+        assert purge_tokens(session, clock.now() - timedelta(days=1)) == 1
+    assert redeem(client, s.inst, old).json()["code"] == "VOUCHER_INVALID"
+    assert redeem(client, s.inst, fresh).status_code == 200
+    with rt.db.unit_of_work() as session:
+        assert len(session.execute(select(Voucher)).all()) == 2

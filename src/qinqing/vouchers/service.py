@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from qinqing.audit import service as audit
@@ -330,3 +330,19 @@ def authorize(
     if not res.ok and res.code in STATUS_OF:
         raise DomainError(res.code, STATUS_OF[res.code], commit=True)
     return res.raise_if_refused(commit=True)
+
+
+def purge_tokens(session: Session, before: datetime) -> int:
+    """Drop the token look-ups of vouchers that expired before ``before``; how many.
+
+    The voucher rows stay as the record; an old token then answers
+    VOUCHER_INVALID instead of VOUCHER_EXPIRED. For the background worker (a day
+    after expiry is plenty).
+    """
+    expired = select(Voucher.person_id, Voucher.id).where(Voucher.expires_at < before)
+    result = session.execute(
+        delete(VoucherToken).where(
+            tuple_(VoucherToken.person_id, VoucherToken.voucher_id).in_(expired)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
