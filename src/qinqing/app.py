@@ -66,6 +66,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     from qinqing.notify.api import router as notify_router
     from qinqing.regions.api import router as regions_router
     from qinqing.unbind.api import router as unbind_router
+    from qinqing.vouchers.api import router as vouchers_router
 
     api = APIRouter(prefix=API_PREFIX)
     for router in (
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         payments_router,
         statements_router,
         ledger_router,
+        vouchers_router,
     ):
         api.include_router(router)
     app.include_router(api)

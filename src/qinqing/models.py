@@ -17,6 +17,7 @@ from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.regions.models import Region
 from qinqing.unbind.models import UnbindRequest
+from qinqing.vouchers.models import Voucher, VoucherToken
 
 __all__ = [
     "AccessToken",
@@ -39,4 +40,6 @@ __all__ = [
     "Region",
     "StaffUser",
     "UnbindRequest",
+    "Voucher",
+    "VoucherToken",
 ]

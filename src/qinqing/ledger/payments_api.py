@@ -23,6 +23,7 @@ from qinqing.ledger.schemas import (
     SettleOp,
 )
 from qinqing.problems import locale_of
+from qinqing.vouchers import service as vouchers
 
 router = APIRouter(tags=["payments"])
 InstitutionDep = Annotated[Principal, require_scope("payments")]
@@ -49,18 +50,34 @@ def authorize(
     rt: RuntimeDep,
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
-    """Place a hold on the holder's personal account for a bound member's bill."""
-    op = payments.Authorize(
-        body.holder_id_number, body.member_id_number, body.amount_fen, body.reference
-    )
+    """Place a hold on the holder's personal account for a bound member's bill.
+    Name the two persons by ID number, or by the family e-voucher the holder showed
+    (`voucher_token`: used up by the payment)."""
+    op = _authorize_op(body)
     return run_for_request(
         request,
         session,
         rt,
         principal,
         key,
-        body.model_dump(),
-        lambda: (201, _out(payments.authorize(session, rt, principal, op))),
+        body.model_dump(exclude_none=True),
+        lambda: (
+            201,
+            _out(
+                vouchers.authorize(session, rt, principal, op)
+                if isinstance(op, vouchers.VoucherAuthorize)
+                else payments.authorize(session, rt, principal, op)
+            ),
+        ),
+    )
+
+
+def _authorize_op(body: AuthorizeIn) -> payments.Authorize | vouchers.VoucherAuthorize:
+    if body.voucher_token is not None:
+        return vouchers.VoucherAuthorize(body.voucher_token, body.amount_fen, body.reference)
+    assert body.holder_id_number is not None and body.member_id_number is not None
+    return payments.Authorize(
+        body.holder_id_number, body.member_id_number, body.amount_fen, body.reference
     )
 
 
@@ -120,14 +137,10 @@ def batch(
 ) -> JSONResponse:
     """Up to 1000 authorize/settle/void operations, one result each, in order.
     A refused operation does not undo the others."""
-    ops: list[payments.Op] = []
+    ops: list[payments.Op | vouchers.VoucherAuthorize] = []
     for o in body.operations:
         if isinstance(o, AuthorizeOp):
-            ops.append(
-                payments.Authorize(
-                    o.holder_id_number, o.member_id_number, o.amount_fen, o.reference
-                )
-            )
+            ops.append(_authorize_op(o))
         elif isinstance(o, SettleOp):
             ops.append(payments.Settle(o.payment_id, o.amount_fen))
         else:
@@ -136,7 +149,7 @@ def batch(
 
     def run() -> tuple[int, BatchOut]:
         results = []
-        for i, res in enumerate(payments.execute(session, rt, principal, ops)):
+        for i, res in enumerate(vouchers.execute(session, rt, principal, ops)):
             if res.ok:
                 results.append(
                     BatchResult(
@@ -158,4 +171,6 @@ def batch(
         ok = sum(r.ok for r in results)
         return 200, BatchOut(results=results, succeeded=ok, failed=len(results) - ok)
 
-    return run_for_request(request, session, rt, principal, key, body.model_dump(), run)
+    return run_for_request(
+        request, session, rt, principal, key, body.model_dump(exclude_none=True), run
+    )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Fen = Annotated[int, Field(ge=1, le=10**11, description="integer fen (分)")]
 Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
@@ -15,12 +15,30 @@ class Strict(BaseModel):
 
 
 class AuthorizeIn(Strict):
-    holder_id_number: IdNumber
-    member_id_number: IdNumber
+    """The persons by their two ID numbers, or by the voucher the holder showed."""
+
+    holder_id_number: IdNumber | None = None
+    member_id_number: IdNumber | None = None
+    voucher_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="a family e-voucher token (POST /vouchers), instead of the ID numbers",
+    )
     amount_fen: Fen
     reference: Reference = Field(
         description="the institution's bill number, unique per institution"
     )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AuthorizeIn:
+        numbers = (self.holder_id_number, self.member_id_number)
+        if self.voucher_token is not None:
+            if numbers != (None, None):
+                raise ValueError("send voucher_token or the two ID numbers, not both")
+        elif None in numbers:
+            raise ValueError("send holder_id_number and member_id_number, or voucher_token")
+        return self
 
 
 class SettleIn(Strict):

@@ -204,6 +204,8 @@ class Policy(BaseModel):
     hold_expiry_hours: Annotated[int, Strict(), Field(ge=1)]
     # 0 = a holder may set any yearly limit (or none).
     mutual_aid_yearly_limit_max_fen: Fen
+    # How long a 医保电子凭证 token is valid after it is shown.
+    voucher_ttl_seconds: Annotated[int, Strict(), Field(ge=10, le=3600)]
     contribution: ContributionPolicy
 
     @field_validator("relations", "unbind_blocking_statuses")
