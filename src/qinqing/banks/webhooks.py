@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 import json
 import logging
 import random
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -162,6 +164,15 @@ def _endpoints_of(session: Session, bank_codes: Sequence[str]) -> list[tuple[str
     return [(cid, code) for cid, code in rows if code]
 
 
+_sequence = itertools.count()
+
+
+def new_event_id() -> str:
+    """``msg_`` + wall-clock nanoseconds + a process counter + randomness: unique, and
+    sorting by it sends one process's events in the order they were written."""
+    return f"msg_{time.time_ns():016x}{next(_sequence) % 4096:03x}{secrets.token_hex(6)}"
+
+
 def _add(
     session: Session,
     *,
@@ -178,7 +189,7 @@ def _add(
     )
     event = WebhookEvent(
         person_id=person_id,
-        id="msg_" + uuid.uuid4().hex,
+        id=new_event_id(),
         client_id=client_id,
         event_type=event_type,
         body=body,
