@@ -127,3 +127,23 @@ def test_only_a_bank_may_read_a_customers_family(rt: Runtime, client: TestClient
     r = client.get(url, headers=institution)
     assert r.status_code == 403 and r.json()["code"] == "INSUFFICIENT_SCOPE"
     assert client.get(url).status_code == 401
+
+
+def test_a_non_customer_gets_exactly_the_unknown_id_answer(rt: Runtime, client: TestClient) -> None:
+    import uuid
+
+    bank, _ = add_bank(rt, client, "BANKA")
+    made = make_active_link(rt, client)
+    unknown = str(uuid.uuid4())
+    for path, params in (
+        ("/family/links/{}/unbind-check", {"customer": "holder"}),
+        ("/family/links/{}/unbind-check", {"customer": "member"}),
+    ):
+        real = client.get(API + path.format(made.link_id), headers=bank.headers, params=params)
+        fake = client.get(API + path.format(unknown), headers=bank.headers, params=params)
+        assert real.status_code == fake.status_code == 404
+        assert real.text == fake.text
+    body = {"verification": RIGHT, "customer_id_number": made.holder.id_number}
+    real = client.post(f"{API}/family/links/{made.link_id}/unbind", headers=bank.headers, json=body)
+    fake = client.post(f"{API}/family/links/{unknown}/unbind", headers=bank.headers, json=body)
+    assert real.status_code == fake.status_code == 404 and real.text == fake.text

@@ -59,7 +59,8 @@ def retry_delay(attempts: int, jitter: float) -> timedelta:
     from ``jitter`` in [0, 1): between 0.5 and 1.0 of the step, so receivers that
     came back from an outage are not hit by every sender at the same second.
     """
-    step: timedelta = min(RETRY_BASE * RETRY_FACTOR ** max(attempts - 1, 0), RETRY_CAP)
+    exponent = min(max(attempts - 1, 0), 12)  # 3**12 minutes is far past the cap already
+    step: timedelta = min(RETRY_BASE * RETRY_FACTOR**exponent, RETRY_CAP)
     factor = 0.5 + 0.5 * min(max(jitter, 0.0), 1.0)
     return step * factor
 

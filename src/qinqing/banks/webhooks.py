@@ -326,7 +326,8 @@ def _claim(
                     WebhookEvent.status == EventStatus.pending.value,
                     WebhookEvent.next_attempt_at <= now,
                 )
-                .order_by(WebhookEvent.next_attempt_at, WebhookEvent.id)
+                # Oldest first (ids sort by creation), whatever their retry jitter.
+                .order_by(WebhookEvent.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
