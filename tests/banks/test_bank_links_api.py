@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
@@ -12,6 +14,7 @@ from banks_support import API, add_bank, card_number, link_customer
 from family_support import new_person
 from qinqing.audit.models import AuditEntry
 from qinqing.banks.models import BankAccountIndex, BankLink
+from qinqing.banks.webhooks import deliver_webhooks
 from qinqing.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
@@ -223,11 +226,26 @@ def test_pagination_of_a_banks_links(rt: Runtime, client: TestClient, clock: Fro
     assert [i["id"] for i in first["items"] + second["items"]] == ids[::-1]  # newest first
 
 
-def test_account_numbers_are_not_stored_in_clear(rt: Runtime, client: TestClient) -> None:
-    bank, _ = add_bank(rt, client, "BANKA")
+def test_account_numbers_are_not_stored_or_logged_in_clear(
+    rt: Runtime, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bank, _ = add_bank(rt, client, "BANKA", webhook_url="https://127.0.0.1:9/unreachable")
     c = new_person(rt, name="客户", account=False)
     account = card_number(9)
+    r = link_customer(client, bank, c.id_number, "客户", account)
+    assert r.status_code == 201
+    assert (
+        client.delete(f"{API}/bank-links/{r.json()['id']}", headers=bank.headers).status_code == 200
+    )
     assert link_customer(client, bank, c.id_number, "客户", account).status_code == 201
+    wrong = account[:-1] + str((int(account[-1]) + 1) % 10)
+    assert link_customer(client, bank, c.id_number, "客户", wrong).status_code == 422
+    assert deliver_webhooks(rt, rt.clock.now(), 10, timeout=0.5) == 0  # nothing listens there
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "not delivered" in logged
+    for value in (account, account[4:12], c.id_number):
+        assert value not in logged
     with rt.db.engine.connect() as conn:
         for table in (
             "bank_links",
