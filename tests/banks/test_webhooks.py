@@ -269,6 +269,13 @@ def test_clients_add_prints_the_webhook_secret_once(rt: Runtime) -> None:
         env=_env(rt),
     )
     assert r.exit_code == 1 and "WEBHOOK_ONLY_FOR_BANKS" in r.output
+    r = CliRunner().invoke(
+        app,
+        [*args[:-1], "BOC", "--webhook-url", "https://boc.example/qinqing"],
+        env=_env(rt),
+    )
+    assert r.exit_code == 0, r.output
+    assert "webhook_secret: whsec_" in r.output and "shown only now" in r.output
 
 
 def test_a_row_claimed_elsewhere_is_skipped_not_sent_twice(
