@@ -59,6 +59,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return response
 
     from qinqing.auth.api import router as auth_router
+    from qinqing.banks.api import router as banks_router
     from qinqing.family.api import router as family_router
     from qinqing.ledger.api import router as ledger_router
     from qinqing.ledger.payments_api import router as payments_router
@@ -79,6 +80,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         statements_router,
         ledger_router,
         vouchers_router,
+        banks_router,
     ):
         api.include_router(router)
     app.include_router(api)

@@ -21,6 +21,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def _mount() -> None:
+    from qinqing.banks.cli import webhooks_app
     from qinqing.ledger.cli import contributions_app, ledger_app, payments_app
     from qinqing.notify.cli import notify_app
     from qinqing.persons.cli import persons_app
@@ -32,6 +33,7 @@ def _mount() -> None:
     app.add_typer(contributions_app, name="contributions")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(payments_app, name="payments")
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 @app.command()
@@ -113,12 +115,18 @@ def clients_add(
     kind: str = typer.Option(..., "--kind", help="bank | institution | collector"),
     region: str = typer.Option(..., "--region", help="GB/T 2260 region code"),
     bank_code: str | None = typer.Option(None, "--bank-code", help="required for a bank"),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", help="a bank's webhook URL (https); prints a webhook_secret"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Add an API client; its secret is shown this once and stored only hashed."""
+    """Add an API client; its secret (and webhook secret) is shown this once, stored only
+    hashed (encrypted)."""
     from qinqing.auth import service
+    from qinqing.banks.webhooks import set_endpoint
 
     rt = runtime()
+    webhook_secret: str | None = None
     try:
         with rt.db.unit_of_work() as session:
             client, secret = service.add_client(
@@ -130,15 +138,22 @@ def clients_add(
                 bank_code=bank_code,
                 actor=operator(),
             )
+            if webhook_url is not None:
+                webhook_secret = set_endpoint(session, rt, client, webhook_url, actor=operator())
     except DomainError as exc:
         domain_fail(exc)
     if as_json:
-        print_json({"client_id": client.id, "client_secret": secret})
+        out = {"client_id": client.id, "client_secret": secret}
+        if webhook_secret is not None:
+            out["webhook_secret"] = webhook_secret
+        print_json(out)
         return
     console.print(f"client [bold]{client.name}[/] ({client.kind}, scopes: {client.scopes})")
     console.print(f"client_id:     {client.id}")
     console.print(f"client_secret: {secret}")
-    console.print("[yellow]The secret is shown only now; store it safely.[/]")
+    if webhook_secret is not None:
+        console.print(f"webhook_secret: {webhook_secret}")
+    console.print("[yellow]Secrets are shown only now; store them safely.[/]")
 
 
 @audit_app.command("verify")

@@ -91,7 +91,7 @@ def load(rt: Runtime) -> bool:
     with rt.db.unit_of_work() as session:
         if session.execute(select(StaffUser.id).where(StaffUser.username == "demo-clerk")).first():
             # Persons and staff are there; add any family link a newer demo knows of.
-            return _load_family(session, rt) > 0
+            return (_load_family(session, rt) + _load_banks(session, rt)) > 0
         for p in PEOPLE:
             ident = ric.parse(p.id_number, date.today())
             if find_by_id_number(session, rt.vault, ident.number) is None:
@@ -144,6 +144,7 @@ def load(rt: Runtime) -> bool:
         _set_payment_passwords(session, rt)
         _load_family(session, rt)
         _load_money(session, rt)
+        _load_banks(session, rt)
     return True
 
 
@@ -242,6 +243,64 @@ def _load_money(session: Session, rt: Runtime) -> None:
     )
 
 
+# The demo bank's webhooks go to a receiver on this machine (docs/banks.md has one);
+# nothing is sent until `qinqing webhooks deliver` runs.
+DEMO_BANK_ID = "qq_demo_bank"
+DEMO_WEBHOOK_URL = "http://127.0.0.1:8099/webhooks"
+DEMO_WEBHOOK_SECRET = "whsec_cWlucWluZy1kZW1vLXdlYmhvb2stc2VjcmV0LTIwMjY="
+# 张伟 has linked this (fictitious, Luhn-valid) card with the demo bank.
+DEMO_CUSTOMER = "15060219850312003"
+DEMO_ACCOUNT = "6214830123452343"
+
+
+def _load_banks(session: Session, rt: Runtime) -> int:
+    """The demo bank's webhook endpoint and its one customer (张伟, an active bank link),
+    made through the bank services; a link ended while trying the demo stays ended."""
+    from qinqing.auth.models import ApiClient
+    from qinqing.auth.principal import CLIENT_SCOPES, Principal
+    from qinqing.banks import service as banks
+    from qinqing.banks.models import BankLink, WebhookEndpoint
+    from qinqing.banks.webhooks import set_endpoint
+
+    client = session.get(ApiClient, DEMO_BANK_ID)
+    if client is None:
+        return 0
+    created = 0
+    if session.get(WebhookEndpoint, DEMO_BANK_ID) is None:
+        set_endpoint(
+            session, rt, client, DEMO_WEBHOOK_URL, actor=DEMO_ACTOR, secret=DEMO_WEBHOOK_SECRET
+        )
+        created += 1
+    customer = find_by_id_number(session, rt.vault, ric.with_check_digit(DEMO_CUSTOMER))
+    assert customer is not None
+    ever = session.execute(
+        select(BankLink.id).where(
+            BankLink.person_id == customer.id, BankLink.bank_code == client.bank_code
+        )
+    ).first()
+    if ever is None:
+        bank = Principal(
+            "client",
+            client.id,
+            "bank",
+            token_hash="-",
+            region_code=client.region_code,
+            scopes=frozenset(CLIENT_SCOPES["bank"].split()),
+            bank_code=client.bank_code,
+            role="bank",
+        )
+        banks.create_link(
+            session,
+            rt,
+            bank,
+            account_number=DEMO_ACCOUNT,
+            id_number=ric.with_check_digit(DEMO_CUSTOMER),
+            name=customer.name,
+        )
+        created += 1
+    return created
+
+
 def _set_payment_passwords(session: Session, rt: Runtime) -> None:
     from qinqing.auth.models import PersonAccount
 
@@ -266,4 +325,12 @@ def logins() -> list[tuple[str, str, str, str]]:
         (f"client {kind} ({region})", cid, secret, "POST /api/v1/auth/token")
         for cid, _n, kind, region, _b, secret in CLIENTS
     ]
+    rows.append(
+        (
+            f"webhook secret of {DEMO_BANK_ID}",
+            DEMO_WEBHOOK_URL,
+            DEMO_WEBHOOK_SECRET,
+            "see docs/banks.md",
+        )
+    )
     return rows

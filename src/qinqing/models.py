@@ -2,6 +2,7 @@
 
 from qinqing.audit.models import AuditEntry, AuditHead
 from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAccount, StaffUser
+from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
@@ -24,6 +25,8 @@ __all__ = [
     "ApiClient",
     "AuditEntry",
     "AuditHead",
+    "BankAccountIndex",
+    "BankLink",
     "Base",
     "Contribution",
     "FamilyLink",
@@ -42,4 +45,6 @@ __all__ = [
     "UnbindRequest",
     "Voucher",
     "VoucherToken",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -32,8 +32,9 @@ def test_short_phones_are_masked_whole(short: str) -> None:
     assert mask_phone(short) == "*" * len(short)
 
 
-def test_account_number_keeps_last_four() -> None:
-    assert mask_account_number("6222021234567890123") == "*" * 15 + "0123"
+def test_account_number_keeps_issuer_prefix_and_last_four() -> None:
+    assert mask_account_number("6222021234567890123") == "6222" + "*" * 11 + "0123"
+    assert mask_account_number("6214830123452345") == "6214********2345"
     assert mask_account_number("123") == "123"
 
 

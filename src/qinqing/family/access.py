@@ -1,8 +1,9 @@
 """Who may see or act on a link (SPEC §5, issue 3 "Authorization").
 
 A person sees only links they are a party to; staff only links of their
-region; API clients only links in their region. Anything else answers 404
-exactly as an unknown id does, revealing nothing.
+region; a bank client only links where a party is its customer (an active
+bank link with its bank); other API clients only links in their region.
+Anything else answers 404 exactly as an unknown id does, revealing nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
+from qinqing.banks.access import is_bank, is_customer
 from qinqing.errors import not_found
 from qinqing.family.models import FamilyLink
 
@@ -35,9 +37,19 @@ def role_in(link: FamilyLink, person_id: uuid.UUID | None) -> str | None:
 
 
 def may_see(link: FamilyLink, principal: Principal) -> bool:
+    """Without the database: a bank client's reach is decided by :func:`load_link`."""
     if principal.kind == "person":
         return role_in(link, principal.person_id) is not None
+    if is_bank(principal):
+        return True
     return principal.region_code == link.region_code
+
+
+def bank_reaches(session: Session, principal: Principal, link: FamilyLink) -> bool:
+    """A bank client reaches a link through a party that is its customer."""
+    return any(
+        is_customer(session, principal.bank_code, pid) for pid in (link.holder_id, link.member_id)
+    )
 
 
 def load_link(
@@ -50,5 +62,7 @@ def load_link(
         stmt = stmt.with_for_update()
     link = session.execute(stmt).scalar_one_or_none()
     if link is None or not may_see(link, principal):
+        raise not_found("link")
+    if is_bank(principal) and not bank_reaches(session, principal, link):
         raise not_found("link")
     return link

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
 from qinqing.auth.principal import Principal
+from qinqing.banks.webhooks import family_event
 from qinqing.errors import DomainError, forbidden
 from qinqing.family import rules
 from qinqing.family.access import load_link, role_in
@@ -242,6 +243,7 @@ def bind_persons(
     else:
         for pid, role in ((holder.id, "holder"), (member.id, "member")):
             enqueue(session, person_id=pid, kind="link.bound", at=now, payload=_payload(link, role))
+        family_event(session, "family_link.activated", link, now)
     session.flush()
     return link
 
@@ -320,6 +322,7 @@ def activate(
         at=now,
         payload=_payload(link, "holder"),
     )
+    family_event(session, "family_link.activated", link, now)
     session.flush()
     return link
 
@@ -364,6 +367,7 @@ def decline(
         at=now,
         payload=_payload(link, other_role),
     )
+    family_event(session, "family_link.ended", link, now)
     session.flush()
     return link
 
@@ -382,7 +386,11 @@ def list_family(session: Session, rt: Runtime, principal: Principal) -> dict[str
     ``ENDED_VISIBLE_DAYS``; open ones newest first, ended ones latest ended first."""
     if principal.person_id is None:
         raise forbidden()
-    pid = principal.person_id
+    return list_family_of(session, rt, principal.person_id)
+
+
+def list_family_of(session: Session, rt: Runtime, pid: uuid.UUID) -> dict[str, list[FamilyLink]]:
+    """One person's family links as 我的家庭成员 shows them (also a bank's view of its customer)."""
     since = rt.clock.now() - timedelta(days=ENDED_VISIBLE_DAYS)
     stmt = (
         select(FamilyLink)

@@ -18,8 +18,10 @@ def mask_phone(phone: str) -> str:
 
 
 def mask_account_number(number: str) -> str:
-    """Bank account numbers: only the last four digits."""
-    return "*" * max(len(number) - 4, 0) + number[-4:]
+    """``6214********2345``: the issuer prefix (first four) and the last four digits."""
+    if len(number) < 12:
+        return "*" * max(len(number) - 4, 0) + number[-4:]
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
 def mask_name(name: str) -> str:

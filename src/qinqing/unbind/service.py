@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import record
 from qinqing.auth.principal import Principal
+from qinqing.banks.access import is_bank, is_customer
+from qinqing.banks.webhooks import UnbindRef, family_event
 from qinqing.errors import DomainError, forbidden, not_found
 from qinqing.family.access import load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
@@ -197,6 +199,9 @@ def check(
             raise DomainError("PARTY_REQUIRED", 422, parameter=name)
         role = on_behalf_of
         person = _party_person(session, link, role)
+        # A bank checks only for its customer: the other side answers like an unknown id.
+        if is_bank(principal) and not is_customer(session, principal.bank_code, person.id):
+            raise not_found("link")
     policy = rt.policies.policy(link.region_code)
     found = rules.blockers(
         link_facts(link),
@@ -257,6 +262,14 @@ def unbind(
     else:
         assert customer_id_number is not None
         person = _customer(session, rt, customer_id_number)
+        # A bank acts only for its customer, a party of the link: for anyone else
+        # the answer is the one an unknown link id gets.
+        if (
+            person is None
+            or role_in(link, person.id) is None
+            or not is_customer(session, principal.bank_code, person.id)
+        ):
+            raise not_found("link")
     role: Party | None = role_in(link, person.id) if person else None  # type: ignore[assignment]
     if person is not None and role is None:
         person = None  # not a party: nothing about this person is looked at or shown
@@ -374,8 +387,20 @@ def submit(
         details=details,
     )
     _notify_parties(session, link, request, kind, now)
+    _bank_events(session, link, request, now)
     session.flush()
     return UnbindOutcome(request=request, link=link)
+
+
+def _bank_events(session: Session, link: FamilyLink, request: UnbindRequest, at: datetime) -> None:
+    """Webhooks to the parties' banks: the request's state, and the link's end if it ended."""
+    ref = UnbindRef(request.id, request.status, request.on_behalf_of, request.channel)
+    if request.status == RequestStatus.pending_review:
+        family_event(session, "unbind_request.pending_review", link, at, request=ref)
+    elif request.status in (RequestStatus.approved, RequestStatus.rejected):
+        family_event(session, "unbind_request.decided", link, at, request=ref)
+    if link.status == LinkStatus.ended:
+        family_event(session, "family_link.ended", link, at, request=ref)
 
 
 def _end(
@@ -427,9 +452,9 @@ def may_see_request(session: Session, principal: Principal, request: UnbindReque
         return link is not None and role_in(link, principal.person_id) is not None
     if principal.kind == "staff":
         return principal.region_code == request.region_code
-    # A client sees the requests it made itself, in its region.
+    # A client sees the requests it made itself (a bank: wherever its customer's link is).
     return (
-        principal.region_code == request.region_code
+        (is_bank(principal) or principal.region_code == request.region_code)
         and request.actor_kind == "client"
         and request.actor_id == principal.id
     )
@@ -541,5 +566,6 @@ def decide(
         details={"request_id": str(request.id), "region_code": link.region_code},
     )
     _notify_parties(session, link, request, kind, now)
+    _bank_events(session, link, request, now)
     session.flush()
     return UnbindOutcome(request=request, link=link)

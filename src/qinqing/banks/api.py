@@ -1,0 +1,140 @@
+"""Routes of the bank channel: bank associations (医保关联) and a bank's view of its
+customer's family links. The unbind check and the unbind for a bank's customer
+are the family routes (``?customer=holder|member`` and ``customer_id_number``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from qinqing.auth.principal import PrincipalDep
+from qinqing.banks import service
+from qinqing.banks.models import BankLink, BankLinkStatus
+from qinqing.banks.schemas import BankFamilyOut, BankLinkIn, BankLinkOut, BankLinkPage
+from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.family.views import link_out
+from qinqing.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.identity.masking import mask_id_number
+from qinqing.persons.service import id_number_of
+from qinqing.runtime import Runtime
+
+router = APIRouter(tags=["banks"])
+
+
+def bank_link_out(session: Session, rt: Runtime, link: BankLink) -> BankLinkOut:
+    return BankLinkOut(
+        id=str(link.id),
+        bank_code=link.bank_code,
+        account_number_masked=service.masked_account_of(rt, link),
+        status=link.status,
+        created_at=link.created_at,
+        created_channel=link.created_channel,
+        id_number_masked=mask_id_number(id_number_of(rt.vault, service.person_of(session, link))),
+        ended_at=link.ended_at,
+        ended_by_kind=link.ended_by_kind,
+        ended_channel=link.ended_channel,
+    )
+
+
+@router.post(
+    "/bank-links",
+    status_code=201,
+    response_model=BankLinkOut,
+    summary="医保关联: link a bank account",
+)
+def create_bank_link(
+    body: BankLinkIn,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """A person links their own account and names the bank (`bank_code`); a bank client
+    (scope `bank-links`) links its customer, named by `id_number` and `name` as
+    registered, with its own bank.
+
+    Refusals: 422 `BANK_ACCOUNT_NUMBER_INVALID`, `BANK_ACCOUNT_NUMBER_CHECK_DIGIT`,
+    `BANK_CODE_MISSING`, `BANK_CODE_INVALID`, `BANK_NOT_PARTNER`, `CUSTOMER_REQUIRED`,
+    `CUSTOMER_NOT_FOUND`, `PARAMETER_NOT_ALLOWED`, `ID_NUMBER_*`; 409
+    `BANK_ACCOUNT_ALREADY_LINKED`. Send an `Idempotency-Key` to make a retry safe.
+    """
+
+    def handler() -> tuple[int, BankLinkOut]:
+        link = service.create_link(
+            session,
+            rt,
+            principal,
+            account_number=body.account_number,
+            bank_code=body.bank_code,
+            id_number=body.id_number,
+            name=body.name,
+        )
+        return 201, bank_link_out(session, rt, link)
+
+    return run_for_request(
+        request, session, rt, principal, key, body.model_dump(mode="json"), handler
+    )
+
+
+@router.get("/bank-links", response_model=BankLinkPage, summary="Bank associations")
+def list_bank_links(
+    principal: PrincipalDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    status: BankLinkStatus | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> BankLinkPage:
+    """A person's own associations, or a bank client's: its bank's, newest first."""
+    rows, total = service.list_links(
+        session, principal, status=status, page=page, page_size=page_size
+    )
+    return BankLinkPage(
+        items=[bank_link_out(session, rt, link) for link in rows],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.delete("/bank-links/{link_id}", response_model=BankLinkOut, summary="Unlink a bank account")
+def end_bank_link(
+    link_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """The person, or a bank client of that bank, ends the association (kept, `ended`).
+
+    404 for an id the caller may not see; 409 `BANK_LINK_ENDED` when already ended.
+    """
+
+    def handler() -> tuple[int, BankLinkOut]:
+        link = service.end_link(session, rt, principal, link_id)
+        return 200, bank_link_out(session, rt, link)
+
+    return run_for_request(request, session, rt, principal, key, {}, handler)
+
+
+@router.get(
+    "/bank-links/{link_id}/family",
+    response_model=BankFamilyOut,
+    summary="The customer's family links",
+)
+def customer_family(
+    link_id: str, principal: PrincipalDep, session: SessionDep, rt: RuntimeDep
+) -> BankFamilyOut:
+    """For the bank client of an active association (scope `family`): its customer's
+    links as holder and as member, for the bank's app. Ended or foreign associations
+    answer 404 like an unknown id."""
+    found = service.customer_family(session, rt, principal, link_id)
+    return BankFamilyOut(
+        as_holder=[link_out(session, rt, link, principal) for link in found["as_holder"]],
+        as_member=[link_out(session, rt, link, principal) for link in found["as_member"]],
+    )

@@ -1,0 +1,126 @@
+"""`qinqing webhooks ...`: the partner banks' webhook outbox."""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+
+import typer
+from rich.table import Table
+
+from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
+from qinqing.errors import DomainError
+
+webhooks_app = typer.Typer(help="Webhooks to partner banks (the outbox).", no_args_is_help=True)
+
+
+@webhooks_app.callback()
+def _webhooks() -> None:
+    """Webhooks to partner banks (the outbox)."""
+
+
+@webhooks_app.command("list")
+def list_command(
+    failed: bool = typer.Option(False, "--failed", help="only events that gave up"),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Webhook events, newest first (bodies are not shown)."""
+    from qinqing.banks.webhooks import list_events
+
+    rt = runtime()
+    with rt.db.unit_of_work() as session:
+        rows = [
+            {
+                "id": e.id,
+                "client_id": e.client_id,
+                "type": e.event_type,
+                "status": e.status,
+                "attempts": e.attempts,
+                "last_status_code": e.last_status_code,
+                "last_error": e.last_error,
+                "next_attempt_at": e.next_attempt_at.isoformat(),
+                "created_at": e.created_at.isoformat(),
+            }
+            for e in list_events(session, failed_only=failed, limit=limit)
+        ]
+    rt.db.dispose()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Failed webhook events" if failed else "Webhook events")
+    for col in ("id", "client", "type", "status", "attempts", "last result", "created"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        last = str(r["last_status_code"] or r["last_error"] or "")
+        table.add_row(
+            str(r["id"]),
+            str(r["client_id"]),
+            str(r["type"]),
+            str(r["status"]),
+            str(r["attempts"]),
+            last,
+            str(r["created_at"]),
+        )
+    console.print(table)
+
+
+@webhooks_app.command("retry")
+def retry_command(event_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Queue a failed event again, under the same webhook-id."""
+    from qinqing.banks.webhooks import retry_event
+
+    rt = runtime()
+    try:
+        with rt.db.unit_of_work() as session:
+            event = retry_event(session, rt, event_id, actor=operator())
+            out = {"id": event.id, "status": event.status}
+    except DomainError as exc:
+        domain_fail(exc)
+    finally:
+        rt.db.dispose()
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"webhook event {out['id']} queued again")
+
+
+@webhooks_app.command("deliver")
+def deliver_command(
+    once: bool = typer.Option(False, "--once", help="one pass, then exit"),
+    limit: int = typer.Option(100, "--limit", min=1, max=10_000),
+    interval: float = typer.Option(5.0, "--interval", min=0.5, help="seconds between passes"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Deliver due webhook events (one pass with --once; else until SIGTERM or Ctrl-C)."""
+    from qinqing.banks.webhooks import deliver_webhooks
+
+    rt = runtime()
+    stopping = False
+
+    def stop(_sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    total = 0
+    try:
+        while True:
+            total += deliver_webhooks(rt, rt.clock.now(), limit)
+            if once or stopping:
+                break
+            deadline = time.monotonic() + interval
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if stopping:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        rt.db.dispose()
+    if as_json:
+        print_json({"delivered": total})
+    else:
+        console.print(f"delivered {total} webhook event(s)")

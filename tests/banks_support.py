@@ -1,0 +1,135 @@
+"""Test helpers of the bank channel: bank clients with tokens, bank links, receivers."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from fastapi.testclient import TestClient
+from stdnum import luhn
+
+from qinqing.auth import service as auth
+from qinqing.auth.models import ApiClient
+from qinqing.banks.webhooks import set_endpoint
+from qinqing.runtime import Runtime
+from support import OPERATOR
+
+API = "/api/v1"
+
+
+def card_number(seq: int, prefix: str = "621483") -> str:
+    """A Luhn-valid 16-digit card number, different for each ``seq``."""
+    body = f"{prefix}{seq:09d}"
+    return body + luhn.calc_check_digit(body)
+
+
+@dataclass(frozen=True)
+class Bank:
+    client_id: str
+    bank_code: str
+    headers: dict[str, str]
+
+
+def client_headers(client: TestClient, client_id: str, secret: str) -> dict[str, str]:
+    r = client.post(
+        f"{API}/auth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def add_bank(
+    rt: Runtime,
+    client: TestClient,
+    bank_code: str = "BANKA",
+    *,
+    region: str = "150600",
+    webhook_url: str | None = None,
+) -> tuple[Bank, str | None]:
+    """A bank client with a token (and a webhook endpoint when ``webhook_url`` is given)."""
+    with rt.db.unit_of_work() as s:
+        c, secret = auth.add_client(
+            s,
+            rt,
+            name=f"bank {bank_code}",
+            kind="bank",
+            region_code=region,
+            bank_code=bank_code,
+            actor=OPERATOR,
+        )
+        wh = set_endpoint(s, rt, c, webhook_url, actor=OPERATOR) if webhook_url else None
+    return Bank(c.id, bank_code, client_headers(client, c.id, secret)), wh
+
+
+def add_webhook(rt: Runtime, client_id: str, url: str) -> str:
+    with rt.db.unit_of_work() as s:
+        c = s.get(ApiClient, client_id)
+        assert c is not None
+        return set_endpoint(s, rt, c, url, actor=OPERATOR)
+
+
+def link_customer(
+    client: TestClient, bank: Bank, id_number: str, name: str, account: str, **headers: str
+) -> Any:
+    """POST /bank-links as a bank for its customer; returns the response."""
+    return client.post(
+        f"{API}/bank-links",
+        headers={**bank.headers, **headers},
+        json={"account_number": account, "id_number": id_number, "name": name},
+    )
+
+
+# --- a real HTTP receiver on 127.0.0.1 --------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers with the next scripted status (200 when none is left)
+    or, for the string "hang", waits until released (a timeout for the sender)."""
+
+    url: str = ""
+    script: list[int | str] = field(default_factory=list)
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body in self.received]
+
+
+@contextmanager
+def receiver(script: list[int | str] | None = None) -> Iterator[Receiver]:
+    rec = Receiver(script=list(script or []))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            rec.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            action = rec.script.pop(0) if rec.script else 200
+            if action == "hang":
+                rec.release.wait(10)
+                action = 200
+            self.send_response(int(action))
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        rec.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
