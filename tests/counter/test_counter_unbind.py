@@ -141,9 +141,12 @@ def test_a_document_that_is_not_the_partys_is_refused_and_counted(
 
     # A correct document resets the count.
     other = counter_family(rt, seq=2)
-    assert counter_unbind(client, desk, unbind_body(other.link_id, fam.member_number)).json()[
-        "blockers"
-    ][0]["params"]["remaining_attempts"] == 4
+    assert (
+        counter_unbind(client, desk, unbind_body(other.link_id, fam.member_number)).json()[
+            "blockers"
+        ][0]["params"]["remaining_attempts"]
+        == 4
+    )
     good = unbind_body(other.link_id, other.holder_number)
     assert counter_unbind(client, desk, good).status_code == 200
     assert failures_of(rt, other.holder.id) == 0
@@ -320,9 +323,7 @@ def test_bad_form_numbers_and_documents_change_nothing(rt: Runtime, client: Test
     assert failures_of(rt, fam.holder.id) is None
 
 
-def test_links_of_another_region_and_unknown_links_are_404(
-    rt: Runtime, client: TestClient
-) -> None:
+def test_links_of_another_region_and_unknown_links_are_404(rt: Runtime, client: TestClient) -> None:
     fam = counter_family(rt)
     far = clerk(rt, client, "gz-clerk", GZ)
     foreign = counter_unbind(client, far, unbind_body(fam.link_id, fam.holder_number))

@@ -57,7 +57,7 @@ def lines(data: ReceiptData) -> list[tuple[str, str]]:
         ("经办机构", f"{agency_name(data)}（统筹区 {data.region_code}）"),
         ("业务类型", "解除亲情关系（窗口代办）"),
         ("申请表编号", data.form_number),
-        ("申请人", rules.PARTY_LABELS.get(data.on_behalf_of, data.on_behalf_of)),
+        ("申请方", rules.PARTY_LABELS.get(data.on_behalf_of, data.on_behalf_of)),
         ("绑定人", f"{data.holder_name}  {data.holder_id_number}"),
         ("家庭成员", f"{data.member_name}  {data.member_id_number}"),
         (
@@ -107,12 +107,18 @@ def render(data: ReceiptData) -> bytes:
     pdf.line(left, y, right, y)
     y -= 8 * mm
 
-    label_w, size, leading = 24 * mm, 10.5, 6.2 * mm
-    for label, value in lines(data):
-        pdf.setFont(font, size)
-        pdf.drawString(left, y, f"{label}：")
-        for part in _wrap(value, right - left - label_w, size):
-            pdf.drawString(left + label_w, y, part)
+    size, leading = 10.5, 6.2 * mm
+    fields = lines(data)
+    # Labels right-aligned with ideographic spaces (every CJK glyph is 1 em wide),
+    # label and value in one string: they read back as one line ("办理结果：审核中").
+    width = max(len(label) for label, _ in fields) + 1
+    pdf.setFont(font, size)
+    for label, value in fields:
+        head = f"{label}：".rjust(width, "\u3000")
+        indent = "\u3000" * width
+        room = right - left - pdfmetrics.stringWidth(indent, font, size)
+        for i, part in enumerate(_wrap(value, room, size)):
+            pdf.drawString(left, y, (head if i == 0 else indent) + part)
             y -= leading
         y -= 1 * mm
 

@@ -126,7 +126,7 @@ RELATION_LABELS: dict[str, str] = {
     "grandchild": "孙子女/外孙子女",
 }
 
-PARTY_LABELS: dict[str, str] = {"holder": "绑定人", "member": "被绑定的家庭成员"}
+PARTY_LABELS: dict[str, str] = {"holder": "绑定人本人", "member": "被绑定的家庭成员本人"}
 
 
 def outcome_label(status: str) -> str:
