@@ -60,6 +60,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     from qinqing.auth.api import router as auth_router
     from qinqing.banks.api import router as banks_router
+    from qinqing.counter.api import router as counter_router
     from qinqing.family.api import router as family_router
     from qinqing.ledger.api import router as ledger_router
     from qinqing.ledger.payments_api import router as payments_router
@@ -75,6 +76,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         regions_router,
         family_router,
         unbind_router,
+        counter_router,
         notify_router,
         payments_router,
         statements_router,

@@ -3,6 +3,7 @@
 from qinqing.audit.models import AuditEntry, AuditHead
 from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAccount, StaffUser
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
+from qinqing.counter.models import IdDocumentFailures
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
@@ -30,6 +31,7 @@ __all__ = [
     "Base",
     "Contribution",
     "FamilyLink",
+    "IdDocumentFailures",
     "IdempotencyKey",
     "LedgerAccount",
     "LedgerEntry",

@@ -278,9 +278,9 @@ def customer_family(
     link = _visible(session, principal, _parse_id(link_id))
     if link is None or link.status != BankLinkStatus.active:
         raise not_found(SUBJECT)
-    from qinqing.family.service import list_family_of
+    from qinqing.family.service import family_of
 
-    return list_family_of(session, rt, link.person_id)
+    return family_of(session, rt, link.person_id)
 
 
 def person_of(session: Session, link: BankLink) -> Person:

@@ -176,11 +176,16 @@ def bind_persons(
     relation: str,
     mutual_aid: bool,
     yearly_limit_fen: int | None = None,
+    consent_method: str | None = None,
+    audit_details: dict[str, Any] | None = None,
 ) -> FamilyLink:
     """Lock both persons, decide by ``rules.refusals``, insert, audit and notify.
 
     The link is ``pending_consent`` when the member is of consent age, else
-    ``active`` at once (a parent binding a young child).
+    ``active`` at once (a parent binding a young child). ``consent_method``
+    says the member gave their consent in this same act (at the counter, with
+    their ID document): the link is then ``active`` at once and the method is
+    recorded. ``audit_details`` are added to the audit entry (no personal data).
     """
     now = rt.clock.now()
     persons = lock_persons(session, (holder_id, member_id))
@@ -191,6 +196,7 @@ def bind_persons(
         raise rules.as_error(found)
     policy = rt.policies.policy(holder.region_code)
     consent_required = rules.needs_consent(_facts(member), policy, rules.today_in_china(now))
+    pending = consent_required and consent_method is None
     link = FamilyLink(
         holder_id=holder.id,
         member_id=member.id,
@@ -198,14 +204,14 @@ def bind_persons(
         relation=relation,
         mutual_aid=mutual_aid,
         mutual_aid_yearly_limit_fen=yearly_limit_fen,
-        status=(LinkStatus.pending_consent if consent_required else LinkStatus.active).value,
+        status=(LinkStatus.pending_consent if pending else LinkStatus.active).value,
         region_code=holder.region_code,
         created_at=now,
         created_by_kind=actor.kind,
         created_by_id=actor.id,
         created_channel=actor.channel,
         consent_required=consent_required,
-        activated_at=None if consent_required else now,
+        activated_at=None if pending else now,
         updated_at=now,
     )
     try:
@@ -230,9 +236,11 @@ def bind_persons(
             "mutual_aid": mutual_aid,
             "yearly_limit_fen": yearly_limit_fen,
             "status": link.status,
+            **({"consent_method": consent_method} if consent_required and consent_method else {}),
+            **(audit_details or {}),
         },
     )
-    if consent_required:
+    if pending:
         enqueue(
             session,
             person_id=member.id,
@@ -386,11 +394,12 @@ def list_family(session: Session, rt: Runtime, principal: Principal) -> dict[str
     ``ENDED_VISIBLE_DAYS``; open ones newest first, ended ones latest ended first."""
     if principal.person_id is None:
         raise forbidden()
-    return list_family_of(session, rt, principal.person_id)
+    return family_of(session, rt, principal.person_id)
 
 
-def list_family_of(session: Session, rt: Runtime, pid: uuid.UUID) -> dict[str, list[FamilyLink]]:
-    """One person's family links as 我的家庭成员 shows them (also a bank's view of its customer)."""
+def family_of(session: Session, rt: Runtime, pid: uuid.UUID) -> dict[str, list[FamilyLink]]:
+    """A person's links as holder and as member, as 我的家庭成员 lists them (the
+    app and the counter show the same list)."""
     since = rt.clock.now() - timedelta(days=ENDED_VISIBLE_DAYS)
     stmt = (
         select(FamilyLink)

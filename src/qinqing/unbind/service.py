@@ -13,7 +13,7 @@ account (payment-password verification), then the audit head.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -25,6 +25,7 @@ from qinqing.audit.service import record
 from qinqing.auth.principal import Principal
 from qinqing.banks.access import is_bank, is_customer
 from qinqing.banks.webhooks import UnbindRef, family_event
+from qinqing.counter import documents as counter_documents
 from qinqing.errors import DomainError, forbidden, not_found
 from qinqing.family.access import load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
@@ -125,8 +126,6 @@ def _initiator_facts(
     rt: Runtime,
     person: Person | None,
     now: datetime,
-    *,
-    id_document_available: bool = False,
 ) -> rules.InitiatorFacts:
     if person is None:
         return rules.InitiatorFacts(person_id=None, insurance_status="active")
@@ -135,7 +134,19 @@ def _initiator_facts(
         insurance_status=person.status,
         payment_password_locked_until=payment_password_locked(session, person.id, now),
         face_available=face_provider(rt) is not None,
-        id_document_available=id_document_available,
+    )
+
+
+def _counter_facts(session: Session, person: Person, now: datetime) -> rules.InitiatorFacts:
+    """The party served at the counter: the ID document is the only way to verify
+    there, so the check reports VERIFICATION_LOCKED exactly when the counter's
+    document verification is locked for them (``qinqing.counter.documents``)."""
+    return rules.InitiatorFacts(
+        person_id=person.id,
+        insurance_status=person.status,
+        payment_password_locked_until=counter_documents.locked_until(session, person.id, now),
+        face_available=False,
+        id_document_available=False,
     )
 
 
@@ -203,13 +214,12 @@ def check(
         if is_bank(principal) and not is_customer(session, principal.bank_code, person.id):
             raise not_found("link")
     policy = rt.policies.policy(link.region_code)
-    found = rules.blockers(
-        link_facts(link),
-        _initiator_facts(session, rt, person, now, id_document_available=principal.kind == "staff"),
-        open_holds_on(session, link, now),
-        policy,
-        now,
+    facts = (
+        _counter_facts(session, person, now)
+        if principal.kind == "staff" and person is not None
+        else _initiator_facts(session, rt, person, now)
     )
+    found = rules.blockers(link_facts(link), facts, open_holds_on(session, link, now), policy, now)
     return CheckResult(
         link=link,
         on_behalf_of=role,
@@ -303,6 +313,7 @@ def submit(
     verification_method: str,
     reason: str | None = None,
     form_number: str | None = None,
+    audit_details: Mapping[str, str] | None = None,
 ) -> UnbindOutcome:
     """Decide and apply one unbind on a link the caller already holds locked.
 
@@ -310,6 +321,8 @@ def submit(
     the party the unbind is for (None when the caller named no party),
     ``verify_person`` raises the verification DomainErrors of
     :mod:`qinqing.verification` (the counter passes its ID-document check).
+    ``audit_details`` are added to the audit entry (the counter's form number
+    and document type; never personal data).
     """
     now = rt.clock.now()
     if person is not None:
@@ -361,6 +374,7 @@ def submit(
         "on_behalf_of": role,
         "verification_method": verification_method,
         "region_code": link.region_code,
+        **(audit_details or {}),
     }
     if review:
         link.status = LinkStatus.unbinding

@@ -1,0 +1,133 @@
+"""Counter decisions over plain values, no I/O: documents, form numbers, the lockout,
+the receipt's outcome.
+
+The conditions of an unbind or a binding are not here: the counter asks
+``unbind.rules.blockers`` and ``family.rules.refusals`` like every channel.
+This module only decides what is particular to the counter desk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from qinqing.errors import DomainError
+from qinqing.identity import ric
+
+DocumentType = Literal["resident_id", "medical_card"]
+DOCUMENT_TYPES: tuple[DocumentType, ...] = ("resident_id", "medical_card")
+# What the receipt and the messages call each document.
+DOCUMENT_LABELS: dict[str, str] = {
+    "resident_id": "居民身份证",
+    "medical_card": "医保卡（社会保障卡）",
+}
+# The verification method recorded on a counter request (SPEC: "id_document").
+ID_DOCUMENT_METHOD = "id_document"
+
+# Form numbers: the serial printed on the paper application form (申请表编号).
+FORM_NUMBER_MAX = 32
+FORM_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9/_.-]*$"
+_FORM_NUMBER = re.compile(FORM_NUMBER_PATTERN)
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+def document_number(doc_type: DocumentType, raw: str, today: date) -> str:
+    """The 18-digit number a document carries, validated (ID_NUMBER_* 422 otherwise).
+
+    A resident ID card (居民身份证) carries the citizen ID number. A medical
+    insurance card (医保卡 / 社会保障卡) carries the 社会保障号码, which for a
+    mainland resident *is* that same ID number; the card's own serial (卡号)
+    is not something the agency's registry knows, so it is not accepted here.
+    Both types therefore compare the same number; the type is what the clerk
+    attests to having seen, and is recorded.
+    """
+    del doc_type  # same number on both documents; kept in the signature for the record
+    return ric.parse(raw, today).number
+
+
+def check_form_number(raw: str) -> str:
+    """The form number as stored, or 422 FORM_NUMBER_INVALID.
+
+    Letters, digits and ``/ _ . -``, at most 32 characters. A form number
+    that is an ID number or a mobile number is refused: it would put personal
+    data in clear into the request table and the audit log (a clerk typing
+    the number into the wrong field is the likely cause).
+    """
+    value = raw.strip()
+    if not 1 <= len(value) <= FORM_NUMBER_MAX or not _FORM_NUMBER.fullmatch(value):
+        raise DomainError("FORM_NUMBER_INVALID", 422, reason="format")
+    if looks_like_personal_number(value):
+        raise DomainError("FORM_NUMBER_INVALID", 422, reason="personal_data")
+    return value
+
+
+def looks_like_personal_number(value: str) -> bool:
+    """Whether the text is, or contains, a valid ID number, or is a mobile number."""
+    upper = value.upper()
+    if _MOBILE.fullmatch(upper):
+        return True
+    for start in range(0, max(len(upper) - 17, 0)):
+        window = upper[start : start + 18]
+        if window[:17].isdigit() and (window[17].isdigit() or window[17] == "X"):
+            try:
+                ric.parse(window, date.max)
+            except DomainError:
+                continue
+            return True
+    return False
+
+
+# --- the document lockout ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """The state of a person's counter-document counter after one more mismatch."""
+
+    failures: int
+    locked_until: datetime | None
+
+    def remaining(self, max_failures: int) -> int:
+        return max(max_failures - self.failures, 0)
+
+
+def after_mismatch(failures: int, now: datetime, *, max_failures: int, lock_hours: int) -> Lockout:
+    """One more consecutive mismatch: at ``max_failures`` the counter locks for
+    ``lock_hours`` and starts again from zero (the payment password's rule)."""
+    failures += 1
+    if failures >= max_failures:
+        return Lockout(0, now + timedelta(hours=lock_hours))
+    return Lockout(failures, None)
+
+
+def is_locked(locked_until: datetime | None, now: datetime) -> bool:
+    return locked_until is not None and locked_until > now
+
+
+# --- the receipt -------------------------------------------------------------
+
+# request status -> what the receipt says happened (解除成功 / 审核中, or the decision).
+OUTCOME_LABELS: dict[str, str] = {
+    "completed": "解除成功",
+    "pending_review": "审核中",
+    "approved": "审核通过，解除成功",
+    "rejected": "审核未通过，关系继续有效",
+}
+
+RELATION_LABELS: dict[str, str] = {
+    "spouse": "配偶",
+    "father": "父亲",
+    "mother": "母亲",
+    "child": "子女",
+    "sibling": "兄弟姐妹",
+    "grandparent": "祖父母/外祖父母",
+    "grandchild": "孙子女/外孙子女",
+}
+
+PARTY_LABELS: dict[str, str] = {"holder": "绑定人本人", "member": "被绑定的家庭成员本人"}
+
+
+def outcome_label(status: str) -> str:
+    return OUTCOME_LABELS.get(status, status)
