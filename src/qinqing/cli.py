@@ -9,7 +9,13 @@ import typer
 from qinqing.cli_support import console, domain_fail, fail, operator, print_json, runtime
 from qinqing.errors import DomainError
 
-app = typer.Typer(help="Qinqing 亲情: medical-insurance family accounts.", no_args_is_help=True)
+# Plain (click) help: flags show as flags (Rich help labels them `<bool>`, yet they take
+# no value), ranges show as ranges, and nothing is boxed when written to a log file.
+app = typer.Typer(
+    help="Qinqing 亲情: medical-insurance family accounts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts (clerk, reviewer, admin).", no_args_is_help=True)
 clients_app = typer.Typer(help="API clients (bank, institution, collector).", no_args_is_help=True)
@@ -37,14 +43,25 @@ def _mount() -> None:
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000, help="port to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535, help="port to listen on (1-65535)"),
     demo: bool = typer.Option(False, "--demo", help="load the demo data and print its logins"),
+    reset: bool = typer.Option(
+        False,
+        "--reset",
+        help="with --demo: delete the demo's SQLite database and start afresh "
+        "(development mode and the default SQLite database only)",
+    ),
+    demo_json: bool = typer.Option(
+        False, "--json", help="with --demo: print the logins as one JSON document"
+    ),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="worker processes"),
 ) -> None:
     """Run the API (docs at /docs)."""
     from qinqing.serve import run
 
-    run(host=host, port=port, demo=demo, workers=workers)
+    if (reset or demo_json) and not demo:
+        fail("--reset and --json go with --demo")
+    run(host=host, port=port, demo=demo, workers=workers, reset=reset, demo_json=demo_json)
 
 
 @app.command()
