@@ -76,6 +76,7 @@ def keygen() -> None:
 def db_upgrade() -> None:
     """Run the migrations up to the newest schema."""
     rt = runtime()
+    rt.db.dispose()
     console.print(
         f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] is up to date"
     )
@@ -110,6 +111,9 @@ def staff_add(
             )
     except DomainError as exc:
         domain_fail(exc)
+    finally:
+        # Close the pool's connections rather than leave them to the garbage collector.
+        rt.db.dispose()
     out = {
         "id": str(staff.id),
         "username": staff.username,
@@ -149,6 +153,8 @@ def clients_add(
             )
     except DomainError as exc:
         domain_fail(exc)
+    finally:
+        rt.db.dispose()
     if as_json:
         print_json({"client_id": client.id, "client_secret": secret})
         return
@@ -164,8 +170,11 @@ def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
     from qinqing.audit.service import verify
 
     rt = runtime()
-    with rt.db.unit_of_work() as session:
-        result = verify(session)
+    try:
+        with rt.db.unit_of_work() as session:
+            result = verify(session)
+    finally:
+        rt.db.dispose()
     if as_json:
         print_json(
             {

@@ -264,9 +264,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                     any_of(session, Payment.id, list(set(resolve_ids.values())), Uuid()),
                     Payment.client_id == me,
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         for i, pid in resolve_ids.items():
             if pid not in payer_of:
@@ -381,7 +379,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 Payment.status.in_([PaymentStatus.authorized.value, PaymentStatus.settled.value]),
             )
             .group_by(Payment.link_id)
-        ).tuples():
+        ):
             usage[lid] = int(used)
 
     def release(p: _Pay, status: str) -> None:
