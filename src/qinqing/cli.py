@@ -1,4 +1,4 @@
-"""The `qinqing` command line (SPEC §5 "Command line"): parse, call a service, print."""
+"""The `qinqing` command line (docs/guide.md §5.2): parse, call a service, print."""
 
 from __future__ import annotations
 

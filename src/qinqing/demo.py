@@ -3,7 +3,7 @@ role and one API client of each kind. Development mode only; loading twice is ha
 
 The credentials are fixed and printed so a person trying the service can log in;
 staff created here are flagged ``default_password`` and production refuses to
-start while any such account exists (SPEC §7).
+start while any such account exists (docs/guide.md §7).
 """
 
 from __future__ import annotations

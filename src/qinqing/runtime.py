@@ -64,7 +64,7 @@ def build_runtime(
 
 
 def check_production(rt: Runtime) -> None:
-    """SPEC §7: refuse the simulated face provider and default staff passwords."""
+    """docs/guide.md §7: refuse the simulated face provider and default staff passwords."""
     from sqlalchemy import select
 
     from qinqing.auth.models import StaffUser

@@ -1,4 +1,4 @@
-"""``qinqing persons ...``: the insured-person registry from the command line (SPEC §5)."""
+"""``qinqing persons ...``: the insured-person registry from the command line (docs/guide.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bulk import of insured persons from CSV (SPEC §3 "Persons and regions", §5 ``persons import``).
+"""Bulk import of insured persons from CSV (docs/guide.md §3.1, §5.2 ``persons import``).
 
 The file has a header row, exactly ``id_number,name,region_code,scheme,status,phone``
 (UTF-8 with an optional BOM, or GBK when asked for), then one person per row; a row
@@ -125,7 +125,7 @@ class ImportReport:
         return self.taken + len(self.refused)
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape of SPEC §5: ``{"taken": N, "refused": [{line, code, reason}]}``."""
+        """The ``--json`` shape of docs/guide.md §5: ``{"taken": N, "refused": [{line, code, reason}]}``."""
         return {"taken": self.taken, "refused": [r.as_dict() for r in self.refused]}
 
 

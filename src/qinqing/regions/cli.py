@@ -1,4 +1,4 @@
-"""``qinqing policy ...``: the effective policy of a region, explained (SPEC §4)."""
+"""``qinqing policy ...``: the effective policy of a region, explained (docs/guide.md §4)."""
 
 from __future__ import annotations
 
