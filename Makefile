@@ -1,22 +1,47 @@
 # Two entry points (README "Quick start"): `make demo` and `make test`.
+# Both install exactly what uv.lock names (hashes included) into .venv; upgrading
+# the lock is one deliberate step: `make lock-upgrade`, then review and commit uv.lock.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# uv itself is pinned too, and lives in its own small venv so syncing .venv to the
+# lock can never remove it.
+UV_VERSION = 0.13.9
+UV_HOME = .uv
+UV = $(UV_HOME)/bin/uv
+# Never fetch a Python build: use the interpreter named by PYTHON.
+export UV_PYTHON_DOWNLOADS = never
+export UV_PROJECT_ENVIRONMENT = $(VENV)
 
-.PHONY: install demo test lint bench-import bench-payments
+.PHONY: install demo demo-reset test lint lock lock-upgrade bench-import bench-payments
 
-$(BIN)/qinqing: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# --locked: install the lock as it is, and fail if pyproject.toml no longer matches it.
+$(BIN)/qinqing: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --extra test --python $(PYTHON)
 	touch $@
 
 install: $(BIN)/qinqing
 
+# After editing dependencies in pyproject.toml: re-resolve only what changed.
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON)
+
+# Move every dependency to its newest allowed release; review the diff of uv.lock.
+lock-upgrade: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+
 # Runs the service on the embedded SQLite default with demo data.
 demo: install
 	$(BIN)/qinqing serve --demo
+
+# Wipes the demo's data directory and starts the demo afresh.
+demo-reset: install
+	$(BIN)/qinqing serve --demo --reset
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -46,7 +46,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         try:
             response = await call_next(request)
             response.headers["X-Request-Id"] = rid
-            # Paths carry opaque ids only, never personal data (SPEC §5).
+            # Paths carry opaque ids only, never personal data (docs/guide.md §5).
             log.info(
                 "%s %s %s %.1fms",
                 request.method,

@@ -1,4 +1,4 @@
-"""The `qinqing` command line (SPEC §5 "Command line"): parse, call a service, print."""
+"""The `qinqing` command line (docs/guide.md §5.2): parse, call a service, print."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import typer
 from qinqing.cli_support import console, domain_fail, fail, operator, print_json, runtime
 from qinqing.errors import DomainError
 
-app = typer.Typer(help="Qinqing 亲情: medical-insurance family accounts.", no_args_is_help=True)
+# Plain (click) help: flags show as flags (Rich help labels them `<bool>`, yet they take
+# no value), ranges show as ranges, and nothing is boxed when written to a log file.
+app = typer.Typer(
+    help="Qinqing 亲情: medical-insurance family accounts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts (clerk, reviewer, admin).", no_args_is_help=True)
 clients_app = typer.Typer(help="API clients (bank, institution, collector).", no_args_is_help=True)
@@ -39,14 +45,25 @@ def _mount() -> None:
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8000, help="port to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535, help="port to listen on (1-65535)"),
     demo: bool = typer.Option(False, "--demo", help="load the demo data and print its logins"),
+    reset: bool = typer.Option(
+        False,
+        "--reset",
+        help="with --demo: delete the demo's SQLite database and start afresh "
+        "(development mode and the default SQLite database only)",
+    ),
+    demo_json: bool = typer.Option(
+        False, "--json", help="with --demo: print the logins as one JSON document"
+    ),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="worker processes"),
 ) -> None:
     """Run the API (docs at /docs)."""
     from qinqing.serve import run
 
-    run(host=host, port=port, demo=demo, workers=workers)
+    if (reset or demo_json) and not demo:
+        fail("--reset and --json go with --demo")
+    run(host=host, port=port, demo=demo, workers=workers, reset=reset, demo_json=demo_json)
 
 
 @app.command()
@@ -61,6 +78,7 @@ def keygen() -> None:
 def db_upgrade() -> None:
     """Run the migrations up to the newest schema."""
     rt = runtime()
+    rt.db.dispose()
     console.print(
         f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] is up to date"
     )
@@ -95,6 +113,9 @@ def staff_add(
             )
     except DomainError as exc:
         domain_fail(exc)
+    finally:
+        # Close the pool's connections rather than leave them to the garbage collector.
+        rt.db.dispose()
     out = {
         "id": str(staff.id),
         "username": staff.username,
@@ -142,6 +163,8 @@ def clients_add(
                 webhook_secret = set_endpoint(session, rt, client, webhook_url, actor=operator())
     except DomainError as exc:
         domain_fail(exc)
+    finally:
+        rt.db.dispose()
     if as_json:
         out = {"client_id": client.id, "client_secret": secret}
         if webhook_secret is not None:
@@ -162,8 +185,11 @@ def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
     from qinqing.audit.service import verify
 
     rt = runtime()
-    with rt.db.unit_of_work() as session:
-        result = verify(session)
+    try:
+        with rt.db.unit_of_work() as session:
+            result = verify(session)
+    finally:
+        rt.db.dispose()
     if as_json:
         print_json(
             {

@@ -20,7 +20,7 @@ err_console = Console(stderr=True)
 
 
 def operator() -> Actor:
-    """CLI work is audited like an API call, with channel ``admin`` (SPEC §7)."""
+    """CLI work is audited like an API call, with channel ``admin`` (docs/guide.md §7)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

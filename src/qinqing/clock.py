@@ -1,4 +1,4 @@
-"""One injectable clock (SPEC §7): cooling-off, expiry and lockouts are testable without sleeping."""
+"""One injectable clock (docs/guide.md §7): cooling-off, expiry and lockouts are testable without sleeping."""
 
 from __future__ import annotations
 

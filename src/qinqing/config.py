@@ -1,4 +1,4 @@
-"""Settings from QINQING_* environment variables (SPEC §5 "Command line", §7).
+"""Settings from QINQING_* environment variables (docs/guide.md §5.2, §7).
 
 QINQING_DATABASE_URL, QINQING_DATA_DIR (default ./qinqing-data), QINQING_ENV,
 QINQING_SECRET_KEY, QINQING_POLICY_DIR, QINQING_FACE_PROVIDER, QINQING_LOG_JSON.
@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     data_dir: Path = Path("./qinqing-data")
-    # Production is the default as soon as a real database is named (SPEC §7).
+    # Production is the default as soon as a real database is named (docs/guide.md §7).
     env: Env | None = None
     secret_key: str | None = Field(default=None, repr=False)
     policy_dir: Path | None = None
@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lock_minutes: int = 15
     login_max_failures_per_address: int = 30
-    # Payment password (SPEC §3): 5 consecutive failures lock it for 3 hours.
+    # Payment password (docs/guide.md §3): 5 consecutive failures lock it for 3 hours.
     payment_max_failures: int = 5
     payment_lock_hours: int = 3
     # argon2id cost; lowered only by the test suite.

@@ -3,13 +3,14 @@ role and one API client of each kind. Development mode only; loading twice is ha
 
 The credentials are fixed and printed so a person trying the service can log in;
 staff created here are flagged ``default_password`` and production refuses to
-start while any such account exists (SPEC §7).
+start while any such account exists (docs/guide.md §7).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from qinqing.audit.service import Actor
 from qinqing.auth import service as auth
 from qinqing.auth.models import StaffUser
+from qinqing.config import Env, Settings
 from qinqing.identity import ric
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, new_person
@@ -334,3 +336,64 @@ def logins() -> list[tuple[str, str, str, str]]:
         )
     )
     return rows
+
+
+def login_records() -> list[dict[str, str]]:
+    """The logins as records (``serve --demo --json``): kind, who, login, secret, note."""
+    records = []
+    for who, login, secret, note in logins():
+        kind = "person"
+        if who.startswith(("staff ", "client ")):
+            kind, who = who.split(" ", 1)
+        records.append({"kind": kind, "who": who, "login": login, "secret": secret, "note": note})
+    return records
+
+
+def logins_text(*, created: bool) -> str:
+    """One login per line, login and secret first and never broken, so a line can be
+    copied from an 80-column terminal or a log file as it is."""
+    records = login_records()
+    login_width = max(len(r["login"]) for r in records)
+    secret_width = max(len(r["secret"]) for r in records)
+    lines = ["Demo logins" + ("" if created else " (already loaded)") + ":"]
+    lines += [
+        f"  {r['kind']:<6}  {r['login']:<{login_width}}  {r['secret']:<{secret_width}}  "
+        + r["who"]
+        + (f"; {r['note']}" if r["note"] else "")
+        for r in records
+    ]
+    lines.append("ID numbers and phones are fictitious demo data. Logins as JSON: --json.")
+    return "\n".join(lines) + "\n"
+
+
+class ResetRefused(Exception):
+    """``serve --demo --reset`` would delete data that is not the embedded demo's."""
+
+
+# What the service writes into QINQING_DATA_DIR. A reset removes these files only,
+# never the directory as a whole: the variable might name a folder with other things.
+DATA_FILES = ("qinqing.sqlite3", "qinqing.sqlite3-wal", "qinqing.sqlite3-shm", "secret.key")
+DATA_GLOBS = ("qinqing.sqlite3-journal", "simulated-*.jsonl")
+
+
+def reset(settings: Settings) -> list[Path]:
+    """Delete the embedded demo's database and vault key so the next start begins
+    afresh; refused for any other database and outside development mode."""
+    if settings.database_url:
+        raise ResetRefused(
+            "--reset only wipes the embedded SQLite database in QINQING_DATA_DIR; "
+            "QINQING_DATABASE_URL is set, so drop or recreate that database yourself"
+        )
+    if settings.effective_env is not Env.development:
+        raise ResetRefused(
+            f"--reset is for development mode only (QINQING_ENV is {settings.effective_env})"
+        )
+    removed = []
+    candidates = [settings.data_dir / name for name in DATA_FILES]
+    for pattern in DATA_GLOBS:
+        candidates += sorted(settings.data_dir.glob(pattern))
+    for path in candidates:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed

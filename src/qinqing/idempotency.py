@@ -1,4 +1,4 @@
-"""Idempotent writes by ``Idempotency-Key`` (SPEC §5), generic for every write route.
+"""Idempotent writes by ``Idempotency-Key`` (docs/guide.md §5), generic for every write route.
 
 Stripe's model (brandur.org/idempotency-keys): the first answer to a write is
 kept; a retry with the same key and the same request replays it; the same key

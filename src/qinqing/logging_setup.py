@@ -1,4 +1,4 @@
-"""Structured logs with a request id; personal data never reaches them (SPEC §7).
+"""Structured logs with a request id; personal data never reaches them (docs/guide.md §7).
 
 Callers log ids, codes and counts only. As a second line of defence a filter
 redacts anything shaped like an ID number, a mobile number or a bearer token

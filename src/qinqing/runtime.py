@@ -46,20 +46,25 @@ def build_runtime(
     policies = load_policies(settings.policy_dir)
     vault = Vault(load_master_key(settings))
     db = Database(settings.resolved_database_url)
-    if migrate:
-        upgrade(db.engine)
-    with db.unit_of_work() as session:
-        sync_regions(session, policies)
-    rt = Runtime(
-        settings=settings, db=db, vault=vault, policies=policies, clock=clock or SystemClock()
-    )
-    if settings.effective_env is Env.production:
-        check_production(rt)
+    try:
+        if migrate:
+            upgrade(db.engine)
+        with db.unit_of_work() as session:
+            sync_regions(session, policies)
+        rt = Runtime(
+            settings=settings, db=db, vault=vault, policies=policies, clock=clock or SystemClock()
+        )
+        if settings.effective_env is Env.production:
+            check_production(rt)
+    except BaseException:
+        # A refused start must not leave its pool's connections open.
+        db.dispose()
+        raise
     return rt
 
 
 def check_production(rt: Runtime) -> None:
-    """SPEC §7: refuse the simulated face provider and default staff passwords."""
+    """docs/guide.md §7: refuse the simulated face provider and default staff passwords."""
     from sqlalchemy import select
 
     from qinqing.auth.models import StaffUser

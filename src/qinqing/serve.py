@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
-from rich.table import Table
 
-from qinqing.cli_support import console, fail, runtime
+from qinqing.cli_support import fail, print_json, runtime
+from qinqing.config import Settings
 
 
-def run(*, host: str, port: int, demo: bool, workers: int = 1) -> None:
+def run(
+    *,
+    host: str,
+    port: int,
+    demo: bool,
+    workers: int = 1,
+    reset: bool = False,
+    demo_json: bool = False,
+) -> None:
     from qinqing import demo as demo_data
     from qinqing.app import create_app
     from qinqing.logging_setup import configure
 
+    if reset:
+        try:
+            removed = demo_data.reset(Settings())
+        except demo_data.ResetRefused as exc:
+            fail(str(exc))
+        names = ", ".join(path.name for path in removed) or "nothing to remove"
+        print(f"demo reset: removed {names}", file=sys.stderr if demo_json else sys.stdout)
     rt = runtime()
     configure(
         json_lines=rt.settings.log_json
@@ -26,14 +43,18 @@ def run(*, host: str, port: int, demo: bool, workers: int = 1) -> None:
                 "QINQING_ENV=development)"
             )
         created = demo_data.load(rt)
-        table = Table(title="Demo logins" + ("" if created else " (already loaded)"))
-        for col in ("who", "login", "password / secret", "note"):
-            table.add_column(col, overflow="fold")
-        for row in demo_data.logins():
-            table.add_row(*row)
-        console.print(table)
-        console.print("ID numbers and phones above are fictitious demo data.")
-    console.print(f"Qinqing on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+        if demo_json:
+            print_json({"created": created, "logins": demo_data.login_records()})
+        else:
+            # Plain lines, never Rich: a table wraps at the terminal's width and would
+            # split a secret across lines in an 80-column terminal or a log file.
+            sys.stdout.write(demo_data.logins_text(created=created))
+    # With --json, stdout holds the JSON document alone.
+    print(
+        f"Qinqing on http://{host}:{port}  (API docs: http://{host}:{port}/docs)",
+        file=sys.stderr if demo_json else sys.stdout,
+        flush=True,
+    )
     if workers > 1:
         # Each worker builds its own runtime from the same environment.
         rt.db.dispose()

@@ -1,4 +1,4 @@
-"""A person's own verification (SPEC §3 "Verification"): payment password or face.
+"""A person's own verification (docs/guide.md §3.3 "Verification"): payment password or face.
 
 Used wherever a person must prove it is them: consenting to a link, unbinding.
 Face checks go through a provider interface; the ``simulated`` provider exists

@@ -405,7 +405,7 @@ def cli_env(rt: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
 
 def test_cli_json_output(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
     result = CliRunner().invoke(persons_app, ["import", str(mixed_csv), "--json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # some rows refused, the others taken
     out = json.loads(result.stdout)
     assert set(out) == {"taken", "refused"}
     assert out["taken"] == 4
@@ -419,7 +419,7 @@ def test_cli_json_output(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
 
 def test_cli_summary_and_table(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
     result = CliRunner().invoke(persons_app, ["import", str(mixed_csv)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output
     assert f"taken 4, refused {len(EXPECTED_REFUSALS)}" in result.stdout
     assert "ID_NUMBER_CHECK_DIGIT" in result.stdout
     assert "DUPLICATE_IN_FILE" in result.stdout
@@ -429,7 +429,7 @@ def test_cli_table_is_capped(rt: Runtime, cli_env: None, tmp_path: Path) -> None
     rows = [person_row(make_id_number(seq=i), scheme="nope") for i in range(55)]
     path = write_persons_csv(tmp_path / "many.csv", rows)
     result = CliRunner().invoke(persons_app, ["import", str(path)], terminal_width=200)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # every row refused: nothing imported
     assert "taken 0, refused 55" in result.stdout
     assert "and 5 more refused rows" in result.stdout
     assert result.stdout.count("SCHEME_INVALID") == 50
@@ -459,3 +459,80 @@ def test_refusal_is_a_plain_value() -> None:
         "code": "ID_NUMBER_CHECK_DIGIT",
         "reason": "the ID number's check digit is wrong",
     }
+
+
+def test_cli_exit_status_is_0_when_every_row_is_taken(
+    rt: Runtime, cli_env: None, tmp_path: Path
+) -> None:
+    path = write_persons_csv(tmp_path / "good.csv", [person_row(A), person_row(B)])
+    result = CliRunner().invoke(persons_app, ["import", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"taken": 2, "refused": []}
+
+
+def test_cli_a_directory_is_named_as_one(cli_env: None, tmp_path: Path) -> None:
+    result = CliRunner().invoke(persons_app, ["import", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    assert "is a directory, not a CSV file" in result.stderr
+    assert "no such file" not in result.stderr
+
+
+def test_a_row_over_the_size_limit_says_so(rt: Runtime, tmp_path: Path) -> None:
+    text = persons_csv_text([person_row(A)])
+    text += f"{B},{'王' * 700_000},150600,employee,active,\n"  # about 2 MB on one line
+    text += persons_csv_text([person_row(C)], header=None)
+    path = tmp_path / "long.csv"
+    path.write_text(text, encoding="utf-8")
+    report = import_csv(rt, path, actor=OPERATOR)
+    assert (report.taken, _codes(report)) == (2, [(3, "ROW_TOO_LONG")])
+    assert "4096 bytes" in report.refused[0].reason
+    assert set(_stored(rt)) == {A, C}
+
+
+def test_a_quoted_field_running_past_the_limit_says_so(rt: Runtime, tmp_path: Path) -> None:
+    lines = "\n".join("x" * 1000 for _ in range(200))  # each line short, the field huge
+    text = persons_csv_text([person_row(A)]) + f'{B},"{lines}",150600,employee,active,\n'
+    path = tmp_path / "field.csv"
+    path.write_text(text, encoding="utf-8")
+    report = import_csv(rt, path, actor=OPERATOR)
+    assert report.taken == 1
+    assert _codes(report)[0] == (3, "ROW_TOO_LONG")
+
+
+def _gbk_file(path: Path) -> Path:
+    rows = [person_row(A, name="张三"), person_row(B, name="李四")]
+    path.write_bytes(persons_csv_text(rows).encode("gbk"))
+    return path
+
+
+def test_a_gbk_file_is_refused_whole_with_what_to_do(rt: Runtime, tmp_path: Path) -> None:
+    with pytest.raises(DomainError) as caught:
+        import_csv(rt, _gbk_file(tmp_path / "excel.csv"), actor=OPERATOR)
+    assert caught.value.code == "CSV_NOT_UTF8"
+    assert _stored(rt) == {}
+
+
+def test_a_gbk_file_imports_with_encoding_gbk(rt: Runtime, tmp_path: Path) -> None:
+    report = import_csv(rt, _gbk_file(tmp_path / "excel.csv"), actor=OPERATOR, encoding="gbk")
+    assert report == ImportReport(taken=2, refused=[])
+    assert {p.name for p in _stored(rt).values()} == {"张三", "李四"}
+
+
+def test_cli_gbk_file_without_and_with_encoding(rt: Runtime, cli_env: None, tmp_path: Path) -> None:
+    path = _gbk_file(tmp_path / "excel.csv")
+    refused = CliRunner().invoke(persons_app, ["import", str(path), "--json"])
+    assert refused.exit_code == 1
+    assert "CSV_NOT_UTF8" in refused.stderr
+    assert "GBK" in refused.stderr and "--encoding gbk" in refused.stderr
+    assert "CSV UTF-8" in refused.stderr
+    assert refused.stderr.count("UTF-8") < 5  # one message, not one per row
+    taken = CliRunner().invoke(persons_app, ["import", str(path), "--json", "--encoding", "GBK"])
+    assert taken.exit_code == 0, taken.output
+    assert json.loads(taken.stdout)["taken"] == 2
+
+
+def test_cli_refuses_an_unknown_encoding(cli_env: None, tmp_path: Path) -> None:
+    path = write_persons_csv(tmp_path / "x.csv", [person_row(A)])
+    result = CliRunner().invoke(persons_app, ["import", str(path), "--encoding", "latin-1"])
+    assert result.exit_code == 1
+    assert "use utf-8 or gbk" in result.stderr

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qinqing.regions.cli import policy_app
+from qinqing.regions.policy import load_policies
 
 runner = CliRunner()
 
@@ -29,7 +30,11 @@ def test_explain_json() -> None:
         "key": "contribution.base_floor",
         "value": 338500,
         "source": "qinqing/regions/policies/150600.toml",
+        "unit": "fen",
     }
+    assert values["contribution.personal.medical"]["unit"] == "per_mille"
+    assert values["hold_expiry_hours"]["unit"] == "hours"
+    assert values["max_members"]["unit"] is None
     assert values["max_members"]["source"] == "qinqing/regions/policies/national.toml"
     assert values["relations"]["value"] == ["spouse", "father", "mother", "child"]
 
@@ -59,11 +64,43 @@ def test_explain_with_operator_override(tmp_path: Path) -> None:
     assert values["unbind_cooling_off_days"]["source"] == str(path.absolute())
 
 
-def test_unknown_region_exits_1() -> None:
+def test_explain_table_names_units() -> None:
+    result = runner.invoke(policy_app, ["explain", "150600"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+
+    def line(key: str) -> str:
+        return next(row for row in lines if row.split()[:1] == [key])
+
+    assert "338500 fen (3,385.00 yuan)" in line("contribution.base_floor")
+    assert "20‰ (2%)" in line("contribution.personal.medical")
+    assert "1000‰ (100%)" in line("contribution.personal_account_share.medical")
+    assert "72 hours" in line("hold_expiry_hours")
+    assert "0 fen (0.00 yuan), no cap" in line("mutual_aid_yearly_limit_max_fen")
+    # One value a line, whatever the width: nothing folded onto a second line.
+    expected = len(load_policies(None).explain("150600"))
+    assert len([row for row in lines if row.startswith("  ")]) == expected
+
+
+def test_unknown_region_exits_1_and_lists_the_known_ones() -> None:
     result = runner.invoke(policy_app, ["explain", "999999"])
     assert result.exit_code == 1
-    assert "unknown region" in result.stderr
+    assert "unknown region '999999'" in result.stderr
+    assert "110000 北京市, 150600 鄂尔多斯市, 440100 广州市, 500000 重庆市" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("county", "name", "region"),
+    [("150602", "东胜区", "150600 鄂尔多斯市"), ("110105", "朝阳区", "110000 北京市")],
+)
+def test_a_county_code_names_the_region_that_covers_it(county: str, name: str, region: str) -> None:
+    result = runner.invoke(policy_app, ["explain", county])
+    assert result.exit_code == 1
+    assert f"{county} {name} is a county-level code" in result.stderr
+    assert f"it lies in {region}" in result.stderr
+    assert f"qinqing policy explain {region.split()[0]}" in result.stderr
+    assert "Known regions: 110000 北京市" in result.stderr
 
 
 def test_malformed_operator_dir_exits_2(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit log (SPEC §2: every state change is recorded).
+"""The append-only, hash-chained audit log (docs/guide.md §2: every state change is recorded).
 
 Each entry's hash covers its own fields and the previous entry's hash, so
 editing, deleting or reordering any entry breaks every later link. Appenders

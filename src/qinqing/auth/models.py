@@ -20,7 +20,7 @@ class PersonAccount(Base):
     phone_cipher: Mapped[bytes] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(String(255))
     payment_password_hash: Mapped[str | None] = mapped_column(String(255))
-    # Counted in the database so a restart does not reset them (SPEC §3).
+    # Counted in the database so a restart does not reset them (docs/guide.md §3).
     payment_failures: Mapped[int] = mapped_column(Integer, default=0)
     payment_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,5 +1,5 @@
 """Accounts and auth use cases: register, login, logout, tokens, staff, API clients,
-and the payment password with its lockout (SPEC §3 "Verification", §5)."""
+and the payment password with its lockout (docs/guide.md §3.3 "Verification", §5.1)."""
 
 from __future__ import annotations
 

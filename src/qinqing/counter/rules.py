@@ -23,7 +23,7 @@ DOCUMENT_LABELS: dict[str, str] = {
     "resident_id": "居民身份证",
     "medical_card": "医保卡（社会保障卡）",
 }
-# The verification method recorded on a counter request (SPEC: "id_document").
+# The verification method recorded on a counter request (the guide §3 calls it "id_document").
 ID_DOCUMENT_METHOD = "id_document"
 
 # Form numbers: the serial printed on the paper application form (申请表编号).

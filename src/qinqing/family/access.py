@@ -1,4 +1,4 @@
-"""Who may see or act on a link (SPEC §5, issue 3 "Authorization").
+"""Who may see or act on a link (docs/guide.md §5.1).
 
 A person sees only links they are a party to; staff only links of their
 region; a bank client only links where a party is its customer (an active

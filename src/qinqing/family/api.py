@@ -1,4 +1,4 @@
-"""Family routes: bind, consent, decline, 我的家庭成员, one link (SPEC §5)."""
+"""Family routes: bind, consent, decline, 我的家庭成员, one link (docs/guide.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Binding rules (SPEC §3 "Family links"): pure decisions over plain values, no I/O.
+"""Binding rules (docs/guide.md §3.2): pure decisions over plain values, no I/O.
 
 ``refusals`` is the single source of "may this holder bind this member?". The
 service loads the facts (with the deciding rows locked), calls it at binding
@@ -22,7 +22,7 @@ from qinqing.regions.policy import MutualAidScope, Policy
 
 # China Standard Time has no daylight saving: ages are counted on the Beijing date.
 
-# Relations a holder may bind at most once at a time (SPEC §3).
+# Relations a holder may bind at most once at a time (docs/guide.md §3).
 SINGLE_RELATIONS = frozenset({"spouse", "father", "mother"})
 # Relations whose member must be of a given sex (from the ID number).
 RELATION_SEX = {"father": "M", "mother": "F"}

@@ -1,4 +1,4 @@
-"""Family links: bind, consent, decline, list (SPEC §3 "Family links").
+"""Family links: bind, consent, decline, list (docs/guide.md §3.2).
 
 Services only flush; the caller's unit of work commits. Locks, always in this
 order so that two transactions cannot deadlock: the link row (consent,

@@ -1,4 +1,4 @@
-"""Masking used by every response that shows personal information (SPEC §3)."""
+"""Masking used by every response that shows personal information (docs/guide.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resident ID numbers (GB 11643-1999), validated per SPEC §3 "Persons and regions".
+"""Resident ID numbers (GB 11643-1999), validated per docs/guide.md §3.1.
 
 We use python-stdnum's check digit and its GB/T 2260 table, but not
 ``stdnum.cn.ric.validate`` as the whole rule: it also refuses an area code

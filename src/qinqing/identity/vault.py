@@ -1,6 +1,6 @@
 """The PII vault: a keyed blind index for look-up and AES-GCM for display.
 
-A database dump alone reveals neither ID numbers nor phones (SPEC §3). Two
+A database dump alone reveals neither ID numbers nor phones (docs/guide.md §3). Two
 sub-keys are derived from the one master key with HKDF, so the index key and
 the encryption key are independent. The field kind is bound into both the
 index and the ciphertext (as associated data), so a phone's ciphertext cannot

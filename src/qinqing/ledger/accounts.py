@@ -167,18 +167,14 @@ def reconcile(session: Session) -> list[Discrepancy]:
             select(
                 LedgerEntry.account_id, func.coalesce(func.sum(LedgerEntry.amount_fen), 0)
             ).group_by(LedgerEntry.account_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     holds = dict(
         session.execute(
             select(Payment.account_id, func.coalesce(func.sum(Payment.amount_fen), 0))
             .where(Payment.status == PaymentStatus.authorized.value)
             .group_by(Payment.account_id)
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     out: list[Discrepancy] = []
     for acct in session.execute(select(LedgerAccount).order_by(LedgerAccount.code)).scalars():

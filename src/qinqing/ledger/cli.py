@@ -1,4 +1,4 @@
-"""``qinqing contributions ...``: closing a contribution month (SPEC §5 "Command line")."""
+"""``qinqing contributions ...``: closing a contribution month (docs/guide.md §5.2)."""
 
 from __future__ import annotations
 

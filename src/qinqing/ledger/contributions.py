@@ -1,4 +1,4 @@
-"""Contributions (SPEC §3 "Personal account, payments and contributions"): the
+"""Contributions (docs/guide.md §3.4): the
 public quote, a collector's monthly post, and closing a month.
 
 What is credited: the contribution is computed by :func:`qinqing.ledger.rules.quote`
@@ -223,7 +223,7 @@ def post_contribution(
     period: str,
     base_fen: int,
 ) -> PostedContribution:
-    """A collector posts one person's contribution for one month (SPEC §5 POST /contributions).
+    """A collector posts one person's contribution for one month (docs/guide.md §5.1 POST /contributions).
 
     Refusals: 422 ``ID_NUMBER_*`` and ``PERIOD_INVALID``; 404 ``PERSON_NOT_FOUND``;
     403 ``REGION_MISMATCH`` (the person is insured in another region than the
@@ -316,7 +316,7 @@ class RegionClosing:
 
 
 def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> list[RegionClosing]:
-    """Close ``period`` in every region not yet closed for it (SPEC §5 CLI
+    """Close ``period`` in every region not yet closed for it (docs/guide.md §5.2
     ``contributions close-month``).
 
     In each region, one set-based UPDATE marks as ``arrears`` the ``active``

@@ -1,4 +1,4 @@
-"""The personal-account ledger (SPEC §3 "Personal account, payments and contributions").
+"""The personal-account ledger (docs/guide.md §3.4).
 
 Double-entry and append-only: money moves only as a ``LedgerTransfer`` with two
 ``LedgerEntry`` rows (one negative, one positive) that sum to zero. Each

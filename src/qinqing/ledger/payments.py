@@ -1,4 +1,4 @@
-"""Mutual-aid payments by designated institutions (SPEC §1 story 4, §3):
+"""Mutual-aid payments by designated institutions (docs/guide.md §1 journey 4, §3.4):
 authorize (a hold) → settle (the same or a smaller amount) or void, each exactly
 once; holds expire after the region policy's ``hold_expiry_hours``.
 
@@ -14,7 +14,7 @@ on the link conflicts with an unbind's ``FOR UPDATE``: the two never both
 succeed. Two authorizations on one account serialize on its row lock, so they
 cannot overdraw it. The payments table and the ledger's entries are the
 append-only record of every money movement, which keeps the global audit chain
-off this hot path (ARCHITECTURE "The audit chain is a serialization point").
+off this hot path (docs/guide.md §7: the audit chain is a serialization point).
 """
 
 from __future__ import annotations
@@ -264,9 +264,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                     any_of(session, Payment.id, list(set(resolve_ids.values())), Uuid()),
                     Payment.client_id == me,
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         for i, pid in resolve_ids.items():
             if pid not in payer_of:
@@ -381,7 +379,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 Payment.status.in_([PaymentStatus.authorized.value, PaymentStatus.settled.value]),
             )
             .group_by(Payment.link_id)
-        ).tuples():
+        ):
             usage[lid] = int(used)
 
     def release(p: _Pay, status: str) -> None:

@@ -1,4 +1,4 @@
-"""``qinqing persons ...``: the insured-person registry from the command line (SPEC §5)."""
+"""``qinqing persons ...``: the insured-person registry from the command line (docs/guide.md §5)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from rich.table import Table
 
 from qinqing.cli_support import console, domain_fail, fail, operator, print_json, runtime
 from qinqing.errors import DomainError
-from qinqing.persons.importer import EXPECTED_HEADER, ImportReport, import_csv
+from qinqing.persons.importer import ENCODINGS, EXPECTED_HEADER, ImportReport, import_csv
 
 TABLE_LIMIT = 50
+# Exit status of `persons import`, for scripts: every row taken (or none to take),
+# some rows refused, nothing imported (every row refused, or the file as a whole).
+EXIT_ALL_TAKEN, EXIT_NOTHING_IMPORTED, EXIT_SOME_REFUSED = 0, 1, 2
 
 persons_app = typer.Typer(help="Insured persons (参保人).", no_args_is_help=True)
 
@@ -30,11 +33,15 @@ def _persons() -> None:
     """Insured persons (参保人)."""
 
 
-def _run(file: Path, *, show_progress: bool) -> ImportReport:
-    rt = runtime()
+def _run(file: Path, *, show_progress: bool, encoding: str) -> ImportReport:
+    try:
+        rt = runtime()
+    except typer.Exit:
+        # A service that cannot start imported nothing (status 2 means "some refused").
+        raise typer.Exit(EXIT_NOTHING_IMPORTED) from None
     try:
         if not show_progress:
-            return import_csv(rt, file, actor=operator())
+            return import_csv(rt, file, actor=operator(), encoding=encoding)
         columns = (
             TextColumn("[bold]importing[/]"),
             BarColumn(),
@@ -48,7 +55,7 @@ def _run(file: Path, *, show_progress: bool) -> ImportReport:
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            return import_csv(rt, file, actor=operator(), on_progress=advance)
+            return import_csv(rt, file, actor=operator(), on_progress=advance, encoding=encoding)
     finally:
         rt.db.dispose()
 
@@ -73,15 +80,35 @@ def _print_report(report: ImportReport) -> None:
 def import_(
     file: Annotated[
         Path,
-        typer.Argument(help=f"UTF-8 CSV with the header {EXPECTED_HEADER}", show_default=False),
+        typer.Argument(help=f"CSV with the header {EXPECTED_HEADER}", show_default=False),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    encoding: Annotated[
+        str,
+        typer.Option(
+            "--encoding",
+            help="the file's encoding: utf-8 (the default) or gbk (Excel's \"CSV\" on "
+            "Chinese Windows)",
+        ),
+    ] = "utf-8",
 ) -> None:
-    """Import persons from FILE: valid rows are taken, refused rows are reported."""
+    """Import persons from FILE: valid rows are taken, refused rows are reported.
+
+    Exit status: 0 every row taken, 2 some rows refused (the others taken), 1 nothing
+    imported (every row refused, or the file refused as a whole).
+    """
+    encoding = encoding.strip().lower().replace("_", "-")
+    encoding = "utf-8" if encoding == "utf8" else encoding
+    if encoding not in ENCODINGS:
+        fail(f"unknown encoding {encoding!r}: use utf-8 or gbk", code=EXIT_NOTHING_IMPORTED)
+    if file.is_dir():
+        fail(f"{file} is a directory, not a CSV file", code=EXIT_NOTHING_IMPORTED)
+    if not file.exists():
+        fail(f"no such file: {file}", code=EXIT_NOTHING_IMPORTED)
     if not file.is_file():
-        fail(f"no such file: {file}")
+        fail(f"{file} is not a regular file", code=EXIT_NOTHING_IMPORTED)
     try:
-        report = _run(file, show_progress=not as_json and console.is_terminal)
+        report = _run(file, show_progress=not as_json and console.is_terminal, encoding=encoding)
     except DomainError as exc:
         if exc.code == "CSV_HEADER_INVALID":
             fail(
@@ -95,3 +122,5 @@ def import_(
         print_json(report.as_dict())
     else:
         _print_report(report)
+    if report.refused:
+        raise typer.Exit(EXIT_SOME_REFUSED if report.taken else EXIT_NOTHING_IMPORTED)

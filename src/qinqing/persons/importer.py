@@ -1,7 +1,10 @@
-"""Bulk import of insured persons from CSV (SPEC §3 "Persons and regions", §5 ``persons import``).
+"""Bulk import of insured persons from CSV (docs/guide.md §3.1, §5.2 ``persons import``).
 
 The file has a header row, exactly ``id_number,name,region_code,scheme,status,phone``
-(UTF-8, an optional BOM), then one person per row. Every row is validated on
+(UTF-8 with an optional BOM, or GBK when asked for), then one person per row; a row
+may not exceed ``ROW_MAX_BYTES``. A file that is not UTF-8 but reads as GBK (what
+Excel saves as "CSV" on Chinese Windows) is refused as a whole, before anything is
+imported, with a message that says so. Every row is validated on
 its own; a refused row is reported with its physical line number, a stable
 code and an English reason that never repeats a value from the file (a shifted
 column could put an ID number or a phone into any field).
@@ -60,6 +63,13 @@ COLUMNS: tuple[str, ...] = ("id_number", "name", "region_code", "scheme", "statu
 EXPECTED_HEADER = ",".join(COLUMNS)
 NAME_MAX = 64
 DEFAULT_CHUNK_ROWS = 20_000
+# A real row is under 400 bytes; anything far longer is a broken file, and reading
+# it whole would let one line take the process's memory.
+ROW_MAX_BYTES = 4096
+# The encodings a file may be read as; "gbk" is read as GB18030, its superset, so
+# every GBK file decodes exactly as GBK would.
+ENCODINGS = {"utf-8": "utf-8", "gbk": "gb18030", "gb18030": "gb18030"}
+_SNIFF_BYTES = 256 * 1024
 _SQLITE_LOOKUP_BATCH = 500
 
 SCHEMES = frozenset(s.value for s in Scheme)
@@ -81,8 +91,9 @@ _ID_REASONS = {
 }
 _REASONS = {
     "COLUMNS_INVALID": f"the row must have exactly {len(COLUMNS)} fields ({EXPECTED_HEADER})",
-    "ENCODING_INVALID": "the row is not valid UTF-8",
+    "ENCODING_INVALID": "the row is not valid text in the file's encoding (UTF-8 by default)",
     "CSV_MALFORMED": "the row is not well-formed CSV",
+    "ROW_TOO_LONG": f"the row is longer than {ROW_MAX_BYTES} bytes, the limit for one row",
     "NAME_INVALID": f"the name must be 1 to {NAME_MAX} characters without control characters",
     "REGION_UNKNOWN": "the region code is not a known region",
     "SCHEME_INVALID": "the scheme must be one of " + ", ".join(s.value for s in Scheme),
@@ -114,7 +125,7 @@ class ImportReport:
         return self.taken + len(self.refused)
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape of SPEC §5: ``{"taken": N, "refused": [{line, code, reason}]}``."""
+        """The ``--json`` shape of docs/guide.md §5: ``{"taken": N, "refused": [{line, code, reason}]}``."""
         return {"taken": self.taken, "refused": [r.as_dict() for r in self.refused]}
 
 
@@ -149,24 +160,65 @@ def _refusal(line: int, code: str) -> Refusal:
 # --------------------------------------------------------------------------- reading
 
 
-class _Source:
-    """Physical lines of a binary file, decoded; counts lines and remembers undecodable ones."""
+def looks_like_gbk(head: bytes) -> bool:
+    """True when the lines of ``head`` (the start of a file) that are not ASCII are all
+    GB18030/GBK and none of them is UTF-8: a file saved in GBK, not a UTF-8 file with
+    a stray line (that line alone is refused). A last line cut short is ignored."""
+    lines = head.split(b"\n")
+    if not head.endswith(b"\n"):
+        lines = lines[:-1] or lines
+    gbk_lines = 0
+    for line in lines:
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            return False
+        except UnicodeDecodeError:
+            pass
+        try:
+            line.decode("gb18030")
+        except UnicodeDecodeError:
+            return False
+        gbk_lines += 1
+    return gbk_lines > 0
 
-    def __init__(self, fh: IO[bytes]) -> None:
+
+class _Source:
+    """Physical lines of a binary file, decoded; counts lines and remembers the
+    undecodable ones and the ones over ``ROW_MAX_BYTES`` (read no further than that)."""
+
+    def __init__(self, fh: IO[bytes], encoding: str = "utf-8") -> None:
         self._fh = fh
+        self._codec = ENCODINGS[encoding]
         self.line_no = 0
         self.bad_lines: set[int] = set()
+        self.long_lines: set[int] = set()
+
+    def _lines(self) -> Iterator[bytes]:
+        while raw := self._fh.readline(ROW_MAX_BYTES + 1):
+            if len(raw) > ROW_MAX_BYTES and not raw.endswith(b"\n"):
+                # Skip the rest of the line without holding it.
+                while (rest := self._fh.readline(64 * 1024)) and not rest.endswith(b"\n"):
+                    pass
+                yield b""
+                continue
+            yield raw
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self._fh:
+        for raw in self._lines():
             self.line_no += 1
+            if not raw or len(raw) > ROW_MAX_BYTES:
+                self.long_lines.add(self.line_no)
+                yield "\n"
+                continue
             if self.line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                yield raw.decode("utf-8")
+                yield raw.decode(self._codec)
             except UnicodeDecodeError:
                 self.bad_lines.add(self.line_no)
-                yield raw.decode("utf-8", errors="replace")
+                yield raw.decode(self._codec, errors="replace")
 
     @property
     def bytes_read(self) -> int:
@@ -187,11 +239,18 @@ def _records(source: _Source) -> Iterator[tuple[int, list[str], str | None]]:
             fields = next(reader)
         except StopIteration:
             return
-        except csv.Error:
+        except csv.Error as exc:
             end = source.line_no
-            yield start, [], "CSV_MALFORMED"
+            # csv's own limit (128 KiB) stops a quoted field that runs over many lines.
+            too_long = "field larger than field limit" in str(exc) or any(
+                start <= n <= end for n in source.long_lines
+            )
+            yield start, [], "ROW_TOO_LONG" if too_long else "CSV_MALFORMED"
             continue
         end = reader.line_num
+        if source.long_lines and any(start <= n <= end for n in source.long_lines):
+            yield start, [], "ROW_TOO_LONG"
+            continue
         if not fields:
             continue
         if source.bad_lines and any(start <= n <= end for n in source.bad_lines):
@@ -380,14 +439,18 @@ def import_csv(
     actor: Actor,
     on_progress: ProgressCallback | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    encoding: str = "utf-8",
 ) -> ImportReport:
     """Import persons from ``path``; see the module docstring.
 
     ``on_progress(bytes_read, total_bytes)`` is called after every chunk and at
     the end. Raises ``DomainError("CSV_HEADER_INVALID")`` (nothing imported) when
     the header is not exactly ``id_number,name,region_code,scheme,status,phone``,
-    and ``OSError`` when the file cannot be read.
+    ``DomainError("CSV_NOT_UTF8")`` (nothing imported) when the file should be UTF-8
+    but reads as GBK, and ``OSError`` when the file cannot be read.
     """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unsupported encoding {encoding!r}")
     now = rt.clock.now()
     regions = frozenset(r.code for r in rt.policies.regions())
     validator = _Validator(rt.vault, now.date(), regions)
@@ -396,7 +459,10 @@ def import_csv(
     taken = 0
 
     with path.open("rb") as fh:
-        source = _Source(fh)
+        if encoding == "utf-8" and looks_like_gbk(fh.read(_SNIFF_BYTES)):
+            raise DomainError("CSV_NOT_UTF8", 422, detected="GBK")
+        fh.seek(0)
+        source = _Source(fh, encoding)
         records = _records(source)
         _check_header(next(records, None))
 
@@ -453,6 +519,7 @@ def import_csv(
                 at=now,
                 details={
                     "file": path.name,
+                    "encoding": encoding,
                     "rows": taken + len(refused),
                     "taken": taken,
                     "refused": len(refused),

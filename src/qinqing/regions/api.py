@@ -1,4 +1,4 @@
-"""Regions and their effective policies, open to anyone (SPEC §5)."""
+"""Regions and their effective policies, open to anyone (docs/guide.md §5)."""
 
 from __future__ import annotations
 

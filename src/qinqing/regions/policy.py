@@ -1,4 +1,4 @@
-"""Region policies: TOML files, layered and explained (SPEC §4).
+"""Region policies: TOML files, layered and explained (docs/guide.md §4).
 
 Where a value comes from, lowest layer first:
 

@@ -1,4 +1,4 @@
-"""Response models of the regions API (SPEC §5)."""
+"""Response models of the regions API (docs/guide.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Why an unbind is refused: every blocker of SPEC §3 "Unbinding", in one pure function.
+"""Why an unbind is refused: every blocker of docs/guide.md §3.3, in one pure function.
 
 ``blockers(...)`` is the single source of the unbind check. The read-only check
 (``GET /family/links/{id}/unbind-check``), the submission (``POST .../unbind``),
@@ -47,8 +47,8 @@ COOLING_OFF = "COOLING_OFF"
 VERIFICATION_REQUIRED = "VERIFICATION_REQUIRED"
 VERIFICATION_FAILED = "VERIFICATION_FAILED"
 VERIFICATION_LOCKED = "VERIFICATION_LOCKED"
-# Verification refusals that are not in SPEC's list but stop a submission all the
-# same (the person picked a method that cannot work for them).
+# Verification refusals beyond the three verification blockers: they stop a submission
+# all the same (the person picked a method that cannot work for them).
 FACE_UNAVAILABLE = "FACE_UNAVAILABLE"
 PAYMENT_PASSWORD_NOT_SET = "PAYMENT_PASSWORD_NOT_SET"  # noqa: S105 (a code)
 

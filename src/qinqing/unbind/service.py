@@ -1,4 +1,4 @@
-"""Unbinding (解除绑定): the check, the submission and the review (SPEC §3).
+"""Unbinding (解除绑定): the check, the submission and the review (docs/guide.md §3).
 
 Every decision comes from :func:`qinqing.unbind.rules.blockers`; this module
 only loads the facts, locks the rows that decide, verifies the person, writes

@@ -1,0 +1,72 @@
+"""The repository stands alone: README, docs and source never point outside it (a
+clone has no product contract beside it), and every relative link in the README and
+docs leads to a file, and a heading, that exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTSIDE = re.compile(r"\.\./shared|shared/SPEC|SPEC\.md|SPEC §|SPEC's|ARCHITECTURE\.md")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*$", re.MULTILINE)
+TEXT_SUFFIXES = {".md", ".py", ".toml", ".ini", ".mako", ".txt", ".html", ".css", ".js", ".po"}
+
+
+def _documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _texts() -> list[Path]:
+    sources = [
+        p for p in sorted((ROOT / "src").rglob("*")) if p.is_file() and p.suffix in TEXT_SUFFIXES
+    ]
+    return _documents() + sources
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor as GitHub makes it: lower case, punctuation dropped,
+    spaces to hyphens (letters of any script are kept)."""
+    text = re.sub(r"`|\*|_(?=\W)|(?<=\W)_", "", heading.lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def test_nothing_refers_outside_the_repository() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in _texts()
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert not found, "references outside the repository:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("doc", _documents(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(doc: Path) -> None:
+    broken = []
+    for target in LINK.findall(doc.read_text("utf-8")):
+        if re.match(r"[a-z]+:", target):
+            continue  # an absolute URL
+        path_part, _, anchor = target.partition("#")
+        file = (doc.parent / path_part).resolve() if path_part else doc
+        if not file.exists() or ROOT not in file.parents:
+            broken.append(target)
+            continue
+        if anchor and file.suffix == ".md":
+            anchors = {slug(h) for h in HEADING.findall(file.read_text("utf-8"))}
+            if anchor not in anchors:
+                broken.append(target)
+    assert not broken, f"broken links in {doc.relative_to(ROOT)}: {broken}"
+
+
+def test_the_guide_documents_every_message_code() -> None:
+    from qinqing import i18n
+
+    guide = (ROOT / "docs" / "guide.md").read_text("utf-8")
+    missing = sorted(
+        code for code in i18n.catalog("en") if "__" not in code and f"`{code}`" not in guide
+    )
+    assert not missing, f"codes missing from docs/guide.md: {missing}"
