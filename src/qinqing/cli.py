@@ -143,7 +143,7 @@ def clients_add(
 
 @audit_app.command("verify")
 def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Walk the hash chain; name the first tampered entry."""
+    """Walk the keyed hash chain; name the first tampered entry, or a truncated tail."""
     from qinqing.audit.service import verify
 
     rt = runtime()
@@ -153,17 +153,22 @@ def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
         print_json(
             {
                 "ok": result.ok,
+                "status": result.status,
                 "checked": result.checked,
+                "head": {"count": result.head_seq, "hash": result.head_hash},
                 "first_bad_seq": result.first_bad_seq,
                 "problem": result.problem,
             }
         )
     elif result.ok:
-        console.print(f"[green]audit chain intact[/]: {result.checked} entries verified")
+        console.print(
+            f"[green]audit chain intact[/]: {result.checked} entries verified; "
+            f"head checkpoint #{result.head_seq} {result.head_hash[:16]}…"
+        )
     else:
         console.print(
-            f"[bold red]audit chain broken[/] at entry #{result.first_bad_seq}: {result.problem} "
-            f"({result.checked} entries verified before it)"
+            f"[bold red]audit chain {result.status}[/] at entry #{result.first_bad_seq}: "
+            f"{result.problem} ({result.checked} entries verified before it)"
         )
     if not result.ok:
         raise typer.Exit(1)

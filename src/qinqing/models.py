@@ -5,6 +5,7 @@ from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAcc
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
+from qinqing.identity.keys import VaultKey
 from qinqing.ledger.models import (
     Contribution,
     LedgerAccount,
@@ -39,4 +40,5 @@ __all__ = [
     "Region",
     "StaffUser",
     "UnbindRequest",
+    "VaultKey",
 ]
