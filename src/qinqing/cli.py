@@ -21,6 +21,7 @@ app.add_typer(audit_app, name="audit")
 
 
 def _mount() -> None:
+    from qinqing.identity.cli import keys_app
     from qinqing.ledger.cli import contributions_app, ledger_app, payments_app
     from qinqing.notify.cli import notify_app
     from qinqing.persons.cli import persons_app
@@ -32,6 +33,7 @@ def _mount() -> None:
     app.add_typer(contributions_app, name="contributions")
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(payments_app, name="payments")
+    app.add_typer(keys_app, name="keys")
 
 
 @app.command()
