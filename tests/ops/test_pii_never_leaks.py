@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
 from qinqing.models import Base
+from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
 from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login
 from unbind_support import party, pin_verification
@@ -39,10 +41,8 @@ def _texts(value: Any) -> list[str]:
     out = [str(value)]
     if isinstance(value, str) and _B64.match(value):
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
-            try:
+            with contextlib.suppress(binascii.Error, ValueError):
                 out.append(decode(value + "=" * (-len(value) % 4)).decode("latin-1"))
-            except (binascii.Error, ValueError):
-                pass
     return out
 
 
@@ -54,7 +54,8 @@ def _dump(rt: Runtime) -> tuple[str, dict[str, int]]:
     tables = inspect(rt.db.engine).get_table_names()
     with rt.db.unit_of_work() as s:
         for table in tables:
-            rows = s.execute(text(f'SELECT * FROM "{table}"')).all()
+            # Names come from the database's own catalogue, not from input.
+            rows = s.execute(text(f'SELECT * FROM "{table}"')).all()  # noqa: S608
             counts[table] = len(rows)
             for row in rows:
                 for value in row:
@@ -86,13 +87,10 @@ def test_every_table_is_free_of_pii_after_the_flows(
     gz = "440100"
     holder, h = party(rt, client, name="王建国", phone="13800138001", seq=11, region=gz)
     member, m = party(rt, client, name="李秀英", phone="13800138002", seq=12, region=gz)
-    child, child_number = add_person(
+    _, child_number = add_person(
         rt, name="王小明", seq=13, region=gz, scheme="resident", phone="13900139003"
     )
-    with rt.db.unit_of_work() as s:
-        from qinqing.persons.service import id_number_of
-
-        numbers = [id_number_of(rt.vault, p) for p in (holder, member)] + [child_number]
+    numbers = [id_number_of(rt.vault, p) for p in (holder, member)] + [child_number]
     phones = ["13800138001", "13800138002", "13900139003"]
     add_staff(rt, "gz-reviewer", "reviewer", gz)
     reviewer = login(client, "gz-reviewer", STAFF_PASSWORD)
