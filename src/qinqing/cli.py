@@ -50,6 +50,43 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="run one pass, print what it did, exit"),
+    interval: float = typer.Option(
+        2.0, "--interval", min=0.05, max=3600, help="seconds to sleep when a pass found no work"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run the background jobs (notifications, hold expiry, purges) until SIGTERM."""
+    from qinqing.worker import Worker, install_signal_handlers
+
+    rt = runtime()
+    w = Worker(rt, interval=interval)
+    try:
+        if once:
+            done = w.run_once()
+            if as_json:
+                print_json(done)
+            else:
+                for name, count in done.items():
+                    console.print(f"{name}: {'failed' if count < 0 else count}")
+            if any(n < 0 for n in done.values()):
+                raise typer.Exit(1)
+            return
+        from qinqing.logging_setup import configure
+
+        configure(
+            json_lines=rt.settings.log_json
+            if rt.settings.log_json is not None
+            else rt.settings.is_production
+        )
+        install_signal_handlers(w)
+        w.run_forever()
+    finally:
+        rt.db.dispose()
+
+
+@app.command()
 def keygen() -> None:
     """Print a new random QINQING_SECRET_KEY."""
     from qinqing.identity.vault import generate_key
