@@ -201,3 +201,85 @@ def test_every_ciphertext_column_is_known_to_the_rotation() -> None:
         if isinstance(col.type, LargeBinary)
     }
     assert binary == known
+
+
+def test_readyz_fails_for_a_process_on_another_key(rt: Runtime) -> None:
+    """What the audit saw: another key, and /readyz still said 200."""
+    wrong = Runtime(
+        settings=rt.settings,
+        db=rt.db,
+        vault=Vault(parse_key(OTHER_KEY)),
+        policies=rt.policies,
+        clock=rt.clock,
+    )
+    with TestClient(create_app(wrong)) as c:
+        r = c.get("/readyz")
+    assert r.status_code == 503 and "key check failed" in r.json()["secret_key"]
+    assert OTHER_KEY not in r.text
+
+
+def _as_before_keys(rt: Runtime, *, break_entry: int | None = None) -> None:
+    """Turn the database back into what an older version left: no key check, an
+    unkeyed SHA-256 audit chain and an answer stored in clear."""
+    import hashlib
+
+    from sqlalchemy import delete, update
+
+    from qinqing.audit.models import AuditEntry, AuditHead
+    from qinqing.audit.service import _canonical, _fields
+    from qinqing.idempotency_models import IdempotencyKey
+
+    with rt.db.unit_of_work() as s:
+        s.execute(delete(keys.VaultKey))
+        prev = "0" * 64
+        rows = s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()
+        for e in rows:
+            e.prev_hash = prev
+            e.hash = hashlib.sha256(_canonical(prev, e.seq, _fields(e))).hexdigest()
+            prev = e.hash
+            if e.seq == break_entry:
+                e.reason = "edited afterwards"
+        s.execute(update(AuditHead).values(seq=len(rows), hash=prev, mac=None))
+        s.add(
+            IdempotencyKey(
+                caller="person:x",
+                key="old",
+                operation="POST /x",
+                request_hash="-",
+                status_code=200,
+                response={"body": {"id_number": "150602198001010023"}},
+                created_at=rt.clock.now(),
+            )
+        )
+
+
+def test_first_start_after_the_upgrade_keys_the_chain_and_seals_answers(
+    rt: Runtime, client: TestClient
+) -> None:
+    from qinqing.idempotency_models import IdempotencyKey
+
+    _populate(rt, client)
+    _as_before_keys(rt)
+    again = build_runtime(rt.settings, migrate=False)
+    try:
+        with again.db.unit_of_work() as s:
+            assert verify(s).status == "intact" and verify(s).checked >= 1
+            old = s.execute(select(IdempotencyKey).where(IdempotencyKey.key == "old")).scalar_one()
+            assert set(old.response) == {"sealed"}
+            assert idempotency.open_answer(again.vault, old.caller, old.key, old.response) == {
+                "id_number": "150602198001010023"
+            }
+    finally:
+        again.db.dispose()
+
+
+def test_an_altered_unkeyed_chain_is_not_laundered(rt: Runtime, client: TestClient) -> None:
+    _populate(rt, client)
+    _as_before_keys(rt, break_entry=1)
+    again = build_runtime(rt.settings, migrate=False)  # still starts: payments go on
+    try:
+        with again.db.unit_of_work() as s:
+            result = verify(s)
+        assert not result.ok and result.first_bad_seq == 1
+    finally:
+        again.db.dispose()

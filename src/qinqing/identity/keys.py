@@ -21,6 +21,7 @@ interrupted rotation is resumed by running the same command again.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from qinqing.db import Base, Database, UTCDateTime, insert_ignore
 from qinqing.identity.vault import Vault, blob_version
+
+log = logging.getLogger("qinqing.keys")
 
 CURRENT, NEXT, RETIRED = "current", "next", "retired"
 
@@ -93,10 +96,15 @@ def ensure(session: Session, vault: Vault, now: datetime, *, rotating_ok: bool =
 
     Sets ``vault.version`` to the database's version of this key. Raises
     :class:`KeyCheckError` on a mismatch. On the first start of a database made
-    before keys were checked, also keys the audit chain and seals stored answers.
+    before keys were checked, also keys the audit chain (unless it is already
+    broken) and seals answers stored in clear.
     """
+    from qinqing.audit.models import AuditHead
     from qinqing.audit.service import ChainBroken, key_legacy_chain
     from qinqing.idempotency import seal_legacy_answers
+
+    if session.info.get("vault") is None:
+        session.info["vault"] = vault
 
     insert_ignore(
         session,
@@ -114,14 +122,19 @@ def ensure(session: Session, vault: Vault, now: datetime, *, rotating_ok: bool =
         raise KeyCheckError(found)
     current = session.execute(select(VaultKey).where(VaultKey.state == CURRENT)).scalar_one()
     vault.version = current.version
-    session.info["vault"] = vault
+    head = session.get(AuditHead, 1)
+    if head is None or head.mac is not None:
+        return
+    # The first start with keyed storage (a new database, or one made before).
     try:
-        if key_legacy_chain(session, vault):
-            seal_legacy_answers(session, vault)
+        with session.begin_nested():
+            key_legacy_chain(session, vault)
     except ChainBroken as exc:
-        raise KeyCheckError(
-            f"{exc}: the unkeyed audit chain was altered; investigate before starting"
-        ) from None
+        # Keying a chain that is already broken would launder it; stopping the
+        # whole service for it would stop payments. Leave it unkeyed, so that
+        # `audit verify` fails, and say so loudly.
+        log.critical("%s: the unkeyed audit chain was altered; left for `audit verify`", exc)
+    seal_legacy_answers(session, vault)
 
 
 # --- rotation -----------------------------------------------------------------
