@@ -42,7 +42,7 @@ def test_workers_log_our_access_line_only(tmp_path: Path) -> None:
         rid = None
         for _ in range(600):  # until a worker answers (bounded; no timing asserted)
             try:
-                with urllib.request.urlopen(  # noqa: S310 - loopback
+                with urllib.request.urlopen(
                     urllib.request.Request(
                         f"http://127.0.0.1:{port}/healthz", headers={"X-Request-Id": "probe-1"}
                     ),
