@@ -50,7 +50,11 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         record.msg, record.args = redact(message), None
-        record.request_id = request_id_var.get()
+        if record.exc_info and not record.exc_text:
+            # A traceback's exception text may quote input; formatters reuse exc_text.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True
 
 

@@ -219,3 +219,26 @@ def test_log_filter_redacts_what_slips_through(caplog: pytest.LogCaptureFixture)
     assert "13800138000" not in caplog.text
     assert "abc.def" not in caplog.text
     assert "[id-number]" in caplog.text and "[phone]" in caplog.text
+
+
+def test_tracebacks_are_redacted_too() -> None:
+    import io
+
+    from qinqing.logging_setup import RedactingFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("qinqing.test.traceback")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad person 15060219800101002X phone 13800138000")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    out = stream.getvalue()
+    assert "ValueError" in out and "[id-number]" in out and "[phone]" in out
+    assert "15060219800101002X" not in out and "13800138000" not in out
