@@ -103,7 +103,10 @@ def record(
 ) -> AuditEntry:
     """Append one entry in the caller's transaction. ``details`` must hold no raw PII."""
     head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     entry = AuditEntry(
         seq=head.seq + 1,
@@ -226,7 +229,10 @@ def rechain(
     Callers commit between calls (resumable from the cursor they stored).
     """
     head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     done = 0
     rows = (
@@ -272,7 +278,10 @@ def key_legacy_chain(session: Session, vault: Vault, batch: int = 5000) -> int:
     """Once, when a database first gets a key check: move an unkeyed SHA-256 chain
     (if any) to the keyed one and sign the head. How many entries were re-keyed."""
     head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one()
     if head.mac is not None:
         return 0
