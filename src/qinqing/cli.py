@@ -181,13 +181,27 @@ def clients_add(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
+def audit_verify(
+    as_json: bool = typer.Option(False, "--json"),
+    expect: str | None = typer.Option(
+        None,
+        "--expect",
+        metavar="COUNT:HASH",
+        help="a checkpoint printed by an earlier run, kept outside the database",
+    ),
+) -> None:
     """Walk the keyed hash chain; name the first tampered entry, or a truncated tail."""
     from qinqing.audit.service import verify
 
+    checkpoint = None
+    if expect is not None:
+        count, _, digest = expect.partition(":")
+        if not (count.isdigit() and len(digest) == 64):
+            fail("--expect takes COUNT:HASH as printed by `audit verify`")
+        checkpoint = (int(count), digest.lower())
     rt = runtime()
     with rt.db.unit_of_work() as session:
-        result = verify(session)
+        result = verify(session, expect=checkpoint)
     if as_json:
         print_json(
             {
@@ -202,7 +216,7 @@ def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
     elif result.ok:
         console.print(
             f"[green]audit chain intact[/]: {result.checked} entries verified; "
-            f"head checkpoint #{result.head_seq} {result.head_hash[:16]}…"
+            f"checkpoint {result.head_seq}:{result.head_hash}"
         )
     else:
         console.print(

@@ -202,3 +202,45 @@ def test_cli_verify_reports_truncation(rt: Runtime) -> None:
     out = CliRunner().invoke(app, ["audit", "verify", "--json"], env=env)
     assert out.exit_code == 1
     assert json.loads(out.output)["status"] == "truncated"
+
+
+def test_an_external_checkpoint_catches_a_restored_older_copy(rt: Runtime) -> None:
+    """A whole older database has a consistent head of its own; only a checkpoint kept
+    outside shows that entries are gone."""
+    from qinqing.audit.service import head_mac
+
+    _append(rt, 5)
+    with rt.db.unit_of_work() as s:
+        seen = verify(s)
+        third = s.get(AuditEntry, 3)
+        assert third is not None
+        # What the copy of two entries ago looked like: three entries, its head signed.
+        s.execute(delete(AuditEntry).where(AuditEntry.seq > 3))
+        s.execute(
+            update(AuditHead).values(seq=3, hash=third.hash, mac=head_mac(rt.vault, 3, third.hash))
+        )
+    with rt.db.unit_of_work() as s:
+        assert verify(s).ok  # consistent on its own
+        restored = verify(s, expect=(seen.head_seq, seen.head_hash))
+    assert restored.status == "truncated" and "5" in (restored.problem or "")
+    with rt.db.unit_of_work() as s:
+        assert verify(s, expect=(3, third.hash)).ok
+        assert verify(s, expect=(2, "f" * 64)).status == "tampered"
+
+
+def test_cli_verify_with_an_external_checkpoint(rt: Runtime) -> None:
+    from qinqing.cli import app
+
+    _append(rt, 2)
+    env = {
+        "QINQING_DATABASE_URL": rt.settings.database_url or "",
+        "QINQING_SECRET_KEY": rt.settings.secret_key or "",
+        "QINQING_ENV": "test",
+    }
+    runner = CliRunner()
+    first = json.loads(runner.invoke(app, ["audit", "verify", "--json"], env=env).output)
+    checkpoint = f"{first['head']['count']}:{first['head']['hash']}"
+    assert runner.invoke(app, ["audit", "verify", "--expect", checkpoint], env=env).exit_code == 0
+    assert runner.invoke(app, ["audit", "verify", "--expect", "3:xyz"], env=env).exit_code == 1
+    wrong = runner.invoke(app, ["audit", "verify", "--expect", "2:" + "0" * 64], env=env)
+    assert wrong.exit_code == 1 and "tampered" in wrong.output

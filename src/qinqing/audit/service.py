@@ -168,16 +168,26 @@ def _entries(session: Session, batch: int = 5000, after: int = 0) -> Iterator[Au
         session.expunge_all()
 
 
-def verify(session: Session, vault: Vault | None = None) -> VerifyResult:
+def verify(
+    session: Session, vault: Vault | None = None, *, expect: tuple[int, str] | None = None
+) -> VerifyResult:
     """Walk the chain from the genesis; name the first entry that does not fit.
 
     ``tampered``: an entry was changed, removed or re-chained without the key.
     ``truncated``: the chain ends before the head checkpoint says it does (or the
     checkpoint itself was rewritten).
+
+    ``expect``: a checkpoint ``(count, hash)`` printed by an earlier run and kept
+    outside the database; the chain must still hold it (catches a restored older
+    copy of the whole database, whose own head is consistent).
     """
     vault = vault or vault_of(session)
     prev, expected_seq, checked = GENESIS, 1, 0
     for e in _entries(session):
+        if expect and e.seq == expect[0] and e.hash != expect[1]:
+            return VerifyResult(
+                checked, e.seq, "entry differs from the external checkpoint", "tampered"
+            )
         if e.seq != expected_seq:
             return VerifyResult(checked, expected_seq, "entry missing (sequence gap)", "tampered")
         if e.prev_hash != prev:
@@ -203,6 +213,16 @@ def verify(session: Session, vault: Vault | None = None) -> VerifyResult:
         )
     if head.seq != checked or head.hash != prev:
         return VerifyResult(checked, head.seq + 1, "entries beyond the head checkpoint", "tampered")
+    if expect and checked < expect[0]:
+        return VerifyResult(
+            checked,
+            checked + 1,
+            f"chain truncated: an external checkpoint counted {expect[0]} entries, "
+            f"{checked} remain",
+            "truncated",
+            head.seq,
+            head.hash,
+        )
     return VerifyResult(checked, None, None, "intact", head.seq, head.hash)
 
 
