@@ -283,3 +283,27 @@ def test_an_altered_unkeyed_chain_is_not_laundered(rt: Runtime, client: TestClie
         assert not result.ok and result.first_bad_seq == 1
     finally:
         again.db.dispose()
+
+
+def test_concurrent_first_starts_agree(
+    rt: Runtime, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """serve --workers N starts N processes at once on a database never keyed."""
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    _populate(rt, client)
+    _as_before_keys(rt)
+    caplog.set_level(logging.WARNING, logger="qinqing.keys")
+
+    def start(_: int) -> int:
+        other = build_runtime(rt.settings, migrate=False)
+        other.db.dispose()
+        return other.vault.version
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(start, range(3))) == [1, 1, 1]
+    assert not caplog.records
+    with rt.db.unit_of_work() as s:
+        assert verify(s).status == "intact"
+        assert len(s.execute(select(keys.VaultKey)).all()) == 1
