@@ -77,7 +77,7 @@ def _pg_reset(url: str) -> None:
         )
         if tables:
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
-        conn.execute(text("UPDATE audit_head SET seq = 0, hash = :g"), {"g": "0" * 64})
+        conn.execute(text("UPDATE audit_head SET seq = 0, hash = :g, mac = NULL"), {"g": "0" * 64})
     engine.dispose()
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from qinqing import __version__, problems
 from qinqing.input_guard import InputGuard
-from qinqing.logging_setup import request_id_var
+from qinqing.middleware import RequestContext
 from qinqing.runtime import Runtime
-
-log = logging.getLogger("qinqing.http")
 
 API_PREFIX = "/api/v1"
 
@@ -28,35 +22,14 @@ def create_app(runtime: Runtime) -> FastAPI:
             "Family accounts (医保亲情账户), family mutual aid (家庭共济) and unbinding. "
             "Errors are RFC 9457 problem+json with a stable `code`. Amounts are integer fen."
         ),
+        # /docs is served below from a pinned package, never from a third-party CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.policies = runtime.policies
     problems.install(app)
     problems.document(app)
-
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id", "")
-        if not (0 < len(rid) <= 64 and rid.replace("-", "").isalnum()):
-            rid = uuid.uuid4().hex
-        token = request_id_var.set(rid)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-            response.headers["X-Request-Id"] = rid
-            # Paths carry opaque ids only, never personal data (docs/guide.md §5).
-            log.info(
-                "%s %s %s %.1fms",
-                request.method,
-                request.url.path,
-                response.status_code,
-                (time.perf_counter() - started) * 1000,
-            )
-        finally:
-            request_id_var.reset(token)
-        return response
 
     from qinqing.auth.api import router as auth_router
     from qinqing.banks.api import router as banks_router
@@ -87,6 +60,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.add_middleware(InputGuard)
+    # Outermost: even the guard's refusals get a request id and the headers.
+    app.add_middleware(RequestContext)
+    _mount_docs(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -95,11 +71,77 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get(
         "/readyz",
         tags=["operations"],
-        responses={503: {"description": "The database is not reachable"}},
+        responses={
+            503: {"description": "The database is not reachable, or the key does not match it"}
+        },
     )
     def readyz() -> JSONResponse:
-        if runtime.db.ping():
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        if not runtime.db.ping():
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable"}, status_code=503
+            )
+        key_problem = _key_problem(runtime)
+        if key_problem:
+            return JSONResponse(
+                {"status": "unavailable", "secret_key": key_problem}, status_code=503
+            )
+        return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _key_problem(runtime: Runtime) -> str | None:
+    from qinqing.identity import keys
+
+    try:
+        with runtime.db.unit_of_work() as session:
+            return keys.problem(session, runtime.vault)
+    except Exception:
+        return "the key check could not be read"
+
+
+_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{title} — API docs</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head><body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body></html>
+"""
+
+# No inline script: the page's Content-Security-Policy allows scripts from us only.
+_DOCS_INIT = """window.addEventListener("load", function () {
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis],
+  });
+});
+"""
+# Swagger UI sets inline styles on its elements.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI from the pinned ``swagger-ui-bundle-v2`` package (Apache-2.0)."""
+    from html import escape
+
+    from fastapi.responses import Response
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    page = _DOCS_HTML.format(title=escape(app.title))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": DOCS_CSP})
+
+    @app.get("/docs/init.js", include_in_schema=False)
+    def docs_init() -> Response:
+        return Response(_DOCS_INIT, media_type="text/javascript")

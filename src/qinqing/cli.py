@@ -28,6 +28,7 @@ app.add_typer(audit_app, name="audit")
 
 def _mount() -> None:
     from qinqing.banks.cli import webhooks_app
+    from qinqing.identity.cli import keys_app
     from qinqing.ledger.cli import contributions_app, ledger_app, payments_app
     from qinqing.notify.cli import notify_app
     from qinqing.persons.cli import persons_app
@@ -40,6 +41,7 @@ def _mount() -> None:
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(payments_app, name="payments")
     app.add_typer(webhooks_app, name="webhooks")
+    app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -64,6 +66,43 @@ def serve(
     if (reset or demo_json) and not demo:
         fail("--reset and --json go with --demo")
     run(host=host, port=port, demo=demo, workers=workers, reset=reset, demo_json=demo_json)
+
+
+@app.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="run one pass, print what it did, exit"),
+    interval: float = typer.Option(
+        2.0, "--interval", min=0.05, max=3600, help="seconds to sleep when a pass found no work"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Run the background jobs (notifications, hold expiry, purges) until SIGTERM."""
+    from qinqing.worker import Worker, install_signal_handlers
+
+    rt = runtime()
+    w = Worker(rt, interval=interval)
+    try:
+        if once:
+            done = w.run_once()
+            if as_json:
+                print_json(done)
+            else:
+                for name, count in done.items():
+                    console.print(f"{name}: {'failed' if count < 0 else count}")
+            if any(n < 0 for n in done.values()):
+                raise typer.Exit(1)
+            return
+        from qinqing.logging_setup import configure
+
+        configure(
+            json_lines=rt.settings.log_json
+            if rt.settings.log_json is not None
+            else rt.settings.is_production
+        )
+        install_signal_handlers(w)
+        w.run_forever()
+    finally:
+        rt.db.dispose()
 
 
 @app.command()
@@ -180,31 +219,50 @@ def clients_add(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Walk the hash chain; name the first tampered entry."""
+def audit_verify(
+    as_json: bool = typer.Option(False, "--json"),
+    expect: str | None = typer.Option(
+        None,
+        "--expect",
+        metavar="COUNT:HASH",
+        help="a checkpoint printed by an earlier run, kept outside the database",
+    ),
+) -> None:
+    """Walk the keyed hash chain; name the first tampered entry, or a truncated tail."""
     from qinqing.audit.service import verify
 
+    checkpoint = None
+    if expect is not None:
+        count, _, digest = expect.partition(":")
+        if not (count.isdigit() and len(digest) == 64):
+            fail("--expect takes COUNT:HASH as printed by `audit verify`")
+        checkpoint = (int(count), digest.lower())
     rt = runtime()
     try:
         with rt.db.unit_of_work() as session:
-            result = verify(session)
+            result = verify(session, expect=checkpoint)
     finally:
         rt.db.dispose()
     if as_json:
         print_json(
             {
                 "ok": result.ok,
+                "status": result.status,
                 "checked": result.checked,
+                "head": {"count": result.head_seq, "hash": result.head_hash},
                 "first_bad_seq": result.first_bad_seq,
                 "problem": result.problem,
             }
         )
     elif result.ok:
-        console.print(f"[green]audit chain intact[/]: {result.checked} entries verified")
+        console.print(
+            f"[green]audit chain intact[/]: {result.checked} entries verified; "
+            f"checkpoint {result.head_seq}:{result.head_hash}"
+        )
     else:
         console.print(
-            f"[bold red]audit chain broken[/] at entry #{result.first_bad_seq}: {result.problem} "
-            f"({result.checked} entries verified before it)"
+            f"[bold red]audit chain {result.status}[/] at entry #{result.first_bad_seq}: "
+            f"{result.problem} ({result.checked} entries verified before it)"
         )
     if not result.ok:
         raise typer.Exit(1)

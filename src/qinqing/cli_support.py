@@ -28,12 +28,12 @@ def operator() -> Actor:
     return Actor("operator", user[:64], "admin")
 
 
-def runtime() -> Runtime:
+def runtime(*, rotating_ok: bool = False) -> Runtime:
     from qinqing.identity.vault import VaultKeyError
     from qinqing.regions.policy import PolicyError
 
     try:
-        return build_runtime(Settings())
+        return build_runtime(Settings(), rotating_ok=rotating_ok)
     except (StartupError, PolicyError, VaultKeyError) as exc:
         fail(str(exc), code=2)
 

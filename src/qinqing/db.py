@@ -8,6 +8,7 @@ the services in a fixed order.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +59,9 @@ def new_id() -> uuid.UUID:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("sqlite:///", 1)[-1]
+        path = url.split("sqlite:///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
@@ -70,6 +71,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def private_dir(path: Path) -> None:
+    """Create a data directory readable by its owner only (0700); an existing one is
+    left as the operator made it."""
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create an (empty) file with mode 0600 in a private directory, before SQLite
+    opens it with the process umask; SQLite gives its -wal and -shm files the
+    database file's mode."""
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
 
 
 def _sqlite_serialized_writers(engine: Engine) -> None:

@@ -25,7 +25,12 @@ Keys are per caller (``"person:<id>"``, ``"staff:<id>"``, ``"client:<id>"``): tw
 callers never see each other's answers. The request is identified by a keyed
 HMAC (the vault's blind-index key) over method, path and the canonical JSON body,
 so a stored hash of a body holding a six-digit payment password cannot be
-brute-forced from a database dump. Stored answers may be purged after 24 hours
+brute-forced from a database dump.
+
+The stored answer may hold personal data (a reviewer's staff view shows full
+ID numbers), so it is kept only sealed: AES-GCM under the vault's
+stored-answers sub-key, bound to the caller and key, as
+``{"sealed": "<base64>"}``. Keys are purged after 24 hours by the worker
 (:func:`purge_idempotency_keys`); a retry after that is a new request.
 
 Routes use :func:`run_idempotent`; the lower-level functions are for callers
@@ -34,6 +39,7 @@ that are not HTTP routes.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,9 +119,27 @@ def request_hash(vault: Vault, method: str, path: str, body: Any) -> str:
     return vault.index("idempotency", f"{method.upper()}\n{path}\n{canonical_json(body)}")
 
 
+def _context(caller: str, key: str) -> str:
+    return f"idempotency\x00{caller}\x00{key}"
+
+
+def seal_answer(vault: Vault, caller: str, key: str, body: Any) -> dict[str, object]:
+    """The stored form of an answer: sealed JSON, nothing in clear."""
+    plain = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return {"sealed": base64.b64encode(vault.seal(_context(caller, key), plain)).decode()}
+
+
+def open_answer(vault: Vault, caller: str, key: str, stored: dict[str, object]) -> Any:
+    sealed = stored.get("sealed")
+    if not isinstance(sealed, str):
+        return stored.get("body")  # written before answers were sealed
+    return json.loads(vault.unseal(_context(caller, key), base64.b64decode(sealed)))
+
+
 def reserve(
     session: Session,
     *,
+    vault: Vault,
     caller: str,
     key: str,
     operation: str,
@@ -156,17 +180,20 @@ def reserve(
             raise DomainError("IDEMPOTENCY_MISMATCH", 409)
         if row.status_code == _IN_PROGRESS:
             return None  # ours: reserved by the insert above
-        return StoredAnswer(row.status_code, row.response.get("body"))
+        return StoredAnswer(row.status_code, open_answer(vault, caller, key, row.response))
     raise DomainError("IDEMPOTENCY_MISMATCH", 409)  # pragma: no cover - needs three races
 
 
-def complete(session: Session, *, caller: str, key: str, status_code: int, body: Any) -> None:
-    """Store the successful answer on the reserved key (same transaction as the change)."""
+def complete(
+    session: Session, *, vault: Vault, caller: str, key: str, status_code: int, body: Any
+) -> None:
+    """Store the successful answer, sealed, on the reserved key (same transaction as
+    the change)."""
     row = session.execute(
         select(IdempotencyKey).where(IdempotencyKey.caller == caller, IdempotencyKey.key == key)
     ).scalar_one()
     row.status_code = status_code
-    row.response = {"body": jsonable_encoder(body)}
+    row.response = seal_answer(vault, caller, key, jsonable_encoder(body))
     session.flush()
 
 
@@ -201,6 +228,7 @@ def run_idempotent(
     digest = request_hash(vault, method, path, body)
     stored = reserve(
         session,
+        vault=vault,
         caller=caller,
         key=key,
         operation=f"{method.upper()} {path}",
@@ -218,7 +246,7 @@ def run_idempotent(
             release(session, caller=caller, key=key)
         raise
     encoded = jsonable_encoder(answer)
-    complete(session, caller=caller, key=key, status_code=status, body=encoded)
+    complete(session, vault=vault, caller=caller, key=key, status_code=status, body=encoded)
     return JSONResponse(encoded, status_code=status)
 
 
@@ -246,7 +274,33 @@ def run_for_request(
     )
 
 
-def purge_idempotency_keys(session: Session, before: datetime) -> int:
-    """Delete stored answers created before ``before`` (keep at least ``RETENTION``)."""
-    result = session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < before))
-    return int(getattr(result, "rowcount", 0) or 0)
+def purge_idempotency_keys(session: Session, now: datetime, limit: int = 5000) -> int:
+    """Delete up to ``limit`` keys older than ``RETENTION``; how many (the worker's job)."""
+    from sqlalchemy import tuple_
+
+    old = (
+        select(IdempotencyKey.caller, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at < now - RETENTION)
+        .order_by(IdempotencyKey.created_at)
+        .limit(limit)
+    )
+    rows = session.execute(old).all()
+    if not rows:
+        return 0
+    session.execute(
+        delete(IdempotencyKey).where(
+            tuple_(IdempotencyKey.caller, IdempotencyKey.key).in_([tuple(r) for r in rows])
+        )
+    )
+    return len(rows)
+
+
+def seal_legacy_answers(session: Session, vault: Vault) -> int:
+    """Once, when a database first gets its key check: seal answers stored in clear."""
+    count = 0
+    for row in session.execute(select(IdempotencyKey)).scalars():
+        if "body" in row.response:
+            row.response = seal_answer(vault, row.caller, row.key, row.response["body"])
+            count += 1
+    session.flush()
+    return count

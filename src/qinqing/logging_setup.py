@@ -25,17 +25,36 @@ _PII = [
 ]
 
 
-def redact(text: str) -> str:
+# Opaque ids (canonical UUIDs) are kept whole: their hex groups can hold digit runs
+# shaped like a phone or a long number, and an id mangled in a log cannot be traced.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _redact_plain(text: str) -> str:
     for pattern, repl in _PII:
         text = pattern.sub(repl, text)
     return text
+
+
+def redact(text: str) -> str:
+    out, last = [], 0
+    for m in _UUID.finditer(text):
+        out.append(_redact_plain(text[last : m.start()]))
+        out.append(m.group())
+        last = m.end()
+    out.append(_redact_plain(text[last:]))
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         record.msg, record.args = redact(message), None
-        record.request_id = request_id_var.get()
+        if record.exc_info and not record.exc_text:
+            # A traceback's exception text may quote input; formatters reuse exc_text.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True
 
 
@@ -64,7 +83,14 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers[:] = []
         lg.propagate = True
+    # The access line is ours (middleware.RequestContext). uvicorn writes its own
+    # whenever its access logger has a handler anywhere up the tree, so it gets
+    # none: otherwise each --workers child, configured after uvicorn, would log
+    # uvicorn's default format too.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False

@@ -7,6 +7,7 @@ from qinqing.counter.models import IdDocumentFailures
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
+from qinqing.identity.keys import VaultKey
 from qinqing.ledger.models import (
     Contribution,
     LedgerAccount,
@@ -45,6 +46,7 @@ __all__ = [
     "Region",
     "StaffUser",
     "UnbindRequest",
+    "VaultKey",
     "Voucher",
     "VoucherToken",
     "WebhookEndpoint",

@@ -37,23 +37,36 @@ def load_master_key(settings: Settings) -> bytes:
 
 
 def build_runtime(
-    settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    rotating_ok: bool = False,
 ) -> Runtime:
+    """``rotating_ok``: only for ``qinqing keys rotate``, which may (must) start while
+    a rotation is unfinished."""
+    from qinqing.identity import keys
     from qinqing.migrate import upgrade
     from qinqing.regions.policy import sync_regions
 
     settings = settings or Settings()
     policies = load_policies(settings.policy_dir)
     vault = Vault(load_master_key(settings))
+    clock = clock or SystemClock()
     db = Database(settings.resolved_database_url)
+    # The audit chain's MAC key travels with every session (audit.service.vault_of).
+    db.sessions.configure(info={"vault": vault})
     try:
         if migrate:
             upgrade(db.engine)
+        try:
+            with db.unit_of_work() as session:
+                keys.ensure(session, vault, clock.now(), rotating_ok=rotating_ok)
+        except keys.KeyCheckError as exc:
+            raise StartupError(f"refusing to start: {exc}") from None
         with db.unit_of_work() as session:
             sync_regions(session, policies)
-        rt = Runtime(
-            settings=settings, db=db, vault=vault, policies=policies, clock=clock or SystemClock()
-        )
+        rt = Runtime(settings=settings, db=db, vault=vault, policies=policies, clock=clock)
         if settings.effective_env is Env.production:
             check_production(rt)
     except BaseException:

@@ -66,6 +66,9 @@ def run(
             workers=workers,
             log_config=None,
             access_log=False,
+            # A child builds its runtime (imports, database, key check) before it
+            # answers the supervisor's ping; on a busy host that exceeds the 5 s default.
+            timeout_worker_healthcheck=60,
         )
     else:
         uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select
 
 from qinqing import idempotency
@@ -137,10 +138,26 @@ def test_purge_removes_old_keys(rt: Runtime, clock: FrozenClock) -> None:
     clock.advance(timedelta(hours=25))
     call(rt, lambda: (200, {}), key="new")
     with rt.db.unit_of_work() as s:
-        purged = idempotency.purge_idempotency_keys(s, rt.clock.now() - idempotency.RETENTION)
+        purged = idempotency.purge_idempotency_keys(s, rt.clock.now())
     assert purged == 1
     with rt.db.unit_of_work() as s:
         assert s.execute(select(IdempotencyKey.key)).scalars().all() == ["new"]
+
+
+def test_stored_answers_are_sealed_and_bound_to_their_row(rt: Runtime) -> None:
+    """A replayable answer may hold a full ID number (a staff view): never in clear."""
+    secret = "150602198001010023"
+    first = call(rt, lambda: (201, {"id_number": secret}), key="pii")
+    with rt.db.unit_of_work() as s:
+        row = s.execute(select(IdempotencyKey)).scalar_one()
+        assert secret not in json.dumps(row.response) and set(row.response) == {"sealed"}
+    assert call(rt, lambda: (500, {}), key="pii") == (201, {"id_number": secret}, "true")
+    assert first[1] == {"id_number": secret}
+    with rt.db.unit_of_work() as s:
+        # Moved to another caller's row, the sealed answer does not open.
+        row = s.execute(select(IdempotencyKey)).scalar_one()
+        with pytest.raises(InvalidTag):
+            idempotency.open_answer(rt.vault, "client:bank-1", row.key, row.response)
 
 
 @pytest.mark.parametrize("raw", ["", "x" * 129, "ünïcode", "line\nbreak", "\x7f"])

@@ -28,10 +28,14 @@ class AuditEntry(Base):
 
 
 class AuditHead(Base):
-    """The chain's head: one row, locked by each appender so the chain stays linear."""
+    """The chain's head: one row, locked by each appender so the chain stays linear.
+
+    It is also the checkpoint: ``mac`` is a keyed MAC over (count, last hash), so a
+    tail cut off and a head rewritten to match it is detected without the key."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))

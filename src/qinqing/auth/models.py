@@ -69,7 +69,7 @@ class AccessToken(Base):
     channel: Mapped[str] = mapped_column(String(16))
     scopes: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the purge
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

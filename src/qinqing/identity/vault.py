@@ -1,10 +1,15 @@
 """The PII vault: a keyed blind index for look-up and AES-GCM for display.
 
-A database dump alone reveals neither ID numbers nor phones (docs/guide.md §3). Two
-sub-keys are derived from the one master key with HKDF, so the index key and
-the encryption key are independent. The field kind is bound into both the
-index and the ciphertext (as associated data), so a phone's ciphertext cannot
-be passed off as an ID number's.
+A database dump alone reveals neither ID numbers nor phones. Every sub-key is
+derived from the one master key with HKDF under its own label, so the index
+key, the field encryption key, the key for stored API answers, the audit-chain
+MAC key and the key-check key are independent. The field kind is bound into
+both the index and the ciphertext (as associated data), so a phone's
+ciphertext cannot be passed off as an ID number's.
+
+Each ciphertext starts with a key-version byte (the version the database's
+key-check table assigned to the master key, see ``identity.keys``), so a key
+rotation can tell rows already re-encrypted from rows still under the old key.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 NONCE_BYTES = 12
-KEY_VERSION = b"\x01"
+KEY_VERSION = b"\x01"  # the first key of a database
+_KEY_CHECK_TEXT = b"qinqing key check: this database's master key"
 
 
 class VaultKeyError(Exception):
     """The secret key is missing or malformed."""
+
+
+class VaultVersionError(ValueError):
+    """A ciphertext was made under another key version than this vault's."""
 
 
 def _derive(master: bytes, label: bytes) -> bytes:
@@ -53,7 +63,9 @@ def load_or_create_key_file(path: Path) -> bytes:
     """The embedded default's key: created once with mode 0600, then reused."""
     if path.exists():
         return parse_key(path.read_text())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from qinqing.db import private_dir
+
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(generate_key() + "\n")
@@ -61,9 +73,42 @@ def load_or_create_key_file(path: Path) -> bytes:
 
 
 class Vault:
-    def __init__(self, master_key: bytes) -> None:
+    def __init__(self, master_key: bytes, version: int = 1) -> None:
+        if not 1 <= version <= 255:
+            raise ValueError("key version must be 1..255")
+        self.version = version
         self._index_key = _derive(master_key, b"qinqing blind index v1")
         self._aead = AESGCM(_derive(master_key, b"qinqing pii encryption v1"))
+        self._answers = AESGCM(_derive(master_key, b"qinqing stored answers v1"))
+        self._audit_key = _derive(master_key, b"qinqing audit chain v1")
+        self._check_key = _derive(master_key, b"qinqing key check v1")
+
+    def key_check(self) -> str:
+        """A value that identifies the master key without revealing it (hex HMAC of a
+        constant under a sub-key of its own)."""
+        return hmac.new(self._check_key, _KEY_CHECK_TEXT, hashlib.sha256).hexdigest()
+
+    def audit_mac(self, data: bytes) -> str:
+        """The audit chain's keyed hash (hex HMAC-SHA256)."""
+        return hmac.new(self._audit_key, data, hashlib.sha256).hexdigest()
+
+    def seal(self, context: str, data: bytes) -> bytes:
+        """AES-GCM under the stored-answers sub-key, bound to ``context`` (e.g. the
+        idempotency caller and key, so a sealed answer cannot be moved to another row)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return self._prefix() + nonce + self._answers.encrypt(nonce, data, context.encode())
+
+    def unseal(self, context: str, blob: bytes) -> bytes:
+        self._check_version(blob)
+        nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+        return self._answers.decrypt(nonce, sealed, context.encode())
+
+    def _prefix(self) -> bytes:
+        return bytes([self.version])
+
+    def _check_version(self, blob: bytes) -> None:
+        if blob[:1] != self._prefix():
+            raise VaultVersionError("ciphertext under another vault key version")
 
     def index(self, kind: str, value: str) -> str:
         """Deterministic keyed digest for equality look-up (hex, 64 chars)."""
@@ -72,10 +117,14 @@ class Vault:
 
     def encrypt(self, kind: str, value: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return KEY_VERSION + nonce + self._aead.encrypt(nonce, value.encode(), kind.encode())
+        return self._prefix() + nonce + self._aead.encrypt(nonce, value.encode(), kind.encode())
 
     def decrypt(self, kind: str, blob: bytes) -> str:
-        if blob[:1] != KEY_VERSION:
-            raise ValueError("unknown vault key version")
+        self._check_version(blob)
         nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
         return self._aead.decrypt(nonce, sealed, kind.encode()).decode()
+
+
+def blob_version(blob: bytes) -> int:
+    """The key version a ciphertext was made under (its first byte)."""
+    return blob[0]

@@ -1,0 +1,138 @@
+"""`qinqing worker [--once]`: one process for the background jobs.
+
+A pass runs each job of :data:`JOBS` once, in order; each job is a plain
+function ``(runtime, now) -> count`` that does a bounded amount of work in its
+own transaction(s) and says how much it did. The loop repeats at once while
+any job found work and sleeps ``interval`` seconds when none did. SIGTERM or
+SIGINT asks it to stop: the job under way finishes (its transaction commits),
+no further job starts, and the process exits 0.
+
+Several workers may run side by side (on several hosts too): the notification
+outbox is claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers
+never take the same notice; hold expiry skips payments another transaction
+holds; purges are plain deletes. On SQLite, writers are serialized anyway.
+
+To add a job (say, webhook delivery), append a :class:`Job` to :data:`JOBS`.
+The worker writes no audit entries per pass (that would put the chain's one
+lock on a loop); what it changes records itself (payments, ledger, outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+
+from sqlalchemy import delete, or_, select
+
+from qinqing.runtime import Runtime
+
+log = logging.getLogger("qinqing.worker")
+
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    run: Callable[[Runtime, datetime], int]
+
+
+def deliver_notifications(rt: Runtime, now: datetime) -> int:
+    """Send a batch of undelivered notices through the configured sender."""
+    from qinqing.notify.sender import deliver
+
+    return deliver(rt, BATCH)
+
+
+def expire_holds(rt: Runtime, now: datetime) -> int:
+    """Release holds past their region's ``hold_expiry_hours``."""
+    from qinqing.ledger.payments import expire_holds as expire
+
+    with rt.db.unit_of_work() as session:
+        return expire(session, now, limit=BATCH)
+
+
+def purge_idempotency_keys(rt: Runtime, now: datetime) -> int:
+    """Forget stored answers older than 24 hours."""
+    from qinqing.idempotency import purge_idempotency_keys as purge
+
+    with rt.db.unit_of_work() as session:
+        return purge(session, now, limit=BATCH * 10)
+
+
+def purge_access_tokens(rt: Runtime, now: datetime) -> int:
+    """Delete expired and revoked tokens: an unknown token is refused just the same."""
+    from qinqing.auth.models import AccessToken
+
+    with rt.db.unit_of_work() as session:
+        doomed = list(
+            session.execute(
+                select(AccessToken.token_hash)
+                .where(or_(AccessToken.expires_at <= now, AccessToken.revoked_at.is_not(None)))
+                .limit(BATCH * 10)
+            ).scalars()
+        )
+        if doomed:
+            session.execute(delete(AccessToken).where(AccessToken.token_hash.in_(doomed)))
+        return len(doomed)
+
+
+JOBS: list[Job] = [
+    Job("deliver_notifications", deliver_notifications),
+    Job("expire_holds", expire_holds),
+    Job("purge_idempotency_keys", purge_idempotency_keys),
+    Job("purge_access_tokens", purge_access_tokens),
+]
+
+
+class Worker:
+    def __init__(
+        self, rt: Runtime, jobs: Sequence[Job] | None = None, *, interval: float = 2.0
+    ) -> None:
+        self.rt = rt
+        self.jobs = list(JOBS if jobs is None else jobs)
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.passes = 0
+
+    def run_once(self) -> dict[str, int]:
+        """One pass over the jobs; what each did. A failing job is logged and
+        counted as -1; the others still run."""
+        done: dict[str, int] = {}
+        for job in self.jobs:
+            if self.stopping.is_set():
+                break
+            try:
+                done[job.name] = job.run(self.rt, self.rt.clock.now())
+            except Exception:
+                log.exception("job %s failed", job.name)
+                done[job.name] = -1
+        self.passes += 1
+        return done
+
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def run_forever(self) -> None:
+        log.info("worker started: %s", ", ".join(j.name for j in self.jobs))
+        while not self.stopping.is_set():
+            done = self.run_once()
+            if any(n > 0 for n in done.values()):
+                log.info("worker pass: %s", ", ".join(f"{k}={v}" for k, v in done.items() if v))
+                continue  # more may be waiting: drain before sleeping
+            self.stopping.wait(self.interval)
+        log.info("worker stopped after %d pass(es)", self.passes)
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping after the current job", signal.Signals(signum).name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

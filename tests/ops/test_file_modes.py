@@ -1,0 +1,40 @@
+"""The embedded default keeps its data private: the data directory 0700, the SQLite
+file (and its WAL companions) and the key file 0600, whatever the umask."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from qinqing.config import Env, Settings
+from qinqing.runtime import build_runtime
+from support import add_person
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_data_dir_database_and_key_are_private(tmp_path: Path) -> None:
+    data = tmp_path / "fresh" / "qinqing-data"
+    settings = Settings(
+        database_url=None,
+        env=Env.development,
+        data_dir=data,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+    )
+    old = os.umask(0o022)  # the usual default, which would give 0755 and 0644
+    try:
+        rt = build_runtime(settings)
+        add_person(rt)  # a write, so the WAL files exist too
+        assert _mode(data) == 0o700
+        assert _mode(settings.key_file) == 0o600
+        files = sorted(p.name for p in data.iterdir())
+        assert "qinqing.sqlite3" in files
+        for name in files:
+            assert _mode(data / name) == 0o600, name
+        rt.db.dispose()
+    finally:
+        os.umask(old)

@@ -1,0 +1,180 @@
+"""`qinqing worker`: each job in one pass, exactly-once delivery with two workers on
+PostgreSQL, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from ledger_support import API, authorize_body, fund, institution_headers, make_family
+from qinqing.auth.models import AccessToken
+from qinqing.clock import FrozenClock
+from qinqing.idempotency_models import IdempotencyKey
+from qinqing.ledger.models import Payment
+from qinqing.notify.models import Notification
+from qinqing.notify.sender import deliver
+from qinqing.notify.service import enqueue
+from qinqing.runtime import Runtime
+from qinqing.worker import Job, Worker
+from support import add_person
+
+
+def _count(rt: Runtime, model: object, *where: object) -> int:
+    with rt.db.unit_of_work() as s:
+        stmt = select(func.count()).select_from(model)  # type: ignore[arg-type]
+        return int(s.execute(stmt.where(*where)).scalar_one())  # type: ignore[arg-type]
+
+
+def _something_for_each_job(rt: Runtime, client: TestClient) -> None:
+    """A notice, an open hold, a stored idempotent answer and a token, all made now."""
+    fam = make_family(rt)
+    fund(rt, fam.holder_id, 100_000)
+    inst = institution_headers(rt, client)
+    r = client.post(
+        f"{API}/payments/authorize",
+        json=authorize_body(fam, 1_000, "worker-1"),
+        headers={**inst, "Idempotency-Key": "w-1"},
+    )
+    assert r.status_code == 201, r.text
+    with rt.db.unit_of_work() as s:
+        enqueue(s, person_id=fam.holder_id, kind="test.notice", at=rt.clock.now())
+
+
+def test_one_pass_does_each_job(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
+    _something_for_each_job(rt, client)
+    clock.advance(timedelta(hours=73))  # past the 72 h hold expiry and the 24 h key retention
+    worker = Worker(rt)
+    done = worker.run_once()
+    assert done == {
+        "deliver_notifications": 1,
+        "expire_holds": 1,
+        "purge_idempotency_keys": 1,
+        "purge_access_tokens": 1,
+    }
+    assert _count(rt, Notification, Notification.delivered_at.is_(None)) == 0
+    assert _count(rt, Payment, Payment.status == "authorized") == 0
+    assert _count(rt, IdempotencyKey) == 0 and _count(rt, AccessToken) == 0
+    assert set(worker.run_once().values()) == {0}
+
+
+def test_live_rows_are_left_alone(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
+    _something_for_each_job(rt, client)
+    clock.advance(timedelta(minutes=5))
+    done = Worker(rt).run_once()
+    assert done["expire_holds"] == 0 and done["purge_idempotency_keys"] == 0
+    assert done["purge_access_tokens"] == 0
+    assert _count(rt, Payment, Payment.status == "authorized") == 1
+
+
+def test_a_failing_job_does_not_stop_the_others(rt: Runtime) -> None:
+    def boom(_rt: Runtime, _now: datetime) -> int:
+        raise RuntimeError("job broke")
+
+    done = Worker(rt, [Job("boom", boom), Job("fine", lambda _rt, _now: 3)]).run_once()
+    assert done == {"boom": -1, "fine": 3}
+
+
+def _env(rt: Runtime) -> dict[str, str]:
+    return {
+        "QINQING_DATABASE_URL": rt.settings.database_url or "",
+        "QINQING_SECRET_KEY": rt.settings.secret_key or "",
+        "QINQING_ENV": "test",
+        "QINQING_DATA_DIR": str(rt.settings.data_dir),
+    }
+
+
+def test_cli_once_prints_what_it_did(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
+    from qinqing.cli import app
+
+    # The CLI runs on the real clock: make everything old enough in real time.
+    clock.set(datetime.now(UTC) - timedelta(days=5))
+    _something_for_each_job(rt, client)
+    out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output) == {
+        "deliver_notifications": 1,
+        "expire_holds": 1,
+        "purge_idempotency_keys": 1,
+        "purge_access_tokens": 1,
+    }
+    text = CliRunner().invoke(app, ["worker", "--once"], env=_env(rt))
+    assert text.exit_code == 0 and "deliver_notifications: 0" in text.output
+
+
+def test_two_workers_deliver_each_notice_exactly_once(rt: Runtime) -> None:
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite serializes writers; SKIP LOCKED is PostgreSQL's")
+    person, _ = add_person(rt)
+    with rt.db.unit_of_work() as s:
+        for i in range(60):
+            enqueue(s, person_id=person.id, kind=f"n{i}", at=rt.clock.now())
+    sent: list[uuid.UUID] = []
+    lock = threading.Lock()
+    # Each worker's first send waits for the other's: both hold their claimed rows at
+    # once, which only works if the second skipped the first one's locked rows.
+    both_inside = threading.Barrier(2, timeout=60)
+    local = threading.local()
+
+    class Recorder:
+        def send(self, note: Notification) -> None:
+            if not getattr(local, "met", False):
+                local.met = True
+                both_inside.wait()
+            with lock:
+                sent.append(note.id)
+
+    recorder = Recorder()
+    job = Job("deliver_notifications", lambda r, _now: deliver(r, 10, sender=recorder))
+
+    def run() -> None:
+        w = Worker(rt, [job])
+        while w.run_once()["deliver_notifications"] > 0:
+            pass
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not both_inside.broken
+    assert len(sent) == 60 and len(set(sent)) == 60
+    assert _count(rt, Notification, Notification.delivered_at.is_(None)) == 0
+    assert _count(rt, Notification, Notification.attempts != 1) == 0
+
+
+def test_sigterm_stops_a_running_worker_cleanly(rt: Runtime) -> None:
+    env = {**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qinqing", "worker", "--interval", "0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "worker started" in line:
+                break
+        else:
+            pytest.fail(f"worker did not start (exit {proc.wait()})")
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0, rest
+        assert "stopping after the current job" in rest and "worker stopped" in rest
+        assert "Traceback" not in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
