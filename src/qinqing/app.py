@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qinqing import __version__, problems
 from qinqing.input_guard import InputGuard
@@ -81,6 +82,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.add_middleware(InputGuard)
+    if runtime.settings.trusted_proxy_list:
+        # Outermost, so logs and throttling see the client the proxy names; a
+        # header from any other peer is ignored (uvicorn's own handling is off).
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=runtime.settings.trusted_proxy_list
+        )
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -1,7 +1,14 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from qinqing.audit.models import AuditEntry, AuditHead
-from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAccount, StaffUser
+from qinqing.auth.models import (
+    AccessToken,
+    ApiClient,
+    LoginThrottle,
+    PersonAccount,
+    RegistrationCode,
+    StaffUser,
+)
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
@@ -37,6 +44,7 @@ __all__ = [
     "Person",
     "PersonAccount",
     "Region",
+    "RegistrationCode",
     "StaffUser",
     "UnbindRequest",
 ]

@@ -45,6 +45,15 @@ def run(*, host: str, port: int, demo: bool, workers: int = 1) -> None:
             workers=workers,
             log_config=None,
             access_log=False,
+            # X-Forwarded-For is honoured by the app, from QINQING_TRUSTED_PROXIES only.
+            proxy_headers=False,
         )
     else:
-        uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(
+            create_app(rt),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # see above
+        )
