@@ -72,9 +72,7 @@ def register(
     rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
     body = {"id_number": number, "name": name, "phone": phone, "password": password}
     before = len(sms_lines(rt))
-    r = client.post(
-        "/api/v1/auth/register/sms-code", json={"id_number": number, "name": name}
-    )
+    r = client.post("/api/v1/auth/register/sms-code", json={"id_number": number, "name": name})
     assert r.status_code == 202, r.text
     sent = sms_lines(rt)[before:]
     if sent:

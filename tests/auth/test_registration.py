@@ -93,9 +93,7 @@ def test_codes_are_stored_hashed(rt: Runtime, client: TestClient) -> None:
     assert code not in dumped
 
 
-def test_wrong_code_counts_a_try_and_changes_nothing_else(
-    rt: Runtime, client: TestClient
-) -> None:
+def test_wrong_code_counts_a_try_and_changes_nothing_else(rt: Runtime, client: TestClient) -> None:
     _, number = add_person(rt, name="王芳", seq=1)
     _, other = add_person(rt, name="李四", phone="13900139000", seq=2)
     ask(client, number, "王芳")
@@ -143,8 +141,13 @@ def test_code_expires_after_five_minutes(
     assert r.headers["content-type"].startswith("application/problem+json")
     en = client.post(
         f"{API}/auth/register",
-        json={"id_number": number, "name": "王芳", "phone": "13600136000", "password": PASSWORD,
-              "sms_code": code},
+        json={
+            "id_number": number,
+            "name": "王芳",
+            "phone": "13600136000",
+            "password": PASSWORD,
+            "sms_code": code,
+        },
         headers={"Accept-Language": "en"},
     )
     assert "expired" in en.json()["title"]

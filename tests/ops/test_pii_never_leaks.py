@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from qinqing.models import Base
 from qinqing.runtime import Runtime
-from support import PASSWORD, add_person, login
+from support import PASSWORD, add_person, login, sms_lines
 
 API = "/api/v1"
 
@@ -31,15 +31,30 @@ def test_api_flows_leave_no_plaintext_pii(
     caplog.set_level(logging.DEBUG)
     _, number = add_person(rt, name="赵敏", phone="13512345678")
     app_phone = "13687654321"
+    r = client.post(f"{API}/auth/register/sms-code", json={"id_number": number, "name": "赵敏"})
+    assert r.status_code == 202 and "13512345678" not in r.text
+    code = sms_lines(rt)[-1]["code"]
     r = client.post(
         f"{API}/auth/register",
-        json={"id_number": number, "name": "赵敏", "phone": app_phone, "password": PASSWORD},
+        json={
+            "id_number": number,
+            "name": "赵敏",
+            "phone": app_phone,
+            "password": PASSWORD,
+            "sms_code": code,
+        },
     )
     assert r.status_code == 201
     # Some failures too: their texts must not echo the input either.
     bad = client.post(
         f"{API}/auth/register",
-        json={"id_number": number, "name": "别人", "phone": app_phone, "password": PASSWORD},
+        json={
+            "id_number": number,
+            "name": "别人",
+            "phone": app_phone,
+            "password": PASSWORD,
+            "sms_code": code,
+        },
     )
     assert number not in bad.text and app_phone not in bad.text
     client.post(f"{API}/auth/login", json={"login": app_phone, "password": "WrongPass9"})

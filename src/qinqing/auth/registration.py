@@ -51,7 +51,7 @@ SMS_TEXT = "【医保亲情】您的注册验证码为{code}，{minutes}分钟�
 
 
 @dataclass(frozen=True, slots=True)
-class _Outgoing:
+class Outgoing:
     to: str
     code: str
     text: str
@@ -61,15 +61,15 @@ def code_hash(vault: Vault, person_id: uuid.UUID, nonce: str, code: str) -> str:
     return vault.index("registration-code", f"{person_id}:{nonce}:{code}")
 
 
-def request_code(rt: Runtime, *, id_number: str, name: str, source: str) -> None:
-    """Send a registration code to the registry phone, if the details match an
-    unregistered person who has one. The caller answers 202 either way."""
+def request_code(rt: Runtime, *, id_number: str, name: str, source: str) -> Outgoing | None:
+    """Make a registration code if the details match an unregistered person with a
+    registry phone; the message to send, or None. The caller answers 202 either
+    way and sends the message after the answer (``deliver``), so neither the
+    answer nor its timing tells whether a message went out."""
     settings, now = rt.settings, rt.clock.now()
-    provider = sms_provider(settings)
-    if provider is None:
+    if sms_provider(settings) is None:
         raise DomainError("SMS_UNAVAILABLE", 409)
     number = ric.parse(id_number, now.date()).number
-    outgoing: _Outgoing | None = None
     with rt.db.unit_of_work() as session:
         # Both limits are counted for every request, known person or not.
         wait = throttle.take(
@@ -88,18 +88,23 @@ def request_code(rt: Runtime, *, id_number: str, name: str, source: str) -> None
         )
         if wait:
             raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait)
-        outgoing = _new_code(session, rt, number, name.strip(), now)
-    if outgoing is not None:
-        # After the commit: a slow gateway never holds a transaction open.
-        try:
-            provider.send_code(outgoing.to, outgoing.code, outgoing.text)
-        except Exception:  # the answer must not differ, and must not be a 500
-            log.exception("registration SMS not sent (provider %s)", provider.name)
+        return _new_code(session, rt, number, name.strip(), now)
+
+
+def deliver(rt: Runtime, message: Outgoing) -> None:
+    """Hand a code to the SMS provider; a failure is logged (without the phone)."""
+    provider = sms_provider(rt.settings)
+    if provider is None:
+        return
+    try:
+        provider.send_code(message.to, message.code, message.text)
+    except Exception:  # runs after the answer; nothing to tell the caller
+        log.exception("registration SMS not sent (provider %s)", provider.name)
 
 
 def _new_code(
     session: Session, rt: Runtime, number: str, name: str, now: datetime
-) -> _Outgoing | None:
+) -> Outgoing | None:
     person = find_by_id_number(session, rt.vault, number)
     if person is None or person.name != name or person.phone_cipher is None:
         return None
@@ -123,7 +128,7 @@ def _new_code(
     session.flush()
     phone = rt.vault.decrypt(PHONE_KIND, person.phone_cipher)
     minutes = max(1, rt.settings.sms_code_ttl_seconds // 60)
-    return _Outgoing(phone, code, SMS_TEXT.format(code=code, minutes=minutes))
+    return Outgoing(phone, code, SMS_TEXT.format(code=code, minutes=minutes))
 
 
 def check_code(

@@ -212,8 +212,12 @@ def login(
             raise DomainError("INVALID_CREDENTIALS", 401, commit=True)
         throttle.clear(session, acct_key)
         if rehashed:
-            model = PersonAccount if subject.kind == "person" else StaffUser
-            row = session.get(model, subject.id)
+            row: PersonAccount | StaffUser | None = (
+                session.get(PersonAccount, subject.id)
+                if subject.kind == "person"
+                else session.get(StaffUser, subject.id)
+            )
+            # Unless the password was changed meanwhile.
             if row is not None and row.password_hash == subject.password_hash:
                 row.password_hash = rehashed
         ttl = settings.access_token_ttl_seconds

@@ -62,7 +62,7 @@ def account_delay(settings: Settings, failures: int) -> int:
     if over < 0:
         return 0
     # 2**over grows fast; cap the exponent before computing it.
-    return min(settings.login_delay_cap_seconds, 2 ** min(over, 30))
+    return min(settings.login_delay_cap_seconds, int(2 ** min(over, 30)))
 
 
 def record_login_failure(
