@@ -288,3 +288,41 @@ def test_credentials_in_header_and_body_at_once_are_refused(
         assert r.status_code == 400, r.text
         assert r.json()["error"] == "invalid_request"
         assert r.json()["code"] == "CLIENT_CREDENTIALS_TWICE"
+
+
+def test_stale_counters_and_codes_are_purged(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    from sqlalchemy import func, select
+
+    from qinqing.auth import registration, throttle
+    from qinqing.auth.models import LoginThrottle, RegistrationCode
+
+    _, number = add_person(rt, name="王芳")
+    assert (
+        client.post(
+            f"{API}/auth/register/sms-code", json={"id_number": number, "name": "王芳"}
+        ).status_code
+        == 202
+    )
+    assert _login(client, "13911112222").status_code == 401
+
+    def counts() -> tuple[int, int]:
+        with rt.db.read_only() as s:
+            return (
+                s.execute(select(func.count()).select_from(LoginThrottle)).scalar_one(),
+                s.execute(select(func.count()).select_from(RegistrationCode)).scalar_one(),
+            )
+
+    def purge() -> None:
+        with rt.db.unit_of_work() as s:
+            throttle.purge(s, rt.settings, clock.now())
+            registration.purge_codes(s, clock.now())
+
+    before = counts()
+    assert before == (4, 1)  # login: account + address; SMS: ID number + address
+    purge()
+    assert counts() == before
+    clock.advance(timedelta(hours=rt.settings.login_failure_memory_hours, minutes=10))
+    purge()
+    assert counts() == (0, 0)

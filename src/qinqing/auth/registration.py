@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from qinqing.auth import throttle
@@ -210,3 +210,11 @@ def register(
         return create_account(
             session, rt, person_id=person_id, mobile=mobile, password_hash=password_hash, now=now
         )
+
+
+def purge_codes(session: Session, now: datetime) -> int:
+    """Delete codes that expired more than a day ago (for the background job)."""
+    result = session.execute(
+        delete(RegistrationCode).where(RegistrationCode.expires_at < now - timedelta(days=1))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

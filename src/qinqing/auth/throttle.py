@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from qinqing.auth.models import LoginThrottle
@@ -120,3 +120,17 @@ def take(
     row.failures += 1
     row.last_failure_at = now
     return 0
+
+
+def purge(session: Session, settings: Settings, now: datetime) -> int:
+    """Delete counters that can no longer hold anyone back (for the background job)."""
+    # The longest any counter still matters: the account memory, or an hour of SMS sends.
+    horizon = now - max(timedelta(hours=settings.login_failure_memory_hours), timedelta(hours=1))
+    result = session.execute(
+        delete(LoginThrottle)
+        .where(
+            func.coalesce(LoginThrottle.last_failure_at, LoginThrottle.window_started_at) < horizon
+        )
+        .where(or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
