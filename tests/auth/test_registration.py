@@ -230,3 +230,37 @@ def test_without_an_sms_provider_codes_are_unavailable(rt: Runtime, client: Test
     r = ask(client, number, "王芳")
     assert r.status_code == 409 and r.json()["code"] == "SMS_UNAVAILABLE"
     assert sms_lines(rt) == []
+
+
+def test_racing_registrations_for_one_phone_never_fail_with_a_500(rt: Runtime) -> None:
+    import threading
+
+    from qinqing.auth import registration
+    from qinqing.errors import DomainError
+
+    people = [add_person(rt, name="王芳", phone=None, seq=seq) for seq in (1, 2, 3, 4)]
+    barrier = threading.Barrier(len(people))
+    outcomes: list[str] = []
+
+    def go(person_id: Any, number: str) -> None:
+        barrier.wait()
+        try:
+            registration.register(
+                rt,
+                id_number=number,
+                name="王芳",
+                phone="13600136000",
+                password=PASSWORD,
+                face_token=simulated_face_token(person_id),
+            )
+            outcomes.append("ok")
+        except DomainError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=go, args=(p.id, n)) for p, n in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["PHONE_IN_USE"] * 3 + ["ok"]
+    assert accounts(rt) == 1
