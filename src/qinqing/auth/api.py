@@ -136,7 +136,8 @@ def token(
             raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
         issued = service.client_token(rt, client_id=cid, client_secret=secret, scope=scope)
     except DomainError as exc:
-        if exc.status != 401 or request.headers.get("authorization") is None:
+        tried_basic = request.headers.get("authorization", "")[:6].lower() == "basic "
+        if exc.status != 401 or not tried_basic:
             raise
         # A failed Basic attempt is answered with the Basic challenge (RFC 6749 5.2).
         return problem(request, 401, exc.code, exc.params, exc.extra, _BASIC_CHALLENGE)
