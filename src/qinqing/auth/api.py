@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
 
+from qinqing import i18n
 from qinqing.auth import registration, service
 from qinqing.auth.principal import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
@@ -28,7 +29,7 @@ from qinqing.errors import DomainError
 from qinqing.ledger.statements import balance_of
 from qinqing.persons.models import Person
 from qinqing.persons.service import person_view
-from qinqing.problems import problem
+from qinqing.problems import locale_of, problem
 
 router = APIRouter()
 
@@ -51,8 +52,11 @@ def register_sms_code(
     if message is not None:
         # After the answer is sent: a slow gateway neither delays it nor shows in its timing.
         background.add_task(registration.deliver, rt, message)
+    message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
     return SmsCodeOut(
-        expires_in=rt.settings.sms_code_ttl_seconds, resend_after=rt.settings.sms_resend_seconds
+        detail=message_text,
+        expires_in=rt.settings.sms_code_ttl_seconds,
+        resend_after=rt.settings.sms_resend_seconds,
     )
 
 

@@ -17,12 +17,7 @@ class SmsCodeIn(Strict):
 
 class SmsCodeOut(BaseModel):
     status: Literal["accepted"] = "accepted"
-    detail: str = Field(
-        default=(
-            "If the ID number and name match an insured person without an account whose "
-            "record has a phone, a code was sent to that phone."
-        )
-    )
+    detail: str = Field(description="what happens next, in the caller's language")
     expires_in: int = Field(description="seconds a code stays valid")
     resend_after: int = Field(description="seconds before another code may be asked for")
 
