@@ -326,3 +326,30 @@ def test_stale_counters_and_codes_are_purged(
     clock.advance(timedelta(hours=rt.settings.login_failure_memory_hours, minutes=10))
     purge()
     assert counts() == (0, 0)
+
+
+def test_a_guess_that_raced_past_the_check_is_refused_after_hashing(
+    rt: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel guesses all pass the first check; those that finish hashing after the
+    account was held back are refused, whatever their result."""
+    from qinqing.auth import throttle
+
+    person_with_account(rt, client, phone="13800138000")
+    real = PasswordHasher.verify
+    done = False
+
+    def meanwhile(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        nonlocal done
+        if not done:  # other guesses fail while this one hashes
+            done = True
+            acct = throttle.account_key(rt.vault, "13800138000")
+            addr = throttle.address_key(rt.vault, "elsewhere")
+            for _ in range(rt.settings.login_max_failures):
+                with rt.db.unit_of_work() as s:
+                    throttle.record_login_failure(s, rt.settings, acct, addr, rt.clock.now())
+        return real(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", meanwhile)
+    r = _login(client, "13800138000", PASSWORD)  # the right password, too late
+    assert r.status_code == 429 and r.json()["code"] == "LOGIN_LOCKED"
