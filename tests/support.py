@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from fastapi.testclient import TestClient
 
 from qinqing.audit.service import Actor
 from qinqing.auth import service as auth
+from qinqing.auth.sms import SIMULATED_FILE
 from qinqing.identity import ric
 from qinqing.persons.models import Person
-from qinqing.persons.service import new_person
+from qinqing.persons.service import find_by_id_number, new_person
 from qinqing.runtime import Runtime
+from qinqing.verification import simulated_face_token
 
 OPERATOR = Actor("operator", "pytest", "admin")
 PASSWORD = "Secret2026pw"
@@ -53,13 +56,33 @@ def add_person(
     return p, number
 
 
+def sms_lines(rt: Runtime) -> list[dict[str, str]]:
+    """Every message the simulated SMS provider has sent, oldest first."""
+    path = rt.settings.data_dir / SIMULATED_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+
+
 def register(
     client: TestClient, number: str, name: str, phone: str, password: str = PASSWORD
 ) -> None:
-    r = client.post(
-        "/api/v1/auth/register",
-        json={"id_number": number, "name": name, "phone": phone, "password": password},
-    )
+    """Register the way a person does: ask for a code, read it from the simulated
+    SMS file, register with it; a person without a registry phone uses a face check."""
+    rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    body = {"id_number": number, "name": name, "phone": phone, "password": password}
+    before = len(sms_lines(rt))
+    r = client.post("/api/v1/auth/register/sms-code", json={"id_number": number, "name": name})
+    assert r.status_code == 202, r.text
+    sent = sms_lines(rt)[before:]
+    if sent:
+        body["sms_code"] = sent[-1]["code"]
+    else:
+        with rt.db.read_only() as s:
+            person = find_by_id_number(s, rt.vault, number)
+            assert person is not None, "no such person in the registry"
+        body["face_token"] = simulated_face_token(person.id)
+    r = client.post("/api/v1/auth/register", json=body)
     assert r.status_code == 201, r.text
 
 

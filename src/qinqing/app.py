@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qinqing import __version__, problems
 from qinqing.input_guard import InputGuard
@@ -62,6 +63,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(InputGuard)
     # Outermost: even the guard's refusals get a request id and the headers.
     app.add_middleware(RequestContext)
+    if runtime.settings.trusted_proxy_list:
+        # Outside even that, so logs and throttling see the client the proxy names; a
+        # header from any other peer is ignored (uvicorn's own handling is off).
+        app.add_middleware(
+            ProxyHeadersMiddleware, trusted_hosts=runtime.settings.trusted_proxy_list
+        )
     _mount_docs(app)
 
     @app.get("/healthz", tags=["operations"])

@@ -1,15 +1,19 @@
 """Settings from QINQING_* environment variables (docs/guide.md §5.2, §7).
 
 QINQING_DATABASE_URL, QINQING_DATA_DIR (default ./qinqing-data), QINQING_ENV,
-QINQING_SECRET_KEY, QINQING_POLICY_DIR, QINQING_FACE_PROVIDER, QINQING_LOG_JSON.
+QINQING_SECRET_KEY, QINQING_POLICY_DIR, QINQING_FACE_PROVIDER, QINQING_LOG_JSON,
+QINQING_SMS_PROVIDER (registration codes; default `simulated` outside production,
+`none` in production), QINQING_TRUSTED_PROXIES (comma-separated IPs or CIDRs whose
+X-Forwarded-For is believed; default none).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,13 +33,29 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, repr=False)
     policy_dir: Path | None = None
     face_provider: str = "none"
+    # SMS for registration codes; None means `simulated` outside production, `none` in it.
+    sms_provider: str | None = None
+    # Peers whose X-Forwarded-For names the real client; anyone else is taken at its
+    # socket address (a client can write any header it likes).
+    trusted_proxies: str = ""
 
     access_token_ttl_seconds: int = 1800
     client_token_ttl_seconds: int = 3600
-    # Login throttling: per account and per source address.
+    # Login throttling. Per account: after `login_max_failures` failures in a row each
+    # further failure makes the next attempt wait 1 s, 2 s, 4 s ... up to the cap; a
+    # success, or `login_failure_memory_hours` without failures, starts over.
     login_max_failures: int = 5
+    login_delay_cap_seconds: int = 300
+    login_failure_memory_hours: int = 24
+    # Per source address: this many failures within `login_lock_minutes` pause it.
     login_lock_minutes: int = 15
     login_max_failures_per_address: int = 30
+    # Registration codes by SMS: lifetime, tries, and how often one may be sent.
+    sms_code_ttl_seconds: int = 300
+    sms_code_max_tries: int = 5
+    sms_resend_seconds: int = 60
+    sms_max_per_hour: int = 5
+    sms_max_per_address_hour: int = 20
     # Payment password (docs/guide.md §3): 5 consecutive failures lock it for 3 hours.
     payment_max_failures: int = 5
     payment_lock_hours: int = 3
@@ -45,6 +65,16 @@ class Settings(BaseSettings):
     argon2_parallelism: int = 2
 
     log_json: bool | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for item in _split(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _default_env(self) -> Settings:
@@ -62,6 +92,16 @@ class Settings(BaseSettings):
         return self.effective_env is Env.production
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        return _split(self.trusted_proxies)
+
+    @property
+    def effective_sms_provider(self) -> str:
+        if self.sms_provider:
+            return self.sms_provider
+        return "none" if self.is_production else "simulated"
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -70,3 +110,7 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.data_dir / "secret.key"
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]

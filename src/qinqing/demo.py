@@ -112,7 +112,7 @@ def load(rt: Runtime) -> bool:
         session.flush()
         for p in PEOPLE:
             if p.account and p.phone:
-                auth.register(
+                auth.open_account(
                     session,
                     rt,
                     id_number=p.id_number,

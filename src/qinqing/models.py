@@ -1,7 +1,14 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from qinqing.audit.models import AuditEntry, AuditHead
-from qinqing.auth.models import AccessToken, ApiClient, LoginThrottle, PersonAccount, StaffUser
+from qinqing.auth.models import (
+    AccessToken,
+    ApiClient,
+    LoginThrottle,
+    PersonAccount,
+    RegistrationCode,
+    StaffUser,
+)
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
 from qinqing.counter.models import IdDocumentFailures
 from qinqing.db import Base
@@ -44,6 +51,7 @@ __all__ = [
     "Person",
     "PersonAccount",
     "Region",
+    "RegistrationCode",
     "StaffUser",
     "UnbindRequest",
     "VaultKey",

@@ -77,7 +77,7 @@ def build_runtime(
 
 
 def check_production(rt: Runtime) -> None:
-    """docs/guide.md §7: refuse the simulated face provider and default staff passwords."""
+    """docs/guide.md §7: refuse the simulated face and SMS providers and default staff passwords."""
     from sqlalchemy import select
 
     from qinqing.auth.models import StaffUser
@@ -87,6 +87,13 @@ def check_production(rt: Runtime) -> None:
         problems.append(f"unknown face provider {rt.settings.face_provider!r}")
     if rt.settings.face_provider == "simulated":
         problems.append("the `simulated` face provider is for demo and tests only")
+    from qinqing.auth.sms import KNOWN_PROVIDERS
+
+    sms = rt.settings.effective_sms_provider
+    if sms not in KNOWN_PROVIDERS:
+        problems.append(f"unknown SMS provider {sms!r} (QINQING_SMS_PROVIDER)")
+    if sms == "simulated":
+        problems.append("the `simulated` SMS provider is for demo and tests only")
     with rt.db.unit_of_work() as session:
         defaults = (
             session.execute(select(StaffUser.username).where(StaffUser.default_password.is_(True)))

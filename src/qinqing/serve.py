@@ -69,6 +69,15 @@ def run(
             # A child builds its runtime (imports, database, key check) before it
             # answers the supervisor's ping; on a busy host that exceeds the 5 s default.
             timeout_worker_healthcheck=60,
+            # X-Forwarded-For is honoured by the app, from QINQING_TRUSTED_PROXIES only.
+            proxy_headers=False,
         )
     else:
-        uvicorn.run(create_app(rt), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(
+            create_app(rt),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # see above
+        )

@@ -82,11 +82,29 @@ def purge_access_tokens(rt: Runtime, now: datetime) -> int:
         return len(doomed)
 
 
+def purge_login_throttles(rt: Runtime, now: datetime) -> int:
+    """Delete login and SMS counters that can no longer hold anyone back."""
+    from qinqing.auth.throttle import purge
+
+    with rt.db.unit_of_work() as session:
+        return purge(session, rt.settings, now)
+
+
+def purge_registration_codes(rt: Runtime, now: datetime) -> int:
+    """Delete registration codes that expired more than a day ago."""
+    from qinqing.auth.registration import purge_codes
+
+    with rt.db.unit_of_work() as session:
+        return purge_codes(session, now)
+
+
 JOBS: list[Job] = [
     Job("deliver_notifications", deliver_notifications),
     Job("expire_holds", expire_holds),
     Job("purge_idempotency_keys", purge_idempotency_keys),
     Job("purge_access_tokens", purge_access_tokens),
+    Job("purge_login_throttles", purge_login_throttles),
+    Job("purge_registration_codes", purge_registration_codes),
 ]
 
 

@@ -8,24 +8,29 @@ from fastapi.testclient import TestClient
 
 from qinqing.clock import FrozenClock
 from qinqing.runtime import Runtime
+from qinqing.verification import simulated_face_token
 from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login, register
 
 API = "/api/v1"
 
 
-def test_register_needs_matching_registry_entry(rt: Runtime, client: TestClient) -> None:
-    _, number = add_person(rt, name="王芳")
-    body = {"id_number": number, "name": "王小芳", "phone": "13800138000", "password": PASSWORD}
+def test_knowing_id_number_and_name_is_not_enough(rt: Runtime, client: TestClient) -> None:
+    person, number = add_person(rt, name="王芳")
+    body = {"id_number": number, "name": "王芳", "phone": "13800138000", "password": PASSWORD}
     r = client.post(f"{API}/auth/register", json=body)
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == "REGISTRY_MISMATCH"
+    assert r.json()["code"] == "REGISTRATION_PROOF_REQUIRED"
+    r = client.post(f"{API}/auth/register", json={**body, "sms_code": "000000"})
+    assert r.status_code == 422 and r.json()["code"] == "SMS_CODE_INVALID"
     assert number not in r.text
+    r = client.post(f"{API}/auth/login", json={"login": "13800138000", "password": PASSWORD})
+    assert r.status_code == 401
 
-    r = client.post(f"{API}/auth/register", json={**body, "name": "王芳"})
-    assert r.status_code == 201
+    register(client, number, "王芳", "13800138000")
     # One account per person.
-    r = client.post(f"{API}/auth/register", json={**body, "name": "王芳", "phone": "13900139000"})
+    face = {**body, "phone": "13900139000", "face_token": simulated_face_token(person.id)}
+    r = client.post(f"{API}/auth/register", json=face)
     assert r.status_code == 409 and r.json()["code"] == "ACCOUNT_EXISTS"
 
 
@@ -115,7 +120,8 @@ def test_login_lockout_per_account_survives_restart(
             ).status_code
             == 429
         )
-        clock.advance(timedelta(minutes=rt.settings.login_lock_minutes, seconds=1))
+        # A short, growing delay, not a long lock: one second after the fifth failure.
+        clock.advance(timedelta(seconds=1))
         assert (
             c2.post(
                 f"{API}/auth/login", json={"login": "13800138000", "password": PASSWORD}

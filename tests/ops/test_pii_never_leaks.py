@@ -18,7 +18,15 @@ from sqlalchemy import inspect, text
 from qinqing.models import Base
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
-from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login
+from support import (
+    PASSWORD,
+    STAFF_PASSWORD,
+    add_client,
+    add_person,
+    add_staff,
+    login,
+    sms_lines,
+)
 from unbind_support import party, pin_verification
 
 API = "/api/v1"
@@ -178,15 +186,30 @@ def test_api_flows_leave_no_plaintext_pii(
     caplog.set_level(logging.DEBUG)
     _, number = add_person(rt, name="赵敏", phone="13512345678")
     app_phone = "13687654321"
+    r = client.post(f"{API}/auth/register/sms-code", json={"id_number": number, "name": "赵敏"})
+    assert r.status_code == 202 and "13512345678" not in r.text
+    code = sms_lines(rt)[-1]["code"]
     r = client.post(
         f"{API}/auth/register",
-        json={"id_number": number, "name": "赵敏", "phone": app_phone, "password": PASSWORD},
+        json={
+            "id_number": number,
+            "name": "赵敏",
+            "phone": app_phone,
+            "password": PASSWORD,
+            "sms_code": code,
+        },
     )
     assert r.status_code == 201
     # Some failures too: their texts must not echo the input either.
     bad = client.post(
         f"{API}/auth/register",
-        json={"id_number": number, "name": "别人", "phone": app_phone, "password": PASSWORD},
+        json={
+            "id_number": number,
+            "name": "别人",
+            "phone": app_phone,
+            "password": PASSWORD,
+            "sms_code": code,
+        },
     )
     assert number not in bad.text and app_phone not in bad.text
     client.post(f"{API}/auth/login", json={"login": app_phone, "password": "WrongPass9"})

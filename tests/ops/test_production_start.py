@@ -27,6 +27,19 @@ def test_production_refuses_simulated_face(settings: Settings) -> None:
         build_runtime(_prod(settings, face_provider="simulated"), migrate=False)
 
 
+def test_production_refuses_simulated_sms(settings: Settings) -> None:
+    with pytest.raises(StartupError, match="`simulated` SMS provider"):
+        build_runtime(_prod(settings, sms_provider="simulated"), migrate=False)
+    with pytest.raises(StartupError, match="unknown SMS provider 'carrier-pigeon'"):
+        build_runtime(_prod(settings, sms_provider="carrier-pigeon"), migrate=False)
+
+
+def test_sms_provider_defaults_to_simulated_only_outside_production(tmp_path: Path) -> None:
+    for env, expected in ((Env.development, "simulated"), (Env.test, "simulated")):
+        assert Settings(env=env, data_dir=tmp_path).effective_sms_provider == expected
+    assert Settings(env=Env.production, data_dir=tmp_path).effective_sms_provider == "none"
+
+
 def test_production_refuses_default_staff_passwords(settings: Settings) -> None:
     rt = build_runtime(settings, migrate=False)
     with rt.db.unit_of_work() as s:

@@ -49,6 +49,23 @@ def _something_for_each_job(rt: Runtime, client: TestClient) -> None:
     assert r.status_code == 201, r.text
     with rt.db.unit_of_work() as s:
         enqueue(s, person_id=fam.holder_id, kind="test.notice", at=rt.clock.now())
+    # A failed login and an SMS code request (each counted per name and per address).
+    r = client.post(f"{API}/auth/login", json={"login": "13700137000", "password": "wrong-pw-1"})
+    assert r.status_code == 401, r.text
+    _, number = add_person(rt, name="赵六", seq=77, phone="13600136077")
+    r = client.post(f"{API}/auth/register/sms-code", json={"id_number": number, "name": "赵六"})
+    assert r.status_code == 202, r.text
+
+
+# What one pass does when each job has one old thing to do.
+ONE_OF_EACH = {
+    "deliver_notifications": 1,
+    "expire_holds": 1,
+    "purge_idempotency_keys": 1,
+    "purge_access_tokens": 1,
+    "purge_login_throttles": 4,  # login: account + address; SMS: ID number + address
+    "purge_registration_codes": 1,
+}
 
 
 def test_one_pass_does_each_job(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
@@ -56,12 +73,7 @@ def test_one_pass_does_each_job(rt: Runtime, client: TestClient, clock: FrozenCl
     clock.advance(timedelta(hours=73))  # past the 72 h hold expiry and the 24 h key retention
     worker = Worker(rt)
     done = worker.run_once()
-    assert done == {
-        "deliver_notifications": 1,
-        "expire_holds": 1,
-        "purge_idempotency_keys": 1,
-        "purge_access_tokens": 1,
-    }
+    assert done == ONE_OF_EACH
     assert _count(rt, Notification, Notification.delivered_at.is_(None)) == 0
     assert _count(rt, Payment, Payment.status == "authorized") == 0
     assert _count(rt, IdempotencyKey) == 0 and _count(rt, AccessToken) == 0
@@ -102,12 +114,7 @@ def test_cli_once_prints_what_it_did(rt: Runtime, client: TestClient, clock: Fro
     _something_for_each_job(rt, client)
     out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output) == {
-        "deliver_notifications": 1,
-        "expire_holds": 1,
-        "purge_idempotency_keys": 1,
-        "purge_access_tokens": 1,
-    }
+    assert json.loads(out.output) == ONE_OF_EACH
     text = CliRunner().invoke(app, ["worker", "--once"], env=_env(rt))
     assert text.exit_code == 0 and "deliver_notifications: 0" in text.output
 
@@ -158,7 +165,7 @@ def test_sigterm_stops_a_running_worker_cleanly(rt: Runtime) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "qinqing", "worker", "--interval", "0.1"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -178,3 +185,5 @@ def test_sigterm_stops_a_running_worker_cleanly(rt: Runtime) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
+from urllib.parse import unquote_plus
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
+from fastapi.responses import JSONResponse
 
-from qinqing.auth import service
+from qinqing import i18n
+from qinqing.auth import registration, service
 from qinqing.auth.principal import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
     LoginIn,
@@ -15,6 +20,8 @@ from qinqing.auth.schemas import (
     RegionRef,
     RegisterIn,
     RegisterOut,
+    SmsCodeIn,
+    SmsCodeOut,
     TokenOut,
 )
 from qinqing.deps import RuntimeDep, SessionDep
@@ -22,31 +29,56 @@ from qinqing.errors import DomainError
 from qinqing.ledger.statements import balance_of
 from qinqing.persons.models import Person
 from qinqing.persons.service import person_view
+from qinqing.problems import locale_of, problem
 
 router = APIRouter()
 
 
 def _source(request: Request) -> str:
+    # The socket peer, or the client a trusted proxy named (QINQING_TRUSTED_PROXIES,
+    # applied by the proxy-headers middleware); never a header from anyone else.
     return request.client.host if request.client else "unknown"
 
 
+@router.post("/auth/register/sms-code", status_code=202, response_model=SmsCodeOut, tags=["auth"])
+def register_sms_code(
+    body: SmsCodeIn, request: Request, rt: RuntimeDep, background: BackgroundTasks
+) -> SmsCodeOut:
+    """Send a one-time code to the phone on the registry record. The answer is the
+    same whether or not the person exists, the name matches, or a code was sent."""
+    message = registration.request_code(
+        rt, id_number=body.id_number, name=body.name, source=_source(request)
+    )
+    if message is not None:
+        # After the answer is sent: a slow gateway neither delays it nor shows in its timing.
+        background.add_task(registration.deliver, rt, message)
+    message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
+    return SmsCodeOut(
+        detail=message_text,
+        expires_in=rt.settings.sms_code_ttl_seconds,
+        resend_after=rt.settings.sms_resend_seconds,
+    )
+
+
 @router.post("/auth/register", status_code=201, response_model=RegisterOut, tags=["auth"])
-def register(body: RegisterIn, session: SessionDep, rt: RuntimeDep) -> RegisterOut:
-    account = service.register(
-        session,
+def register(body: RegisterIn, rt: RuntimeDep) -> RegisterOut:
+    """Open the app account of an insured person who proves it is them: with the
+    code sent to the registry phone (`sms_code`) or a face check (`face_token`)."""
+    account = registration.register(
         rt,
         id_number=body.id_number,
         name=body.name,
         phone=body.phone,
         password=body.password,
+        sms_code=body.sms_code,
+        face_token=body.face_token,
     )
     return RegisterOut(account_id=str(account.id), person_id=str(account.person_id))
 
 
 @router.post("/auth/login", response_model=TokenOut, tags=["auth"])
-def login(body: LoginIn, request: Request, session: SessionDep, rt: RuntimeDep) -> TokenOut:
+def login(body: LoginIn, request: Request, rt: RuntimeDep) -> TokenOut:
     issued = service.login(
-        session,
         rt,
         login=body.login,
         password=body.password,
@@ -56,21 +88,63 @@ def login(body: LoginIn, request: Request, session: SessionDep, rt: RuntimeDep) 
     return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="qinqing"'}
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """Client id and secret from ``Authorization: Basic`` (RFC 6749 section 2.3.1):
+    base64 of ``id:secret``, each form-url-encoded first. None without such a header."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"}) from None
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon:
+        raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
+    return unquote_plus(raw_id), unquote_plus(raw_secret)
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    tags=["auth"],
+    responses={401: {"description": "invalid_client"}, 400: {"description": "invalid_request"}},
+)
 def token(
-    session: SessionDep,
+    request: Request,
     rt: RuntimeDep,
     grant_type: Annotated[str, Form(max_length=64)],
-    client_id: Annotated[str, Form(max_length=64)],
-    client_secret: Annotated[str, Form(max_length=128)],
+    client_id: Annotated[str | None, Form(max_length=64)] = None,
+    client_secret: Annotated[str | None, Form(max_length=128)] = None,
     scope: Annotated[str | None, Form(max_length=255)] = None,
-) -> TokenOut:
-    """OAuth2 client-credentials for partner banks, institutions and collectors."""
-    if grant_type != "client_credentials":
-        raise DomainError("UNSUPPORTED_GRANT_TYPE", 400, extra={"error": "unsupported_grant_type"})
-    issued = service.client_token(
-        session, rt, client_id=client_id, client_secret=client_secret, scope=scope
-    )
+) -> TokenOut | JSONResponse:
+    """OAuth2 client-credentials for partner banks, institutions and collectors.
+
+    The client authenticates with HTTP Basic (`curl -u id:secret`) or with
+    `client_id` and `client_secret` in the form body, not both at once."""
+    try:
+        if grant_type != "client_credentials":
+            raise DomainError(
+                "UNSUPPORTED_GRANT_TYPE", 400, extra={"error": "unsupported_grant_type"}
+            )
+        basic = _basic_credentials(request.headers.get("authorization"))
+        if basic is not None and (client_id is not None or client_secret is not None):
+            raise DomainError("CLIENT_CREDENTIALS_TWICE", 400, extra={"error": "invalid_request"})
+        cid, secret = basic if basic is not None else (client_id, client_secret)
+        if cid is None or secret is None or len(cid) > 64 or len(secret) > 128:
+            raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
+        issued = service.client_token(rt, client_id=cid, client_secret=secret, scope=scope)
+    except DomainError as exc:
+        tried_basic = request.headers.get("authorization", "")[:6].lower() == "basic "
+        if exc.status != 401 or not tried_basic:
+            raise
+        # A failed Basic attempt is answered with the Basic challenge (RFC 6749 5.2).
+        return problem(request, 401, exc.code, exc.params, exc.extra, _BASIC_CHALLENGE)
     return TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
     )
@@ -106,6 +180,9 @@ def me(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> MeOut:
 def put_payment_password(
     body: PaymentPasswordIn, principal: PersonDep, session: SessionDep, rt: RuntimeDep
 ) -> Response:
+    # End the token look-up's transaction: the two password hashes must not run
+    # while it holds SQLite's write lock.
+    session.commit()
     service.set_payment_password(
         session,
         rt,

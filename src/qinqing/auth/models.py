@@ -74,7 +74,8 @@ class AccessToken(Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counters per account and per source address (keyed by HMAC, not plaintext)."""
+    """Throttle counters keyed by an HMAC (never plaintext): failed logins per account
+    and per source address, SMS sends per ID number and per address (auth.throttle)."""
 
     __tablename__ = "login_throttle"
 
@@ -82,3 +83,24 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last counted event: the growing login delay and the SMS resend gap start here.
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RegistrationCode(Base):
+    """A person's one live registration code (sent by SMS to the registry phone).
+
+    Only a keyed hash of the code is stored (HMAC with the vault's index key over
+    the person, a per-code nonce and the code), so a database dump does not reveal
+    it. A new code replaces the old one. Keyed by the person (scale-out rule).
+    """
+
+    __tablename__ = "registration_codes"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -10,11 +10,34 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class SmsCodeIn(Strict):
+    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident ID number")
+    name: str = Field(min_length=1, max_length=64)
+
+
+class SmsCodeOut(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    detail: str = Field(description="what happens next, in the caller's language")
+    expires_in: int = Field(description="seconds a code stays valid")
+    resend_after: int = Field(description="seconds before another code may be asked for")
+
+
 class RegisterIn(Strict):
     id_number: str = Field(min_length=1, max_length=32, description="18-digit resident ID number")
     name: str = Field(min_length=1, max_length=64)
     phone: str = Field(min_length=1, max_length=20, description="mainland mobile number")
     password: str = Field(min_length=1, max_length=128)
+    sms_code: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{6}$",
+        description="the 6-digit code sent to the phone on the registry record",
+    )
+    face_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="a face check from the face provider (instead of sms_code)",
+    )
 
 
 class RegisterOut(BaseModel):

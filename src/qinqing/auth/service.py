@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
@@ -92,21 +93,22 @@ def _issue(
 # --- persons ---------------------------------------------------------------
 
 
-def register(
-    session: Session, rt: Runtime, *, id_number: str, name: str, phone: str, password: str
+def create_account(
+    session: Session,
+    rt: Runtime,
+    *,
+    person_id: uuid.UUID,
+    mobile: str,
+    password_hash: str,
+    now: datetime,
 ) -> PersonAccount:
-    now = rt.clock.now()
-    ident = ric.parse(id_number, now.date())
-    mobile = normalize_phone(phone)
-    if mobile is None:
-        raise DomainError("PHONE_INVALID", 422)
-    check_password_strength(password)
-    person = find_by_id_number(session, rt.vault, ident.number, lock=True)
-    # One answer for "not in the registry" and "name does not match".
-    if person is None or person.name != name.strip():
-        raise DomainError("REGISTRY_MISMATCH", 422)
+    """Insert a person's app account; the caller has proven who the person is.
+
+    The password is hashed by the caller, before the transaction (SQLite holds
+    its write lock for the whole transaction).
+    """
     if session.execute(
-        select(PersonAccount.id).where(PersonAccount.person_id == person.id)
+        select(PersonAccount.id).where(PersonAccount.person_id == person_id)
     ).first():
         raise DomainError("ACCOUNT_EXISTS", 409)
     login_index = rt.vault.index(PHONE_KIND, mobile)
@@ -115,66 +117,133 @@ def register(
     ).first():
         raise DomainError("PHONE_IN_USE", 409)
     account = PersonAccount(
-        person_id=person.id,
+        person_id=person_id,
         login_index=login_index,
         phone_cipher=rt.vault.encrypt(PHONE_KIND, mobile),
-        password_hash=passwords(rt).hash(password),
+        password_hash=password_hash,
         payment_failures=0,
         created_at=now,
     )
-    session.add(account)
-    session.flush()
+    try:
+        # Two registrations racing for one person or one phone: the loser gets the
+        # same answer as if it had come second, never a 500.
+        with session.begin_nested():
+            session.add(account)
+            session.flush()
+    except IntegrityError:
+        taken = session.execute(
+            select(PersonAccount.id).where(PersonAccount.person_id == person_id)
+        ).first()
+        raise DomainError("ACCOUNT_EXISTS" if taken else "PHONE_IN_USE", 409) from None
     record(
         session,
         actor=Actor("person", str(account.id), "app"),
         action="account.register",
         subject_kind="person",
-        subject_id=person.id,
+        subject_id=person_id,
         at=now,
     )
     return account
 
 
+def open_account(
+    session: Session, rt: Runtime, *, id_number: str, name: str, phone: str, password: str
+) -> PersonAccount:
+    """Create an account with no proof of possession: only for the demo loader.
+
+    People register through ``registration.register`` (an SMS code or a face check).
+    """
+    now = rt.clock.now()
+    mobile = normalize_phone(phone)
+    if mobile is None:
+        raise DomainError("PHONE_INVALID", 422)
+    password_hash = passwords(rt).hash(password)
+    person = find_by_id_number(session, rt.vault, ric.parse(id_number, now.date()).number)
+    if person is None or person.name != name.strip():
+        raise DomainError("REGISTRY_MISMATCH", 422)
+    return create_account(
+        session, rt, person_id=person.id, mobile=mobile, password_hash=password_hash, now=now
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _LoginSubject:
+    kind: str  # person | staff
+    id: uuid.UUID
+    password_hash: str
+    role: str | None = None
+
+
 def login(
-    session: Session, rt: Runtime, *, login: str, password: str, source: str, channel: str = "app"
+    rt: Runtime, *, login: str, password: str, source: str, channel: str = "app"
 ) -> IssuedToken:
+    """Three steps, so the slow hash never runs inside a write transaction:
+    read the throttle and the account, verify outside any transaction, then a
+    short write records the outcome."""
     settings, now = rt.settings, rt.clock.now()
     mobile = normalize_phone(login)
     ident = mobile if mobile else login.strip().lower()
-    acct_key = "acct:" + rt.vault.index("login", ident)
-    addr_key = "addr:" + rt.vault.index("address", source)
-    wait = throttle.locked_for(session, [acct_key, addr_key], now)
-    if wait:
-        raise DomainError("LOGIN_LOCKED", 429, retry_after=wait)
+    acct_key = throttle.account_key(rt.vault, ident)
+    addr_key = throttle.address_key(rt.vault, source)
+    keys = [acct_key, addr_key]
+
+    with rt.db.read_only() as session:
+        wait = throttle.wait_for(session, keys, now)
+        if wait:
+            raise DomainError("LOGIN_LOCKED", 429, retry_after=wait)
+        subject = _login_subject(session, rt, mobile, ident)
 
     pw = passwords(rt)
-    subject: PersonAccount | StaffUser | None
+    # Always one verification: against a dummy hash when there is no such login,
+    # so a miss costs the same time as a wrong password.
+    ok = pw.verify(subject.password_hash if subject else None, password) and subject is not None
+    rehashed = (
+        pw.hash(password) if ok and subject and pw.needs_rehash(subject.password_hash) else None
+    )
+
+    with rt.db.unit_of_work() as session:
+        # Attempts that raced past the first check while another one failed
+        # are refused now, whatever their outcome, so parallel guesses gain nothing.
+        wait = throttle.wait_for(session, keys, now)
+        if wait:
+            raise DomainError("LOGIN_LOCKED", 429, retry_after=wait)
+        if not ok or subject is None:
+            throttle.record_login_failure(session, settings, acct_key, addr_key, now)
+            raise DomainError("INVALID_CREDENTIALS", 401, commit=True)
+        throttle.clear(session, acct_key)
+        if rehashed:
+            row: PersonAccount | StaffUser | None = (
+                session.get(PersonAccount, subject.id)
+                if subject.kind == "person"
+                else session.get(StaffUser, subject.id)
+            )
+            # Unless the password was changed meanwhile.
+            if row is not None and row.password_hash == subject.password_hash:
+                row.password_hash = rehashed
+        ttl = settings.access_token_ttl_seconds
+        if subject.kind == "person":
+            chan = channel if channel in PERSON_CHANNELS else "app"
+            return _issue(session, rt, "person", str(subject.id), chan, ttl)
+        assert subject.role is not None
+        return _issue(session, rt, "staff", str(subject.id), STAFF_CHANNEL[subject.role], ttl)
+
+
+def _login_subject(
+    session: Session, rt: Runtime, mobile: str | None, ident: str
+) -> _LoginSubject | None:
     if mobile:
-        subject = session.execute(
-            select(PersonAccount).where(
+        acct = session.execute(
+            select(PersonAccount.id, PersonAccount.password_hash).where(
                 PersonAccount.login_index == rt.vault.index(PHONE_KIND, mobile)
             )
-        ).scalar_one_or_none()
-    else:
-        subject = session.execute(
-            select(StaffUser).where(StaffUser.username == ident, StaffUser.disabled.is_(False))
-        ).scalar_one_or_none()
-    if subject is None or not pw.verify(subject.password_hash if subject else None, password):
-        lock = throttle.lock_duration(settings)
-        throttle.record_failure(session, acct_key, settings.login_max_failures, lock, now)
-        throttle.record_failure(
-            session, addr_key, settings.login_max_failures_per_address, lock, now
+        ).one_or_none()
+        return _LoginSubject("person", acct.id, acct.password_hash) if acct else None
+    staff = session.execute(
+        select(StaffUser.id, StaffUser.password_hash, StaffUser.role).where(
+            StaffUser.username == ident, StaffUser.disabled.is_(False)
         )
-        raise DomainError("INVALID_CREDENTIALS", 401, commit=True)
-
-    throttle.clear(session, acct_key)
-    if pw.needs_rehash(subject.password_hash):
-        subject.password_hash = pw.hash(password)
-    ttl = settings.access_token_ttl_seconds
-    if isinstance(subject, PersonAccount):
-        chan = channel if channel in PERSON_CHANNELS else "app"
-        return _issue(session, rt, "person", str(subject.id), chan, ttl)
-    return _issue(session, rt, "staff", str(subject.id), STAFF_CHANNEL[subject.role], ttl)
+    ).one_or_none()
+    return _LoginSubject("staff", staff.id, staff.password_hash, staff.role) if staff else None
 
 
 def logout(session: Session, rt: Runtime, principal: Principal) -> None:
@@ -184,14 +253,17 @@ def logout(session: Session, rt: Runtime, principal: Principal) -> None:
 
 
 def client_token(
-    session: Session, rt: Runtime, *, client_id: str, client_secret: str, scope: str | None
+    rt: Runtime, *, client_id: str, client_secret: str, scope: str | None
 ) -> IssuedToken:
-    client = session.get(ApiClient, client_id) if len(client_id) <= 40 else None
-    if (
-        client is None
-        or client.disabled
-        or not passwords(rt).verify(client.secret_hash if client else None, client_secret)
-    ):
+    """Client credentials; like login, the secret is verified outside any transaction."""
+    with rt.db.read_only() as session:
+        client = session.get(ApiClient, client_id) if len(client_id) <= 40 else None
+        if client is not None:
+            session.expunge(client)
+    # One verification on every path (a dummy hash for an unknown or disabled
+    # client): the answer's timing does not tell which client ids exist.
+    secret_ok = passwords(rt).verify(client.secret_hash if client else None, client_secret)
+    if client is None or client.disabled or not secret_ok:
         raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
     granted = set(client.scopes.split())
     if scope:
@@ -199,15 +271,16 @@ def client_token(
         if not asked <= granted:
             raise DomainError("INVALID_SCOPE", 400, extra={"error": "invalid_scope"})
         granted = asked
-    return _issue(
-        session,
-        rt,
-        "client",
-        client.id,
-        client.kind,
-        rt.settings.client_token_ttl_seconds,
-        " ".join(sorted(granted)),
-    )
+    with rt.db.unit_of_work() as session:
+        return _issue(
+            session,
+            rt,
+            "client",
+            client.id,
+            client.kind,
+            rt.settings.client_token_ttl_seconds,
+            " ".join(sorted(granted)),
+        )
 
 
 # --- staff and clients (CLI, channel admin) ---------------------------------
@@ -232,6 +305,8 @@ def add_staff(
     rt.policies.region(region_code)
     if not default_password:
         check_password_strength(password)
+    # Hashed before the first query: the caller's transaction has not begun yet.
+    password_hash = passwords(rt).hash(password)
     if session.execute(select(StaffUser.id).where(StaffUser.username == username)).first():
         raise DomainError("USERNAME_TAKEN", 409)
     now = rt.clock.now()
@@ -239,7 +314,7 @@ def add_staff(
         username=username,
         role=role,
         region_code=region_code,
-        password_hash=passwords(rt).hash(password),
+        password_hash=password_hash,
         default_password=default_password,
         disabled=False,
         created_at=now,
@@ -319,12 +394,23 @@ def person_account(session: Session, principal: Principal, *, lock: bool = False
 def set_payment_password(
     session: Session, rt: Runtime, principal: Principal, *, password: str, new_payment_password: str
 ) -> None:
-    account = person_account(session, principal, lock=True)
-    if not passwords(rt).verify(account.password_hash, password):
+    """The caller's session must have no open transaction: both hashes run first,
+    outside it, and only the short update that follows takes the write lock."""
+    with rt.db.read_only() as reader:
+        current = reader.execute(
+            select(PersonAccount.password_hash).where(PersonAccount.id == uuid.UUID(principal.id))
+        ).scalar_one()
+    pw = passwords(rt)
+    if not pw.verify(current, password):
         raise DomainError("INVALID_CREDENTIALS", 401)
     check_payment_password_strength(new_payment_password)
+    new_hash = pw.hash(new_payment_password)
     now = rt.clock.now()
-    account.payment_password_hash = passwords(rt).hash(new_payment_password)
+    account = person_account(session, principal, lock=True)
+    if account.password_hash != current:
+        # The login password changed in between: the one given is no longer it.
+        raise DomainError("INVALID_CREDENTIALS", 401)
+    account.payment_password_hash = new_hash
     account.payment_failures = 0
     account.payment_locked_until = None
     record(
