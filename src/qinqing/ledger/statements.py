@@ -235,7 +235,9 @@ def link_open_holds(session: Session, link_id: uuid.UUID, now: datetime) -> list
     """The open holds (UNSETTLED_PAYMENTS) on a link, each with the institution that
     placed it, so the person knows whom to ask to settle or void it."""
     rows = session.execute(
-        select(Payment.id, Payment.amount_fen, ApiClient.name, Payment.created_at, Payment.expires_at)
+        select(
+            Payment.id, Payment.amount_fen, ApiClient.name, Payment.created_at, Payment.expires_at
+        )
         .join(ApiClient, ApiClient.id == Payment.client_id)
         .where(Payment.link_id == link_id, _open_hold(now))
         .order_by(Payment.created_at, Payment.id)

@@ -26,6 +26,7 @@ from qinqing.web.session import CsrfRefused, LoginRequired, login_url
 log = logging.getLogger("qinqing.web")
 NOT_WEB = ("/api/", "/docs", "/redoc", "/openapi.json", "/healthz", "/readyz")
 Handler = Callable[[Request, Any], Awaitable[Response]]
+AnyHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
 def is_web(request: Request) -> bool:
@@ -37,7 +38,9 @@ def _rt(request: Request) -> Runtime:
     return rt
 
 
-def error_page(request: Request, status: int, *, code: str | None = None, **params: Any) -> Response:
+def error_page(
+    request: Request, status: int, *, code: str | None = None, **params: Any
+) -> Response:
     """The one error page: what happened, what to do, and the way back."""
     kind = {404: "not_found", 403: "forbidden", 500: "server"}.get(status, "refused")
     detail = domain_text(request, code, params) if code and kind == "refused" else None
@@ -53,11 +56,12 @@ def error_page(request: Request, status: int, *, code: str | None = None, **para
     )
 
 
-def _wrap(api_handler: Handler, web_handler: Handler) -> Handler:
+def _wrap(api_handler: AnyHandler, web_handler: Handler) -> Handler:
     async def handler(request: Request, exc: Any) -> Response:
         if is_web(request):
             return await web_handler(request, exc)
-        return await api_handler(request, exc)
+        answer = api_handler(request, exc)
+        return answer if isinstance(answer, Response) else await answer
 
     return handler
 
@@ -81,13 +85,22 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_page(request, 500)
 
 
-async def _login_required(request: Request, exc: LoginRequired) -> Response:
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
     return redirect(request, _rt(request), login_url(exc.next_path, expired=exc.expired))
 
 
-async def _csrf(request: Request, exc: CsrfRefused) -> Response:
-    return page(request, _rt(request), None, "error.html", status_code=403, kind="csrf",
-                detail=None, request_id=request_id_var.get())
+async def _csrf(request: Request, exc: Exception) -> Response:
+    return page(
+        request,
+        _rt(request),
+        None,
+        "error.html",
+        status_code=403,
+        kind="csrf",
+        detail=None,
+        request_id=request_id_var.get(),
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -99,7 +99,9 @@ def login_submit(request: Request, form: FormDep, session: SessionDep, rt: Runti
     if next_path and principal.kind == "person" and safe_next(next_path) != "/":
         target = safe_next(next_path)
     response = redirect(request, rt, target)
-    set_cookie(response, request, rt, SESSION_COOKIE, issued.access_token, max_age=issued.expires_in)
+    set_cookie(
+        response, request, rt, SESSION_COOKIE, issued.access_token, max_age=issued.expires_in
+    )
     return response
 
 

@@ -206,7 +206,9 @@ def bind_submit(
         codes = refused.extra.get("refusals") or [refused.code]
         for code in codes:
             params = refused.params if code == refused.code else {}
-            field = BIND_FIELDS.get(code, "member_id_number" if code.startswith("ID_NUMBER") else "")
+            field = BIND_FIELDS.get(
+                code, "member_id_number" if code.startswith("ID_NUMBER") else ""
+            )
             errors.add(field, domain_text(request, code, params))
         return _bind_page(request, session, rt, principal, values, errors)
     done = "bound_pending" if answer["status"] == "pending_consent" else "bound"

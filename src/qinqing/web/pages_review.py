@@ -3,7 +3,7 @@ approve or reject with a comment. Reviewers log in on the same 登录 page."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -98,7 +98,14 @@ def decide(
     key = form_key(form)
     values = {"decision": form.get("decision", ""), "comment": form.get("comment", "").strip()}
     errors = Errors()
-    if values["decision"] not in ("approve", "reject"):
+    decision: Literal["approve", "reject"] | None = (
+        "approve"
+        if values["decision"] == "approve"
+        else "reject"
+        if values["decision"] == "reject"
+        else None
+    )
+    if decision is None:
         errors.add("decision", t(request, N_("请选择审核结果")))
         return _detail(
             request, session, rt, principal, request_id, key=key, values=values, errors=errors
@@ -106,7 +113,7 @@ def decide(
 
     def handler() -> tuple[int, dict[str, str]]:
         outcome = unbind.decide(
-            session, rt, principal, request_id, values["decision"], values["comment"] or None
+            session, rt, principal, request_id, decision, values["comment"] or None
         )
         return 200, {"status": outcome.request.status}
 

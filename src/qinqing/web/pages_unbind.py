@@ -104,7 +104,9 @@ def unbind_submit(
     if method == "face" and face_provider(rt) is not None:
         assert principal.person_id is not None
         # Only the simulated provider exists; a real one would hand its token back here.
-        verification = FaceVerification(method="face", face_token=simulated_face_token(principal.person_id))
+        verification = FaceVerification(
+            method="face", face_token=simulated_face_token(principal.person_id)
+        )
     else:
         if not pin:
             errors.add("payment_password", t(request, N_("请输入支付密码")))

@@ -110,9 +110,9 @@ def login_url(next_path: str, *, expired: bool = False) -> str:
 def session_principal(request: Request, session: Session, rt: Runtime) -> Principal | None:
     """The person or staff member of the session cookie, or None. Remembers on the
     request whether a cookie was there but no longer valid (an expired session)."""
-    cached = getattr(request.state, "web_principal", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if getattr(request.state, "web_principal_known", False):
+        known: Principal | None = request.state.web_principal
+        return known
     token = request.cookies.get(SESSION_COOKIE)
     principal: Principal | None = None
     request.state.session_expired = False
@@ -124,6 +124,7 @@ def session_principal(request: Request, session: Session, rt: Runtime) -> Princi
         else:
             principal = found if found.kind in ("person", "staff") else None
     request.state.web_principal = principal
+    request.state.web_principal_known = True
     return principal
 
 

@@ -62,6 +62,6 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current_locale.get()).ngettext(singular, plural, n)
 
 
-def N_(message: str) -> str:  # noqa: N802 (the gettext convention)
+def N_(message: str) -> str:
     """Mark a string for extraction; it is translated where it is shown."""
     return message

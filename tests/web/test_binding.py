@@ -1,0 +1,62 @@
+"""添加家庭成员 and the member's consent: 张丽 binds her father 张建国 with mutual aid
+and a yearly limit; he logs in, finds the request and accepts it with his own
+payment password."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Browser, Page, expect
+
+from web_support import (
+    PAYMENT_PASSWORD,
+    ZHANG_JIANGUO,
+    ZHANG_JIANGUO_ID,
+    ZHANG_LI,
+    Server,
+    log_in,
+    new_page,
+)
+
+
+def _fill_binding(page: Page, id_number: str) -> None:
+    page.get_by_label("家人姓名").fill("张建国")
+    page.get_by_label("家人身份证号码").fill(id_number)
+    page.get_by_label("父亲").check()
+    page.get_by_label(re.compile("^开通")).check()
+    page.get_by_label("每年限额（元，选填）").fill("2000")
+    page.get_by_role("button", name="提交绑定申请").click()
+
+
+def test_bind_then_the_member_consents(server: Server, page: Page, browser: Browser) -> None:
+    log_in(page, server, ZHANG_LI)
+    page.get_by_role("link", name="我的家庭成员").first.click()
+    page.get_by_role("link", name="添加家庭成员").click()
+
+    # A wrong ID number is refused by the service and shown at its field.
+    _fill_binding(page, ZHANG_JIANGUO_ID[:-1] + ("0" if ZHANG_JIANGUO_ID[-1] != "0" else "1"))
+    expect(page.locator(".error-summary")).to_be_visible()
+    expect(page.locator("#member_id_number")).to_have_attribute("aria-invalid", "true")
+
+    _fill_binding(page, ZHANG_JIANGUO_ID)
+    expect(page.get_by_role("heading", level=1)).to_have_text("张建国")
+    expect(page.locator("main")).to_contain_text("绑定申请已发送，等待家人确认。")
+    expect(page.locator("main")).to_contain_text("待家人确认")
+
+    father = new_page(browser)
+    try:
+        log_in(father, server, ZHANG_JIANGUO)
+        father.get_by_role("link", name="我的家庭成员").first.click()
+        card = father.locator(".link-card", has_text="张丽")
+        expect(card).to_contain_text("待家人确认")
+        card.get_by_role("link", name="去确认").click()
+        expect(father.locator("main")).to_contain_text("每年最多支付 2,000.00 元")
+        father.get_by_label("支付密码").fill(PAYMENT_PASSWORD)
+        father.get_by_role("button", name="确认绑定").click()
+        expect(father.locator("main")).to_contain_text("您已确认绑定，亲情关系已生效。")
+    finally:
+        father.context.close()
+
+    page.reload()
+    expect(page.locator("main")).to_contain_text("已生效")
+    expect(page.locator("main")).to_contain_text("2,000.00 元")
