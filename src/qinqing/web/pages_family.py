@@ -31,6 +31,8 @@ from qinqing.web.translations import N_
 
 router = APIRouter(include_in_schema=False)
 
+# InvalidIdNumber codes (ID_NUMBER_LENGTH, ..._CHECK_DIGIT, ...) belong to the ID field.
+ID_NUMBER_CODES = "ID_" + "NUMBER_"
 _YUAN = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
 # Which field a binding refusal belongs to, for the error summary's links.
 BIND_FIELDS = {
@@ -207,7 +209,7 @@ def bind_submit(
         for code in codes:
             params = refused.params if code == refused.code else {}
             field = BIND_FIELDS.get(
-                code, "member_id_number" if code.startswith("ID_NUMBER") else ""
+                code, "member_id_number" if code.startswith(ID_NUMBER_CODES) else ""
             )
             errors.add(field, domain_text(request, code, params))
         return _bind_page(request, session, rt, principal, values, errors)

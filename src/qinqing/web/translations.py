@@ -27,6 +27,7 @@ from qinqing.i18n import DEFAULT_LOCALE, SUPPORTED
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
+MESSAGES_DIR = "LC_" + "MESSAGES"  # gettext's folder name (not an error code)
 # Language names are shown in their own language (an autonym), never translated.
 AUTONYMS = {"zh-CN": "中文", "en": "English"}
 
@@ -34,7 +35,7 @@ current_locale: ContextVar[str] = ContextVar("qinqing_web_locale", default=DEFAU
 
 
 def _catalog_dir(locale: str) -> Path:
-    return LOCALES_DIR / locale.replace("-", "_") / "LC_MESSAGES"
+    return LOCALES_DIR / locale.replace("-", "_") / MESSAGES_DIR
 
 
 @cache
