@@ -51,4 +51,4 @@ locales: install
 # in 长辈模式 into docs/screenshots/; needs Chromium and CJK fonts
 # (apt-get install -y chromium fonts-noto-cjk).
 screenshots: install
-	$(BIN)/python tests/web/screenshots.py docs/screenshots
+	PYTHONPATH=tests $(BIN)/python tests/web/screenshots.py docs/screenshots
