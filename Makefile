@@ -42,7 +42,7 @@ bench-payments: install
 WEB = src/qinqing/web
 locales-extract: install
 	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k N_ --no-location --sort-output -o $(WEB)/locales/messages.pot $(WEB)
-	$(BIN)/pybabel update -i $(WEB)/locales/messages.pot -d $(WEB)/locales -l en --no-location --ignore-obsolete
+	$(BIN)/pybabel update -i $(WEB)/locales/messages.pot -d $(WEB)/locales -l en -N --ignore-obsolete --ignore-pot-creation-date -w 100
 
 locales: install
 	$(BIN)/pybabel compile -d $(WEB)/locales --statistics

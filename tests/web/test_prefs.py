@@ -83,3 +83,13 @@ def test_elder_mode_through_the_whole_unbind_journey(server: Server, page: Page)
 
     page.get_by_role("link", name="退出长辈模式").click()
     expect(page.locator("html")).not_to_have_class("elder")
+
+
+def test_banners_after_a_redirect_are_in_the_chosen_language(server: Server, page: Page) -> None:
+    page.context.add_cookies([{"name": "qq_lang", "value": "en", "url": server.url}])
+    page.goto(server.url + "/login")
+    page.get_by_label("Mobile number").fill(ZHANG_WEI)
+    page.get_by_label("Password", exact=True).fill("Demo2026pass")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator("main")).to_contain_text("You have logged out.")

@@ -1,22 +1,29 @@
-"""A region that reviews unbinds (广州市, 440100): the person submits, sees 审核中 with
-what happens next; a reviewer of the region finds it in the queue and approves it."""
+"""A region that reviews unbinds (广州市, 440100): the person submits (verifying with
+a face check, which this module's server offers), sees 审核中 with what happens
+next; a reviewer of the region finds it in the queue and approves it."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from web_support import (
     CHEN_MING,
     LIN_FANG,
-    PAYMENT_PASSWORD,
     REVIEWER,
     STAFF_PASSWORD,
     Server,
     log_in,
     new_page,
 )
+
+
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    # The demo/test face provider: a development server may offer it, production refuses it.
+    return {"QINQING_FACE_PROVIDER": "simulated"}
 
 
 def test_unbind_waits_for_review_then_is_approved(
@@ -27,7 +34,7 @@ def test_unbind_waits_for_review_then_is_approved(
     page.get_by_role("link", name=re.compile("林芳")).click()
     page.get_by_role("link", name="解除绑定").click()
     expect(page.locator("main")).to_contain_text("需要经办机构审核")
-    page.get_by_label("支付密码").fill(PAYMENT_PASSWORD)
+    page.get_by_label("人脸核验").check()
     page.get_by_label("解除原因（选填）").fill("家庭情况变化")
     page.get_by_role("button", name="确认解除").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("审核中")
@@ -42,6 +49,7 @@ def test_unbind_waits_for_review_then_is_approved(
         expect(row).to_contain_text("陈明")
         row.get_by_role("link", name=re.compile("审核")).click()
         expect(reviewer.locator("main")).to_contain_text("家庭情况变化")
+        expect(reviewer.locator("main")).to_contain_text("人脸核验")
 
         # Rejecting needs a comment: the refusal comes from the service, shown at the field.
         reviewer.get_by_label("驳回：关系继续有效").check()

@@ -147,3 +147,9 @@ PAYMENT_STATUS = {
     "voided": N_("已撤销"),
     "expired": N_("已过期"),
 }
+
+VERIFICATION_METHOD = {
+    "payment_password": N_("支付密码"),
+    "face": N_("人脸核验"),
+    "id_document": N_("证件核验"),
+}

@@ -143,12 +143,12 @@ def page(
 ) -> HTMLResponse:
     """Render a template in the visitor's language with the shared context."""
     ctx = base_context(request, rt, session)
-    done = request.query_params.get("done")
-    if done in labels.DONE:
-        ctx["done"] = gettext(labels.DONE[done])
     ctx.update(context)
     token = current_locale.set(ctx["locale"])
     try:
+        done = request.query_params.get("done")
+        if done in labels.DONE:
+            ctx["done"] = gettext(labels.DONE[done])
         html = ENV.get_template(template).render(ctx)
     finally:
         current_locale.reset(token)
