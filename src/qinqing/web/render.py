@@ -99,7 +99,12 @@ def switch_url(request: Request, kind: str, value: str) -> str:
 
 def base_context(request: Request, rt: Runtime, session: Session | None) -> dict[str, Any]:
     prefs = prefs_of(request)
-    user = session_principal(request, session, rt) if session is not None else None
+    if session is not None:
+        user = session_principal(request, session, rt)
+    else:
+        # An error page: the request's session is closed, but the route may have
+        # already found who is there (then the header keeps its navigation).
+        user = getattr(request.state, "web_principal", None)
     user_name = None
     if user is not None and user.kind == "person" and session is not None:
         person = session.get(Person, user.person_id)
