@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -10,7 +12,10 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from qinqing import i18n
+from qinqing.auth.principal import Principal
 from qinqing.errors import DomainError
+from qinqing.idempotency import check_key, run_idempotent
+from qinqing.runtime import Runtime
 from qinqing.unbind.rules import display_params
 from qinqing.web.session import CSRF_FIELD, check_csrf, prefs_of
 
@@ -78,3 +83,40 @@ def attempt(session: Session, action: Callable[[], T]) -> tuple[T | None, Domain
         else:
             session.rollback()
         return None, exc
+
+
+def new_form_key() -> str:
+    return uuid.uuid4().hex
+
+
+def form_key(form: dict[str, str]) -> str:
+    """The form's idempotency key: a double-clicked submit is answered once."""
+    try:
+        return check_key(form.get("idempotency_key") or None) or new_form_key()
+    except DomainError:
+        return new_form_key()
+
+
+def once(
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    key: str,
+    body: dict[str, Any],
+    handler: Callable[[], tuple[int, Any]],
+) -> dict[str, Any]:
+    """The API's idempotency layer for a form post: the same key replays the answer."""
+    response = run_idempotent(
+        session,
+        vault=rt.vault,
+        principal=principal,
+        key=key,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        now=rt.clock.now(),
+        handler=handler,
+    )
+    answer: dict[str, Any] = json.loads(bytes(response.body))
+    return answer

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,17 +12,15 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
 from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
 from qinqing.family import service as family
 from qinqing.family.models import FamilyLink
-from qinqing.family.views import LinkOut, link_out
-from qinqing.idempotency import check_key, run_idempotent
+from qinqing.family.views import link_out
 from qinqing.ledger import statements
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import RequestStatus, UnbindRequest
 from qinqing.verification import PaymentPasswordVerification
-from qinqing.web.forms import Errors, FormDep, attempt, domain_text
+from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
@@ -58,43 +54,6 @@ def yuan_to_fen(text: str) -> int | None:
     if m is None:
         return None
     return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
-
-
-def new_form_key() -> str:
-    return uuid.uuid4().hex
-
-
-def form_key(form: dict[str, str]) -> str:
-    """The form's idempotency key: a double-clicked submit is answered once."""
-    try:
-        return check_key(form.get("idempotency_key") or None) or new_form_key()
-    except DomainError:
-        return new_form_key()
-
-
-def once(
-    request: Request,
-    session: Session,
-    rt: Runtime,
-    principal: Principal,
-    key: str,
-    body: dict[str, Any],
-    handler: Any,
-) -> dict[str, Any]:
-    """The API's idempotency layer for a form post: the same key replays the answer."""
-    response = run_idempotent(
-        session,
-        vault=rt.vault,
-        principal=principal,
-        key=key,
-        method="POST",
-        path=request.url.path,
-        body=body,
-        now=rt.clock.now(),
-        handler=handler,
-    )
-    answer: dict[str, Any] = json.loads(bytes(response.body))
-    return answer
 
 
 def usage(session: Session, rt: Runtime, link: FamilyLink) -> statements.LinkPayments | None:
@@ -226,16 +185,12 @@ def pending_request(session: Session, link: FamilyLink) -> UnbindRequest | None:
     ).scalar_one_or_none()
 
 
-def link_view(session: Session, rt: Runtime, link: FamilyLink, principal: Principal) -> LinkOut:
-    return link_out(session, rt, link, principal)
-
-
 @router.get("/family/links/{link_id}")
 def member_page(
     link_id: str, request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
     link = family.get_link(session, principal, link_id)
-    out = link_view(session, rt, link, principal)
+    out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
     return page(
         request,
@@ -258,7 +213,7 @@ def _consent_page(
     errors: Errors | None = None,
 ) -> Response:
     link = family.get_link(session, principal, link_id)
-    out = link_view(session, rt, link, principal)
+    out = link_out(session, rt, link, principal)
     if out.your_role != "member" or out.status != "pending_consent":
         return redirect(request, rt, f"/family/links/{link.id}")
     return page(

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
 from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.family.views import link_out
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
 from qinqing.unbind.models import RequestStatus
-from qinqing.web.forms import Errors, FormDep, attempt, domain_text
-from qinqing.web.pages_family import form_key, link_view, new_form_key, once
+from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import ReviewerPage
 from qinqing.web.translations import N_
@@ -35,7 +35,7 @@ def queue(
     rows, total = unbind.review_queue(
         session, principal, status=RequestStatus.pending_review, page=page_no, page_size=PAGE_SIZE
     )
-    items = [(req, link_view(session, rt, link, principal)) for req, link in rows]
+    items = [(req, link_out(session, rt, link, principal)) for req, link in rows]
     return page(
         request,
         rt,
@@ -68,7 +68,7 @@ def _detail(
         "review_request.html",
         status_code=422 if errors else 200,
         req=req,
-        link=link_view(session, rt, link, principal),
+        link=link_out(session, rt, link, principal),
         idempotency_key=key,
         values=values or {"decision": "", "comment": ""},
         **(errors.context() if errors else {}),

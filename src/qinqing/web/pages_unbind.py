@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from qinqing.auth import service as auth
 from qinqing.auth.principal import Principal
 from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.family.views import link_out
 from qinqing.ledger import statements
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules
@@ -27,8 +28,7 @@ from qinqing.verification import (
     face_provider,
     simulated_face_token,
 )
-from qinqing.web.forms import Errors, FormDep, attempt
-from qinqing.web.pages_family import form_key, link_view, new_form_key, once
+from qinqing.web.forms import Errors, FormDep, attempt, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage, prefs_of
 from qinqing.web.translations import N_
@@ -49,7 +49,7 @@ def _unbind_page(
     locale = prefs_of(request).locale
     result = unbind.check(session, rt, principal, link_id)
     link = result.link
-    out = link_view(session, rt, link, principal)
+    out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
     codes = [b.code for b in result.blockers]
     holds = (
@@ -141,6 +141,6 @@ def outcome(
     request_id: str, request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
     req, link = unbind.get_request(session, principal, request_id)
-    out = link_view(session, rt, link, principal)
+    out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
     return page(request, rt, session, "unbind_outcome.html", req=req, link=out, other=other)
