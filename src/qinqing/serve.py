@@ -33,7 +33,10 @@ def run(*, host: str, port: int, demo: bool, workers: int = 1) -> None:
             table.add_row(*row)
         console.print(table)
         console.print("ID numbers and phones above are fictitious demo data.")
-    console.print(f"Qinqing on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    console.print(
+        f"Qinqing on http://{host}:{port}  (web app: http://{host}:{port}/login, "
+        f"API docs: http://{host}:{port}/docs)"
+    )
     if workers > 1:
         # Each worker builds its own runtime from the same environment.
         rt.db.dispose()
