@@ -60,3 +60,34 @@ def test_bind_then_the_member_consents(server: Server, page: Page, browser: Brow
     page.reload()
     expect(page.locator("main")).to_contain_text("已生效")
     expect(page.locator("main")).to_contain_text("2,000.00 元")
+
+
+def test_set_the_payment_password(server: Server, page: Page) -> None:
+    log_in(page, server, ZHANG_LI)  # registered after the demo: no payment password yet
+    expect(page.locator("main")).to_contain_text("未设置")
+    page.get_by_role("link", name=re.compile("^支付密码")).click()
+    page.get_by_label("登录密码").fill("Demo2026pass")
+    page.get_by_label("新的支付密码", exact=True).fill("123456")
+    page.get_by_label("再次输入新的支付密码").fill("123456")
+    page.get_by_role("button", name="保存支付密码").click()
+    expect(page.locator(".error-summary")).to_contain_text("过于简单")  # the service's rule
+
+    page.get_by_label("登录密码").fill("Demo2026pass")
+    page.get_by_label("新的支付密码", exact=True).fill("582046")
+    page.get_by_label("再次输入新的支付密码").fill("582064")
+    page.get_by_role("button", name="保存支付密码").click()
+    expect(page.locator(".error-summary")).to_contain_text("不一致")
+
+    page.get_by_label("登录密码").fill("wrong-password-1")
+    page.get_by_label("新的支付密码", exact=True).fill("582046")
+    page.get_by_label("再次输入新的支付密码").fill("582046")
+    page.get_by_role("button", name="保存支付密码").click()
+    expect(page.locator("#password-error")).to_contain_text("账号或密码错误")
+
+    page.get_by_label("登录密码").fill("Demo2026pass")
+    page.get_by_label("新的支付密码", exact=True).fill("582046")
+    page.get_by_label("再次输入新的支付密码").fill("582046")
+    page.get_by_role("button", name="保存支付密码").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("我的")
+    expect(page.locator("main")).to_contain_text("支付密码已设置。")
+    expect(page.locator("main")).to_contain_text("已设置，可修改")
