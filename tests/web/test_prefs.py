@@ -80,6 +80,9 @@ def test_elder_mode_through_the_whole_unbind_journey(server: Server, page: Page)
     page.get_by_role("button", name="确认解除").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("解除成功")
     assert _px(page, "main li", "font-size") >= 18
+    for target in page.locator("main a, main button, footer a").all():
+        box = target.bounding_box()
+        assert box is not None and box["height"] >= 60 and box["width"] >= 60, target.inner_text()
 
     page.get_by_role("link", name="退出长辈模式").click()
     expect(page.locator("html")).not_to_have_class("elder")
