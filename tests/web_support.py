@@ -54,6 +54,8 @@ CHEN_MING = "13900000001"  # 广州 (manual review); holds 林芳 (spouse)
 LIN_FANG = "13900000002"
 ZHANG_LI = "13800000005"  # extra: 张建国's daughter, employee, no links yet
 ZHANG_LI_ID = ric.with_check_digit("15060219900808002")
+ZHANG_XIAOYU = "13800000007"  # extra: 张丽's daughter, 20, resident, no links yet
+ZHANG_XIAOYU_ID = ric.with_check_digit("15060220060315004")
 ZHANG_JIANGUO_ID = ric.with_check_digit("15270119520118001")
 REVIEWER = "demo-reviewer"  # 440100
 HOSPITAL = ("qq_demo_hospital", "demo-hospital-secret-2026")
@@ -89,7 +91,7 @@ def _env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
-    """The demo data, and 张丽 with an app account (for binding and consent)."""
+    """The demo data, and 张丽 and her daughter 张小雨 with app accounts (binding, consent)."""
     settings = Settings(
         data_dir=data_dir,
         env=Env.development,
@@ -103,29 +105,29 @@ def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
     rt = build_runtime(settings)
     try:
         demo.load(rt)
-        ident = ric.parse(ZHANG_LI_ID, date.today())
+        extra = [
+            (ZHANG_LI_ID, "张丽", "employee", ZHANG_LI),
+            (ZHANG_XIAOYU_ID, "张小雨", "resident", ZHANG_XIAOYU),
+        ]
         with rt.db.unit_of_work() as session:
-            session.add(
-                new_person(
-                    rt.vault,
-                    ident=ident,
-                    name="张丽",
-                    region_code="150600",
-                    scheme="employee",
-                    status="active",
-                    phone=ZHANG_LI,
-                    now=rt.clock.now(),
+            for number, name, scheme, phone in extra:
+                session.add(
+                    new_person(
+                        rt.vault,
+                        ident=ric.parse(number, date.today()),
+                        name=name,
+                        region_code="150600",
+                        scheme=scheme,
+                        status="active",
+                        phone=phone,
+                        now=rt.clock.now(),
+                    )
                 )
-            )
             session.flush()
-            auth.register(
-                session,
-                rt,
-                id_number=ZHANG_LI_ID,
-                name="张丽",
-                phone=ZHANG_LI,
-                password=PERSON_PASSWORD,
-            )
+            for number, name, _scheme, phone in extra:
+                auth.register(
+                    session, rt, id_number=number, name=name, phone=phone, password=PERSON_PASSWORD
+                )
     finally:
         rt.db.dispose()
 

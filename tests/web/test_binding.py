@@ -13,6 +13,8 @@ from web_support import (
     ZHANG_JIANGUO,
     ZHANG_JIANGUO_ID,
     ZHANG_LI,
+    ZHANG_XIAOYU,
+    ZHANG_XIAOYU_ID,
     Server,
     log_in,
     new_page,
@@ -91,3 +93,29 @@ def test_set_the_payment_password(server: Server, page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text("我的")
     expect(page.locator("main")).to_contain_text("支付密码已设置。")
     expect(page.locator("main")).to_contain_text("已设置，可修改")
+
+
+def test_the_member_may_decline(server: Server, page: Page, browser: Browser) -> None:
+    log_in(page, server, ZHANG_LI)
+    page.goto(server.url + "/me/family/add")
+    page.get_by_label("家人姓名").fill("张小雨")
+    page.get_by_label("家人身份证号码").fill(ZHANG_XIAOYU_ID)
+    page.get_by_label("子女").check()
+    page.get_by_role("button", name="提交绑定申请").click()
+    expect(page.locator("main")).to_contain_text("待家人确认")
+
+    daughter = new_page(browser)
+    try:
+        log_in(daughter, server, ZHANG_XIAOYU)
+        daughter.get_by_role("link", name="我的家庭成员").first.click()
+        daughter.locator(".link-card", has_text="张丽").get_by_role("link", name="去确认").click()
+        # She has no payment password yet: the page says so before she tries.
+        expect(daughter.get_by_role("link", name="设置支付密码")).to_be_visible()
+        expect(daughter.get_by_role("button", name="确认绑定")).to_have_count(0)
+        daughter.get_by_role("button", name="拒绝绑定").click()
+        expect(daughter.locator("main")).to_contain_text("已拒绝这条绑定申请。")
+    finally:
+        daughter.context.close()
+
+    page.goto(server.url + "/me/notifications")
+    expect(page.locator("main")).to_contain_text("张小雨 拒绝了您的绑定申请。")

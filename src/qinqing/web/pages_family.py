@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qinqing.auth import service as auth
 from qinqing.auth.principal import Principal
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family import service as family
@@ -216,6 +217,7 @@ def _consent_page(
     out = link_out(session, rt, link, principal)
     if out.your_role != "member" or out.status != "pending_consent":
         return redirect(request, rt, f"/family/links/{link.id}")
+    account = auth.person_account(session, principal)
     return page(
         request,
         rt,
@@ -223,6 +225,7 @@ def _consent_page(
         "consent.html",
         status_code=422 if errors else 200,
         link=out,
+        password_set=account.payment_password_hash is not None,
         **(errors.context() if errors else {}),
     )
 
