@@ -14,7 +14,7 @@ UV = $(UV_HOME)/bin/uv
 export UV_PYTHON_DOWNLOADS = never
 export UV_PROJECT_ENVIRONMENT = $(VENV)
 
-.PHONY: install demo demo-reset test lint lock lock-upgrade bench-import bench-payments
+.PHONY: install demo demo-reset test lint lock lock-upgrade bench-import bench-payments locales locales-extract screenshots
 
 $(UV):
 	$(PYTHON) -m venv $(UV_HOME)
@@ -60,3 +60,20 @@ bench-import: install
 bench-payments: install
 	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true
 	$(BIN)/python bench/payments.py
+
+# The web app's message catalogs: re-extract the msgids from templates and code and
+# merge them into the English .po (then translate the new entries), or compile the
+# .po files to .mo (optional: the app compiles a missing or stale .mo in memory).
+WEB = src/qinqing/web
+locales-extract: install
+	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k N_ --no-location --sort-output -o $(WEB)/locales/messages.pot $(WEB)
+	$(BIN)/pybabel update -i $(WEB)/locales/messages.pot -d $(WEB)/locales -l en -N --ignore-obsolete --ignore-pot-creation-date -w 100
+
+locales: install
+	$(BIN)/pybabel compile -d $(WEB)/locales --statistics
+
+# Screenshots of the main pages (390 px and 1280 px, zh-CN) and of the unbind journey
+# in 长辈模式 into docs/screenshots/; needs Chromium and CJK fonts
+# (apt-get install -y chromium fonts-noto-cjk).
+screenshots: install
+	PYTHONPATH=tests $(BIN)/python tests/web/screenshots.py docs/screenshots

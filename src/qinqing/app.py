@@ -60,6 +60,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         api.include_router(router)
     app.include_router(api)
+    # The web app's pages at / (after the API, whose error handlers it wraps).
+    from qinqing.web import install as install_web
+
+    install_web(app)
     app.add_middleware(InputGuard)
     # Outermost: even the guard's refusals get a request id and the headers.
     app.add_middleware(RequestContext)

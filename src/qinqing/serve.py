@@ -51,7 +51,8 @@ def run(
             sys.stdout.write(demo_data.logins_text(created=created))
     # With --json, stdout holds the JSON document alone.
     print(
-        f"Qinqing on http://{host}:{port}  (API docs: http://{host}:{port}/docs)",
+        f"Qinqing on http://{host}:{port}  (web app: http://{host}:{port}/login, "
+        f"API docs: http://{host}:{port}/docs)",
         file=sys.stderr if demo_json else sys.stdout,
         flush=True,
     )

@@ -11,11 +11,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor
 from qinqing.auth.models import AccessToken, ApiClient, PersonAccount, StaffUser
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.errors import DomainError
+from qinqing.runtime import Runtime
 
 STAFF_CHANNEL = {"clerk": "counter", "reviewer": "review", "admin": "admin"}
 CLIENT_SCOPES = {
@@ -66,7 +68,13 @@ def current_principal(
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise unauthenticated()
-    digest = token_digest(creds.credentials)
+    return principal_from_token(session, rt, creds.credentials)
+
+
+def principal_from_token(session: Session, rt: Runtime, token: str) -> Principal:
+    """Who holds this opaque access token (the API's bearer, the web app's session
+    cookie); UNAUTHENTICATED when it is unknown, revoked or expired."""
+    digest = token_digest(token)
     # One round trip for the token and, for API clients (the busy callers), the client.
     row = session.execute(
         select(AccessToken, ApiClient)

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from qinqing.auth.models import ApiClient
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
 from qinqing.ledger.accounts import personal_code
@@ -217,3 +218,28 @@ def link_payments(session: Session, link: FamilyLink, now: datetime) -> LinkPaym
         )
     ).scalar_one()
     return LinkPayments(year, link.mutual_aid_yearly_limit_fen, int(used), payments)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHold:
+    """An open hold on a link as the person sees it: the bill and who holds it."""
+
+    payment_id: uuid.UUID
+    amount_fen: int
+    institution: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def link_open_holds(session: Session, link_id: uuid.UUID, now: datetime) -> list[LinkHold]:
+    """The open holds (UNSETTLED_PAYMENTS) on a link, each with the institution that
+    placed it, so the person knows whom to ask to settle or void it."""
+    rows = session.execute(
+        select(
+            Payment.id, Payment.amount_fen, ApiClient.name, Payment.created_at, Payment.expires_at
+        )
+        .join(ApiClient, ApiClient.id == Payment.client_id)
+        .where(Payment.link_id == link_id, _open_hold(now))
+        .order_by(Payment.created_at, Payment.id)
+    ).all()
+    return [LinkHold(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows]

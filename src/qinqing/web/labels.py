@@ -1,0 +1,155 @@
+"""Words for codes: statuses, relations, schemes, notices, and the help text for each
+unbind blocker. Marked with ``N_`` for extraction and translated where shown."""
+
+from __future__ import annotations
+
+from qinqing.web.translations import N_
+
+INSURANCE_STATUS = {
+    "active": N_("正常参保"),
+    "arrears": N_("欠费"),
+    "suspended": N_("暂停参保"),
+    "terminated": N_("参保终止"),
+}
+
+SCHEME = {
+    "employee": N_("职工医保"),
+    "resident": N_("居民医保"),
+    "flexible": N_("灵活就业人员医保"),
+}
+
+LINK_STATUS = {
+    "pending_consent": N_("待家人确认"),
+    "active": N_("已生效"),
+    "unbinding": N_("解除审核中"),
+    "ended": N_("已解除"),
+}
+
+RELATION = {
+    "spouse": N_("配偶"),
+    "father": N_("父亲"),
+    "mother": N_("母亲"),
+    "child": N_("子女"),
+    "sibling": N_("兄弟姐妹"),
+    "grandparent": N_("祖父母、外祖父母"),
+    "grandchild": N_("孙子女、外孙子女"),
+}
+
+REQUEST_STATUS = {
+    "completed": N_("解除成功"),
+    "pending_review": N_("审核中"),
+    "approved": N_("审核通过，已解除"),
+    "rejected": N_("未通过审核"),
+}
+
+ROLE = {"holder": N_("绑定人"), "member": N_("被绑定的家庭成员")}
+
+CHANNEL = {
+    "app": N_("网上办理"),
+    "wechat": N_("微信"),
+    "counter": N_("经办机构窗口"),
+    "bank": N_("合作银行"),
+    "review": N_("审核"),
+    "admin": N_("管理"),
+}
+
+SCOPE = {
+    "region": N_("本统筹区内"),
+    "province": N_("本省内"),
+    "nation": N_("全国范围"),
+}
+
+# One line per notice kind; %(name)s is the other party of the link.
+NOTICE = {
+    "link.requested": N_("%(name)s 请求将您绑定为家庭成员，请确认或拒绝。"),
+    "link.bound": N_("您与 %(name)s 的亲情关系已生效。"),
+    "link.consented": N_("%(name)s 已确认绑定，亲情关系已生效。"),
+    "link.declined": N_("%(name)s 拒绝了您的绑定申请。"),
+    "link.withdrawn": N_("%(name)s 撤回了绑定申请。"),
+    "unbind.pending_review": N_("与 %(name)s 的解除绑定申请已提交，正在审核中。"),
+    "unbind.completed": N_("与 %(name)s 的亲情关系已解除。"),
+    "unbind.approved": N_("与 %(name)s 的解除绑定申请已审核通过，亲情关系已解除。"),
+    "unbind.rejected": N_("与 %(name)s 的解除绑定申请未通过审核，亲情关系继续有效。"),
+    "contribution.arrears_cleared": N_("欠费已补缴，参保状态已恢复正常。"),
+}
+NOTICE_OTHER = N_("您有一条新消息。")
+
+# The unbind conditions for the help page, one per blocker code of
+# ``qinqing.unbind.rules.CODES``: (the condition, what to do about it).
+BLOCKER_HELP = {
+    "LINK_NOT_ACTIVE": (
+        N_("只有已生效的亲情关系才能解除。"),
+        N_("待家人确认的绑定可以直接撤回或拒绝；已在审核中的申请请等待审核结果。"),
+    ),
+    "NOT_A_PARTY": (
+        N_("只有绑定人或被绑定的家庭成员本人可以申请解除。"),
+        N_("请本人登录办理；如需代办，请携带双方身份证件到医保经办机构窗口。"),
+    ),
+    "ACCOUNT_IN_ARREARS": (
+        N_("办理人的医保不能处于欠费状态（按参保地规定）。"),
+        N_(
+            "请通过税务部门的缴费渠道（电子税务局、缴费App）或参保地医保经办机构补缴欠费，到账后即可办理。"
+        ),
+    ),
+    "ACCOUNT_SUSPENDED": (
+        N_("办理人的医保不能处于暂停（封停）状态（按参保地规定）。"),
+        N_("请携带身份证到参保地医保经办机构咨询恢复参保。"),
+    ),
+    "ACCOUNT_TERMINATED": (
+        N_("参保关系已终止的，不能在网上解除（按参保地规定）。"),
+        N_("请携带身份证到医保经办机构窗口办理。"),
+    ),
+    "UNSETTLED_PAYMENTS": (
+        N_("这条关系上不能有尚未结算的医疗费用。"),
+        N_("请等医院或药店结算或撤销费用后再办理；长时间未结算的，请联系就诊的医院或药店。"),
+    ),
+    "COOLING_OFF": (
+        N_("部分地区规定绑定满一定天数后才能解除。"),
+        N_("请在页面提示的日期之后再办理。"),
+    ),
+    "VERIFICATION_REQUIRED": (
+        N_("提交前需要本人核验：支付密码或人脸核验。"),
+        N_("请在“我的 → 支付密码”中设置支付密码。"),
+    ),
+    "VERIFICATION_FAILED": (
+        N_("支付密码或人脸核验必须正确。"),
+        N_("请核对后重试；连续输错 5 次将锁定 3 小时。"),
+    ),
+    "VERIFICATION_LOCKED": (
+        N_("支付密码连续输错 5 次后会锁定 3 小时。"),
+        N_("请在锁定结束后再试，或改用人脸核验，或到经办机构窗口凭身份证办理。"),
+    ),
+    "FACE_UNAVAILABLE": (
+        N_("人脸核验只在已开通的地区提供。"),
+        N_("请改用支付密码核验。"),
+    ),
+    "PAYMENT_PASSWORD_NOT_SET": (
+        N_("使用支付密码核验前需要先设置支付密码。"),
+        N_("请在“我的 → 支付密码”中设置 6 位数字支付密码。"),
+    ),
+}
+
+# Success banners after a redirect (?done=...): a closed set, never free text.
+DONE = {
+    "bound_pending": N_("绑定申请已发送，等待家人确认。"),
+    "bound": N_("绑定成功，亲情关系已生效。"),
+    "consented": N_("您已确认绑定，亲情关系已生效。"),
+    "declined": N_("已拒绝这条绑定申请。"),
+    "withdrawn": N_("已撤回这条绑定申请。"),
+    "payment_password": N_("支付密码已设置。"),
+    "decided": N_("审核结果已提交，双方都会收到通知。"),
+    "logged_out": N_("您已安全退出。"),
+}
+
+PAYMENT_STATUS = {
+    "authorized": N_("待结算"),
+    "settled": N_("已结算"),
+    "voided": N_("已撤销"),
+    "expired": N_("已过期"),
+}
+
+VERIFICATION_METHOD = {
+    "payment_password": N_("支付密码"),
+    "face": N_("人脸核验"),
+    "id_document": N_("证件核验"),
+}

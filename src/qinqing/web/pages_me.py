@@ -1,0 +1,150 @@
+"""我的: the profile and balances, the personal-account statement, the payment
+password and notifications. Each page calls the same functions as the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from qinqing.auth import api as auth_api
+from qinqing.auth import service as auth
+from qinqing.auth.principal import Principal
+from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.errors import DomainError, not_found
+from qinqing.family import service as family
+from qinqing.ledger import statements_api
+from qinqing.notify import api as notify_api
+from qinqing.persons.models import Person
+from qinqing.web import labels
+from qinqing.web.forms import Errors, FormDep, attempt, domain_text
+from qinqing.web.render import page, redirect, t
+from qinqing.web.session import PersonPage
+from qinqing.web.translations import N_
+
+router = APIRouter(include_in_schema=False)
+
+PASSWORD_FIELDS = {
+    "INVALID_CREDENTIALS": "password",
+    "PAYMENT_PASSWORD_FORMAT": "new_payment_password",
+    "PAYMENT_PASSWORD_WEAK": "new_payment_password",
+}
+
+
+@router.get("/me")
+def me(request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep) -> Response:
+    profile = auth_api.me(principal, session, rt)
+    return page(request, rt, session, "me.html", me=profile)
+
+
+@router.get("/me/account")
+def statement(
+    request: Request,
+    principal: PersonPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    st = statements_api.my_entries(principal, session, rt, limit=20, before=before)
+    return page(request, rt, session, "account.html", st=st)
+
+
+@router.get("/me/payment-password")
+def payment_password_form(
+    request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    account = auth.person_account(session, principal)
+    return page(
+        request,
+        rt,
+        session,
+        "payment_password.html",
+        is_set=account.payment_password_hash is not None,
+    )
+
+
+@router.post("/me/payment-password")
+def payment_password_submit(
+    request: Request, form: FormDep, principal: PersonPage, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    password = form.get("password", "")
+    new = form.get("new_payment_password", "").strip()
+    again = form.get("confirm_payment_password", "").strip()
+    errors = Errors()
+    if not password:
+        errors.add("password", t(request, N_("请输入登录密码")))
+    if not new:
+        errors.add("new_payment_password", t(request, N_("请输入新的支付密码")))
+    elif new != again:
+        errors.add("confirm_payment_password", t(request, N_("两次输入的支付密码不一致")))
+    if not errors:
+        _, refused = attempt(
+            session,
+            lambda: auth.set_payment_password(
+                session, rt, principal, password=password, new_payment_password=new
+            ),
+        )
+        if refused is None:
+            return redirect(request, rt, "/me?done=payment_password")
+        field = PASSWORD_FIELDS.get(refused.code, "password")
+        errors.add(field, domain_text(request, refused.code, refused.params))
+    account = auth.person_account(session, principal)
+    return page(
+        request,
+        rt,
+        session,
+        "payment_password.html",
+        status_code=422,
+        is_set=account.payment_password_hash is not None,
+        **errors.context(),
+    )
+
+
+def _notice_text(
+    request: Request, session: Session, principal: Principal, kind: str, payload: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The notice as a sentence, and the page it is about."""
+    template = labels.NOTICE.get(kind, labels.NOTICE_OTHER)
+    link_id = payload.get("link_id")
+    name, href = "", None
+    if isinstance(link_id, str):
+        try:
+            link = family.get_link(session, principal, link_id)
+        except DomainError:
+            link = None
+        if link is not None:
+            other = link.member_id if link.holder_id == principal.person_id else link.holder_id
+            person = session.get(Person, other)
+            name = person.name if person else ""
+            href = f"/family/links/{link.id}"
+    request_id = payload.get("request_id")
+    if kind.startswith("unbind.") and isinstance(request_id, str):
+        href = f"/unbind-requests/{request_id}"
+    return t(request, template, name=name), href
+
+
+@router.get("/me/notifications")
+def notifications(
+    request: Request,
+    principal: PersonPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    cursor = None
+    if before:
+        try:
+            cursor = uuid.UUID(before)
+        except ValueError:
+            raise not_found("notification") from None
+    found = notify_api.my_notifications(principal, session, limit=20, before=cursor)
+    items = []
+    for n in found.items:
+        text, href = _notice_text(request, session, principal, n.kind, n.payload)
+        items.append({"text": text, "href": href, "at": n.created_at})
+    return page(
+        request, rt, session, "notifications.html", items=items, next_before=found.next_before
+    )

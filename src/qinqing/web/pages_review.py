@@ -1,0 +1,130 @@
+"""The reviewer queue (审核): the region's pending unbind requests, one request,
+approve or reject with a comment. Reviewers log in on the same 登录 page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from qinqing.auth.principal import Principal
+from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.family.views import link_out
+from qinqing.runtime import Runtime
+from qinqing.unbind import service as unbind
+from qinqing.unbind.models import RequestStatus
+from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
+from qinqing.web.render import page, redirect, t
+from qinqing.web.session import ReviewerPage
+from qinqing.web.translations import N_
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 20
+
+
+@router.get("/review")
+def queue(
+    request: Request,
+    principal: ReviewerPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+    page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> Response:
+    rows, total = unbind.review_queue(
+        session, principal, status=RequestStatus.pending_review, page=page_no, page_size=PAGE_SIZE
+    )
+    items = [(req, link_out(session, rt, link, principal)) for req, link in rows]
+    return page(
+        request,
+        rt,
+        session,
+        "review_queue.html",
+        items=items,
+        total=total,
+        page_no=page_no,
+        has_next=page_no * PAGE_SIZE < total,
+        region_name=rt.policies.region(principal.region_code or "").name,
+    )
+
+
+def _detail(
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    request_id: str,
+    *,
+    key: str,
+    values: dict[str, str] | None = None,
+    errors: Errors | None = None,
+) -> Response:
+    req, link = unbind.get_request(session, principal, request_id)
+    return page(
+        request,
+        rt,
+        session,
+        "review_request.html",
+        status_code=422 if errors else 200,
+        req=req,
+        link=link_out(session, rt, link, principal),
+        idempotency_key=key,
+        values=values or {"decision": "", "comment": ""},
+        **(errors.context() if errors else {}),
+    )
+
+
+@router.get("/review/requests/{request_id}")
+def detail(
+    request_id: str,
+    request: Request,
+    principal: ReviewerPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+) -> Response:
+    return _detail(request, session, rt, principal, request_id, key=new_form_key())
+
+
+@router.post("/review/requests/{request_id}")
+def decide(
+    request_id: str,
+    request: Request,
+    form: FormDep,
+    principal: ReviewerPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+) -> Response:
+    key = form_key(form)
+    values = {"decision": form.get("decision", ""), "comment": form.get("comment", "").strip()}
+    errors = Errors()
+    decision: Literal["approve", "reject"] | None = (
+        "approve"
+        if values["decision"] == "approve"
+        else "reject"
+        if values["decision"] == "reject"
+        else None
+    )
+    if decision is None:
+        errors.add("decision", t(request, N_("请选择审核结果")))
+        return _detail(
+            request, session, rt, principal, request_id, key=key, values=values, errors=errors
+        )
+
+    def handler() -> tuple[int, dict[str, str]]:
+        outcome = unbind.decide(
+            session, rt, principal, request_id, decision, values["comment"] or None
+        )
+        return 200, {"status": outcome.request.status}
+
+    body = dict(values)
+    _, refused = attempt(session, lambda: once(request, session, rt, principal, key, body, handler))
+    if refused is not None:
+        if refused.status == 404:
+            raise refused
+        field = "comment" if refused.code == "COMMENT_REQUIRED" else "decision"
+        errors.add(field, domain_text(request, refused.code, refused.params))
+        return _detail(
+            request, session, rt, principal, request_id, key=key, values=values, errors=errors
+        )
+    return redirect(request, rt, f"/review/requests/{request_id}?done=decided")

@@ -1,0 +1,232 @@
+"""The browser tests' live server and browser (plain functions, no fixtures).
+
+``live_server`` runs a real ``qinqing serve`` on 127.0.0.1 in a subprocess, on
+a fresh SQLite data directory loaded with the demo data (the families and
+logins ``serve --demo`` prints) plus a few extra persons the journeys need. It
+stops the server when the ``with`` block ends. ``launch`` starts Debian's
+Chromium through Playwright (never Playwright's own browser download).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import Browser, Page, Playwright
+
+from qinqing import demo
+from qinqing.auth import service as auth
+from qinqing.config import Env, Settings
+from qinqing.identity import ric
+from qinqing.persons.service import new_person
+from qinqing.runtime import build_runtime
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = 390
+DESKTOP = 1280
+
+# The demo's logins (qinqing.demo) and the extra persons seeded here.
+PERSON_PASSWORD = demo.PERSON_PASSWORD
+PAYMENT_PASSWORD = demo.PAYMENT_PASSWORD
+STAFF_PASSWORD = demo.STAFF_PASSWORD
+ZHANG_WEI = "13800000001"  # 鄂尔多斯, employee; holds 李娜 (spouse, an open hospital hold)
+LI_NA = "13800000002"
+ZHANG_JIANGUO = "13800000003"  # 张伟's father, resident, has an account
+CHEN_MING = "13900000001"  # 广州 (manual review); holds 林芳 (spouse)
+LIN_FANG = "13900000002"
+ZHANG_LI = "13800000005"  # extra: 张建国's daughter, employee, no links yet
+ZHANG_LI_ID = ric.with_check_digit("15060219900808002")
+ZHANG_XIAOYU = "13800000007"  # extra: 张丽's daughter, 20, resident, no links yet
+ZHANG_XIAOYU_ID = ric.with_check_digit("15060220060315004")
+ZHANG_JIANGUO_ID = ric.with_check_digit("15270119520118001")
+REVIEWER = "demo-reviewer"  # 440100
+HOSPITAL = ("qq_demo_hospital", "demo-hospital-secret-2026")
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    data_dir: Path
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url + "/api/v1", timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QINQING_")}
+    env.update(
+        QINQING_DATA_DIR=str(data_dir),
+        QINQING_ENV="development",
+        # Cheap hashing: these tests are about pages, not about argon2's cost.
+        QINQING_ARGON2_TIME_COST="1",
+        QINQING_ARGON2_MEMORY_KIB="1024",
+        QINQING_ARGON2_PARALLELISM="1",
+    )
+    env.update(extra)
+    return env
+
+
+def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
+    """The demo data, and 张丽 and her daughter 张小雨 with app accounts (binding, consent)."""
+    settings = Settings(
+        data_dir=data_dir,
+        env=Env.development,
+        policy_dir=Path(extra_env["QINQING_POLICY_DIR"])
+        if "QINQING_POLICY_DIR" in extra_env
+        else None,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+    )
+    rt = build_runtime(settings)
+    try:
+        demo.load(rt)
+        extra = [
+            (ZHANG_LI_ID, "张丽", "employee", ZHANG_LI),
+            (ZHANG_XIAOYU_ID, "张小雨", "resident", ZHANG_XIAOYU),
+        ]
+        with rt.db.unit_of_work() as session:
+            for number, name, scheme, phone in extra:
+                session.add(
+                    new_person(
+                        rt.vault,
+                        ident=ric.parse(number, date.today()),
+                        name=name,
+                        region_code="150600",
+                        scheme=scheme,
+                        status="active",
+                        phone=phone,
+                        now=rt.clock.now(),
+                    )
+                )
+            session.flush()
+            for number, name, _scheme, phone in extra:
+                auth.open_account(
+                    session, rt, id_number=number, name=name, phone=phone, password=PERSON_PASSWORD
+                )
+    finally:
+        rt.db.dispose()
+
+
+@contextlib.contextmanager
+def live_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    extra = extra_env or {}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    seed(data_dir, extra)
+    port = _free_port()
+    log = (data_dir / "server.log").open("wb")
+    proc = subprocess.Popen(  # noqa: S603 (our own CLI)
+        [sys.executable, "-m", "qinqing", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=_env(data_dir, extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, url, data_dir)
+        yield Server(url, data_dir)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, data_dir: Path) -> None:
+    # Start-up wait, not a measurement: a slow CI machine only waits longer.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((data_dir / "server.log").read_text("utf-8", "replace"))
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("qinqing serve did not start: " + (data_dir / "server.log").read_text())
+
+
+def launch(p: Playwright) -> Browser:
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def new_page(browser: Browser, width: int = PHONE, **options: Any) -> Page:
+    height = 844 if width <= PHONE else 900
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
+    return context.new_page()
+
+
+def log_in(page: Page, server: Server, login: str, password: str = PERSON_PASSWORD) -> None:
+    page.goto(server.url + "/login")
+    page.get_by_label("手机号").fill(login)
+    page.get_by_label("密码", exact=True).fill(password)
+    page.get_by_role("button", name="登录").click()
+
+
+def api_token(server: Server, login: str, password: str = PERSON_PASSWORD) -> dict[str, str]:
+    with server.api() as api:
+        r = api.post("/auth/login", json={"login": login, "password": password})
+        r.raise_for_status()
+        return {"Authorization": "Bearer " + r.json()["access_token"]}
+
+
+def settle_open_holds(server: Server, holder_login: str) -> int:
+    """The hospital settles every open hold on the holder's account, over the API;
+    returns how many it settled."""
+    person = api_token(server, holder_login)
+    with server.api() as api:
+        holds = api.get("/me/account/entries", headers=person).json()["holds"]
+        r = api.post(
+            "/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": HOSPITAL[0],
+                "client_secret": HOSPITAL[1],
+            },
+        )
+        r.raise_for_status()
+        hospital = {"Authorization": "Bearer " + r.json()["access_token"]}
+        for hold in holds:
+            settled = api.post(
+                f"/payments/{hold['payment_id']}/settle",
+                json={"amount_fen": hold["amount_fen"]},
+                headers=hospital,
+            )
+            settled.raise_for_status()
+    return len(holds)
+
+
+def link_id_of(page: Page, name: str) -> str:
+    """The link id behind the member card named ``name`` on 我的家庭成员."""
+    href = page.get_by_role("link", name=name, exact=False).first.get_attribute("href") or ""
+    found = re.search(r"/family/links/([0-9a-f-]{36})", href)
+    assert found, href
+    return found.group(1)
