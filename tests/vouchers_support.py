@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -72,26 +70,6 @@ def pay(
         json={"voucher_token": token, "amount_fen": amount_fen, "reference": reference},
         headers={**inst, **(headers or {})},
     )
-
-
-def race(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
-    """Run fn(0..n-1) in n threads released at the same instant."""
-    barrier = threading.Barrier(n)
-    results: list[T | BaseException] = [RuntimeError("not run")] * n
-
-    def worker(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fn(i)
-        except BaseException as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 def institution_principal(rt: Runtime, region: str = "150600") -> Principal:

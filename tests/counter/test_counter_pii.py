@@ -8,7 +8,6 @@ from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from counter_support import (
     bind_body,
@@ -20,18 +19,9 @@ from counter_support import (
     receipt_url,
     unbind_body,
 )
-from qinqing.models import Base
+from dumps import database_text
 from qinqing.runtime import Runtime
 from support import add_person, id_number
-
-
-def _dump(rt: Runtime) -> str:
-    out = []
-    with rt.db.unit_of_work() as s:
-        for table in Base.metadata.sorted_tables:
-            for row in s.execute(select(table)).all():
-                out.append(repr(tuple(row)))
-    return "\n".join(out)
 
 
 def test_counter_flows_leave_no_plaintext_pii(
@@ -59,7 +49,7 @@ def test_counter_flows_leave_no_plaintext_pii(
     body = bind_body(new_holder, "赵强", new_member, "钱芳", member_type="medical_card")
     assert counter_bind(client, desk, body, key="pii-2").status_code == 201
 
-    dump = _dump(rt)
+    dump, _ = database_text(rt)
     for secret in (
         fam.holder_number,
         fam.member_number,

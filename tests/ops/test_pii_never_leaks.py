@@ -3,18 +3,12 @@ error texts."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import contextlib
-import json
 import logging
-import re
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
 
+from dumps import database_text
 from qinqing.models import Base
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
@@ -30,45 +24,6 @@ from support import (
 from unbind_support import party, pin_verification
 
 API = "/api/v1"
-_B64 = re.compile(r"^[A-Za-z0-9+/_-]{16,}={0,2}$")
-
-
-def _texts(value: Any) -> list[str]:
-    """A value as every text a reader of a dump could get from it: bytes as Latin-1,
-    JSON re-serialised, and whatever base64 decodes to (clear text merely encoded
-    would otherwise slip through)."""
-    if value is None:
-        return []
-    if isinstance(value, bytes | memoryview):
-        raw = bytes(value)
-        return [raw.decode("latin-1"), raw.hex()]
-    if isinstance(value, dict | list):
-        return [json.dumps(value, ensure_ascii=False)] + [
-            t for v in (value.values() if isinstance(value, dict) else value) for t in _texts(v)
-        ]
-    out = [str(value)]
-    if isinstance(value, str) and _B64.match(value):
-        for decode in (base64.b64decode, base64.urlsafe_b64decode):
-            with contextlib.suppress(binascii.Error, ValueError):
-                out.append(decode(value + "=" * (-len(value) % 4)).decode("latin-1"))
-    return out
-
-
-def _dump(rt: Runtime) -> tuple[str, dict[str, int]]:
-    """Every row of every table the database has (listed from the database itself,
-    not from our models), as text; and the row count of each table."""
-    out: list[str] = []
-    counts: dict[str, int] = {}
-    tables = inspect(rt.db.engine).get_table_names()
-    with rt.db.unit_of_work() as s:
-        for table in tables:
-            # Names come from the database's own catalogue, not from input.
-            rows = s.execute(text(f'SELECT * FROM "{table}"')).all()  # noqa: S608
-            counts[table] = len(rows)
-            for row in rows:
-                for value in row:
-                    out.extend(_texts(value))
-    return "\n".join(out), counts
 
 
 def _token(client: TestClient, cid: str, secret: str) -> dict[str, str]:
@@ -168,7 +123,7 @@ def test_every_table_is_free_of_pii_after_the_flows(
     staff_view = client.get(f"{API}/family/links/{link_id}", headers=reviewer)
     assert staff_view.status_code == 200
 
-    dump, counts = _dump(rt)
+    dump, counts = database_text(rt)
     assert set(Base.metadata.tables) <= set(counts)
     for table in ("idempotency_keys", "persons", "person_accounts", "audit_log", "payments"):
         assert counts[table] > 0, table
@@ -217,7 +172,7 @@ def test_api_flows_leave_no_plaintext_pii(
     me = client.get(f"{API}/me", headers=headers)
     assert number not in me.text and app_phone not in me.text and "13512345678" not in me.text
 
-    dump, _ = _dump(rt)
+    dump, _ = database_text(rt)
     for secret in (number, "13512345678", app_phone):
         assert secret not in dump
         assert secret not in caplog.text

@@ -7,13 +7,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from concurrency import race
 from qinqing.ledger.accounts import personal_code, reconcile
 from qinqing.ledger.models import LedgerAccount, Payment
 from qinqing.ledger.payments import Outcome
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service
 from qinqing.vouchers.models import Voucher
-from vouchers_support import institution_principal, race, scene, token_for
+from vouchers_support import institution_principal, scene, token_for
 
 
 @pytest.fixture

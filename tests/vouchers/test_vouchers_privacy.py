@@ -7,21 +7,11 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
+from dumps import database_text
 from qinqing.models import Base
 from qinqing.runtime import Runtime
 from vouchers_support import API, issue, pay, redeem, scene, token_for
-
-
-def _dump(rt: Runtime) -> str:
-    """Every row of every table, as text (bytes columns as their repr)."""
-    out = []
-    with rt.db.unit_of_work() as s:
-        for table in Base.metadata.sorted_tables:
-            for row in s.execute(select(table)).all():
-                out.append(repr(tuple(row)))
-    return "\n".join(out)
 
 
 def test_no_token_or_id_number_in_the_database_or_logs(
@@ -52,7 +42,7 @@ def test_no_token_or_id_number_in_the_database_or_logs(
         == 200
     )
 
-    dump = _dump(rt)
+    dump, _ = database_text(rt)
     assert "voucher_tokens" in {t.name for t in Base.metadata.sorted_tables}
     for t in seen:
         random_part, mac = t.split(".")
