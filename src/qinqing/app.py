@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from qinqing import __version__, problems
 from qinqing.input_guard import InputGuard
 from qinqing.logging_setup import request_id_var
+from qinqing.retry import RetryConflicts
 from qinqing.runtime import Runtime
 
 log = logging.getLogger("qinqing.http")
@@ -33,6 +34,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.policies = runtime.policies
     problems.install(app)
     problems.document(app)
+    # Added before the request-id middleware, so it runs inside it (same id per attempt).
+    app.add_middleware(RetryConflicts)
 
     @app.middleware("http")
     async def request_context(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qinqing import i18n
+from qinqing.db import RetryLater
 from qinqing.errors import DomainError
 
 log = logging.getLogger("qinqing.errors")
@@ -57,6 +58,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def retry_later(request: Request) -> JSONResponse:
+    """503 RETRY_LATER: the request's transaction kept losing a conflict with
+    concurrent ones (it was rolled back each time; nothing of it was applied)."""
+    from qinqing.db import RETRY_AFTER_SECONDS
+
+    return problem(
+        request,
+        503,
+        "RETRY_LATER",
+        {"retry_after": RETRY_AFTER_SECONDS},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo the input back: it may be an ID number or a password.
     out = []
@@ -82,6 +97,10 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return problem(request, exc.status_code, code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RetryLater)
+    async def _retry_later(request: Request, exc: RetryLater) -> JSONResponse:
+        return retry_later(request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -138,6 +157,7 @@ _DOCUMENTED = {
     "422": "Invalid input",
     "423": "Locked after too many failed verifications",
     "429": "Too many attempts",
+    "503": "Busy: the request was not applied; retry after `Retry-After` seconds",
 }
 
 

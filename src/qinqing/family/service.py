@@ -60,7 +60,7 @@ def lock_persons(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, 
     out: dict[uuid.UUID, Person] = {}
     for pid in sorted(set(ids), key=str):
         person = session.execute(
-            select(Person).where(Person.id == pid).with_for_update()
+            select(Person).where(Person.id == pid).with_for_update(key_share=True)
         ).scalar_one_or_none()
         if person is None:
             raise DomainError("MEMBER_NOT_FOUND", 422)

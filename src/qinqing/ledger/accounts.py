@@ -75,7 +75,7 @@ def lock_accounts(session: Session, codes: Iterable[str]) -> dict[str, LedgerAcc
             select(LedgerAccount)
             .where(LedgerAccount.code.in_(wanted))
             .order_by(LedgerAccount.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
         .scalars()
         .all()

@@ -298,7 +298,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             )
             .where(or_(*conds))
             .order_by(LedgerAccount.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ):
             acct = _Account(arow.id, arow.code, arow.balance_fen, arow.held_fen)
             accounts[arow.id] = acct
@@ -339,7 +339,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             )
             .where(or_(*wanted_pays))
             .order_by(Payment.id)
-            .with_for_update(skip_locked=bool(personal_ids))
+            .with_for_update(key_share=True, skip_locked=bool(personal_ids))
         ):
             pays[payrow.id] = _Pay(
                 payrow.id,
@@ -624,7 +624,7 @@ def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
         select(LedgerAccount.id)
         .where(LedgerAccount.id.in_(account_ids))
         .order_by(LedgerAccount.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     overdue = session.execute(
         select(Payment.id, Payment.account_id, Payment.amount_fen)
@@ -634,7 +634,7 @@ def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
             Payment.expires_at <= now,
         )
         .order_by(Payment.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(key_share=True, skip_locked=True)
     ).all()
     if not overdue:
         return 0

@@ -141,7 +141,7 @@ def _lock_person(session: Session, person_id: uuid.UUID) -> Person:
     return session.execute(
         select(Person)
         .where(Person.id == person_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
 
@@ -499,13 +499,13 @@ def decide(
     link = session.execute(
         select(FamilyLink)
         .where(FamilyLink.id == peek.link_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
     request = session.execute(
         select(UnbindRequest)
         .where(UnbindRequest.id == rid)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
     if request.status != RequestStatus.pending_review or link.status != LinkStatus.unbinding:
