@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from qinqing.clock import as_utc
+from qinqing.errors import DomainError
 
 log = logging.getLogger("qinqing.db")
 T = TypeVar("T")
@@ -75,18 +76,18 @@ def conflict_of(exc: BaseException) -> str | None:
     return None
 
 
-class RetryLater(Exception):
-    """A unit of work lost a conflict on every attempt: answer 503 RETRY_LATER."""
+class RetryLater(DomainError):
+    """A unit of work lost a conflict on every attempt: 503 RETRY_LATER, nothing applied."""
 
     def __init__(self, conflict: str) -> None:
-        super().__init__(conflict)
+        super().__init__("RETRY_LATER", 503, retry_after=RETRY_AFTER_SECONDS)
         self.conflict = conflict
 
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before attempt ``attempt + 1``: short, growing, jittered so
     the transactions that collided do not collide again in step."""
-    return random.uniform(0.005, 0.025) * (2**attempt)
+    return random.uniform(0.005, 0.025) * float(2**attempt)
 
 
 NAMING = {
@@ -201,8 +202,6 @@ class Database:
         failure, say) is itself a state change and is committed before it
         propagates.
         """
-        from qinqing.errors import DomainError
-
         session = self.sessions()
         try:
             yield session

@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qinqing import i18n
-from qinqing.db import RetryLater
 from qinqing.errors import DomainError
 
 log = logging.getLogger("qinqing.errors")
@@ -63,12 +62,9 @@ def retry_later(request: Request) -> JSONResponse:
     concurrent ones (it was rolled back each time; nothing of it was applied)."""
     from qinqing.db import RETRY_AFTER_SECONDS
 
+    seconds = {"retry_after": RETRY_AFTER_SECONDS}
     return problem(
-        request,
-        503,
-        "RETRY_LATER",
-        {"retry_after": RETRY_AFTER_SECONDS},
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        request, 503, "RETRY_LATER", seconds, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
     )
 
 
@@ -85,7 +81,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 429 and "retry_after" in exc.params:
+        if exc.status in (429, 503) and "retry_after" in exc.params:
             headers = {"Retry-After": str(exc.params["retry_after"])}
         return problem(request, exc.status, exc.code, exc.params, exc.extra, headers)
 
@@ -97,10 +93,6 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return problem(request, exc.status_code, code, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RetryLater)
-    async def _retry_later(request: Request, exc: RetryLater) -> JSONResponse:
-        return retry_later(request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
