@@ -80,13 +80,11 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Prove balance == sum(entries) and held == open holds for every account; exit 1 if not."""
-    from qinqing.ledger.accounts import reconcile
+    from qinqing.ledger.accounts import reconcile_snapshot
 
     rt = runtime()
     try:
-        # One snapshot: balances, entries and holds as of the same instant.
-        with rt.db.snapshot() as session:
-            found = reconcile(session)
+        found = reconcile_snapshot(rt.db)
     finally:
         rt.db.dispose()
     if as_json:
