@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Fen = Annotated[int, Field(ge=1, le=10**11, description="integer fen (分)")]
+from qinqing.fen import PositiveFen
+
 Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 IdNumber = Annotated[str, Field(min_length=1, max_length=32)]
 
@@ -17,14 +18,14 @@ class Strict(BaseModel):
 class AuthorizeIn(Strict):
     holder_id_number: IdNumber
     member_id_number: IdNumber
-    amount_fen: Fen
+    amount_fen: PositiveFen
     reference: Reference = Field(
         description="the institution's bill number, unique per institution"
     )
 
 
 class SettleIn(Strict):
-    amount_fen: Fen
+    amount_fen: PositiveFen
 
 
 class PaymentOut(BaseModel):
@@ -43,7 +44,7 @@ class AuthorizeOp(AuthorizeIn):
 class SettleOp(Strict):
     op: Literal["settle"]
     payment_id: str = Field(min_length=1, max_length=64)
-    amount_fen: Fen
+    amount_fen: PositiveFen
 
 
 class VoidOp(Strict):
