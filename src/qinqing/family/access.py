@@ -1,8 +1,9 @@
 """Who may see or act on a link (SPEC §5, issue 3 "Authorization").
 
 A person sees only links they are a party to; staff only links of their
-region; API clients only links in their region. Anything else answers 404
-exactly as an unknown id does, revealing nothing.
+region; API clients only links in their region, and a bank client only what
+concerns its own customers (:func:`is_bank_customer`). Anything else answers
+404 exactly as an unknown id does, revealing nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ def may_see(link: FamilyLink, principal: Principal) -> bool:
     if principal.kind == "person":
         return role_in(link, principal.person_id) is not None
     return principal.region_code == link.region_code
+
+
+def is_bank_customer(session: Session, principal: Principal, person_id: uuid.UUID) -> bool:
+    """Whether the person is a customer of the calling bank client: holds an active
+    bank association (医保关联) with the client's bank.
+
+    The bank association is not stored yet, so nobody is anyone's customer: a
+    bank gets, for every party, the answer an unknown link gets (404). The bank
+    channel's own work replaces this body with the look-up.
+    """
+    del session, principal, person_id  # what that look-up will use
+    return False
 
 
 def load_link(

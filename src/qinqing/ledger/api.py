@@ -142,9 +142,10 @@ def post_contribution(
     share (`credited_fen`). A person in arrears who has no missing month left after
     this post is `active` again.
 
-    Refusals: 422 `ID_NUMBER_*`, `PERIOD_INVALID`; 404 `PERSON_NOT_FOUND`;
-    403 `REGION_MISMATCH`, `INSUFFICIENT_SCOPE`; 409 `CONTRIBUTION_EXISTS` (each
-    month is posted once). With an `Idempotency-Key`, a retry replays the first answer.
+    Refusals: 422 `ID_NUMBER_*`, `PERIOD_INVALID`; 404 `PERSON_NOT_FOUND` (nobody
+    with that ID number is insured in the collector's region — the same answer
+    whether the number is unknown or insured elsewhere); 403 `INSUFFICIENT_SCOPE`;
+    409 `CONTRIBUTION_EXISTS` (each month is posted once). With an `Idempotency-Key`, a retry replays the first answer.
     """
 
     def handler() -> tuple[int, ContributionOut]:

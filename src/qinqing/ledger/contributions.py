@@ -227,9 +227,10 @@ def post_contribution(
 ) -> PostedContribution:
     """A collector posts one person's contribution for one month (SPEC §5 POST /contributions).
 
-    Refusals: 422 ``ID_NUMBER_*`` and ``PERIOD_INVALID``; 404 ``PERSON_NOT_FOUND``;
-    403 ``REGION_MISMATCH`` (the person is insured in another region than the
-    collector's); 409 ``CONTRIBUTION_EXISTS`` (that month is already posted).
+    Refusals: 422 ``ID_NUMBER_*`` and ``PERIOD_INVALID``; 404 ``PERSON_NOT_FOUND``
+    (no such person insured in the collector's region: unknown and insured
+    elsewhere are one answer); 409 ``CONTRIBUTION_EXISTS`` (that month is
+    already posted).
     """
     region_code = principal.region_code
     if principal.kind != "client" or region_code is None:
@@ -241,10 +242,10 @@ def post_contribution(
     # Region (shared) before person: the order closing a month takes too.
     _lock_region(session, region_code, share=True)
     person = find_by_id_number(session, rt.vault, ident.number, lock=True)
-    if person is None:
+    # A person insured in another region is answered exactly like an unknown ID
+    # number: a collector must not learn who is insured elsewhere.
+    if person is None or person.region_code != region_code:
         raise DomainError("PERSON_NOT_FOUND", 404)
-    if person.region_code != region_code:
-        raise DomainError("REGION_MISMATCH", 403)
     existing = session.execute(
         select(Contribution.id).where(
             Contribution.person_id == person.id, Contribution.period == period

@@ -67,7 +67,6 @@ STATUS_OF = {
     "SETTLE_EXCEEDS_HOLD": 422,
     "PERSON_NOT_FOUND": 404,
     "PAYMENT_NOT_FOUND": 404,
-    "REGION_MISMATCH": 403,
     "PAYMENT_REFERENCE_EXISTS": 409,
 }
 
@@ -220,10 +219,14 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     pairs: dict[int, tuple[Any, Any]] = {}
     for i, (h, m) in numbers.items():
         holder, member = persons.get(h), persons.get(m)
-        if holder is None or member is None:
+        # Neither party insured in the institution's region: the same answer as
+        # an unknown ID number (no oracle of who is insured elsewhere).
+        if (
+            holder is None
+            or member is None
+            or principal.region_code not in (holder.region_code, member.region_code)
+        ):
             out[i] = _refused("PERSON_NOT_FOUND")
-        elif principal.region_code not in (holder.region_code, member.region_code):
-            out[i] = _refused("REGION_MISMATCH")
         else:
             pairs[i] = (holder, member)
     links: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
@@ -405,10 +408,17 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             continue
         if isinstance(op, Authorize):
             holder, member = pairs[i]
+            link = links.get((holder.id, member.id))
+            # A party of another region is visible only through an active
+            # mutual-aid link to the one in the region; without it, the answer is
+            # the unknown number's, before anything else is looked at.
+            both_here = holder.region_code == member.region_code == principal.region_code
+            if link is None and not both_here:
+                out[i] = _refused("PERSON_NOT_FOUND")
+                continue
             if op.reference in used_refs or op.reference in batch_refs:
                 out[i] = _refused("PAYMENT_REFERENCE_EXISTS")
                 continue
-            link = links.get((holder.id, member.id))
             payer_acct = by_code.get(personal_code(holder.id))
             facts = rules.AuthorizeFacts(
                 link_active_mutual_aid=link is not None,

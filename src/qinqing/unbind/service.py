@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from qinqing.audit.service import record
 from qinqing.auth.principal import Principal
 from qinqing.errors import DomainError, forbidden, not_found
-from qinqing.family.access import load_link, role_in
+from qinqing.family.access import is_bank_customer, load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.i18n import DEFAULT_LOCALE
 from qinqing.identity import ric
@@ -173,7 +173,8 @@ def check(
     A person checks for themselves (``on_behalf_of`` must be None). A clerk of
     the link's region names the party they serve at the counter, and a bank
     client (scope ``family``) the party that is its customer, in
-    ``on_behalf_of``. Nothing is locked or written.
+    ``on_behalf_of``; for a party that is not its customer the bank gets the
+    404 an unknown link gets. Nothing is locked or written.
     """
     if principal.kind == "person":
         if on_behalf_of is not None:
@@ -183,6 +184,10 @@ def check(
             raise forbidden()
     elif FAMILY_SCOPE not in principal.scopes:
         raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
+    # Before the link is looked up, so the answer is the same for every link id.
+    if principal.kind != "person" and on_behalf_of is None:
+        name = "on_behalf_of" if principal.kind == "staff" else "customer"
+        raise DomainError("PARTY_REQUIRED", 422, parameter=name)
     link = load_link(session, principal, link_id)
     now = rt.clock.now()
     person: Person | None
@@ -192,11 +197,12 @@ def check(
         person = session.get(Person, principal.person_id)
         role = role_in(link, principal.person_id)  # type: ignore[assignment]
     else:
-        if on_behalf_of is None:
-            name = "on_behalf_of" if principal.kind == "staff" else "customer"
-            raise DomainError("PARTY_REQUIRED", 422, parameter=name)
+        assert on_behalf_of is not None
         role = on_behalf_of
         person = _party_person(session, link, role)
+        if principal.kind == "client" and not is_bank_customer(session, principal, person.id):
+            # A bank learns nothing of a link whose party is not its customer.
+            raise not_found("link")
     policy = rt.policies.policy(link.region_code)
     found = rules.blockers(
         link_facts(link),
