@@ -68,7 +68,7 @@ def ensure_account(
 
 
 def lock_accounts(session: Session, codes: Iterable[str]) -> dict[str, LedgerAccount]:
-    """SELECT ... FOR UPDATE the accounts by code, in ascending id order."""
+    """SELECT ... FOR NO KEY UPDATE the accounts by code, in ascending id order."""
     wanted = sorted(set(codes))
     rows = (
         session.execute(

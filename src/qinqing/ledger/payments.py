@@ -7,11 +7,12 @@ a fixed number of round trips whatever the list's length (set-based reads,
 locks taken in one statement per table, bulk writes). The single-operation
 routes are a list of one, so the batch and the single calls cannot disagree.
 
-Locks are taken in one global order — family links (``FOR SHARE``), then
-ledger accounts (``FOR UPDATE``, ascending id), then payment rows — so these
-transactions cannot deadlock one another, and an authorization's ``FOR SHARE``
-on the link conflicts with an unbind's ``FOR UPDATE``: the two never both
-succeed. Two authorizations on one account serialize on its row lock, so they
+Locks are taken in the global order (``docs/ledger.md`` "Lock order") —
+family links (``FOR SHARE``), then ledger accounts (``FOR NO KEY UPDATE``,
+ascending id), then payment rows — so these transactions cannot deadlock one
+another or the other writers, and an authorization's ``FOR SHARE`` on the link
+conflicts with an unbind's ``FOR NO KEY UPDATE``: the two never both succeed.
+Two authorizations on one account serialize on its row lock, so they
 cannot overdraw it. The payments table and the ledger's entries are the
 append-only record of every money movement, which keeps the global audit chain
 off this hot path (ARCHITECTURE "The audit chain is a serialization point").

@@ -6,7 +6,7 @@ the change, audits it and notifies both parties, all in the caller's
 transaction (services flush, the unit of work commits).
 
 Lock order, the same everywhere so two transactions cannot deadlock: the link
-(``SELECT ... FOR UPDATE``), then the initiator's person row, then their app
+(``FOR NO KEY UPDATE``), then the initiator's person row, then their app
 account (payment-password verification), then the audit head.
 """
 
@@ -101,7 +101,7 @@ def open_holds_on(session: Session, link: FamilyLink, now: datetime) -> rules.Ho
     """Authorized, not yet settled, voided or expired payments on the link
     (UNSETTLED_PAYMENTS), read from the ledger.
 
-    On submission the caller holds the link ``FOR UPDATE``; a payment
+    On submission the caller holds the link ``FOR NO KEY UPDATE``; a payment
     authorization takes the link ``FOR SHARE`` first, so no hold can appear on
     the link between this read and the unbind's commit.
     """
