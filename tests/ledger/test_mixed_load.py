@@ -1,5 +1,6 @@
-"""Mixed load through the real API: contributions, authorizations, settles, voids
-and unbinds of the same holders at the same time never answer 5xx, never
+"""Mixed load through the real API: contributions, authorizations, settles, voids,
+batches and unbinds of the same holders at the same time — with hold expiry and
+a month closing run by the operator meanwhile — never answer 5xx, never
 deadlock, and leave a ledger that reconciles.
 
 The writers share rows on purpose: a contribution locks the holder it credits
@@ -24,9 +25,12 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from ledger_support import API, fund, institution_headers
+from qinqing.errors import DomainError
 from qinqing.ledger.accounts import reconcile
+from qinqing.ledger.contributions import close_month
+from qinqing.ledger.payments import expire_holds
 from qinqing.runtime import Runtime
-from support import add_client, id_number
+from support import OPERATOR, add_client, id_number
 from unbind_support import make_link, party, pin_verification
 
 HOLDERS = 4
@@ -144,6 +148,39 @@ def _run_load(rt: Runtime, client: TestClient) -> Load:
             r = client.post(f"{API}/payments/{pid}/void", headers=institution)
             record("void", r.status_code, r.text)
 
+    def batch(rnd: random.Random, i: int) -> None:
+        ops: list[dict[str, object]] = [
+            {
+                "op": "authorize",
+                "holder_id_number": holder,
+                "member_id_number": member,
+                "amount_fen": rnd.randint(100, 2_000),
+                "reference": f"BATCH-{i}-{k}-{rnd.random()}",
+            }
+            for k, (holder, member) in enumerate(rnd.sample(load.pairs, 3))
+        ]
+        with load.lock:
+            if load.open_payments:
+                pid = load.open_payments.pop(rnd.randrange(len(load.open_payments)))
+                ops.append({"op": "settle", "payment_id": pid, "amount_fen": 10})
+        r = client.post(f"{API}/payments/batch", json={"operations": ops}, headers=institution)
+        record("batch", r.status_code, r.text)
+
+    def operator_job(n: int) -> None:
+        # The CLI's jobs, mid-load: expiring holds (as if run past the hold expiry,
+        # so every open hold goes) and closing a month that contributions are
+        # being posted for.
+        if n == 0:
+            later = rt.clock.now() + timedelta(hours=73)
+            expired = rt.db.run(lambda s: expire_holds(s, later))
+            record("expire", 200 if expired >= 0 else 500, "")
+        else:
+            try:
+                rt.db.run(lambda s: close_month(s, rt, "2026-10", OPERATOR))
+                record("close-month", 200, "")
+            except DomainError as exc:  # the other thread closed it first
+                record("close-month", exc.status, exc.code)
+
     def unbind(rnd: random.Random) -> None:
         link_id, headers = rnd.choice(load.unbindable)
         r = client.post(
@@ -156,10 +193,12 @@ def _run_load(rt: Runtime, client: TestClient) -> Load:
     def worker(n: int) -> None:
         rnd = random.Random(n)
         # Weights: contributions and payments dominate, as in production.
-        kinds = ["contribute"] * 2 + ["authorize"] * 2 + ["resolve"] * 2 + ["unbind"]
+        kinds = ["contribute"] * 2 + ["authorize"] * 2 + ["resolve"] * 2 + ["unbind", "batch"]
         barrier.wait()
         try:
             for i in range(REQUESTS_PER_THREAD):
+                if n in (0, 1, 2) and i == REQUESTS_PER_THREAD // 2:
+                    operator_job(n)
                 kind = rnd.choice(kinds)
                 if kind == "contribute":
                     contribute(rnd)
@@ -167,6 +206,8 @@ def _run_load(rt: Runtime, client: TestClient) -> Load:
                     authorize(rnd, n * 1000 + i)
                 elif kind == "resolve":
                     resolve(rnd)
+                elif kind == "batch":
+                    batch(rnd, n * 1000 + i)
                 else:
                     unbind(rnd)
         except BaseException as exc:  # a failed request must fail the test, not vanish
@@ -189,7 +230,8 @@ def test_mixed_load_never_answers_5xx_and_reconciles(rt: Runtime, client: TestCl
     assert all(status < 500 for _, status in load.statuses), load.statuses
     # The load really ran every kind of write, and most of it succeeded.
     succeeded = {kind for (kind, status), n in load.statuses.items() if status in (200, 201)}
-    assert {"contribution", "authorize", "settle"} <= succeeded, load.statuses
+    assert {"contribution", "authorize", "settle", "batch", "expire"} <= succeeded, load.statuses
+    assert load.statuses[("close-month", 200)] == 1, load.statuses
     # No transaction had to be retried for a deadlock: the lock order prevents them.
     assert rt.db.conflicts["40P01"] == 0, dict(rt.db.conflicts)
     with rt.db.unit_of_work() as s:
