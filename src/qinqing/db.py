@@ -144,6 +144,10 @@ def make_engine(
     return create_engine(url, **kwargs)
 
 
+# Execution option of a Database.snapshot connection (SQLite: BEGIN DEFERRED).
+_READ_SNAPSHOT = "qinqing_read_snapshot"
+
+
 def _sqlite_serialized_writers(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -161,9 +165,6 @@ def _sqlite_serialized_writers(engine: Engine, busy_timeout_ms: int) -> None:
         # a deferred transaction reads one consistent state while writers go on.
         read_only = conn.get_execution_options().get(_READ_SNAPSHOT, False)
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
-
-
-_READ_SNAPSHOT = "qinqing_read_snapshot"
 
 
 class Database:

@@ -97,6 +97,7 @@ def test_a_request_that_keeps_losing_gets_503_retry_later(
     assert r.status_code == 503, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.headers["Retry-After"] == "1"
+    assert r.headers["X-Request-Id"]  # answered and logged like any other request
     problem = r.json()
     assert problem["code"] == "RETRY_LATER" and problem["status"] == 503
     assert problem["title"] == "系统繁忙，本次请求未被处理。"  # zh-CN by default
