@@ -1,5 +1,5 @@
 """Mixed load through the real API: contributions, authorizations, settles, voids,
-batches and unbinds of the same holders at the same time — with hold expiry and
+batches, bindings with consent and unbinds of the same holders at the same time — with hold expiry and
 a month closing run by the operator meanwhile — never answer 5xx, never
 deadlock, and leave a ledger that reconciles.
 
@@ -20,7 +20,7 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 
@@ -44,6 +44,8 @@ class Load:
     holders: list[tuple[str, dict[str, str]]]  # ID number, the holder's own token
     pairs: list[tuple[str, str]]  # (holder ID number, member ID number) with mutual aid
     unbindable: list[tuple[str, dict[str, str]]]  # (link id, the holder's token)
+    # (the holder's token, a father to bind with mutual aid, the father's token)
+    to_bind: list[tuple[dict[str, str], str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     periods: dict[str, list[str]] = field(default_factory=dict)
     open_payments: list[str] = field(default_factory=list)
@@ -55,6 +57,7 @@ def _setup(rt: Runtime, client: TestClient) -> Load:
     holders: list[tuple[str, dict[str, str]]] = []
     pairs: list[tuple[str, str]] = []
     unbindable: list[tuple[str, dict[str, str]]] = []
+    to_bind: list[tuple[dict[str, str], str, dict[str, str]]] = []
     long_ago = rt.clock.now() - timedelta(days=400)
     for h in range(HOLDERS):
         seq = 100 + h * 10
@@ -83,7 +86,19 @@ def _setup(rt: Runtime, client: TestClient) -> Load:
                 # Paid from, and unbound, while everything else runs.
                 pairs.append((holder_number, id_number(seq=seq + k)))
                 unbindable.append((str(link.id), h_headers))
-    load = Load(holders, pairs, unbindable)
+        # Bound (and consented to) during the load.
+        father_number = id_number(born=date(1950, 3, 1), seq=seq + 5, sex="M")
+        _, f_headers = party(
+            rt,
+            client,
+            name="王德福",
+            phone=f"1370013{seq + 5:04d}",
+            seq=seq + 5,
+            number=father_number,
+            scheme="resident",
+        )
+        to_bind.append((h_headers, father_number, f_headers))
+    load = Load(holders, pairs, unbindable, to_bind=to_bind)
     load.periods = {number: list(PERIODS) for number, _ in holders}
     return load
 
@@ -181,6 +196,27 @@ def _run_load(rt: Runtime, client: TestClient) -> Load:
             except DomainError as exc:  # the other thread closed it first
                 record("close-month", exc.status, exc.code)
 
+    def bind_and_consent(rnd: random.Random) -> None:
+        with load.lock:
+            if not load.to_bind:
+                return
+            holder, father, f_headers = load.to_bind.pop(rnd.randrange(len(load.to_bind)))
+        body = {
+            "member_id_number": father,
+            "member_name": "王德福",
+            "relation": "father",
+            "mutual_aid": True,
+        }
+        r = client.post(f"{API}/me/family", json=body, headers=holder)
+        record("bind", r.status_code, r.text)
+        if r.status_code == 201:
+            r = client.post(
+                f"{API}/family/links/{r.json()['id']}/consent",
+                json={"verification": pin_verification()},
+                headers=f_headers,
+            )
+            record("consent", r.status_code, r.text)
+
     def unbind(rnd: random.Random) -> None:
         link_id, headers = rnd.choice(load.unbindable)
         r = client.post(
@@ -193,7 +229,9 @@ def _run_load(rt: Runtime, client: TestClient) -> Load:
     def worker(n: int) -> None:
         rnd = random.Random(n)
         # Weights: contributions and payments dominate, as in production.
-        kinds = ["contribute"] * 2 + ["authorize"] * 2 + ["resolve"] * 2 + ["unbind", "batch"]
+        kinds = (
+            ["contribute"] * 2 + ["authorize"] * 2 + ["resolve"] * 2 + ["unbind", "batch", "bind"]
+        )
         barrier.wait()
         try:
             for i in range(REQUESTS_PER_THREAD):
@@ -208,6 +246,8 @@ def _run_load(rt: Runtime, client: TestClient) -> Load:
                     resolve(rnd)
                 elif kind == "batch":
                     batch(rnd, n * 1000 + i)
+                elif kind == "bind":
+                    bind_and_consent(rnd)
                 else:
                     unbind(rnd)
         except BaseException as exc:  # a failed request must fail the test, not vanish
@@ -230,7 +270,8 @@ def test_mixed_load_never_answers_5xx_and_reconciles(rt: Runtime, client: TestCl
     assert all(status < 500 for _, status in load.statuses), load.statuses
     # The load really ran every kind of write, and most of it succeeded.
     succeeded = {kind for (kind, status), n in load.statuses.items() if status in (200, 201)}
-    assert {"contribution", "authorize", "settle", "batch", "expire"} <= succeeded, load.statuses
+    kinds = {"contribution", "authorize", "settle", "batch", "expire", "bind", "consent"}
+    assert kinds <= succeeded, load.statuses
     assert load.statuses[("close-month", 200)] == 1, load.statuses
     # No transaction had to be retried for a deadlock: the lock order prevents them.
     assert rt.db.conflicts["40P01"] == 0, dict(rt.db.conflicts)
