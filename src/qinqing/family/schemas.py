@@ -16,6 +16,7 @@ RelationName = Literal[
 
 # A yearly limit above this (100 million yuan) is surely a typing error.
 YEARLY_LIMIT_CEILING_FEN = 10_000_000_000
+YearlyLimitFen = Annotated[Fen, Field(le=YEARLY_LIMIT_CEILING_FEN)]
 
 
 class BindIn(BaseModel):
@@ -36,7 +37,7 @@ class BindIn(BaseModel):
         strict=True,
         description="家庭共济: your personal account pays the member's medical costs",
     )
-    mutual_aid_yearly_limit_fen: Annotated[Fen, Field(le=YEARLY_LIMIT_CEILING_FEN)] | None = Field(
+    mutual_aid_yearly_limit_fen: YearlyLimitFen | None = Field(
         default=None,
         description="optional yearly cap on mutual aid, in fen (at least 1); only with mutual_aid",
     )

@@ -145,7 +145,8 @@ def post_contribution(
     Refusals: 422 `ID_NUMBER_*`, `PERIOD_INVALID`; 404 `PERSON_NOT_FOUND` (nobody
     with that ID number is insured in the collector's region — the same answer
     whether the number is unknown or insured elsewhere); 403 `INSUFFICIENT_SCOPE`;
-    409 `CONTRIBUTION_EXISTS` (each month is posted once). With an `Idempotency-Key`, a retry replays the first answer.
+    409 `CONTRIBUTION_EXISTS` (each month is posted once). With an
+    `Idempotency-Key`, a retry replays the first answer.
     """
 
     def handler() -> tuple[int, ContributionOut]:
