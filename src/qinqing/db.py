@@ -43,6 +43,9 @@ T = TypeVar("T")
 
 # How often a unit of work is run in all before the caller is told to retry later.
 MAX_ATTEMPTS = 4
+# SQLite busy comes after the driver already waited busy_timeout for the write
+# lock: one more try, not three (a request must not hang for minutes).
+SQLITE_BUSY_ATTEMPTS = 2
 # What a 503 RETRY_LATER tells the client to wait, in seconds.
 RETRY_AFTER_SECONDS = 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,6 +77,11 @@ def conflict_of(exc: BaseException) -> str | None:
                 return "sqlite_busy"
         todo.extend([getattr(err, "orig", None), err.__cause__, err.__context__])
     return None
+
+
+def attempts_for(conflict: str) -> int:
+    """How many runs in all a unit of work gets for this kind of conflict."""
+    return SQLITE_BUSY_ATTEMPTS if conflict == "sqlite_busy" else MAX_ATTEMPTS
 
 
 class RetryLater(DomainError):
@@ -179,17 +187,20 @@ class Database:
         self.conflicts: Counter[str] = Counter()
         self._conflicts_lock = threading.Lock()
 
-    def note_conflict(self, conflict: str, attempt: int, what: str) -> None:
+    def note_conflict(self, conflict: str, attempt: int, what: str) -> bool:
+        """Count and log a conflict; whether the unit of work may run again."""
         with self._conflicts_lock:
             self.conflicts[conflict] += 1
+        limit = attempts_for(conflict)
         log.warning(
             "transaction conflict %s (%s) on %s, attempt %d of %d",
             conflict,
             RETRYABLE_SQLSTATES.get(conflict, conflict),
             what,
             attempt,
-            MAX_ATTEMPTS,
+            limit,
         )
+        return attempt < limit
 
     @property
     def is_sqlite(self) -> bool:
@@ -221,13 +232,15 @@ class Database:
 
     def run(self, fn: Callable[[Session], T], *, what: str = "unit of work") -> T:
         """``fn`` in a unit of work, run again from the start (reads included) after a
-        conflict, at most :data:`MAX_ATTEMPTS` times; then :class:`RetryLater`.
+        conflict, at most :func:`attempts_for` times in all; then :class:`RetryLater`.
 
         For callers that are not HTTP requests (the CLI, the worker); requests are
         retried whole by ``qinqing.retry``. ``fn`` must have no effect outside the
         database that a second run would repeat.
         """
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with self.unit_of_work() as session:
                     return fn(session)
@@ -235,11 +248,9 @@ class Database:
                 conflict = conflict_of(exc)
                 if conflict is None:
                     raise
-                self.note_conflict(conflict, attempt, what)
-                if attempt == MAX_ATTEMPTS:
+                if not self.note_conflict(conflict, attempt, what):
                     raise RetryLater(conflict) from exc
                 time.sleep(backoff(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:

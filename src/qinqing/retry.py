@@ -6,8 +6,8 @@ it fails with a conflict that a fresh transaction may not meet again — a
 PostgreSQL deadlock (40P01) or serialization failure (40001), SQLite busy —
 the transaction has already been rolled back, nothing of it is left, and this
 middleware replays the same request (same body) from the start, reads
-included, at most :data:`qinqing.db.MAX_ATTEMPTS` times with a short jittered
-pause. After the last attempt the answer is ``503`` problem+json ``RETRY_LATER``
+included, at most :func:`qinqing.db.attempts_for` times in all (4; SQLite busy,
+which has already waited for the write lock, 2) with a short jittered pause. After the last attempt the answer is ``503`` problem+json ``RETRY_LATER``
 with ``Retry-After``, never a 500. A response that has already started is never
 replayed.
 
@@ -42,7 +42,9 @@ class RetryConflicts:
             return  # the client went away before sending its request
         rt = scope["app"].state.runtime
         what = f"{scope['method']} {scope['path']}"
-        for attempt in range(1, db.MAX_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             started = False
 
             async def tracking_send(message: Message) -> None:
@@ -58,9 +60,9 @@ class RetryConflicts:
                 conflict = db.conflict_of(exc)
                 if conflict is None or started:
                     raise
-                rt.db.note_conflict(conflict, attempt, what)
-                if attempt < db.MAX_ATTEMPTS:
-                    await anyio.sleep(db.backoff(attempt))
+                if not rt.db.note_conflict(conflict, attempt, what):
+                    break
+                await anyio.sleep(db.backoff(attempt))
         response = retry_later(Request(scope))
         await response(scope, _replay(b"", receive), send)
 
