@@ -10,6 +10,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from qinqing import __version__, problems
 from qinqing.input_guard import InputGuard
 from qinqing.middleware import RequestContext
+from qinqing.retry import RetryConflicts
 from qinqing.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -31,6 +32,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.policies = runtime.policies
     problems.install(app)
     problems.document(app)
+    # Added before the request-id middleware, so it runs inside it (same id per attempt).
+    app.add_middleware(RetryConflicts)
 
     from qinqing.auth.api import router as auth_router
     from qinqing.banks.api import router as banks_router

@@ -25,4 +25,6 @@ def _session(request: Request) -> Iterator[Session]:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # scope="function": commit (or roll back) as soon as the endpoint returns,
 # before the response is sent, so a client never sees an uncommitted answer.
+# A conflict raised in it (a deadlock, even at commit) propagates out of the
+# route, and qinqing.retry.RetryConflicts replays the whole request.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]

@@ -169,7 +169,7 @@ def reserve(
         row = session.execute(
             select(IdempotencyKey)
             .where(IdempotencyKey.caller == caller, IdempotencyKey.key == key)
-            .with_for_update()
+            .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         ).scalar_one_or_none()
         if row is None:

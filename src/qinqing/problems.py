@@ -57,6 +57,17 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def retry_later(request: Request) -> JSONResponse:
+    """503 RETRY_LATER: the request's transaction kept losing a conflict with
+    concurrent ones (it was rolled back each time; nothing of it was applied)."""
+    from qinqing.db import RETRY_AFTER_SECONDS
+
+    seconds = {"retry_after": RETRY_AFTER_SECONDS}
+    return problem(
+        request, 503, "RETRY_LATER", seconds, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo the input back: it may be an ID number or a password.
     out = []
@@ -70,7 +81,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 429 and "retry_after" in exc.params:
+        if exc.status in (429, 503) and "retry_after" in exc.params:
             headers = {"Retry-After": str(exc.params["retry_after"])}
         return problem(request, exc.status, exc.code, exc.params, exc.extra, headers)
 
@@ -138,6 +149,7 @@ _DOCUMENTED = {
     "422": "Invalid input",
     "423": "Locked after too many failed verifications",
     "429": "Too many attempts",
+    "503": "Busy: the request was not applied; retry after `Retry-After` seconds",
 }
 
 

@@ -72,7 +72,7 @@ def face_provider(rt: Runtime) -> FaceProvider | None:
 def account_of(session: Session, person_id: uuid.UUID, *, lock: bool) -> PersonAccount | None:
     stmt = select(PersonAccount).where(PersonAccount.person_id == person_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one_or_none()
 
 

@@ -177,8 +177,9 @@ def test_non_employees_are_recorded_but_not_credited(
 def test_a_collector_of_another_region_is_refused(rt: Runtime, client: TestClient) -> None:
     _, number = add_person(rt, region="150600")
     r = post(client, collector(rt, client, region="440100"), number, "2026-10")
-    assert r.status_code == 403
-    assert r.json()["code"] == "REGION_MISMATCH"
+    # As for an unknown number (tests/ledger/test_existence_oracles.py).
+    assert r.status_code == 404
+    assert r.json()["code"] == "PERSON_NOT_FOUND"
     assert number not in r.text
     with rt.db.unit_of_work() as s:
         assert s.execute(select(func.count()).select_from(Contribution)).scalar_one() == 0

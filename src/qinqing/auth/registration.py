@@ -115,7 +115,7 @@ def _new_code(
     code = f"{secrets.randbelow(1_000_000):06d}"
     nonce = secrets.token_hex(16)
     # Concurrent requests for one ID number are serialized by its throttle row.
-    row = session.get(RegistrationCode, person.id, with_for_update=True)
+    row = session.get(RegistrationCode, person.id, with_for_update={"key_share": True})
     if row is None:
         row = RegistrationCode(person_id=person.id)
         session.add(row)
@@ -142,7 +142,7 @@ def check_code(
 ) -> None:
     """Raise unless ``code`` is the person's live code; a wrong one counts a try."""
     row = (
-        session.get(RegistrationCode, person_id, with_for_update=True)
+        session.get(RegistrationCode, person_id, with_for_update={"key_share": True})
         if person_id is not None
         else None
     )

@@ -387,7 +387,7 @@ def add_client(
 def person_account(session: Session, principal: Principal, *, lock: bool = False) -> PersonAccount:
     stmt = select(PersonAccount).where(PersonAccount.id == uuid.UUID(principal.id))
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one()
 
 

@@ -38,7 +38,7 @@ def address_key(vault: Vault, address: str) -> str:
 def _row(session: Session, key: str, now: datetime) -> LoginThrottle:
     insert_ignore(session, LoginThrottle, {"key": key, "failures": 0, "window_started_at": now})
     return session.execute(
-        select(LoginThrottle).where(LoginThrottle.key == key).with_for_update()
+        select(LoginThrottle).where(LoginThrottle.key == key).with_for_update(key_share=True)
     ).scalar_one()
 
 

@@ -242,7 +242,7 @@ def end_link(
     link = session.execute(
         select(BankLink)
         .where(BankLink.person_id == peek.person_id, BankLink.id == peek.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
     if link.status != BankLinkStatus.active:

@@ -329,7 +329,7 @@ def _claim(
                 # Oldest first (ids sort by creation), whatever their retry jitter.
                 .order_by(WebhookEvent.id)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, key_share=True)
             )
             .scalars()
             .all()
@@ -474,7 +474,7 @@ def retry_event(session: Session, rt: Runtime, event_id: str, *, actor: Actor) -
     event = session.execute(
         select(WebhookEvent)
         .where(WebhookEvent.person_id == peek, WebhookEvent.id == event_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).scalar_one()
     if event.status != EventStatus.failed.value:
         raise DomainError("WEBHOOK_EVENT_NOT_FAILED", 409, event_status=event.status)

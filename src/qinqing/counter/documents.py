@@ -49,7 +49,7 @@ def _row(session: Session, person_id: uuid.UUID, now: datetime) -> IdDocumentFai
     return session.execute(
         select(IdDocumentFailures)
         .where(IdDocumentFailures.person_id == person_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
 
@@ -75,7 +75,7 @@ def verify_document(
     row = session.execute(
         select(IdDocumentFailures)
         .where(IdDocumentFailures.person_id == person.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if row is not None and row.locked_until is not None and rules.is_locked(row.locked_until, now):

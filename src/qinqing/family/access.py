@@ -59,7 +59,7 @@ def load_link(
     lid = link_id if isinstance(link_id, uuid.UUID) else parse_id(link_id)
     stmt = select(FamilyLink).where(FamilyLink.id == lid)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     link = session.execute(stmt).scalar_one_or_none()
     if link is None or not may_see(link, principal):
         raise not_found("link")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from qinqing.family.views import LinkOut
+from qinqing.fen import Fen
 from qinqing.verification import Verification
 
 RelationName = Literal[
@@ -15,6 +16,7 @@ RelationName = Literal[
 
 # A yearly limit above this (100 million yuan) is surely a typing error.
 YEARLY_LIMIT_CEILING_FEN = 10_000_000_000
+YearlyLimitFen = Annotated[Fen, Field(le=YEARLY_LIMIT_CEILING_FEN)]
 
 
 class BindIn(BaseModel):
@@ -35,11 +37,8 @@ class BindIn(BaseModel):
         strict=True,
         description="家庭共济: your personal account pays the member's medical costs",
     )
-    mutual_aid_yearly_limit_fen: int | None = Field(
+    mutual_aid_yearly_limit_fen: YearlyLimitFen | None = Field(
         default=None,
-        strict=True,
-        ge=0,
-        le=YEARLY_LIMIT_CEILING_FEN,
         description="optional yearly cap on mutual aid, in fen (at least 1); only with mutual_aid",
     )
 

@@ -57,11 +57,11 @@ def _facts(person: Person) -> rules.PartyFacts:
 
 
 def lock_persons(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Person]:
-    """Lock the persons rows FOR UPDATE one by one in ascending id order."""
+    """Lock the persons rows (FOR NO KEY UPDATE) one by one in ascending id order."""
     out: dict[uuid.UUID, Person] = {}
     for pid in sorted(set(ids), key=str):
         person = session.execute(
-            select(Person).where(Person.id == pid).with_for_update()
+            select(Person).where(Person.id == pid).with_for_update(key_share=True)
         ).scalar_one_or_none()
         if person is None:
             raise DomainError("MEMBER_NOT_FOUND", 422)

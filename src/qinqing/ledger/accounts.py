@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from qinqing.db import insert_ignore, new_id
+from qinqing.db import Database, insert_ignore, new_id
 from qinqing.ledger.models import (
     AccountKind,
     LedgerAccount,
@@ -68,14 +68,14 @@ def ensure_account(
 
 
 def lock_accounts(session: Session, codes: Iterable[str]) -> dict[str, LedgerAccount]:
-    """SELECT ... FOR UPDATE the accounts by code, in ascending id order."""
+    """SELECT ... FOR NO KEY UPDATE the accounts by code, in ascending id order."""
     wanted = sorted(set(codes))
     rows = (
         session.execute(
             select(LedgerAccount)
             .where(LedgerAccount.code.in_(wanted))
             .order_by(LedgerAccount.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
         .scalars()
         .all()
@@ -159,9 +159,25 @@ class Discrepancy:
     computed_fen: int
 
 
+def reconcile_snapshot(db: Database) -> list[Discrepancy]:
+    """:func:`reconcile` on one consistent snapshot (`qinqing ledger reconcile`).
+
+    Its statements read the entries, the holds and the accounts one after the
+    other; under READ COMMITTED a payment committed between two of them would
+    show as a false discrepancy. A REPEATABLE READ, read-only snapshot (SQLite:
+    one read transaction) sees them all as of one instant, without locking
+    anything, while payments go on.
+    """
+    with db.snapshot() as session:
+        return reconcile(session)
+
+
 def reconcile(session: Session) -> list[Discrepancy]:
     """Prove ``balance == sum(entries)`` and ``held == sum(open holds)`` for every
-    account, no personal overdraft, and that all entries sum to zero."""
+    account, no personal overdraft, and that all entries sum to zero.
+
+    Meaningful only on a session that sees one state throughout: a snapshot
+    (:func:`reconcile_snapshot`), or a database nobody writes to meanwhile."""
     sums = dict(
         session.execute(
             select(

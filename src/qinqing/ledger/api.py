@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from qinqing.auth.principal import Principal, require_scope
 from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.fen import Fen, FenQuery
 from qinqing.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.ledger import contributions
 
@@ -17,8 +18,6 @@ router = APIRouter()
 
 # --- contributions ------------------------------------------------------------------
 
-# A monthly base above this (one billion yuan) is surely a typing error.
-MAX_BASE_FEN = 10**11
 CONTRIBUTIONS_TAG = "contributions"
 CollectorDep = Annotated[Principal, require_scope("contributions")]
 
@@ -63,10 +62,7 @@ class ContributionIn(BaseModel):
         description="the contribution month, YYYY-MM (China time), not after the current month",
         examples=["2026-10"],
     )
-    base_fen: int = Field(
-        strict=True,
-        ge=0,
-        le=MAX_BASE_FEN,
+    base_fen: Fen = Field(
         description="the contribution base in fen; clamped to the region's floor and ceiling",
     )
 
@@ -95,9 +91,7 @@ class ContributionOut(BaseModel):
 def contribution_quote(
     code: str,
     rt: RuntimeDep,
-    base_fen: Annotated[
-        int, Query(ge=0, le=MAX_BASE_FEN, description="the monthly contribution base in fen")
-    ],
+    base_fen: Annotated[FenQuery, Query(description="the monthly contribution base in fen")],
 ) -> QuoteOut:
     """Each insurance's personal and employer amount on the base clamped to the
     region's floor and ceiling, and the totals. Open to anyone.
@@ -148,9 +142,11 @@ def post_contribution(
     share (`credited_fen`). A person in arrears who has no missing month left after
     this post is `active` again.
 
-    Refusals: 422 `ID_NUMBER_*`, `PERIOD_INVALID`; 404 `PERSON_NOT_FOUND`;
-    403 `REGION_MISMATCH`, `INSUFFICIENT_SCOPE`; 409 `CONTRIBUTION_EXISTS` (each
-    month is posted once). With an `Idempotency-Key`, a retry replays the first answer.
+    Refusals: 422 `ID_NUMBER_*`, `PERIOD_INVALID`; 404 `PERSON_NOT_FOUND` (nobody
+    with that ID number is insured in the collector's region — the same answer
+    whether the number is unknown or insured elsewhere); 403 `INSUFFICIENT_SCOPE`;
+    409 `CONTRIBUTION_EXISTS` (each month is posted once). With an
+    `Idempotency-Key`, a retry replays the first answer.
     """
 
     def handler() -> tuple[int, ContributionOut]:

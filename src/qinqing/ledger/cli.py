@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
 from qinqing.errors import DomainError
@@ -28,9 +29,11 @@ def close_month_command(
     from qinqing.ledger.contributions import close_month
 
     rt = runtime()
+    actor = operator()
     try:
-        with rt.db.unit_of_work() as session:
-            closings = close_month(session, rt, period, operator())
+        closings = rt.db.run(
+            lambda session: close_month(session, rt, period, actor), what="close-month"
+        )
     except DomainError as exc:
         domain_fail(exc)
     finally:
@@ -77,12 +80,11 @@ def reconcile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Prove balance == sum(entries) and held == open holds for every account; exit 1 if not."""
-    from qinqing.ledger.accounts import reconcile
+    from qinqing.ledger.accounts import reconcile_snapshot
 
     rt = runtime()
     try:
-        with rt.db.unit_of_work() as session:
-            found = reconcile(session)
+        found = reconcile_snapshot(rt.db)
     finally:
         rt.db.dispose()
     if as_json:
@@ -122,20 +124,27 @@ def expire_command(
     from qinqing.ledger.payments import expire_holds
 
     rt = runtime()
+    actor = operator()
+
+    def expire(session: Session) -> int:
+        now = rt.clock.now()
+        count = expire_holds(session, now)
+        if count:
+            record(
+                session,
+                actor=actor,
+                action="payments.expire",
+                subject_kind="payments",
+                subject_id="overdue",
+                at=now,
+                details={"expired": count},
+            )
+        return count
+
     try:
-        with rt.db.unit_of_work() as session:
-            now = rt.clock.now()
-            count = expire_holds(session, now)
-            if count:
-                record(
-                    session,
-                    actor=operator(),
-                    action="payments.expire",
-                    subject_kind="payments",
-                    subject_id="overdue",
-                    at=now,
-                    details={"expired": count},
-                )
+        count = rt.db.run(expire, what="payments expire")
+    except DomainError as exc:
+        domain_fail(exc)
     finally:
         rt.db.dispose()
     if as_json:

@@ -17,12 +17,14 @@ a post that leaves an ``arrears`` person of a monthly scheme without any missing
 month restores ``active``. Residents (``resident``, 居民医保) pay yearly, so month
 closing neither marks nor restores them.
 
-Locks: a post holds its region's row ``FOR SHARE`` and the person ``FOR UPDATE``;
-closing a month holds the region rows ``FOR UPDATE`` (in code order) before its
-set-based UPDATE. So a closing waits for the posts in flight in its region and
-then sees them (READ COMMITTED takes a fresh snapshot per statement), and a
-post never misses a closing committed meanwhile. On SQLite, ``BEGIN IMMEDIATE``
-serializes the two.
+Locks, in the global order of ``docs/ledger.md`` "Lock order": a post holds
+its region's row ``FOR SHARE``, then the person ``FOR NO KEY UPDATE``, then the
+funding and personal accounts (ascending id), then the audit head; closing a
+month holds the region rows ``FOR NO KEY UPDATE`` (in code order), then the
+persons it marks (ascending id), then the audit head. So a closing waits for
+the posts in flight in its region and then sees them (READ COMMITTED takes a
+fresh snapshot per statement), and a post never misses a closing committed
+meanwhile. On SQLite, ``BEGIN IMMEDIATE`` serializes the two.
 """
 
 from __future__ import annotations
@@ -225,9 +227,10 @@ def post_contribution(
 ) -> PostedContribution:
     """A collector posts one person's contribution for one month (docs/guide.md §5.1 POST /contributions).
 
-    Refusals: 422 ``ID_NUMBER_*`` and ``PERIOD_INVALID``; 404 ``PERSON_NOT_FOUND``;
-    403 ``REGION_MISMATCH`` (the person is insured in another region than the
-    collector's); 409 ``CONTRIBUTION_EXISTS`` (that month is already posted).
+    Refusals: 422 ``ID_NUMBER_*`` and ``PERIOD_INVALID``; 404 ``PERSON_NOT_FOUND``
+    (no such person insured in the collector's region: unknown and insured
+    elsewhere are one answer); 409 ``CONTRIBUTION_EXISTS`` (that month is
+    already posted).
     """
     region_code = principal.region_code
     if principal.kind != "client" or region_code is None:
@@ -239,10 +242,10 @@ def post_contribution(
     # Region (shared) before person: the order closing a month takes too.
     _lock_region(session, region_code, share=True)
     person = find_by_id_number(session, rt.vault, ident.number, lock=True)
-    if person is None:
+    # A person insured in another region is answered exactly like an unknown ID
+    # number: a collector must not learn who is insured elsewhere.
+    if person is None or person.region_code != region_code:
         raise DomainError("PERSON_NOT_FOUND", 404)
-    if person.region_code != region_code:
-        raise DomainError("REGION_MISMATCH", 403)
     existing = session.execute(
         select(Contribution.id).where(
             Contribution.person_id == person.id, Contribution.period == period
@@ -335,13 +338,15 @@ def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> lis
         raise DomainError("PERIOD_NOT_ENDED", 422, period=period)
 
     regions = {info.code: info for info in rt.policies.regions()}
-    # FOR UPDATE on the region rows, in code order: posts in flight finish first,
-    # and a concurrent closing of the same month waits and then finds it closed.
+    # The region rows, in code order (the first locks of the global order): posts
+    # in flight finish first, and a concurrent closing of the same month waits
+    # and then finds it closed. NO KEY UPDATE, so foreign-key checks on regions
+    # (every new link, person, account or request) do not wait for a closing.
     session.execute(
         select(Region.code)
         .where(Region.code.in_(sorted(regions)))
         .order_by(Region.code)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     closed = set(
         session.execute(select(MonthClosing.region_code).where(MonthClosing.period == period))
@@ -352,11 +357,14 @@ def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> lis
     if not todo:
         raise DomainError("PERIOD_ALREADY_CLOSED", 409, period=period)
 
-    out: list[RegionClosing] = []
+    # Every region's persons first, each set locked in ascending id order (the
+    # order a binding locks two persons in); the audit head only after all of
+    # them, as every other writer takes it last.
+    marked: dict[str, int] = {}
     for code in todo:
         paid = exists().where(Contribution.person_id == Person.id, Contribution.period == period)
-        result = session.execute(
-            update(Person)
+        due = (
+            select(Person.id)
             .where(
                 Person.region_code == code,
                 Person.status == PersonStatus.active.value,
@@ -364,12 +372,23 @@ def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> lis
                 Person.created_at < ends,
                 ~paid,
             )
+            .order_by(Person.id)
+            .with_for_update(key_share=True)
+        )
+        result = session.execute(
+            update(Person)
+            .where(Person.id.in_(due))
             .values(status=PersonStatus.arrears.value, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        marked = int(getattr(result, "rowcount", 0) or 0)
+        marked[code] = int(getattr(result, "rowcount", 0) or 0)
+
+    out: list[RegionClosing] = []
+    for code in todo:
         session.add(
-            MonthClosing(region_code=code, period=period, closed_at=now, marked_arrears=marked)
+            MonthClosing(
+                region_code=code, period=period, closed_at=now, marked_arrears=marked[code]
+            )
         )
         record(
             session,
@@ -378,8 +397,8 @@ def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> lis
             subject_kind="region",
             subject_id=code,
             at=now,
-            details={"period": period, "marked_arrears": marked},
+            details={"period": period, "marked_arrears": marked[code]},
         )
-        out.append(RegionClosing(code, regions[code].name, marked))
+        out.append(RegionClosing(code, regions[code].name, marked[code]))
     session.flush()
     return out

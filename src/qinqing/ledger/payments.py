@@ -7,11 +7,12 @@ a fixed number of round trips whatever the list's length (set-based reads,
 locks taken in one statement per table, bulk writes). The single-operation
 routes are a list of one, so the batch and the single calls cannot disagree.
 
-Locks are taken in one global order — family links (``FOR SHARE``), then
-ledger accounts (``FOR UPDATE``, ascending id), then payment rows — so these
-transactions cannot deadlock one another, and an authorization's ``FOR SHARE``
-on the link conflicts with an unbind's ``FOR UPDATE``: the two never both
-succeed. Two authorizations on one account serialize on its row lock, so they
+Locks are taken in the global order (``docs/ledger.md`` "Lock order") —
+family links (``FOR SHARE``), then ledger accounts (``FOR NO KEY UPDATE``,
+ascending id), then payment rows — so these transactions cannot deadlock one
+another or the other writers, and an authorization's ``FOR SHARE`` on the link
+conflicts with an unbind's ``FOR NO KEY UPDATE``: the two never both succeed.
+Two authorizations on one account serialize on its row lock, so they
 cannot overdraw it. The payments table and the ledger's entries are the
 append-only record of every money movement, which keeps the global audit chain
 off this hot path (docs/guide.md §7: the audit chain is a serialization point).
@@ -67,7 +68,6 @@ STATUS_OF = {
     "SETTLE_EXCEEDS_HOLD": 422,
     "PERSON_NOT_FOUND": 404,
     "PAYMENT_NOT_FOUND": 404,
-    "REGION_MISMATCH": 403,
     "PAYMENT_REFERENCE_EXISTS": 409,
 }
 
@@ -220,10 +220,14 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     pairs: dict[int, tuple[Any, Any]] = {}
     for i, (h, m) in numbers.items():
         holder, member = persons.get(h), persons.get(m)
-        if holder is None or member is None:
+        # Neither party insured in the institution's region: the same answer as
+        # an unknown ID number (no oracle of who is insured elsewhere).
+        if (
+            holder is None
+            or member is None
+            or principal.region_code not in (holder.region_code, member.region_code)
+        ):
             out[i] = _refused("PERSON_NOT_FOUND")
-        elif principal.region_code not in (holder.region_code, member.region_code):
-            out[i] = _refused("REGION_MISMATCH")
         else:
             pairs[i] = (holder, member)
     links: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
@@ -296,7 +300,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             )
             .where(or_(*conds))
             .order_by(LedgerAccount.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         ):
             acct = _Account(arow.id, arow.code, arow.balance_fen, arow.held_fen)
             accounts[arow.id] = acct
@@ -337,7 +341,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             )
             .where(or_(*wanted_pays))
             .order_by(Payment.id)
-            .with_for_update(skip_locked=bool(personal_ids))
+            .with_for_update(key_share=True, skip_locked=bool(personal_ids))
         ):
             pays[payrow.id] = _Pay(
                 payrow.id,
@@ -403,10 +407,17 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             continue
         if isinstance(op, Authorize):
             holder, member = pairs[i]
+            link = links.get((holder.id, member.id))
+            # A party of another region is visible only through an active
+            # mutual-aid link to the one in the region; without it, the answer is
+            # the unknown number's, before anything else is looked at.
+            both_here = holder.region_code == member.region_code == principal.region_code
+            if link is None and not both_here:
+                out[i] = _refused("PERSON_NOT_FOUND")
+                continue
             if op.reference in used_refs or op.reference in batch_refs:
                 out[i] = _refused("PAYMENT_REFERENCE_EXISTS")
                 continue
-            link = links.get((holder.id, member.id))
             payer_acct = by_code.get(personal_code(holder.id))
             facts = rules.AuthorizeFacts(
                 link_active_mutual_aid=link is not None,
@@ -622,7 +633,7 @@ def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
         select(LedgerAccount.id)
         .where(LedgerAccount.id.in_(account_ids))
         .order_by(LedgerAccount.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     ).all()
     overdue = session.execute(
         select(Payment.id, Payment.account_id, Payment.amount_fen)
@@ -632,7 +643,7 @@ def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
             Payment.expires_at <= now,
         )
         .order_by(Payment.id)
-        .with_for_update(skip_locked=True)
+        .with_for_update(key_share=True, skip_locked=True)
     ).all()
     if not overdue:
         return 0

@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Fen = Annotated[int, Field(ge=1, le=10**11, description="integer fen (分)")]
+from qinqing.fen import PositiveFen
+
 Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 IdNumber = Annotated[str, Field(min_length=1, max_length=32)]
 
@@ -25,7 +26,7 @@ class AuthorizeIn(Strict):
         max_length=128,
         description="a family e-voucher token (POST /vouchers), instead of the ID numbers",
     )
-    amount_fen: Fen
+    amount_fen: PositiveFen
     reference: Reference = Field(
         description="the institution's bill number, unique per institution"
     )
@@ -42,7 +43,7 @@ class AuthorizeIn(Strict):
 
 
 class SettleIn(Strict):
-    amount_fen: Fen
+    amount_fen: PositiveFen
 
 
 class PaymentOut(BaseModel):
@@ -61,7 +62,7 @@ class AuthorizeOp(AuthorizeIn):
 class SettleOp(Strict):
     op: Literal["settle"]
     payment_id: str = Field(min_length=1, max_length=64)
-    amount_fen: Fen
+    amount_fen: PositiveFen
 
 
 class VoidOp(Strict):

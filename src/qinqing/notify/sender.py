@@ -56,7 +56,7 @@ def deliver(
                 .where(Notification.delivered_at.is_(None), Notification.attempts < MAX_ATTEMPTS)
                 .order_by(Notification.created_at, Notification.id)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, key_share=True)
             )
             .scalars()
             .all()

@@ -22,7 +22,7 @@ def find_by_id_number(
 ) -> Person | None:
     stmt = select(Person).where(Person.id_number_index == vault.index(ID_KIND, number))
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one_or_none()
 
 

@@ -6,7 +6,7 @@ the change, audits it and notifies both parties, all in the caller's
 transaction (services flush, the unit of work commits).
 
 Lock order, the same everywhere so two transactions cannot deadlock: the link
-(``SELECT ... FOR UPDATE``), then the initiator's person row, then their app
+(``FOR NO KEY UPDATE``), then the initiator's person row, then their app
 account (payment-password verification), then the audit head.
 """
 
@@ -104,7 +104,7 @@ def open_holds_on(session: Session, link: FamilyLink, now: datetime) -> rules.Ho
     """Authorized, not yet settled, voided or expired payments on the link
     (UNSETTLED_PAYMENTS), read from the ledger.
 
-    On submission the caller holds the link ``FOR UPDATE``; a payment
+    On submission the caller holds the link ``FOR NO KEY UPDATE``; a payment
     authorization takes the link ``FOR SHARE`` first, so no hold can appear on
     the link between this read and the unbind's commit.
     """
@@ -154,7 +154,7 @@ def _lock_person(session: Session, person_id: uuid.UUID) -> Person:
     return session.execute(
         select(Person)
         .where(Person.id == person_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
 
@@ -186,7 +186,8 @@ def check(
     A person checks for themselves (``on_behalf_of`` must be None). A clerk of
     the link's region names the party they serve at the counter, and a bank
     client (scope ``family``) the party that is its customer, in
-    ``on_behalf_of``. Nothing is locked or written.
+    ``on_behalf_of``; for a party that is not its customer the bank gets the
+    404 an unknown link gets. Nothing is locked or written.
     """
     if principal.kind == "person":
         if on_behalf_of is not None:
@@ -196,6 +197,10 @@ def check(
             raise forbidden()
     elif FAMILY_SCOPE not in principal.scopes:
         raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
+    # Before the link is looked up, so the answer is the same for every link id.
+    if principal.kind != "person" and on_behalf_of is None:
+        name = "on_behalf_of" if principal.kind == "staff" else "customer"
+        raise DomainError("PARTY_REQUIRED", 422, parameter=name)
     link = load_link(session, principal, link_id)
     now = rt.clock.now()
     person: Person | None
@@ -205,9 +210,7 @@ def check(
         person = session.get(Person, principal.person_id)
         role = role_in(link, principal.person_id)  # type: ignore[assignment]
     else:
-        if on_behalf_of is None:
-            name = "on_behalf_of" if principal.kind == "staff" else "customer"
-            raise DomainError("PARTY_REQUIRED", 422, parameter=name)
+        assert on_behalf_of is not None
         role = on_behalf_of
         person = _party_person(session, link, role)
         # A bank checks only for its customer: the other side answers like an unknown id.
@@ -538,13 +541,13 @@ def decide(
     link = session.execute(
         select(FamilyLink)
         .where(FamilyLink.id == peek.link_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
     request = session.execute(
         select(UnbindRequest)
         .where(UnbindRequest.id == rid)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
     if request.status != RequestStatus.pending_review or link.status != LinkStatus.unbinding:

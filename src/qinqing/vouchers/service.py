@@ -141,7 +141,7 @@ def _find(session: Session, hashes: list[str]) -> dict[str, _Found]:
             select(Voucher)
             .where(pairs_in(session, Voucher.person_id, Voucher.id, sorted(set(keys.values()))))
             .order_by(Voucher.person_id, Voucher.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
             .execution_options(populate_existing=True)
         ).scalars()
     }
