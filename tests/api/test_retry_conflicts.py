@@ -170,6 +170,7 @@ def test_sqlite_busy_is_a_503_then_succeeds(rt: Runtime, monkeypatch: pytest.Mon
     person, number = add_person(rt)
     rt.db.dispose()
     rt.db = Database(rt.db.url, busy_timeout_ms=20)
+    rt.db.sessions.configure(info={"vault": rt.vault})  # as build_runtime does
     path = rt.db.url.split("sqlite:///", 1)[1]
     with TestClient(create_app(rt), raise_server_exceptions=False) as client:
         headers = collector(rt, client)
