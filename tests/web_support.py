@@ -114,7 +114,10 @@ def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
             (ZHANG_XIAOYU_ID, "张小雨", "resident", ZHANG_XIAOYU),
         ]
         with rt.db.unit_of_work() as session:
-            for number, name, scheme, phone in [*extra, (ZHAO_MIN_ID, "赵敏", "employee", ZHAO_MIN)]:
+            for number, name, scheme, phone in [
+                *extra,
+                (ZHAO_MIN_ID, "赵敏", "employee", ZHAO_MIN),
+            ]:
                 session.add(
                     new_person(
                         rt.vault,

@@ -56,7 +56,9 @@ def test_counter_unbind_with_receipt(server: Server, page: Page) -> None:
     assert serious(page) == []
 
     # 李娜's link: the open hospital bill blocks, as in the app.
-    page.locator(".link-card", has_text="李娜").get_by_role("link", name=re.compile("代为解除")).click()
+    page.locator(".link-card", has_text="李娜").get_by_role(
+        "link", name=re.compile("代为解除")
+    ).click()
     expect(page.locator(".blocker[data-code=UNSETTLED_PAYMENTS]")).to_be_visible()
     expect(page.get_by_role("button", name="确认解除")).to_have_count(0)
 

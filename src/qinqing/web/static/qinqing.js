@@ -20,6 +20,7 @@
   // The e-voucher's countdown (without this file the page shows the expiry time).
   document.querySelectorAll("[data-countdown]").forEach(function (box) {
     var text = box.querySelector("[data-countdown-text]");
+    box.classList.add("ticking");
     var ends = Date.now() + 1000 * parseInt(box.getAttribute("data-seconds"), 10);
     function tick() {
       var left = Math.max(0, Math.round((ends - Date.now()) / 1000));
