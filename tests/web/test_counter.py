@@ -110,6 +110,8 @@ def test_counter_unbind_with_receipt(server: Server, page: Page) -> None:
     assert FORM_NUMBER in text
     assert "解除成功" in text
 
+    assert ZHANG_WEI_ID not in (server.data_dir / "server.log").read_text("utf-8", "replace")
+
     # Back on his record the link is ended.
     page.get_by_role("link", name="返回查询结果").click()
     expect(page.locator(".link-card", has_text="王秀英")).to_contain_text("已解除")
@@ -137,6 +139,14 @@ def test_counter_binds_a_family_that_came_together(server: Server, page: Page) -
     expect(page.get_by_role("heading", level=1)).to_have_text("张丽")
     expect(page.locator(".notice.success")).to_contain_text("绑定成功")
     expect(page.locator(".link-card", has_text="张小雨")).to_contain_text("已生效")
+
+
+def test_a_language_switch_on_a_record_starts_a_new_look_up(server: Server, page: Page) -> None:
+    log_in(page, server, CLERK, STAFF_PASSWORD)
+    look_up(page, ZHANG_WEI_ID)
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Counter desk")
+    assert serious(page) == []
 
 
 def test_the_counter_is_for_clerks_only(server: Server, page: Page) -> None:

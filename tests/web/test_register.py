@@ -110,3 +110,14 @@ def test_a_stranger_fails_the_face_check(server: Server, page: Page) -> None:
     page.get_by_role("button", name="人脸核验并注册").click()
     expect(page.locator(".error-summary")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_have_text("注册")
+
+
+def test_register_in_elder_mode(server: Server, page: Page) -> None:
+    page.context.add_cookies([{"name": "qq_elder", "value": "1", "url": server.url}])
+    start(page, server, "赵敏", ZHAO_MIN_ID)
+    for name in ("获取验证码", "改用人脸核验"):
+        box = page.get_by_role("button", name=name).bounding_box()
+        assert box is not None and box["height"] >= 60 and box["width"] >= 60
+    font = page.get_by_label("姓名").evaluate("e => getComputedStyle(e).fontSize")
+    assert float(font.removesuffix("px")) >= 18
+    assert serious(page) == []

@@ -74,7 +74,10 @@ def test_member_voucher_is_redeemed_by_the_hospital(server: Server, page: Page) 
 
     page.get_by_role("button", name="刷新").click()
     expect(page.locator(".voucher-qr svg")).to_be_visible()
-    assert decode(qr_svg(page)) != token
+    fresh = decode(qr_svg(page))
+    assert fresh != token
+    log = (server.data_dir / "server.log").read_text("utf-8", "replace")
+    assert token not in log and fresh not in log
 
 
 def test_my_own_voucher_without_javascript_and_in_elder_mode(

@@ -152,6 +152,12 @@ def lookup_submit(
     return _person_page(request, session, rt, principal, found)
 
 
+@router.get("/counter/lookup")
+def lookup_again(request: Request, principal: ClerkPage, rt: RuntimeDep) -> Response:
+    """The result is the answer to a POST; a reload or a language switch starts over."""
+    return redirect(request, rt, "/counter")
+
+
 def _lookup_by_id(
     session: Session, rt: Runtime, principal: Principal, person_id: str
 ) -> counter.LookupResult:

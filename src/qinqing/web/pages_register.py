@@ -110,6 +110,13 @@ def register_form(request: Request, user: UserDep, session: SessionDep, rt: Runt
     return _page(request, session, rt, step=1, values={"name": "", "id_number": ""})
 
 
+@router.get("/register/code")
+@router.get("/register/face")
+def start_again(request: Request, rt: RuntimeDep) -> Response:
+    """Step 2 is the answer to a POST; a reload or a language switch starts over."""
+    return redirect(request, rt, "/register")
+
+
 @router.post("/register/code")
 def request_code(
     request: Request,
