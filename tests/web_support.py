@@ -57,7 +57,10 @@ ZHANG_LI_ID = ric.with_check_digit("15060219900808002")
 ZHANG_XIAOYU = "13800000007"  # extra: 张丽's daughter, 20, resident, no links yet
 ZHANG_XIAOYU_ID = ric.with_check_digit("15060220060315004")
 ZHANG_JIANGUO_ID = ric.with_check_digit("15270119520118001")
+ZHAO_MIN = "13800000009"  # extra: registered in the registry with this phone, no app account
+ZHAO_MIN_ID = ric.with_check_digit("15060219880101002")
 REVIEWER = "demo-reviewer"  # 440100
+CLERK = "demo-clerk"  # 150600
 HOSPITAL = ("qq_demo_hospital", "demo-hospital-secret-2026")
 
 
@@ -91,7 +94,8 @@ def _env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
-    """The demo data, and 张丽 and her daughter 张小雨 with app accounts (binding, consent)."""
+    """The demo data, 张丽 and her daughter 张小雨 with app accounts (binding, consent),
+    and 赵敏 with a registry phone but no account yet (registration)."""
     settings = Settings(
         data_dir=data_dir,
         env=Env.development,
@@ -110,7 +114,10 @@ def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
             (ZHANG_XIAOYU_ID, "张小雨", "resident", ZHANG_XIAOYU),
         ]
         with rt.db.unit_of_work() as session:
-            for number, name, scheme, phone in extra:
+            for number, name, scheme, phone in [
+                *extra,
+                (ZHAO_MIN_ID, "赵敏", "employee", ZHAO_MIN),
+            ]:
                 session.add(
                     new_person(
                         rt.vault,

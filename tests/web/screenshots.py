@@ -17,14 +17,17 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from qinqing.identity import ric
 from web_support import (
     CHEN_MING,
+    CLERK,
     DESKTOP,
     PAYMENT_PASSWORD,
     PHONE,
     REVIEWER,
     STAFF_PASSWORD,
     ZHANG_WEI,
+    ZHAO_MIN_ID,
     Server,
     launch,
     link_id_of,
@@ -146,7 +149,76 @@ def run(out: Path) -> None:
             (REVIEWER, STAFF_PASSWORD),
             [("review-queue", "/review"), ("review-request", f"/review/requests/{request_id}")],
         )
+        counter_desk(browser, server, out)
+        registration(browser, server, out)
+        voucher(browser, server, out)
         browser.close()
+
+
+def counter_desk(browser: Browser, server: Server, out: Path) -> None:
+    """窗口办理: the look-up, 张伟's record, the unbind form, the outcome with 打印回执."""
+    zhang_wei_id = ric.with_check_digit("15060219850312003")
+    request_path = ""
+    for width in WIDTHS:
+        tab = new_page(browser, width)
+        try:
+            log_in(tab, server, CLERK, STAFF_PASSWORD)
+            shoot(tab, out, f"counter-lookup-{width}")
+            tab.get_by_label("身份证号码").fill(zhang_wei_id)
+            tab.get_by_role("button", name="查询").click()
+            shoot(tab, out, f"counter-person-{width}")
+            if not request_path:
+                card = tab.locator(".link-card", has_text="王秀英")
+                card.get_by_role("link", name=re.compile("代为解除")).click()
+                shoot(tab, out, f"counter-unbind-{width}")
+                tab.get_by_label("证件号码").fill(zhang_wei_id)
+                tab.get_by_label("申请表编号").fill("EEDS-2026-0815")
+                tab.get_by_label("解除原因（选填）").fill("本人到窗口申请解除")
+                tab.get_by_role("button", name="确认解除").click()
+                request_path = tab.url.removeprefix(server.url)
+            else:
+                # The link is ended now; the same form for the father's link shows it.
+                card = tab.locator(".link-card", has_text="张建国")
+                card.get_by_role("link", name=re.compile("代为解除")).click()
+                shoot(tab, out, f"counter-unbind-{width}")
+                tab.goto(server.url + request_path)
+            shoot(tab, out, f"counter-outcome-{width}")
+        finally:
+            tab.context.close()
+
+
+def registration(browser: Browser, server: Server, out: Path) -> None:
+    """注册: the first step, and the second after 获取验证码 (the same page for anyone)."""
+    people = {PHONE: ("赵敏", ZHAO_MIN_ID), DESKTOP: ("赵敏", ZHAO_MIN_ID[:-4] + "0000")}
+    for width in WIDTHS:
+        tab = new_page(browser, width)
+        try:
+            tab.goto(server.url + "/register")
+            shoot(tab, out, f"register-{width}")
+            name, number = people[width]
+            tab.get_by_label("姓名").fill(name)
+            tab.get_by_label("身份证号码").fill(ric.with_check_digit(number[:17]))
+            tab.get_by_role("button", name="获取验证码").click()
+            shoot(tab, out, f"register-code-{width}")
+        finally:
+            tab.context.close()
+
+
+def voucher(browser: Browser, server: Server, out: Path) -> None:
+    """出示电子凭证 for 张伟's father, at both widths and in 长辈模式."""
+    for width, elder in ((PHONE, False), (DESKTOP, False), (PHONE, True)):
+        tab = new_page(browser, width)
+        try:
+            if elder:
+                tab.context.add_cookies([{"name": "qq_elder", "value": "1", "url": server.url}])
+            log_in(tab, server, ZHANG_WEI, "Demo2026pass")
+            tab.goto(server.url + "/me/family")
+            tab.get_by_role("link", name=re.compile("张建国")).click()
+            tab.get_by_role("button", name="出示电子凭证").click()
+            tab.locator("[data-countdown].ticking").wait_for()
+            shoot(tab, out, "elder-voucher" if elder else f"voucher-{width}")
+        finally:
+            tab.context.close()
 
 
 if __name__ == "__main__":

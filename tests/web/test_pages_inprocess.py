@@ -1,15 +1,19 @@
 """The pages in process on both databases: the session cookie over TLS, CSRF, friendly
-errors for web paths while the API keeps problem+json."""
+errors for web paths while the API keeps problem+json, the counter desk's access
+rules and audit, and the e-voucher shown only to a POST."""
 
 from __future__ import annotations
 
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from counter_support import audit_entries, counter_family
 from qinqing.app import create_app
 from qinqing.runtime import Runtime
-from support import PASSWORD, person_with_account
+from qinqing.vouchers.models import Voucher
+from support import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account
 
 
 def _csrf(html: str) -> str:
@@ -56,3 +60,59 @@ def test_refusals_are_pages_on_the_web_and_problems_on_the_api(
     assert "退出登录" in missing.text  # still logged in: the header keeps its navigation
     api = client.get("/api/v1/family/links/00000000-0000-0000-0000-000000000000")
     assert api.status_code == 401 and api.json()["code"] == "UNAUTHENTICATED"
+
+
+def _web_login(client: TestClient, login_: str, password: str) -> None:
+    form = client.get("/login")
+    answer = client.post(
+        "/login",
+        data={"csrf_token": _csrf(form.text), "login": login_, "password": password},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+
+
+def test_counter_lookup_is_audited_and_a_foreign_clerk_finds_nobody(
+    rt: Runtime, client: TestClient
+) -> None:
+    family = counter_family(rt)
+    add_staff(rt, "clerk-gz", "clerk", "440100")
+    _web_login(client, "clerk-gz", STAFF_PASSWORD)
+    desk = client.get("/counter")
+    assert desk.status_code == 200
+    found = client.post(
+        "/counter/lookup",
+        data={"csrf_token": _csrf(desk.text), "id_number": family.holder_number},
+    )
+    # Another region's clerk gets the answer an unknown number gets, and it is audited.
+    assert found.status_code == 404 and "本地区没有这个身份证号码的参保人员" in found.text
+    assert family.holder_number not in found.text
+    assert [e.details["found"] for e in audit_entries(rt, "counter.lookup")] == [False]
+
+
+def test_counter_pages_refuse_persons_and_reviewers(rt: Runtime, client: TestClient) -> None:
+    family = counter_family(rt)
+    add_staff(rt, "reviewer-1", "reviewer", "150600")
+    _web_login(client, "reviewer-1", STAFF_PASSWORD)
+    assert client.get("/counter").status_code == 403
+    assert client.get(f"/counter/persons/{family.holder.id}").status_code == 403
+    receipt = client.get(
+        "/counter/unbind-requests/00000000-0000-0000-0000-000000000000/receipt.pdf"
+    )
+    assert receipt.status_code == 403 and "application/pdf" not in receipt.headers["content-type"]
+
+
+def test_a_voucher_is_shown_only_to_a_post_with_its_csrf_token(
+    rt: Runtime, client: TestClient
+) -> None:
+    person_with_account(rt, client, phone="13800138000")
+    _web_login(client, "13800138000", PASSWORD)
+    refused = client.post("/me/voucher", data={})
+    assert refused.status_code == 403 and "<svg" not in refused.text
+    intro = client.get("/me/voucher")
+    assert intro.status_code == 200 and "<svg" not in intro.text
+    shown = client.post("/me/voucher", data={"csrf_token": _csrf(intro.text)})
+    assert shown.status_code == 200 and "<svg" in shown.text
+    assert shown.headers["cache-control"] == "no-store"
+    with rt.db.read_only() as s:
+        assert s.execute(select(func.count()).select_from(Voucher)).scalar_one() == 1

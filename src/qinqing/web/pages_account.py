@@ -31,7 +31,7 @@ router = APIRouter(include_in_schema=False)
 def _home_of(kind: str, role: str | None) -> str:
     if kind == "person":
         return "/me"
-    return "/review" if role == "reviewer" else "/staff"
+    return {"reviewer": "/review", "clerk": "/counter"}.get(role or "", "/staff")
 
 
 @router.get("/")
@@ -139,4 +139,6 @@ def staff_home(request: Request, user: UserDep, session: SessionDep, rt: Runtime
         return redirect(request, rt, "/login?next=/staff")
     if user.kind != "staff":
         return redirect(request, rt, "/me")
+    if user.role in ("reviewer", "clerk"):
+        return redirect(request, rt, _home_of(user.kind, user.role))
     return page(request, rt, session, "staff.html")

@@ -155,9 +155,19 @@ def require_reviewer(request: Request, session: SessionDep, rt: RuntimeDep) -> P
     return principal
 
 
+def require_clerk(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
+    principal = session_principal(request, session, rt)
+    if principal is None:
+        raise LoginRequired(_here(request), bool(request.state.session_expired))
+    if principal.kind != "staff" or principal.role != "clerk":
+        raise DomainError("FORBIDDEN", 403)
+    return principal
+
+
 UserDep = Annotated[Principal | None, Depends(optional_user)]
 PersonPage = Annotated[Principal, Depends(require_person)]
 ReviewerPage = Annotated[Principal, Depends(require_reviewer)]
+ClerkPage = Annotated[Principal, Depends(require_clerk)]
 
 
 # --- CSRF ---------------------------------------------------------------------------

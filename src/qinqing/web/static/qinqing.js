@@ -17,6 +17,25 @@
     update();
   });
 
+  // The e-voucher's countdown (without this file the page shows the expiry time).
+  document.querySelectorAll("[data-countdown]").forEach(function (box) {
+    var text = box.querySelector("[data-countdown-text]");
+    box.classList.add("ticking");
+    var ends = Date.now() + 1000 * parseInt(box.getAttribute("data-seconds"), 10);
+    function tick() {
+      var left = Math.max(0, Math.round((ends - Date.now()) / 1000));
+      if (left > 0) {
+        text.textContent = box.getAttribute("data-remaining").replace("__S__", String(left));
+        window.setTimeout(tick, 1000);
+      } else {
+        text.textContent = box.getAttribute("data-expired");
+        box.classList.add("expired");
+        box.setAttribute("role", "status");
+      }
+    }
+    tick();
+  });
+
   // A second tap on a submit button while the first is on its way does nothing.
   document.querySelectorAll("form").forEach(function (form) {
     form.addEventListener("submit", function () {
