@@ -10,9 +10,10 @@ no further job starts, and the process exits 0.
 Several workers may run side by side (on several hosts too): the notification
 outbox is claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers
 never take the same notice; hold expiry skips payments another transaction
-holds; purges are plain deletes. On SQLite, writers are serialized anyway.
+holds; webhook events are claimed like notices; purges are plain deletes. On
+SQLite, writers are serialized anyway.
 
-To add a job (say, webhook delivery), append a :class:`Job` to :data:`JOBS`.
+To add a job, append a :class:`Job` to :data:`JOBS`.
 The worker writes no audit entries per pass (that would put the chain's one
 lock on a loop); what it changes records itself (payments, ledger, outbox).
 """
@@ -24,7 +25,7 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 from sqlalchemy import delete, or_, select
@@ -34,6 +35,12 @@ from qinqing.runtime import Runtime
 log = logging.getLogger("qinqing.worker")
 
 BATCH = 500
+# Webhook receivers are outside our control: one that hangs costs its 5 s timeout
+# per event, so a pass is bounded at 50 x 5 s even when every bank hangs.
+WEBHOOK_BATCH = 50
+# Voucher tokens live 60 s; their look-ups are kept a day so that a late scan
+# still answers VOUCHER_EXPIRED rather than VOUCHER_INVALID.
+VOUCHER_TOKEN_RETENTION = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +89,30 @@ def purge_access_tokens(rt: Runtime, now: datetime) -> int:
         return len(doomed)
 
 
+def deliver_webhooks(rt: Runtime, now: datetime) -> int:
+    """Send a batch of due webhook events to the partner banks (each claim and
+    each outcome is its own short transaction; the HTTP calls are outside them)."""
+    from qinqing.banks.webhooks import deliver_webhooks as deliver
+
+    return deliver(rt, now, WEBHOOK_BATCH)
+
+
+def purge_voucher_tokens(rt: Runtime, now: datetime) -> int:
+    """Drop the token look-ups of vouchers expired more than a day ago (the
+    voucher rows stay as the record)."""
+    from qinqing.vouchers.service import purge_tokens
+
+    with rt.db.unit_of_work() as session:
+        return purge_tokens(session, now - VOUCHER_TOKEN_RETENTION, limit=BATCH * 10)
+
+
 JOBS: list[Job] = [
     Job("deliver_notifications", deliver_notifications),
+    Job("deliver_webhooks", deliver_webhooks),
     Job("expire_holds", expire_holds),
     Job("purge_idempotency_keys", purge_idempotency_keys),
     Job("purge_access_tokens", purge_access_tokens),
+    Job("purge_voucher_tokens", purge_voucher_tokens),
 ]
 
 
