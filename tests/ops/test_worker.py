@@ -29,8 +29,8 @@ from qinqing.notify.models import Notification
 from qinqing.notify.sender import deliver
 from qinqing.notify.service import enqueue
 from qinqing.runtime import Runtime
-from qinqing.worker import Job, Worker
 from qinqing.vouchers.models import Voucher
+from qinqing.worker import Job, Worker
 from support import add_person
 from vouchers_support import redeem, scene, token_for
 
@@ -199,7 +199,7 @@ def test_two_workers_deliver_each_notice_exactly_once(rt: Runtime) -> None:
 
 def _start(rt: Runtime, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"}
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
         [sys.executable, "-m", "qinqing", *args],
         env=env,
         stdout=subprocess.PIPE,
