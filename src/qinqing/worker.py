@@ -5,7 +5,9 @@ function ``(runtime, now) -> count`` that does a bounded amount of work in its
 own transaction(s) and says how much it did. The loop repeats at once while
 any job found work and sleeps ``interval`` seconds when none did. SIGTERM or
 SIGINT asks it to stop: the job under way finishes (its transaction commits),
-no further job starts, and the process exits 0.
+no further job starts, and the process exits 0. A job whose batch is long (the
+webhook delivery waits on banks) asks :func:`stop_requested` between items and
+ends its batch early.
 
 Several workers may run side by side (on several hosts too): the notification
 outbox is claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers
@@ -24,6 +26,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
@@ -41,6 +44,16 @@ WEBHOOK_BATCH = 50
 # Voucher tokens live 60 s; their look-ups are kept a day so that a late scan
 # still answers VOUCHER_EXPIRED rather than VOUCHER_INVALID.
 VOUCHER_TOKEN_RETENTION = timedelta(days=1)
+
+
+# The stop event of the worker running the current job (None outside a worker).
+_stopping: ContextVar[threading.Event | None] = ContextVar("qinqing_worker_stopping", default=None)
+
+
+def stop_requested() -> bool:
+    """True once the worker running this job has been asked to stop."""
+    event = _stopping.get()
+    return event is not None and event.is_set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +107,7 @@ def deliver_webhooks(rt: Runtime, now: datetime) -> int:
     each outcome is its own short transaction; the HTTP calls are outside them)."""
     from qinqing.banks.webhooks import deliver_webhooks as deliver
 
-    return deliver(rt, now, WEBHOOK_BATCH)
+    return deliver(rt, now, WEBHOOK_BATCH, stop=stop_requested)
 
 
 def purge_voucher_tokens(rt: Runtime, now: datetime) -> int:
@@ -130,14 +143,18 @@ class Worker:
         """One pass over the jobs; what each did. A failing job is logged and
         counted as -1; the others still run."""
         done: dict[str, int] = {}
-        for job in self.jobs:
-            if self.stopping.is_set():
-                break
-            try:
-                done[job.name] = job.run(self.rt, self.rt.clock.now())
-            except Exception:
-                log.exception("job %s failed", job.name)
-                done[job.name] = -1
+        token = _stopping.set(self.stopping)
+        try:
+            for job in self.jobs:
+                if self.stopping.is_set():
+                    break
+                try:
+                    done[job.name] = job.run(self.rt, self.rt.clock.now())
+                except Exception:
+                    log.exception("job %s failed", job.name)
+                    done[job.name] = -1
+        finally:
+            _stopping.reset(token)
         self.passes += 1
         return done
 

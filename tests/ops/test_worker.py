@@ -246,15 +246,17 @@ def test_sigterm_mid_delivery_lets_the_webhook_under_way_finish(
     rt: Runtime, client: TestClient, clock: FrozenClock
 ) -> None:
     """A bank receiver still answering when the stop comes: that delivery completes and
-    is recorded (not left claimed, to be sent again after its lease), then the process
-    exits 0."""
+    is recorded, the next event is not sent but handed back (due at once, its attempt
+    undone, not left claimed until its lease runs out), and the process exits 0."""
     from qinqing.banks.models import WebhookEvent
 
     clock.set(datetime.now(UTC))
     with receiver(script=["hang"]) as rec:
         bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)
         person = new_person(rt, name="孙一", account=False)
-        link_customer(client, bank, person.id_number, person.name, card_number(2))
+        for seq in (2, 3):
+            r = link_customer(client, bank, person.id_number, person.name, card_number(seq))
+            assert r.status_code == 201, r.text
         with _start(rt, "webhooks", "deliver", "--interval", "0.5") as proc:
             try:
                 _wait_for_start(proc)
@@ -271,4 +273,34 @@ def test_sigterm_mid_delivery_lets_the_webhook_under_way_finish(
                     proc.kill()
     assert "delivered 1 webhook event(s)" in stdout
     assert len(rec.received) == 1
-    assert _count(rt, WebhookEvent, WebhookEvent.status == "delivered") == 1
+    with rt.db.unit_of_work() as s:
+        rows = s.execute(select(WebhookEvent).order_by(WebhookEvent.id)).scalars().all()
+        got = [(e.status, e.attempts) for e in rows]
+        due_again = rows[1].next_attempt_at <= datetime.now(UTC)  # the CLI's clock is real
+    assert got == [("delivered", 1), ("pending", 0)] and due_again
+    assert rec.received[0][0]["webhook-id"] == rows[0].id
+
+
+def test_a_stopped_pass_hands_unsent_claims_back(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """In process: the stop asked during the first send; the rest go back, and the
+    next worker sends them under their own ids."""
+    from qinqing.banks.models import WebhookEvent
+    from qinqing.banks.webhooks import deliver_webhooks as deliver_now
+
+    with receiver() as rec:
+        bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        person = new_person(rt, name="周二", account=False)
+        for seq in (4, 5, 6):
+            link_customer(client, bank, person.id_number, person.name, card_number(seq))
+        assert deliver_now(rt, clock.now(), 10, stop=lambda: bool(rec.received)) == 1
+        assert len(rec.received) == 1
+        with rt.db.unit_of_work() as s:
+            pending = s.execute(
+                select(WebhookEvent.attempts).where(WebhookEvent.status == "pending")
+            ).scalars()
+            assert list(pending) == [0, 0]
+        assert Worker(rt, [Job("w", lambda r, now: deliver_now(r, now, 10))]).run_once() == {"w": 2}
+    ids = [h["webhook-id"] for h, _ in rec.received]
+    assert len(ids) == 3 and len(set(ids)) == 3

@@ -99,13 +99,13 @@ def deliver_command(
 
     from qinqing.banks.webhooks import deliver_webhooks
     from qinqing.runtime import Runtime
-    from qinqing.worker import Job, Worker, install_signal_handlers
+    from qinqing.worker import Job, Worker, install_signal_handlers, stop_requested
 
     total = 0
 
     def job(rt: Runtime, now: datetime) -> int:
         nonlocal total
-        n = deliver_webhooks(rt, now, limit)
+        n = deliver_webhooks(rt, now, limit, stop=stop_requested)
         total += n
         return n
 
