@@ -18,6 +18,7 @@ another region gets the 404 an unknown person, link or request gets.
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -361,3 +362,21 @@ def test_a_wrong_expectation_is_reported(rt: Runtime, client: TestClient) -> Non
     wrong_row = replace(row, expect={**row.expect, "clerk": 403})
     [only] = mismatches(build_world(rt, client), wrong_row)
     assert only.startswith("clerk: expected 403, got 200")
+
+
+def test_every_counter_and_bank_endpoint_has_a_row(client: TestClient) -> None:
+    """A new counter or bank endpoint without a row here fails until it gets one."""
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    paths = client.get("/openapi.json").json()["paths"]
+    served = {
+        (method.upper(), shape(path))
+        for path, operations in paths.items()
+        if path.startswith((f"{API}/counter/", f"{API}/bank-links"))
+        for method in operations
+    }
+    covered = {(row.method, shape(API + row.path)) for row in ROWS}
+    assert len(served) == 8
+    assert served <= covered, served - covered
