@@ -109,7 +109,7 @@ def test_cli_once_prints_what_it_did(rt: Runtime, client: TestClient, clock: Fro
     _something_for_each_job(rt, client)
     out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output) == {
+    assert json.loads(out.stdout) == {
         "deliver_notifications": 1,
         "deliver_webhooks": 0,
         "expire_holds": 1,
@@ -141,10 +141,10 @@ def test_cli_once_delivers_webhooks_and_purges_old_voucher_tokens(
         fresh = token_for(client, s)
         out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
         assert out.exit_code == 0, out.output
-        done = json.loads(out.output)
+        done = json.loads(out.stdout)
         again = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
     assert done["deliver_webhooks"] == 1 and done["purge_voucher_tokens"] == 1
-    assert json.loads(again.output)["deliver_webhooks"] == 0  # nothing sent twice
+    assert json.loads(again.stdout)["deliver_webhooks"] == 0  # nothing sent twice
     assert len(rec.received) == 1
     assert secret is not None
     headers, raw = rec.received[0]
