@@ -76,7 +76,7 @@ def worker(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the background jobs (notifications, hold expiry, purges) until SIGTERM."""
+    """Run the background jobs (notifications, webhooks, hold expiry, purges) until SIGTERM."""
     from qinqing.worker import Worker, install_signal_handlers
 
     rt = runtime()

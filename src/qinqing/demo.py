@@ -246,7 +246,7 @@ def _load_money(session: Session, rt: Runtime) -> None:
 
 
 # The demo bank's webhooks go to a receiver on this machine (docs/banks.md has one);
-# nothing is sent until `qinqing webhooks deliver` runs.
+# nothing is sent until `qinqing worker` (or `qinqing webhooks deliver`) runs.
 DEMO_BANK_ID = "qq_demo_bank"
 DEMO_WEBHOOK_URL = "http://127.0.0.1:8099/webhooks"
 DEMO_WEBHOOK_SECRET = "whsec_cWlucWluZy1kZW1vLXdlYmhvb2stc2VjcmV0LTIwMjY="

@@ -5,14 +5,17 @@ function ``(runtime, now) -> count`` that does a bounded amount of work in its
 own transaction(s) and says how much it did. The loop repeats at once while
 any job found work and sleeps ``interval`` seconds when none did. SIGTERM or
 SIGINT asks it to stop: the job under way finishes (its transaction commits),
-no further job starts, and the process exits 0.
+no further job starts, and the process exits 0. A job whose batch is long (the
+webhook delivery waits on banks) asks :func:`stop_requested` between items and
+ends its batch early.
 
 Several workers may run side by side (on several hosts too): the notification
 outbox is claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so two workers
 never take the same notice; hold expiry skips payments another transaction
-holds; purges are plain deletes. On SQLite, writers are serialized anyway.
+holds; webhook events are claimed like notices; purges are plain deletes. On
+SQLite, writers are serialized anyway.
 
-To add a job (say, webhook delivery), append a :class:`Job` to :data:`JOBS`.
+To add a job, append a :class:`Job` to :data:`JOBS`.
 The worker writes no audit entries per pass (that would put the chain's one
 lock on a loop); what it changes records itself (payments, ledger, outbox).
 """
@@ -23,8 +26,9 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 from sqlalchemy import delete, or_, select
@@ -34,6 +38,22 @@ from qinqing.runtime import Runtime
 log = logging.getLogger("qinqing.worker")
 
 BATCH = 500
+# Webhook receivers are outside our control: one that hangs costs its 5 s timeout
+# per event, so a pass is bounded at 50 x 5 s even when every bank hangs.
+WEBHOOK_BATCH = 50
+# Voucher tokens live 60 s; their look-ups are kept a day so that a late scan
+# still answers VOUCHER_EXPIRED rather than VOUCHER_INVALID.
+VOUCHER_TOKEN_RETENTION = timedelta(days=1)
+
+
+# The stop event of the worker running the current job (None outside a worker).
+_stopping: ContextVar[threading.Event | None] = ContextVar("qinqing_worker_stopping", default=None)
+
+
+def stop_requested() -> bool:
+    """True once the worker running this job has been asked to stop."""
+    event = _stopping.get()
+    return event is not None and event.is_set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +118,32 @@ def purge_registration_codes(rt: Runtime, now: datetime) -> int:
         return purge_codes(session, now)
 
 
+def deliver_webhooks(rt: Runtime, now: datetime) -> int:
+    """Send a batch of due webhook events to the partner banks (each claim and
+    each outcome is its own short transaction; the HTTP calls are outside them)."""
+    from qinqing.banks.webhooks import deliver_webhooks as deliver
+
+    return deliver(rt, now, WEBHOOK_BATCH, stop=stop_requested)
+
+
+def purge_voucher_tokens(rt: Runtime, now: datetime) -> int:
+    """Drop the token look-ups of vouchers expired more than a day ago (the
+    voucher rows stay as the record)."""
+    from qinqing.vouchers.service import purge_tokens
+
+    with rt.db.unit_of_work() as session:
+        return purge_tokens(session, now - VOUCHER_TOKEN_RETENTION, limit=BATCH * 10)
+
+
 JOBS: list[Job] = [
     Job("deliver_notifications", deliver_notifications),
+    Job("deliver_webhooks", deliver_webhooks),
     Job("expire_holds", expire_holds),
     Job("purge_idempotency_keys", purge_idempotency_keys),
     Job("purge_access_tokens", purge_access_tokens),
     Job("purge_login_throttles", purge_login_throttles),
     Job("purge_registration_codes", purge_registration_codes),
+    Job("purge_voucher_tokens", purge_voucher_tokens),
 ]
 
 
@@ -122,14 +161,18 @@ class Worker:
         """One pass over the jobs; what each did. A failing job is logged and
         counted as -1; the others still run."""
         done: dict[str, int] = {}
-        for job in self.jobs:
-            if self.stopping.is_set():
-                break
-            try:
-                done[job.name] = job.run(self.rt, self.rt.clock.now())
-            except Exception:
-                log.exception("job %s failed", job.name)
-                done[job.name] = -1
+        token = _stopping.set(self.stopping)
+        try:
+            for job in self.jobs:
+                if self.stopping.is_set():
+                    break
+                try:
+                    done[job.name] = job.run(self.rt, self.rt.clock.now())
+                except Exception:
+                    log.exception("job %s failed", job.name)
+                    done[job.name] = -1
+        finally:
+            _stopping.reset(token)
         self.passes += 1
         return done
 

@@ -4,6 +4,7 @@ rotation (`qinqing keys rotate`), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,86 @@ def test_every_ciphertext_column_is_known_to_the_rotation() -> None:
         if isinstance(col.type, LargeBinary)
     }
     assert binary == known
+
+
+def test_every_table_keyed_by_a_blind_index_follows_the_rotation() -> None:
+    """A look-up table left on the old key would stop finding duplicates after it."""
+    cols = keys.vaulted_columns()
+    index_names = {c.index for c in cols if c.index}
+    followed = {c.table.__tablename__ for c in cols} | {
+        c.lookup.table.__tablename__ for c in cols if c.lookup
+    }
+    keyed = {
+        table.name
+        for table in Base.metadata.sorted_tables
+        if any(col.name in index_names for col in table.primary_key.columns)
+    }
+    assert "bank_account_index" in keyed
+    assert keyed <= followed
+
+
+def test_bank_links_and_webhook_secrets_survive_a_rotation(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    from standardwebhooks import Webhook
+
+    from banks_support import API, add_bank, card_number, link_customer, receiver
+    from family_support import new_person
+    from qinqing.banks.models import BankAccountIndex
+    from qinqing.banks.rules import mask_account
+    from qinqing.banks.service import ACCOUNT_KIND
+    from qinqing.banks.webhooks import deliver_webhooks
+
+    clock.set(datetime.now(UTC))  # the receiver checks signature times against real time
+    with receiver() as rec:
+        bank_a, secret = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        bank_b, _ = add_bank(rt, client, "BANKB")
+        person = new_person(rt, name="钱多多", account=False)
+        other = new_person(rt, name="孙一", account=False)
+        kept, ended = card_number(1), card_number(2)
+        link = link_customer(client, bank_a, person.id_number, person.name, kept)
+        assert link.status_code == 201, link.text
+        gone = link_customer(client, bank_a, person.id_number, person.name, ended).json()
+        r = client.delete(f"{API}/bank-links/{gone['id']}", headers=bank_a.headers)
+        assert r.status_code == 200, r.text
+        masked = link.json()["account_number_masked"]
+        assert masked == mask_account(kept)
+
+        counts = keys.rotate(
+            rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now, batch=1
+        )
+        assert counts["bank_links"] == 2 and counts["bank_webhook_endpoints"] == 1
+
+        rt2 = build_runtime(_with_key(rt.settings, OTHER_KEY), clock=clock, migrate=False)
+        try:
+            with rt2.db.unit_of_work() as s:
+                looked_up = s.execute(select(BankAccountIndex.account_index)).scalars().all()
+            assert looked_up == [rt2.vault.index(ACCOUNT_KIND, kept)]
+            with TestClient(create_app(rt2)) as c2:
+                # Still linked: the same account is a duplicate, for any customer, any bank.
+                for bank, who in ((bank_a, person), (bank_b, other)):
+                    r = link_customer(c2, bank, who.id_number, who.name, kept)
+                    assert r.status_code == 409, r.text
+                    assert r.json()["code"] == "BANK_ACCOUNT_ALREADY_LINKED"
+                listed = c2.get(f"{API}/bank-links", headers=bank_a.headers).json()["items"]
+                shown = {i["id"]: i["account_number_masked"] for i in listed}
+                assert shown[link.json()["id"]] == masked
+                assert shown[gone["id"]] == mask_account(ended)
+                # The ended account is free; unlinking the kept one frees it too.
+                r = link_customer(c2, bank_b, other.id_number, other.name, ended)
+                assert r.status_code == 201, r.text
+                r = c2.delete(f"{API}/bank-links/{link.json()['id']}", headers=bank_a.headers)
+                assert r.status_code == 200, r.text
+                r = link_customer(c2, bank_b, other.id_number, other.name, kept)
+                assert r.status_code == 201, r.text
+            # Events written before and after the rotation are signed with the same secret.
+            assert deliver_webhooks(rt2, clock.now(), 100) == len(rec.received) == 4
+        finally:
+            rt2.db.dispose()
+    assert secret is not None
+    types = [Webhook(secret).verify(raw, headers)["type"] for headers, raw in rec.received]
+    # Bank A's own events (bank B has no endpoint): two links, two ends.
+    assert types == ["bank_link.created", "bank_link.created", "bank_link.ended", "bank_link.ended"]
 
 
 def test_readyz_fails_for_a_process_on_another_key(rt: Runtime) -> None:

@@ -15,8 +15,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
+from banks_support import add_bank, card_number, link_customer, receiver
+from family_support import new_person
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.auth.models import AccessToken
 from qinqing.clock import FrozenClock
@@ -26,8 +29,10 @@ from qinqing.notify.models import Notification
 from qinqing.notify.sender import deliver
 from qinqing.notify.service import enqueue
 from qinqing.runtime import Runtime
+from qinqing.vouchers.models import Voucher
 from qinqing.worker import Job, Worker
 from support import add_person
+from vouchers_support import redeem, scene, token_for
 
 
 def _count(rt: Runtime, model: object, *where: object) -> int:
@@ -65,6 +70,8 @@ ONE_OF_EACH = {
     "purge_access_tokens": 1,
     "purge_login_throttles": 4,  # login: account + address; SMS: ID number + address
     "purge_registration_codes": 1,
+    "deliver_webhooks": 0,
+    "purge_voucher_tokens": 0,
 }
 
 
@@ -114,9 +121,44 @@ def test_cli_once_prints_what_it_did(rt: Runtime, client: TestClient, clock: Fro
     _something_for_each_job(rt, client)
     out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output) == ONE_OF_EACH
+    assert json.loads(out.stdout) == ONE_OF_EACH
     text = CliRunner().invoke(app, ["worker", "--once"], env=_env(rt))
     assert text.exit_code == 0 and "deliver_notifications: 0" in text.output
+
+
+def test_cli_once_delivers_webhooks_and_purges_old_voucher_tokens(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """The worker's own jobs reach a real bank receiver and the voucher look-ups."""
+    from qinqing.cli import app
+
+    # Made two days ago in real time (the CLI runs on the real clock): a voucher
+    # long expired, and a bank link whose webhook is due.
+    clock.set(datetime.now(UTC).replace(microsecond=0) - timedelta(days=2))
+    s = scene(rt, client)
+    old = token_for(client, s)
+    with receiver() as rec:
+        bank, secret = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        person = new_person(rt, name="钱多多", account=False)
+        bl = link_customer(client, bank, person.id_number, person.name, card_number(1))
+        assert bl.status_code == 201, bl.text
+        clock.set(datetime.now(UTC))
+        fresh = token_for(client, s)
+        out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
+        assert out.exit_code == 0, out.output
+        done = json.loads(out.stdout)
+        again = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
+    assert done["deliver_webhooks"] == 1 and done["purge_voucher_tokens"] == 1
+    assert json.loads(again.stdout)["deliver_webhooks"] == 0  # nothing sent twice
+    assert len(rec.received) == 1
+    assert secret is not None
+    headers, raw = rec.received[0]
+    event = Webhook(secret).verify(raw, headers)
+    assert event["type"] == "bank_link.created" and event["data"]["bank_link_id"] == bl.json()["id"]
+    # The expired voucher's look-up is gone (the record stays); a live one still works.
+    assert redeem(client, s.inst, old).json()["code"] == "VOUCHER_INVALID"
+    assert redeem(client, s.inst, fresh).status_code == 200
+    assert _count(rt, Voucher) == 2
 
 
 def test_two_workers_deliver_each_notice_exactly_once(rt: Runtime) -> None:
@@ -160,30 +202,110 @@ def test_two_workers_deliver_each_notice_exactly_once(rt: Runtime) -> None:
     assert _count(rt, Notification, Notification.attempts != 1) == 0
 
 
-def test_sigterm_stops_a_running_worker_cleanly(rt: Runtime) -> None:
+def _start(rt: Runtime, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qinqing", "worker", "--interval", "0.1"],
+    return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "qinqing", *args],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            if "worker started" in line:
-                break
-        else:
-            pytest.fail(f"worker did not start (exit {proc.wait()})")
+
+
+def _wait_for_start(proc: subprocess.Popen[str]) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "worker started" in line:
+            return
+    pytest.fail(f"worker did not start (exit {proc.wait()})")
+
+
+def _stop_cleanly(proc: subprocess.Popen[str], *, signalled: bool = False) -> str:
+    """SIGTERM (unless already sent); the process exits 0 having said so; its stdout."""
+    if not signalled:
         proc.send_signal(signal.SIGTERM)
-        rest = proc.stderr.read()
-        assert proc.wait(timeout=120) == 0, rest
-        assert "stopping after the current job" in rest and "worker stopped" in rest
-        assert "Traceback" not in rest
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stderr is not None
-        proc.stderr.close()
+    stdout, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 0, rest
+    assert "stopping after the current job" in rest and "worker stopped" in rest
+    assert "Traceback" not in rest
+    return stdout
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("worker", "--interval", "0.1"), ("webhooks", "deliver", "--interval", "0.5")],
+    ids=["worker", "webhooks-deliver"],
+)
+def test_sigterm_stops_a_running_worker_cleanly(rt: Runtime, command: tuple[str, ...]) -> None:
+    with _start(rt, *command) as proc:
+        try:
+            _wait_for_start(proc)
+            _stop_cleanly(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_sigterm_mid_delivery_lets_the_webhook_under_way_finish(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """A bank receiver still answering when the stop comes: that delivery completes and
+    is recorded, the next event is not sent but handed back (due at once, its attempt
+    undone, not left claimed until its lease runs out), and the process exits 0."""
+    from qinqing.banks.models import WebhookEvent
+
+    clock.set(datetime.now(UTC))
+    with receiver(script=["hang"]) as rec:
+        bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        person = new_person(rt, name="孙一", account=False)
+        for seq in (2, 3):
+            r = link_customer(client, bank, person.id_number, person.name, card_number(seq))
+            assert r.status_code == 201, r.text
+        with _start(rt, "webhooks", "deliver", "--interval", "0.5") as proc:
+            try:
+                _wait_for_start(proc)
+                for _ in range(1200):  # until the receiver holds the request (or give up)
+                    if rec.received or proc.poll() is not None:
+                        break
+                    threading.Event().wait(0.05)
+                assert len(rec.received) == 1, "the delivery never reached the receiver"
+                proc.send_signal(signal.SIGTERM)
+                rec.release.set()  # the receiver answers 200 only after the stop was asked
+                stdout = _stop_cleanly(proc, signalled=True)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    assert "delivered 1 webhook event(s)" in stdout
+    assert len(rec.received) == 1
+    with rt.db.unit_of_work() as s:
+        rows = s.execute(select(WebhookEvent).order_by(WebhookEvent.id)).scalars().all()
+        got = [(e.status, e.attempts) for e in rows]
+        due_again = rows[1].next_attempt_at <= datetime.now(UTC)  # the CLI's clock is real
+    assert got == [("delivered", 1), ("pending", 0)] and due_again
+    assert rec.received[0][0]["webhook-id"] == rows[0].id
+
+
+def test_a_stopped_pass_hands_unsent_claims_back(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """In process: the stop asked during the first send; the rest go back, and the
+    next worker sends them under their own ids."""
+    from qinqing.banks.models import WebhookEvent
+    from qinqing.banks.webhooks import deliver_webhooks as deliver_now
+
+    with receiver() as rec:
+        bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        person = new_person(rt, name="周二", account=False)
+        for seq in (4, 5, 6):
+            link_customer(client, bank, person.id_number, person.name, card_number(seq))
+        assert deliver_now(rt, clock.now(), 10, stop=lambda: bool(rec.received)) == 1
+        assert len(rec.received) == 1
+        with rt.db.unit_of_work() as s:
+            pending = s.execute(
+                select(WebhookEvent.attempts).where(WebhookEvent.status == "pending")
+            ).scalars()
+            assert list(pending) == [0, 0]
+        assert Worker(rt, [Job("w", lambda r, now: deliver_now(r, now, 10))]).run_once() == {"w": 2}
+    ids = [h["webhook-id"] for h, _ in rec.received]
+    assert len(ids) == 3 and len(set(ids)) == 3

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
-from types import FrameType
-
 import typer
 from rich.table import Table
 
@@ -93,34 +89,47 @@ def deliver_command(
     interval: float = typer.Option(5.0, "--interval", min=0.5, help="seconds between passes"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Deliver due webhook events (one pass with --once; else until SIGTERM or Ctrl-C)."""
+    """Deliver due webhook events (one pass with --once; else until SIGTERM or Ctrl-C).
+
+    `qinqing worker` already does this as its `deliver_webhooks` job; this command
+    runs that one job alone (the same worker loop and signal handling), e.g. to
+    drain a backlog after an outage. Running both at once is safe.
+    """
+    from datetime import datetime
+
     from qinqing.banks.webhooks import deliver_webhooks
+    from qinqing.runtime import Runtime
+    from qinqing.worker import Job, Worker, install_signal_handlers, stop_requested
+
+    total = 0
+
+    def job(rt: Runtime, now: datetime) -> int:
+        nonlocal total
+        n = deliver_webhooks(rt, now, limit, stop=stop_requested)
+        total += n
+        return n
 
     rt = runtime()
-    stopping = False
-
-    def stop(_sig: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    total = 0
+    worker = Worker(rt, [Job("deliver_webhooks", job)], interval=interval)
     try:
-        while True:
-            total += deliver_webhooks(rt, rt.clock.now(), limit)
-            if once or stopping:
-                break
-            deadline = time.monotonic() + interval
-            while not stopping and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if stopping:
-                break
-    except KeyboardInterrupt:
-        pass
+        if once:
+            failed = worker.run_once()["deliver_webhooks"] < 0
+        else:
+            from qinqing.logging_setup import configure
+
+            configure(
+                json_lines=rt.settings.log_json
+                if rt.settings.log_json is not None
+                else rt.settings.is_production
+            )
+            install_signal_handlers(worker)  # SIGTERM and Ctrl-C: finish the event under way
+            worker.run_forever()
+            failed = False
     finally:
-        signal.signal(signal.SIGTERM, previous)
         rt.db.dispose()
     if as_json:
         print_json({"delivered": total})
     else:
         console.print(f"delivered {total} webhook event(s)")
+    if failed:
+        raise typer.Exit(1)

@@ -415,6 +415,22 @@ def _record(
         )
 
 
+def _release(rt: Runtime, claims: Sequence[_Claim], now: datetime) -> None:
+    """Undo claims never sent: the attempt did not happen, and the row is due now."""
+    with rt.db.unit_of_work() as session:
+        for claim in claims:
+            session.execute(
+                update(WebhookEvent)
+                .where(
+                    WebhookEvent.person_id == claim.person_id,
+                    WebhookEvent.id == claim.id,
+                    WebhookEvent.status == EventStatus.pending.value,
+                    WebhookEvent.attempts == claim.attempts,  # still our claim
+                )
+                .values(attempts=claim.attempts - 1, next_attempt_at=now)
+            )
+
+
 def deliver_webhooks(
     rt: Runtime,
     now: datetime | None = None,
@@ -423,11 +439,15 @@ def deliver_webhooks(
     transport: httpx.BaseTransport | None = None,
     jitter: Callable[[], float] = random.random,
     timeout: float = TIMEOUT_SECONDS,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
     """Send up to ``limit`` due webhook events; how many were delivered (2xx).
 
     ``now`` comes from the injectable clock (``rt.clock.now()`` when omitted) and
     is the signature's timestamp. Safe to run in several processes at once.
+    ``stop`` is asked before each send: once it says yes (the worker got SIGTERM),
+    the delivery under way has finished and been recorded, and the claims not
+    yet sent are given back, due at once for another worker.
     """
     now = now or rt.clock.now()
     claims, targets = _claim(rt, now, limit)
@@ -435,7 +455,10 @@ def deliver_webhooks(
         return 0
     delivered = 0
     with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as http:
-        for claim in claims:
+        for n, claim in enumerate(claims):
+            if stop is not None and stop():
+                _release(rt, claims[n:], now)
+                break
             result = _send(http, claim, targets.get(claim.client_id), now)
             _record(rt, claim, result, now, jitter)
             if result.ok:

@@ -9,7 +9,8 @@ a wrong key would make every ciphertext unreadable and every blind index miss
 
 Rotation (``qinqing keys rotate``, the new key in ``QINQING_NEW_SECRET_KEY``)
 registers the new key as version ``n + 1`` (state ``next``), re-encrypts and
-re-indexes every vaulted column in batches (one transaction each), re-seals
+re-indexes every vaulted column in batches (one transaction each, which also
+re-keys the look-up tables keyed by those blind indexes), re-seals
 stored API answers, re-keys the audit chain (each entry first proven under the
 old key), and then swaps the states in one transaction. It runs with the
 service stopped: while a rotation is unfinished nothing else starts and
@@ -25,9 +26,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Integer, String, func, select, tuple_
+from sqlalchemy import JSON, Integer, String, Table, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from qinqing.db import Base, Database, UTCDateTime, insert_ignore
@@ -141,21 +142,43 @@ def ensure(session: Session, vault: Vault, now: datetime, *, rotating_ok: bool =
 
 
 @dataclass(frozen=True, slots=True)
+class LookupTable:
+    """A small table keyed by a blind index (the scale-out rule's global-uniqueness
+    table, e.g. ``bank_account_index``): its ``key`` column holds the same value as
+    the vaulted row's index column, so it is re-keyed with that row, in the same
+    transaction."""
+
+    table: type[Base]
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class VaultedColumn:
-    """One ciphertext column and, if any, the blind index computed from the same value.
+    """One ciphertext column and, if any, the blind index computed from the same value
+    and the look-up table keyed by that index.
 
     Every ``LargeBinary`` column of the schema must be listed here (a test checks):
-    a column the rotation does not know would become unreadable after it.
+    a column the rotation does not know would become unreadable after it. Every
+    table whose primary key is a blind index must be named as a ``lookup`` (a
+    test checks that too): one left on the old key would stop finding duplicates.
     """
 
     table: type[Base]
     cipher: str
     kind: str
     index: str | None = None
+    lookup: LookupTable | None = None
+
+    def __post_init__(self) -> None:
+        if self.lookup is not None and self.index is None:
+            raise ValueError("a look-up table follows a blind index; name the index column")
 
 
 def vaulted_columns() -> list[VaultedColumn]:
     from qinqing.auth.models import PersonAccount
+    from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint
+    from qinqing.banks.service import ACCOUNT_KIND
+    from qinqing.banks.webhooks import SECRET_KIND
     from qinqing.persons.models import Person
     from qinqing.persons.service import ID_KIND, PHONE_KIND
 
@@ -163,6 +186,14 @@ def vaulted_columns() -> list[VaultedColumn]:
         VaultedColumn(Person, "id_number_cipher", ID_KIND, "id_number_index"),
         VaultedColumn(Person, "phone_cipher", PHONE_KIND, "phone_index"),
         VaultedColumn(PersonAccount, "phone_cipher", PHONE_KIND, "login_index"),
+        VaultedColumn(
+            BankLink,
+            "account_cipher",
+            ACCOUNT_KIND,
+            "account_index",
+            LookupTable(BankAccountIndex, "account_index"),
+        ),
+        VaultedColumn(WebhookEndpoint, "secret_cipher", SECRET_KIND),
     ]
 
 
@@ -243,19 +274,39 @@ def _reencrypt_table(
             rows = list(session.execute(stmt).scalars())
             if not rows:
                 return changed
+            # Per look-up table: old index -> new index (several rows may share one
+            # value, e.g. an ended and an active link of one account).
+            moves: dict[int, dict[str, str]] = {}
             for row in rows:
-                for col in columns:
+                for n, col in enumerate(columns):
                     blob = getattr(row, col.cipher)
                     if blob is None or blob_version(blob) == new.version:
                         continue
                     value = old.decrypt(col.kind, blob)
                     setattr(row, col.cipher, new.encrypt(col.kind, value))
                     if col.index:
+                        before = getattr(row, col.index)
                         setattr(row, col.index, new.index(col.kind, value))
+                        if col.lookup is not None and before is not None:
+                            moves.setdefault(n, {})[before] = getattr(row, col.index)
                     changed += 1
+            for n, moved in moves.items():
+                _rekey_lookup(session, columns[n].lookup, moved)
             last = [getattr(rows[-1], c.key) for c in pk]
             done += len(rows)
         progress(step, done, total)
+
+
+def _rekey_lookup(session: Session, lookup: LookupTable | None, moved: dict[str, str]) -> None:
+    """Move look-up rows from their old index to the new one, in the batch's transaction
+    (so a resumed rotation finds each row and its look-up on the same key)."""
+    assert lookup is not None
+    table = cast(Table, lookup.table.__table__)
+    key = table.c[lookup.key]
+    session.execute(
+        update(table).where(key == bindparam("old_key")).values({key: bindparam("new_key")}),
+        [{"old_key": a, "new_key": b} for a, b in sorted(moved.items())],
+    )
 
 
 def _reseal_answers(db: Database, old: Vault, new: Vault, batch: int, progress: Progress) -> int:

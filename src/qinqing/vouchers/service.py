@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from qinqing.audit import service as audit
@@ -332,17 +332,27 @@ def authorize(
     return res.raise_if_refused(commit=True)
 
 
-def purge_tokens(session: Session, before: datetime) -> int:
+def purge_tokens(session: Session, before: datetime, *, limit: int = 5000) -> int:
     """Drop the token look-ups of vouchers that expired before ``before``; how many.
 
     The voucher rows stay as the record; an old token then answers
     VOUCHER_INVALID instead of VOUCHER_EXPIRED. For the background worker (a day
-    after expiry is plenty).
+    after expiry is plenty); at most ``limit`` per call, to bound a transaction.
+    The look-up table is small (about a day of tokens), so it drives the query
+    and each voucher is read by its primary key: the purge never scans the
+    ever-growing voucher record.
     """
-    expired = select(Voucher.person_id, Voucher.id).where(Voucher.expires_at < before)
-    result = session.execute(
-        delete(VoucherToken).where(
-            tuple_(VoucherToken.person_id, VoucherToken.voucher_id).in_(expired)
+    stmt = (
+        select(VoucherToken.token_hash)
+        .join(
+            Voucher,
+            (Voucher.person_id == VoucherToken.person_id) & (Voucher.id == VoucherToken.voucher_id),
         )
+        .where(Voucher.expires_at < before)
+        .order_by(VoucherToken.token_hash)
+        .limit(limit)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    doomed = list(session.execute(stmt).scalars())
+    if doomed:
+        session.execute(delete(VoucherToken).where(VoucherToken.token_hash.in_(doomed)))
+    return len(doomed)

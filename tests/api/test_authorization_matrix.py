@@ -1,28 +1,42 @@
-"""Who may call what: every bank-links endpoint and the family/unbind endpoints a bank
-uses, against every kind of caller, with the expected status in each cell (both databases).
+"""Who may call what: every endpoint of the counter desk and of the bank channel, and
+the family/unbind endpoints a bank uses, against every kind of caller, with the
+expected status in each cell (one table, both databases).
 
 To add an endpoint, append a :class:`Row`: its path (placeholders filled from what
 ``prepare`` returns, fresh for every cell, so a cell that changes state never
 disturbs the next), how each actor calls it (``request``), and the expected
 status per actor. ``(200, True)`` / ``(200, False)`` also says whether the answer
-mentions the prepared object (``sees``), for listings.
+mentions the prepared object (``sees``), for listings. A row that changes
+something names what (``state``): a refused cell must leave it as it was, an
+allowed one must change it.
+
+The counter desk: only a clerk of the person's region gets through; anyone not
+logged in is 401; any other logged-in actor 403, whatever they name; a clerk of
+another region gets the 404 an unknown person, link or request gets.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from banks_support import API, Bank, add_bank, card_number, client_headers, link_customer
+from counter_support import bind_body, unbind_body
 from family_support import PAYMENT_PASSWORD, Party, new_person
+from qinqing.banks.models import BankLink
+from qinqing.family.models import FamilyLink
 from qinqing.runtime import Runtime
 from support import STAFF_PASSWORD, add_client, add_staff, login
-from unbind_support import make_link
+from unbind_support import count_requests, load_link, make_link
 
 ACTORS = (
     "person",  # the customer: holder of the family links, linked with bank A
@@ -105,6 +119,7 @@ def build_world(rt: Runtime, client: TestClient) -> World:
 
 Prepare = Callable[[World], dict[str, str]]
 Request = Callable[[World, str, dict[str, str]], dict[str, Any]]
+State = Callable[[World, dict[str, str]], object]
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,28 @@ class Row:
     prepare: Prepare = lambda w: {}
     request: Request = lambda w, actor, ctx: {}
     sees: str | None = None  # a key of the prepared values the answer should (not) mention
+    state: State | None = None  # what the call changes, when allowed
+
+
+def _bank_links(w: World, ctx: dict[str, str]) -> object:
+    with w.rt.db.unit_of_work() as s:
+        return s.execute(select(func.count()).select_from(BankLink)).scalar_one()
+
+
+def _bank_link_status(w: World, ctx: dict[str, str]) -> object:
+    with w.rt.db.unit_of_work() as s:
+        return s.execute(
+            select(BankLink.status).where(BankLink.id == uuid.UUID(ctx["bank_link"]))
+        ).scalar_one()
+
+
+def _family_link_and_requests(w: World, ctx: dict[str, str]) -> object:
+    return load_link(w.rt, ctx["link"]).status, count_requests(w.rt)
+
+
+def _family_links(w: World, ctx: dict[str, str]) -> object:
+    with w.rt.db.unit_of_work() as s:
+        return s.execute(select(func.count()).select_from(FamilyLink)).scalar_one()
 
 
 def _customer_side(w: World, actor: str, ctx: dict[str, str]) -> dict[str, Any]:
@@ -153,6 +190,40 @@ def _request_by_bank_a(w: World) -> dict[str, str]:
     return {"request": r.json()["request"]["id"]}
 
 
+# --- the counter desk ---------------------------------------------------------------
+
+
+def _counter_lookup(w: World, actor: str, ctx: dict[str, str]) -> dict[str, Any]:
+    return {"json": {"id_number": w.customer.id_number}}
+
+
+def _counter_unbind(w: World, actor: str, ctx: dict[str, str]) -> dict[str, Any]:
+    return {"json": unbind_body(ctx["link"], w.customer.id_number)}
+
+
+def _two_to_bind(w: World) -> dict[str, str]:
+    """Two persons without a link who came to the counter to bind (no app accounts)."""
+    holder = new_person(w.rt, name="赵强", account=False)
+    member = new_person(w.rt, name="钱芳", sex="F", born=date(1972, 2, 2), account=False)
+    return {"holder": holder.id_number, "member": member.id_number}
+
+
+def _counter_bind(w: World, actor: str, ctx: dict[str, str]) -> dict[str, Any]:
+    return {"json": bind_body(ctx["holder"], "赵强", ctx["member"], "钱芳")}
+
+
+def _unbound_at_the_counter(w: World) -> dict[str, str]:
+    """A link the region's clerk unbound at the counter: the receipt to print."""
+    link = w.family_link()
+    r = w.client.post(
+        f"{API}/counter/unbind",
+        headers=w.headers["clerk"],
+        json=unbind_body(link, w.customer.id_number),
+    )
+    assert r.status_code == 200, r.text
+    return {"request": r.json()["request"]["id"]}
+
+
 def _cells(*statuses: Cell) -> dict[str, Cell]:
     assert len(statuses) == len(ACTORS)
     return dict(zip(ACTORS, statuses, strict=True))
@@ -166,6 +237,7 @@ ROWS = [
         "/bank-links",
         _cells(201, 201, 403, 403, 403, 201, 201, 403, 401),
         request=_new_account,
+        state=_bank_links,
     ),
     Row(
         "list associations",
@@ -181,6 +253,7 @@ ROWS = [
         "/bank-links/{bank_link}",
         _cells(200, 404, 403, 403, 403, 200, 404, 403, 401),
         prepare=lambda w: {"bank_link": w.bank_link()},
+        state=_bank_link_status,
     ),
     Row(
         "the customer's family",
@@ -204,6 +277,7 @@ ROWS = [
         _cells(200, 404, 403, 403, 403, 200, 404, 403, 401),
         prepare=lambda w: {"link": w.family_link()},
         request=_unbind_body,
+        state=_family_link_and_requests,
     ),
     Row(
         "one unbind request (made by bank A)",
@@ -212,23 +286,97 @@ ROWS = [
         _cells(200, 404, 200, 404, 200, 200, 404, 404, 401),
         prepare=_request_by_bank_a,
     ),
+    # The counter desk.              person other clerk clerkGZ review bankA bankB inst anon
+    Row(
+        "counter: look a person up",
+        "POST",
+        "/counter/lookup",
+        _cells(403, 403, 200, 404, 403, 403, 403, 403, 401),
+        request=_counter_lookup,
+    ),
+    Row(
+        "counter: unbind on a person's behalf",
+        "POST",
+        "/counter/unbind",
+        _cells(403, 403, 200, 404, 403, 403, 403, 403, 401),
+        prepare=lambda w: {"link": w.family_link()},
+        request=_counter_unbind,
+        state=_family_link_and_requests,
+    ),
+    Row(
+        "counter: bind on two persons' behalf",
+        "POST",
+        "/counter/bind",
+        _cells(403, 403, 201, 404, 403, 403, 403, 403, 401),
+        prepare=_two_to_bind,
+        request=_counter_bind,
+        state=_family_links,
+    ),
+    Row(
+        "counter: the unbind receipt",
+        "GET",
+        "/counter/unbind-requests/{request}/receipt.pdf",
+        _cells(403, 403, 200, 404, 403, 403, 403, 403, 401),
+        prepare=_unbound_at_the_counter,
+    ),
 ]
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-def test_authorization_matrix(rt: Runtime, client: TestClient, row: Row) -> None:
-    world = build_world(rt, client)
+def mismatches(world: World, row: Row) -> list[str]:
+    """Every cell of ``row`` whose answer differs from its expectation, described."""
     wrong = []
     for actor in ACTORS:
         ctx = row.prepare(world)
         kwargs = row.request(world, actor, ctx)
-        r = client.request(
+        before = None if row.state is None else row.state(world, ctx)
+        r = world.client.request(
             row.method, API + row.path.format(**ctx), headers=world.headers[actor], **kwargs
         )
+        assert r.status_code != 500, r.text
         want = row.expect[actor]
         status, sees = want if isinstance(want, tuple) else (want, None)
         got_sees = None if sees is None else (row.sees is not None and ctx[row.sees] in r.text)
         if r.status_code != status or got_sees != sees:
             wrong.append(f"{actor}: expected {want}, got {r.status_code} {r.text[:160]}")
-        assert r.status_code != 500, r.text
+        if row.state is not None:
+            after = row.state(world, ctx)
+            if r.status_code >= 400 and after != before:
+                wrong.append(
+                    f"{actor}: refused with {r.status_code} but changed {before} -> {after}"
+                )
+            if r.status_code < 300 and after == before:
+                wrong.append(f"{actor}: answered {r.status_code} but changed nothing ({after})")
+    return wrong
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+def test_authorization_matrix(rt: Runtime, client: TestClient, row: Row) -> None:
+    wrong = mismatches(build_world(rt, client), row)
     assert not wrong, f"{row.method} {row.path}:\n" + "\n".join(wrong)
+
+
+def test_a_wrong_expectation_is_reported(rt: Runtime, client: TestClient) -> None:
+    """The matrix can fail: a row expecting the clerk of the region to be refused is
+    reported for that cell, and only that one."""
+    row = next(r for r in ROWS if r.path == "/counter/unbind")
+    wrong_row = replace(row, expect={**row.expect, "clerk": 403})
+    [only] = mismatches(build_world(rt, client), wrong_row)
+    assert only.startswith("clerk: expected 403, got 200")
+
+
+def test_every_counter_and_bank_endpoint_has_a_row(client: TestClient) -> None:
+    """A new counter or bank endpoint without a row here fails until it gets one."""
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    paths = client.get("/openapi.json").json()["paths"]
+    served = {
+        (method.upper(), shape(path))
+        for path, operations in paths.items()
+        if path.startswith((f"{API}/counter/", f"{API}/bank-links"))
+        for method in operations
+    }
+    covered = {(row.method, shape(API + row.path)) for row in ROWS}
+    assert len(served) == 8
+    assert served <= covered, served - covered
