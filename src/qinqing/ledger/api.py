@@ -1,71 +1,18 @@
-"""Statement routes for persons: the personal account and a link's payments."""
+"""The personal-account statement route for persons."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
 
 from qinqing.auth.principal import PersonDep
 from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.family.access import load_link
 from qinqing.ledger import statements
+from qinqing.ledger.schemas import EntryOut, HoldOut, MemberRef, StatementOut
 from qinqing.persons.models import Person
 
 router = APIRouter(tags=["statements"])
-
-
-class MemberRef(BaseModel):
-    id: str
-    name: str
-
-
-class HoldOut(BaseModel):
-    payment_id: str
-    amount_fen: int
-    member: MemberRef
-    created_at: datetime
-    expires_at: datetime
-
-
-class EntryOut(BaseModel):
-    id: str
-    at: datetime
-    amount_fen: int = Field(description="+ credited to the account, - paid from it")
-    kind: Literal["contribution", "payment"]
-    period: str | None = Field(description="the contribution month, for contributions")
-    payment_id: str | None
-    member: MemberRef | None = Field(description="whose bill a payment paid")
-
-
-class StatementOut(BaseModel):
-    has_personal_account: bool
-    balance_fen: int
-    held_fen: int
-    available_fen: int
-    holds: list[HoldOut]
-    entries: list[EntryOut]
-    next_before: str | None = Field(description="pass as ?before= for the next page")
-
-
-class LinkPaymentOut(BaseModel):
-    payment_id: str
-    status: Literal["authorized", "settled", "voided", "expired"]
-    amount_fen: int
-    settled_fen: int | None
-    created_at: datetime
-    resolved_at: datetime | None
-
-
-class LinkPaymentsOut(BaseModel):
-    link_id: str
-    year: int
-    yearly_limit_fen: int | None
-    used_fen: int = Field(description="settled amounts plus open holds this year")
-    remaining_fen: int | None
-    payments: list[LinkPaymentOut]
 
 
 @router.get(
@@ -114,31 +61,4 @@ def my_entries(
             for e in st.lines
         ],
         next_before=st.next_before,
-    )
-
-
-@router.get("/family/links/{link_id}/payments", response_model=LinkPaymentsOut)
-def link_payments(
-    link_id: str, principal: PersonDep, session: SessionDep, rt: RuntimeDep
-) -> LinkPaymentsOut:
-    """This year's mutual-aid payments on the link, with the yearly limit used (its parties only)."""
-    link = load_link(session, principal, link_id)
-    lp = statements.link_payments(session, link, rt.clock.now())
-    return LinkPaymentsOut(
-        link_id=str(link.id),
-        year=lp.year,
-        yearly_limit_fen=lp.yearly_limit_fen,
-        used_fen=lp.used_fen,
-        remaining_fen=lp.remaining_fen,
-        payments=[
-            LinkPaymentOut(
-                payment_id=str(p.id),
-                status=p.status,
-                amount_fen=p.amount_fen,
-                settled_fen=p.settled_fen,
-                created_at=p.created_at,
-                resolved_at=p.resolved_at,
-            )
-            for p in lp.payments
-        ],
     )

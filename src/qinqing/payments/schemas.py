@@ -92,3 +92,21 @@ class BatchOut(BaseModel):
     results: list[BatchResult]
     succeeded: int
     failed: int
+
+
+class LinkPaymentOut(BaseModel):
+    payment_id: str
+    status: Literal["authorized", "settled", "voided", "expired"]
+    amount_fen: int
+    settled_fen: int | None
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class LinkPaymentsOut(BaseModel):
+    link_id: str
+    year: int
+    yearly_limit_fen: int | None
+    used_fen: int = Field(description="settled amounts plus open holds this year")
+    remaining_fen: int | None
+    payments: list[LinkPaymentOut]

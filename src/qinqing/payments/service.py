@@ -34,23 +34,17 @@ from qinqing.db import new_id
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
-from qinqing.ledger import rules
 from qinqing.ledger.accounts import (
     ensure_account,
     institution_code,
     personal_code,
     transfer_rows,
 )
-from qinqing.ledger.bulk import any_of, insert_rows, pairs_in, update_by_id
-from qinqing.ledger.models import (
-    AccountKind,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransfer,
-    Payment,
-    PaymentStatus,
-)
+from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.notify.models import Notification
+from qinqing.payments import rules
+from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_id
+from qinqing.payments.models import Payment, PaymentStatus
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime

@@ -1,0 +1,57 @@
+"""``qinqing ledger ...``: proving the ledger (docs/guide.md §5.2)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from qinqing.cli_support import console, print_json, runtime
+
+ledger_app = typer.Typer(help="The personal-account ledger.", no_args_is_help=True)
+
+
+@ledger_app.callback()
+def _ledger() -> None:
+    """The personal-account ledger."""
+
+
+@ledger_app.command("reconcile")
+def reconcile_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Prove balance == sum(entries) and held == open holds for every account; exit 1 if not."""
+    from qinqing.ledger.reconcile import reconcile_snapshot
+
+    rt = runtime()
+    try:
+        found = reconcile_snapshot(rt.db)
+    finally:
+        rt.db.dispose()
+    if as_json:
+        print_json(
+            {
+                "ok": not found,
+                "discrepancies": [
+                    {
+                        "account": d.account_code,
+                        "what": d.what,
+                        "recorded_fen": d.recorded_fen,
+                        "computed_fen": d.computed_fen,
+                    }
+                    for d in found
+                ],
+            }
+        )
+    elif not found:
+        console.print("[green]ledger reconciled[/]: every balance equals the sum of its entries")
+    else:
+        table = Table(title="ledger discrepancies")
+        for col in ("account", "what", "recorded (fen)", "computed (fen)"):
+            table.add_column(col)
+        for d in found:
+            table.add_row(d.account_code, d.what, str(d.recorded_fen), str(d.computed_fen))
+        console.print(table)
+    if found:
+        raise typer.Exit(1)
