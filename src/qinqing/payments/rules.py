@@ -1,4 +1,5 @@
-"""Pure payment decisions: whether an authorization, a settle or a void may go ahead.
+"""Pure payment rules: the insurance year, and whether an authorization, a settle or
+a void may go ahead.
 
 No I/O here: the service loads the facts (with the right rows locked) and asks
 these functions; the HTTP path, the batch path and the tests share them.
@@ -7,6 +8,14 @@ these functions; the HTTP path, the batch path and the tests share them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from qinqing.clock import CHINA_TZ, as_utc
+
+
+def local_year(at: datetime) -> int:
+    """The insurance year is the calendar year in China Standard Time."""
+    return as_utc(at).astimezone(CHINA_TZ).year
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from qinqing.auth.models import ApiClient
 from qinqing.family.models import FamilyLink
 from qinqing.payments.models import Payment, PaymentStatus
-from qinqing.payments.service import local_year
+from qinqing.payments.rules import local_year
 
 
 def open_hold(now: datetime) -> ColumnElement[bool]:
