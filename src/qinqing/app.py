@@ -37,12 +37,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     from qinqing.auth.api import router as auth_router
     from qinqing.banks.api import router as banks_router
+    from qinqing.contributions.api import router as contributions_router
     from qinqing.counter.api import router as counter_router
     from qinqing.family.api import router as family_router
-    from qinqing.ledger.api import router as ledger_router
-    from qinqing.ledger.payments_api import router as payments_router
-    from qinqing.ledger.statements_api import router as statements_router
+    from qinqing.ledger.api import router as statements_router
     from qinqing.notify.api import router as notify_router
+    from qinqing.payments.api import router as payments_router
+    from qinqing.payments.api import statements_router as link_payments_router
     from qinqing.regions.api import router as regions_router
     from qinqing.unbind.api import router as unbind_router
     from qinqing.vouchers.api import router as vouchers_router
@@ -57,7 +58,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         notify_router,
         payments_router,
         statements_router,
-        ledger_router,
+        link_payments_router,
+        contributions_router,
         vouchers_router,
         banks_router,
     ):

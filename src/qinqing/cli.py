@@ -28,9 +28,11 @@ app.add_typer(audit_app, name="audit")
 
 def _mount() -> None:
     from qinqing.banks.cli import webhooks_app
+    from qinqing.contributions.cli import contributions_app
     from qinqing.identity.cli import keys_app
-    from qinqing.ledger.cli import contributions_app, ledger_app, payments_app
+    from qinqing.ledger.cli import ledger_app
     from qinqing.notify.cli import notify_app
+    from qinqing.payments.cli import payments_app
     from qinqing.persons.cli import persons_app
     from qinqing.regions.cli import policy_app
 

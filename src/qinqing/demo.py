@@ -208,8 +208,9 @@ def _load_money(session: Session, rt: Runtime) -> None:
     and one open hospital hold on 张伟's account for 李娜's bill — so the unbind
     check of that link shows UNSETTLED_PAYMENTS, as a real family might see it."""
     from qinqing.auth.principal import Principal
-    from qinqing.ledger import payments
-    from qinqing.ledger.contributions import current_period, post_contribution, previous_period
+    from qinqing.contributions.rules import current_period, previous_period
+    from qinqing.contributions.service import post_contribution
+    from qinqing.payments import service as payments
 
     collector = Principal(
         "client",

@@ -10,20 +10,15 @@ from qinqing.auth.models import (
     StaffUser,
 )
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
+from qinqing.contributions.models import Contribution, MonthClosing
 from qinqing.counter.models import IdDocumentFailures
 from qinqing.db import Base
 from qinqing.family.models import FamilyLink
 from qinqing.idempotency_models import IdempotencyKey
 from qinqing.identity.keys import VaultKey
-from qinqing.ledger.models import (
-    Contribution,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransfer,
-    MonthClosing,
-    Payment,
-)
+from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.notify.models import Notification
+from qinqing.payments.models import Payment
 from qinqing.persons.models import Person
 from qinqing.regions.models import Region
 from qinqing.unbind.models import UnbindRequest

@@ -71,7 +71,7 @@ def deliver_notifications(rt: Runtime, now: datetime) -> int:
 
 def expire_holds(rt: Runtime, now: datetime) -> int:
     """Release holds past their region's ``hold_expiry_hours``."""
-    from qinqing.ledger.payments import expire_holds as expire
+    from qinqing.payments.service import expire_holds as expire
 
     with rt.db.unit_of_work() as session:
         return expire(session, now, limit=BATCH)

@@ -18,8 +18,9 @@ from sqlalchemy import func, select
 
 from ledger_support import API, institution_headers, make_family
 from qinqing.app import create_app
+from qinqing.contributions.models import Contribution
 from qinqing.fen import MAX_FEN
-from qinqing.ledger.models import Contribution, Payment
+from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from support import add_client, id_number, person_with_account
 

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from qinqing import db as dbmod
 from qinqing.app import create_app
+from qinqing.contributions import service as contributions
+from qinqing.contributions.models import Contribution
 from qinqing.db import Database, RetryLater, conflict_of
-from qinqing.ledger import contributions
 from qinqing.ledger.accounts import personal_code
-from qinqing.ledger.models import Contribution, LedgerAccount
+from qinqing.ledger.models import LedgerAccount
 from qinqing.regions.models import Region
 from qinqing.runtime import Runtime
 from support import add_client, add_person

@@ -1,22 +1,17 @@
-"""`qinqing ledger reconcile` and `qinqing payments expire`."""
+"""`qinqing ledger reconcile`."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from sqlalchemy import update
 from typer.testing import CliRunner
 
 from ledger_support import fund, make_family
-from qinqing.auth.principal import Principal
 from qinqing.cli import app
-from qinqing.clock import FrozenClock
-from qinqing.ledger import payments
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.runtime import Runtime
-from support import add_client
 
 
 def _env(rt: Runtime) -> dict[str, str]:
@@ -48,28 +43,3 @@ def test_reconcile_reports_a_tampered_balance(rt: Runtime) -> None:
         "recorded_fen": 999_999,
         "computed_fen": 5_000,
     } in found
-
-
-def test_expire_command(rt: Runtime, clock: FrozenClock) -> None:
-    # The CLI runs on the real clock: place the hold well in the past.
-    clock.set(datetime(2026, 1, 1, 9, 0, tzinfo=UTC))
-    fam = make_family(rt)
-    fund(rt, fam.holder_id, 5_000)
-    cid, _ = add_client(rt, "institution")
-    inst = Principal(
-        "client",
-        cid,
-        "institution",
-        token_hash="-",
-        region_code="150600",
-        scopes=frozenset({"payments"}),
-    )
-    with rt.db.unit_of_work() as s:
-        assert payments.execute(
-            s, rt, inst, [payments.Authorize(fam.holder_number, fam.member_number, 4_000, "E1")]
-        )[0].ok
-    r = CliRunner().invoke(app, ["payments", "expire", "--json"], env=_env(rt))
-    assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout) == {"expired": 1}
-    r = CliRunner().invoke(app, ["payments", "expire", "--json"], env=_env(rt))
-    assert json.loads(r.stdout) == {"expired": 0}

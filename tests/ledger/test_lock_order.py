@@ -22,10 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from qinqing.audit.service import SYSTEM
+from qinqing.contributions.service import close_month
 from qinqing.family.models import FamilyLink
 from qinqing.family.service import bind_persons, lock_persons
 from qinqing.family.views import pair_key
-from qinqing.ledger.contributions import close_month
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number

@@ -25,10 +25,10 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 
 from ledger_support import API, fund, institution_headers
+from qinqing.contributions.service import close_month
 from qinqing.errors import DomainError
-from qinqing.ledger.accounts import reconcile
-from qinqing.ledger.contributions import close_month
-from qinqing.ledger.payments import expire_holds
+from qinqing.ledger.reconcile import reconcile
+from qinqing.payments.service import expire_holds
 from qinqing.runtime import Runtime
 from support import OPERATOR, add_client, id_number
 from unbind_support import make_link, party, pin_verification

@@ -15,8 +15,8 @@ from ledger_support import fund, make_family
 from qinqing.auth.principal import Principal
 from qinqing.cli import app as cli_app
 from qinqing.db import Database
-from qinqing.ledger import payments
-from qinqing.ledger.accounts import reconcile_snapshot
+from qinqing.ledger.reconcile import reconcile_snapshot
+from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 from support import add_client
 

@@ -24,10 +24,10 @@ from ledger_support import API, authorize_body, fund, institution_headers, make_
 from qinqing.auth.models import AccessToken
 from qinqing.clock import FrozenClock
 from qinqing.idempotency_models import IdempotencyKey
-from qinqing.ledger.models import Payment
 from qinqing.notify.models import Notification
 from qinqing.notify.sender import deliver
 from qinqing.notify.service import enqueue
+from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from qinqing.worker import Job, Worker

@@ -26,7 +26,7 @@ from qinqing.auth.models import PersonAccount
 from qinqing.auth.principal import Principal
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
-from qinqing.ledger import payments
+from qinqing.payments import service as payments
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind import service

@@ -8,9 +8,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from concurrency import race
-from qinqing.ledger.accounts import personal_code, reconcile
-from qinqing.ledger.models import LedgerAccount, Payment
-from qinqing.ledger.payments import Outcome
+from qinqing.ledger.accounts import personal_code
+from qinqing.ledger.models import LedgerAccount
+from qinqing.ledger.reconcile import reconcile
+from qinqing.payments.models import Payment
+from qinqing.payments.service import Outcome
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service
 from qinqing.vouchers.models import Voucher

@@ -1,173 +1,64 @@
-"""Routes of the ledger part: payments, contributions, statements."""
+"""The personal-account statement route for persons."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query
 
-from qinqing.auth.principal import Principal, require_scope
+from qinqing.auth.principal import PersonDep
 from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.fen import Fen, FenQuery
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
-from qinqing.ledger import contributions
+from qinqing.ledger import statements
+from qinqing.ledger.schemas import EntryOut, HoldOut, MemberRef, StatementOut
+from qinqing.persons.models import Person
 
-router = APIRouter()
-
-# --- contributions ------------------------------------------------------------------
-
-CONTRIBUTIONS_TAG = "contributions"
-CollectorDep = Annotated[Principal, require_scope("contributions")]
-
-
-class QuoteRegion(BaseModel):
-    code: str = Field(description="GB/T 2260 region code (统筹区)")
-    name: str
-
-
-class QuoteLineOut(BaseModel):
-    insurance: str = Field(description="pension | medical | unemployment | injury | maternity")
-    personal_fen: int = Field(description="the insured person's share")
-    employer_fen: int = Field(description="the employer's share")
-
-
-class QuoteOut(BaseModel):
-    region: QuoteRegion
-    base_fen: int = Field(description="the base asked about")
-    clamped_base_fen: int = Field(description="the base clamped to the region's floor and ceiling")
-    clamped: bool = Field(
-        description="whether the base was raised to the floor or cut to the ceiling"
-    )
-    insurances: list[QuoteLineOut]
-    personal_total_fen: int
-    employer_total_fen: int
-    total_fen: int
-    personal_account_fen: int = Field(
-        description="what an employee's personal account (个人账户) is credited"
-    )
-    rounding: str = Field(description="how each amount is rounded to whole fen")
-
-
-class ContributionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    id_number: str = Field(
-        min_length=1, max_length=32, description="the insured person's 18-digit resident ID number"
-    )
-    period: str = Field(
-        min_length=1,
-        max_length=16,
-        description="the contribution month, YYYY-MM (China time), not after the current month",
-        examples=["2026-10"],
-    )
-    base_fen: Fen = Field(
-        description="the contribution base in fen; clamped to the region's floor and ceiling",
-    )
-
-
-class ContributionOut(BaseModel):
-    contribution_id: str
-    person_id: str
-    period: str
-    clamped_base_fen: int
-    personal_total_fen: int
-    employer_total_fen: int
-    credited_fen: int = Field(
-        description="credited to the personal account (employees only; 0 for other schemes)"
-    )
-    person_status: str = Field(
-        description="the person's insurance status after the post: active once no month is missing"
-    )
+router = APIRouter(tags=["statements"])
 
 
 @router.get(
-    "/regions/{code}/contribution-quote",
-    response_model=QuoteOut,
-    tags=[CONTRIBUTIONS_TAG],
-    summary="Contribution calculator (缴费测算)",
+    "/me/account/entries",
+    response_model=StatementOut,
+    summary="个人账户明细 (personal-account statement)",
 )
-def contribution_quote(
-    code: str,
-    rt: RuntimeDep,
-    base_fen: Annotated[FenQuery, Query(description="the monthly contribution base in fen")],
-) -> QuoteOut:
-    """Each insurance's personal and employer amount on the base clamped to the
-    region's floor and ceiling, and the totals. Open to anyone.
-
-    Every amount is rounded on its own by the policy's `rounding`; the totals are
-    sums of the rounded amounts. 404 `REGION_NOT_FOUND` for an unknown region."""
-    found = contributions.region_quote(rt, code, base_fen)
-    q = found.quote
-    return QuoteOut(
-        region=QuoteRegion(code=found.region.code, name=found.region.name),
-        base_fen=q.base_fen,
-        clamped_base_fen=q.clamped_base_fen,
-        clamped=q.clamped_base_fen != q.base_fen,
-        insurances=[
-            QuoteLineOut(
-                insurance=line.insurance,
-                personal_fen=line.personal_fen,
-                employer_fen=line.employer_fen,
-            )
-            for line in q.lines
-        ],
-        personal_total_fen=q.personal_total_fen,
-        employer_total_fen=q.employer_total_fen,
-        total_fen=q.total_fen,
-        personal_account_fen=q.personal_account_fen,
-        rounding=found.rounding,
-    )
-
-
-@router.post(
-    "/contributions",
-    status_code=201,
-    response_model=ContributionOut,
-    tags=[CONTRIBUTIONS_TAG],
-    summary="Post a monthly contribution (collector)",
-)
-def post_contribution(
-    body: ContributionIn,
-    request: Request,
-    principal: CollectorDep,
+def my_entries(
+    principal: PersonDep,
     session: SessionDep,
     rt: RuntimeDep,
-    key: IdempotencyKeyDep,
-) -> JSONResponse:
-    """A collector (税务/社保, scope `contributions`) posts one person's contribution
-    for one month, within its own region. The base is clamped to the region's floor
-    and ceiling; an employee's personal account is credited the personal medical
-    share (`credited_fen`). A person in arrears who has no missing month left after
-    this post is `active` again.
-
-    Refusals: 422 `ID_NUMBER_*`, `PERIOD_INVALID`; 404 `PERSON_NOT_FOUND` (nobody
-    with that ID number is insured in the collector's region — the same answer
-    whether the number is unknown or insured elsewhere); 403 `INSUFFICIENT_SCOPE`;
-    409 `CONTRIBUTION_EXISTS` (each month is posted once). With an
-    `Idempotency-Key`, a retry replays the first answer.
-    """
-
-    def handler() -> tuple[int, ContributionOut]:
-        posted = contributions.post_contribution(
-            session,
-            rt,
-            principal,
-            id_number=body.id_number,
-            period=body.period,
-            base_fen=body.base_fen,
-        )
-        c = posted.contribution
-        return 201, ContributionOut(
-            contribution_id=str(c.id),
-            person_id=str(c.person_id),
-            period=c.period,
-            clamped_base_fen=c.clamped_base_fen,
-            personal_total_fen=c.personal_total_fen,
-            employer_total_fen=c.employer_total_fen,
-            credited_fen=c.credited_fen,
-            person_status=posted.person_status,
-        )
-
-    return run_for_request(request, session, rt, principal, key, body.model_dump(), handler)
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[str | None, Query(max_length=64)] = None,
+) -> StatementOut:
+    """Contributions credited, payments and for which member, and open holds; newest first."""
+    person = session.get(Person, principal.person_id)
+    assert person is not None
+    st = statements.statement(session, person, rt.clock.now(), limit=limit, before=before)
+    return StatementOut(
+        has_personal_account=st.balance.has_personal_account,
+        balance_fen=st.balance.balance_fen,
+        held_fen=st.balance.held_fen,
+        available_fen=st.balance.available_fen,
+        holds=[
+            HoldOut(
+                payment_id=str(h.payment_id),
+                amount_fen=h.amount_fen,
+                member=MemberRef(id=str(h.member_id), name=h.member_name),
+                created_at=h.created_at,
+                expires_at=h.expires_at,
+            )
+            for h in st.holds
+        ],
+        entries=[
+            EntryOut(
+                id=str(e.id),
+                at=e.at,
+                amount_fen=e.amount_fen,
+                kind="payment" if e.kind == "payment" else "contribution",
+                period=e.period,
+                payment_id=str(e.payment_id) if e.payment_id else None,
+                member=MemberRef(id=str(e.member_id), name=e.member_name)
+                if e.member_id and e.member_name
+                else None,
+            )
+            for e in st.lines
+        ],
+        next_before=st.next_before,
+    )

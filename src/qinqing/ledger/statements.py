@@ -1,6 +1,6 @@
-"""What a person sees of money: the personal-account statement (``GET
-/me/account/entries``), the balance on ``GET /me``, and a link's mutual-aid
-payments this year (``GET /family/links/{id}/payments``).
+"""What a person sees of their personal account: the statement (``GET
+/me/account/entries``) and the balance on ``GET /me``. A link's payments are
+:mod:`qinqing.payments.statements`.
 
 Reads never write: a hold past its expiry is simply not counted (it is
 released for good the next time the account is locked, or by
@@ -13,22 +13,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from qinqing.auth.models import ApiClient
+from qinqing.contributions.models import Contribution
 from qinqing.errors import DomainError
-from qinqing.family.models import FamilyLink
 from qinqing.ledger.accounts import personal_code
-from qinqing.ledger.models import (
-    Contribution,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransfer,
-    Payment,
-    PaymentStatus,
-)
-from qinqing.ledger.payments import local_year
+from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.payments.models import Payment
+from qinqing.payments.statements import open_hold
 from qinqing.persons.models import Person
 
 
@@ -43,10 +36,6 @@ class Balance:
         return self.balance_fen - self.held_fen
 
 
-def _open_hold(now: datetime) -> ColumnElement[bool]:
-    return and_(Payment.status == PaymentStatus.authorized.value, Payment.expires_at > now)
-
-
 def balance_of(session: Session, person: Person, now: datetime) -> Balance:
     account = session.execute(
         select(LedgerAccount.id, LedgerAccount.balance_fen).where(
@@ -57,7 +46,7 @@ def balance_of(session: Session, person: Person, now: datetime) -> Balance:
         return Balance(person.scheme == "employee", 0, 0)
     held = session.execute(
         select(func.coalesce(func.sum(Payment.amount_fen), 0)).where(
-            Payment.account_id == account.id, _open_hold(now)
+            Payment.account_id == account.id, open_hold(now)
         )
     ).scalar_one()
     return Balance(True, int(account.balance_fen), int(held))
@@ -116,7 +105,7 @@ def statement(
                 Payment.expires_at,
             )
             .join(member, member.c.id == Payment.member_id)
-            .where(Payment.account_id == account_id, _open_hold(now))
+            .where(Payment.account_id == account_id, open_hold(now))
             .order_by(Payment.created_at.desc(), Payment.id.desc())
         )
     ]
@@ -173,73 +162,3 @@ def statement(
     ]
     more = len(rows) > limit
     return Statement(bal, holds, lines, str(lines[-1].id) if more and lines else None)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkPayments:
-    year: int
-    yearly_limit_fen: int | None
-    used_fen: int
-    payments: list[Payment]
-
-    @property
-    def remaining_fen(self) -> int | None:
-        if self.yearly_limit_fen is None:
-            return None
-        return max(self.yearly_limit_fen - self.used_fen, 0)
-
-
-def link_payments(session: Session, link: FamilyLink, now: datetime) -> LinkPayments:
-    """This year's payments on the link and how much of its yearly limit they use
-    (settled amounts plus holds that have not expired)."""
-    year = local_year(now)
-    payments = list(
-        session.execute(
-            select(Payment)
-            .where(Payment.link_id == link.id, Payment.year == year)
-            .order_by(Payment.created_at.desc(), Payment.id.desc())
-        ).scalars()
-    )
-    used = session.execute(
-        select(
-            func.coalesce(
-                func.sum(
-                    case(
-                        (Payment.status == PaymentStatus.settled.value, Payment.settled_fen),
-                        else_=Payment.amount_fen,
-                    )
-                ),
-                0,
-            )
-        ).where(
-            Payment.link_id == link.id,
-            Payment.year == year,
-            or_(Payment.status == PaymentStatus.settled.value, _open_hold(now)),
-        )
-    ).scalar_one()
-    return LinkPayments(year, link.mutual_aid_yearly_limit_fen, int(used), payments)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkHold:
-    """An open hold on a link as the person sees it: the bill and who holds it."""
-
-    payment_id: uuid.UUID
-    amount_fen: int
-    institution: str
-    created_at: datetime
-    expires_at: datetime
-
-
-def link_open_holds(session: Session, link_id: uuid.UUID, now: datetime) -> list[LinkHold]:
-    """The open holds (UNSETTLED_PAYMENTS) on a link, each with the institution that
-    placed it, so the person knows whom to ask to settle or void it."""
-    rows = session.execute(
-        select(
-            Payment.id, Payment.amount_fen, ApiClient.name, Payment.created_at, Payment.expires_at
-        )
-        .join(ApiClient, ApiClient.id == Payment.client_id)
-        .where(Payment.link_id == link_id, _open_hold(now))
-        .order_by(Payment.created_at, Payment.id)
-    ).all()
-    return [LinkHold(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows]

@@ -31,8 +31,8 @@ from qinqing.family.access import load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.i18n import DEFAULT_LOCALE
 from qinqing.identity import ric
-from qinqing.ledger.payments import open_holds_for_link
 from qinqing.notify.service import enqueue
+from qinqing.payments.service import open_holds_for_link
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
 from qinqing.regions.policy import UnbindReview

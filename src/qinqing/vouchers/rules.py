@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from qinqing.ledger import rules as money
+from qinqing.payments import rules as money
 
 # Issuing: at most this many vouchers per person in any rolling window. A person
 # at the counter refreshes the code now and then; a burst beyond this is a script.

@@ -24,9 +24,10 @@ from qinqing.errors import DomainError, not_found
 from qinqing.family.access import parse_id
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity.masking import mask_id_number, mask_name
-from qinqing.ledger import payments
-from qinqing.ledger.bulk import pairs_in
-from qinqing.ledger.statements import balance_of, link_payments
+from qinqing.ledger.statements import balance_of
+from qinqing.payments import service as payments
+from qinqing.payments.bulk import pairs_in
+from qinqing.payments.statements import link_payments
 from qinqing.persons.models import Person
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
@@ -261,7 +262,7 @@ def execute(
     principal: Principal,
     ops: list[payments.Op | VoucherAuthorize],
 ) -> list[payments.Outcome]:
-    """:func:`qinqing.ledger.payments.execute`, where an authorization may name its
+    """:func:`qinqing.payments.service.execute`, where an authorization may name its
     persons by voucher. Each voucher that pays is marked used in the same transaction
     as its hold; a refused operation leaves its voucher as it was."""
     plain = [op for op in ops if not isinstance(op, VoucherAuthorize)]

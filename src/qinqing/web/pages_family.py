@@ -16,7 +16,7 @@ from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family import service as family
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import link_out
-from qinqing.ledger import statements
+from qinqing.payments import statements
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import RequestStatus, UnbindRequest

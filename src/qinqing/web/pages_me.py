@@ -16,7 +16,7 @@ from qinqing.auth.principal import Principal
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.errors import DomainError, not_found
 from qinqing.family import service as family
-from qinqing.ledger import statements_api
+from qinqing.ledger import api as ledger_api
 from qinqing.notify import api as notify_api
 from qinqing.persons.models import Person
 from qinqing.web import labels
@@ -48,7 +48,7 @@ def statement(
     rt: RuntimeDep,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
-    st = statements_api.my_entries(principal, session, rt, limit=20, before=before)
+    st = ledger_api.my_entries(principal, session, rt, limit=20, before=before)
     return page(request, rt, session, "account.html", st=st)
 
 

@@ -18,7 +18,7 @@ from qinqing.auth import service as auth
 from qinqing.auth.principal import Principal
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family.views import link_out
-from qinqing.ledger import statements
+from qinqing.payments import statements
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules
 from qinqing.unbind import service as unbind

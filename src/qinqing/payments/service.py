@@ -29,28 +29,21 @@ from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select, upd
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
-from qinqing.clock import CHINA_TZ, as_utc
 from qinqing.db import new_id
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
-from qinqing.ledger import rules
 from qinqing.ledger.accounts import (
     ensure_account,
     institution_code,
     personal_code,
     transfer_rows,
 )
-from qinqing.ledger.bulk import any_of, insert_rows, pairs_in, update_by_id
-from qinqing.ledger.models import (
-    AccountKind,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransfer,
-    Payment,
-    PaymentStatus,
-)
+from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.notify.models import Notification
+from qinqing.payments import rules
+from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_id
+from qinqing.payments.models import Payment, PaymentStatus
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime
@@ -70,11 +63,6 @@ STATUS_OF = {
     "PAYMENT_NOT_FOUND": 404,
     "PAYMENT_REFERENCE_EXISTS": 409,
 }
-
-
-def local_year(at: datetime) -> int:
-    """The insurance year is the calendar year in China Standard Time."""
-    return as_utc(at).astimezone(CHINA_TZ).year
 
 
 # --- operations and outcomes -------------------------------------------------
@@ -175,7 +163,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
         raise DomainError("BATCH_TOO_LARGE", 422, max_operations=MAX_BATCH)
     now = rt.clock.now()
     today = now.date()
-    year = local_year(now)
+    year = rules.local_year(now)
     me = principal.id
     out: list[Outcome | None] = [None] * len(ops)
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qinqing.ledger.rules import quote
+from qinqing.contributions.rules import quote
 from qinqing.regions.policy import ContributionPolicy, Insurance, Rounding
 
 API = "/api/v1"

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.clock import FrozenClock
-from qinqing.ledger.statements import link_open_holds
+from qinqing.payments.statements import link_open_holds
 from qinqing.runtime import Runtime
 
 

@@ -1,8 +1,8 @@
-"""Contributions (docs/guide.md §3.4): the
-public quote, a collector's monthly post, and closing a month.
+"""Contributions (docs/guide.md §3.4): the public quote, a collector's monthly
+post, and closing a month.
 
-What is credited: the contribution is computed by :func:`qinqing.ledger.rules.quote`
-on the base clamped to the region's floor and ceiling; an ``employee`` person
+What is credited: the contribution is computed by :func:`rules.quote` on the
+base clamped to the region's floor and ceiling; an ``employee`` person
 (the only scheme with a personal account, 个人账户) has the quote's
 ``personal_account_fen`` (the policy's ``personal_account_share`` of the
 personal amounts) moved from the region's funding account to their personal
@@ -38,10 +38,12 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
 from qinqing.auth.principal import Principal
-from qinqing.clock import CHINA_TZ, china_date
+from qinqing.clock import china_date
+from qinqing.contributions import rules
+from qinqing.contributions.models import Contribution, MonthClosing
+from qinqing.contributions.rules import current_period, period_end, previous_period
 from qinqing.errors import DomainError, forbidden
 from qinqing.identity import ric
-from qinqing.ledger import rules
 from qinqing.ledger.accounts import (
     ensure_account,
     funding_code,
@@ -49,7 +51,7 @@ from qinqing.ledger.accounts import (
     personal_code,
     post_transfer,
 )
-from qinqing.ledger.models import AccountKind, Contribution, MonthClosing
+from qinqing.ledger.models import AccountKind
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person, PersonStatus, Scheme
 from qinqing.persons.service import find_by_id_number
@@ -68,29 +70,6 @@ ARREARS_CLEARED = "contribution.arrears_cleared"
 
 
 # --- periods ---------------------------------------------------------------------
-
-
-def current_period(now: datetime) -> str:
-    """The calendar month in China (UTC+8) at ``now``, as ``YYYY-MM``."""
-    return rules.period_of(china_date(now))
-
-
-def period_end(period: str) -> datetime:
-    """The first instant after ``period`` ends: the 1st of the next month, 00:00 China time."""
-    parsed = rules.parse_period(period)
-    if parsed is None:
-        raise ValueError(f"not a period: {period!r}")
-    year, month = parsed
-    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return datetime(year, month, 1, tzinfo=CHINA_TZ)
-
-
-def previous_period(period: str) -> str:
-    parsed = rules.parse_period(period)
-    if parsed is None:
-        raise ValueError(f"not a period: {period!r}")
-    year, month = parsed
-    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
 
 
 def created_period(person: Person) -> str:

@@ -1,4 +1,5 @@
-"""/payments routes for designated institutions (scope ``payments``)."""
+"""/payments routes for designated institutions (scope ``payments``), and a link's
+payments as its parties see them (``statements_router``, tagged ``statements``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from qinqing import i18n
-from qinqing.auth.principal import Principal, require_scope
+from qinqing.auth.principal import PersonDep, Principal, require_scope
 from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.family.access import load_link
 from qinqing.idempotency import IdempotencyKeyDep, run_for_request
-from qinqing.ledger import payments
-from qinqing.ledger.schemas import (
+from qinqing.payments import service as payments
+from qinqing.payments import statements
+from qinqing.payments.schemas import (
     AuthorizeIn,
     AuthorizeOp,
     BatchIn,
     BatchOut,
     BatchResult,
+    LinkPaymentOut,
+    LinkPaymentsOut,
     PaymentOut,
     SettleIn,
     SettleOp,
@@ -26,6 +31,8 @@ from qinqing.problems import locale_of
 from qinqing.vouchers import service as vouchers
 
 router = APIRouter(tags=["payments"])
+# Included after the ledger's statement route, as one "statements" group with it.
+statements_router = APIRouter(tags=["statements"])
 InstitutionDep = Annotated[Principal, require_scope("payments")]
 
 
@@ -173,4 +180,31 @@ def batch(
 
     return run_for_request(
         request, session, rt, principal, key, body.model_dump(exclude_none=True), run
+    )
+
+
+@statements_router.get("/family/links/{link_id}/payments", response_model=LinkPaymentsOut)
+def link_payments(
+    link_id: str, principal: PersonDep, session: SessionDep, rt: RuntimeDep
+) -> LinkPaymentsOut:
+    """This year's mutual-aid payments on the link, with the yearly limit used (its parties only)."""
+    link = load_link(session, principal, link_id)
+    lp = statements.link_payments(session, link, rt.clock.now())
+    return LinkPaymentsOut(
+        link_id=str(link.id),
+        year=lp.year,
+        yearly_limit_fen=lp.yearly_limit_fen,
+        used_fen=lp.used_fen,
+        remaining_fen=lp.remaining_fen,
+        payments=[
+            LinkPaymentOut(
+                payment_id=str(p.id),
+                status=p.status,
+                amount_fen=p.amount_fen,
+                settled_fen=p.settled_fen,
+                created_at=p.created_at,
+                resolved_at=p.resolved_at,
+            )
+            for p in lp.payments
+        ],
     )

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from concurrency import race
 from ledger_support import fund, make_family
 from qinqing.auth.principal import Principal
-from qinqing.ledger import payments
-from qinqing.ledger.accounts import personal_code, reconcile
+from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
+from qinqing.ledger.reconcile import reconcile
+from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 from support import add_client
 

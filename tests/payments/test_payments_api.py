@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from ledger_support import API, Family, authorize_body, fund, institution_headers, make_family
 from qinqing.clock import FrozenClock
-from qinqing.ledger.accounts import personal_code, reconcile
+from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
+from qinqing.ledger.reconcile import reconcile
 from qinqing.runtime import Runtime
 
 
@@ -175,7 +176,7 @@ def test_hold_expires_after_policy_hours(
 def test_expire_command_releases_overdue_holds(
     rt: Runtime, client: TestClient, clock: FrozenClock, fam: Family, inst: dict[str, str]
 ) -> None:
-    from qinqing.ledger.payments import expire_holds
+    from qinqing.payments.service import expire_holds
 
     _auth(client, inst, fam, 5_000, "C1")
     _auth(client, inst, fam, 6_000, "C2")
@@ -227,7 +228,7 @@ def test_only_the_authorizing_institution_sees_a_payment(
 def test_institution_of_another_region(rt: Runtime, client: TestClient, fam: Family) -> None:
     far = institution_headers(rt, client, region="440100")
     r = client.post(f"{API}/payments/authorize", json=authorize_body(fam, 100, "G"), headers=far)
-    # As for an unknown number (tests/ledger/test_existence_oracles.py).
+    # As for an unknown number (tests/api/test_existence_oracles.py).
     assert r.status_code == 404 and r.json()["code"] == "PERSON_NOT_FOUND"
 
 

@@ -1,21 +1,19 @@
-"""Pure money rules: the contribution quote and the payment decisions.
+"""Pure contribution rules: the quote and the contribution months (periods).
 
-No I/O here: the services load the facts (with the right rows locked) and ask
-these functions; the HTTP path, the batch path and the tests share them.
+No I/O here: the service loads the region's policy and the person and asks these
+functions; the public calculator, the collector's post and the tests share them.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
+from qinqing.clock import CHINA_TZ, china_date
 from qinqing.regions.policy import ContributionPolicy
 
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-
-
-# --- contributions ---------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,59 +79,24 @@ def period_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-# --- payments --------------------------------------------------------------
+def current_period(now: datetime) -> str:
+    """The calendar month in China (UTC+8) at ``now``, as ``YYYY-MM``."""
+    return period_of(china_date(now))
 
 
-@dataclass(frozen=True, slots=True)
-class AuthorizeFacts:
-    """What decides an authorization, read under the link and account locks."""
-
-    link_active_mutual_aid: bool
-    holder_status: str
-    holder_scheme: str
-    available_fen: int
-    amount_fen: int
-    yearly_limit_fen: int | None
-    used_this_year_fen: int  # authorized (open) + settled on this link this year
+def period_end(period: str) -> datetime:
+    """The first instant after ``period`` ends: the 1st of the next month, 00:00 China time."""
+    parsed = parse_period(period)
+    if parsed is None:
+        raise ValueError(f"not a period: {period!r}")
+    year, month = parsed
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return datetime(year, month, 1, tzinfo=CHINA_TZ)
 
 
-def authorize_refusal(f: AuthorizeFacts) -> str | None:
-    """The code that refuses an authorization, or None when it may go ahead.
-
-    Checked in a fixed order so the answer is stable: the link first (no link,
-    no payment), then who pays, then how much.
-    """
-    if f.amount_fen <= 0:
-        return "AMOUNT_INVALID"
-    if not f.link_active_mutual_aid:
-        return "NO_MUTUAL_AID_LINK"
-    if f.holder_scheme != "employee":
-        return "HOLDER_NOT_EMPLOYEE"
-    if f.holder_status != "active":
-        return "PAYER_NOT_ACTIVE"
-    if f.yearly_limit_fen is not None and f.used_this_year_fen + f.amount_fen > f.yearly_limit_fen:
-        return "YEARLY_LIMIT_EXCEEDED"
-    if f.amount_fen > f.available_fen:
-        return "INSUFFICIENT_BALANCE"
-    return None
-
-
-def _resolved(status: str) -> str | None:
-    if status == "expired":
-        return "PAYMENT_EXPIRED"
-    return None if status == "authorized" else "PAYMENT_ALREADY_RESOLVED"
-
-
-def settle_refusal(status: str, held_fen: int, amount_fen: int) -> str | None:
-    """Settle the same or a smaller amount, exactly once."""
-    if refused := _resolved(status):
-        return refused
-    if amount_fen <= 0:
-        return "AMOUNT_INVALID"
-    if amount_fen > held_fen:
-        return "SETTLE_EXCEEDS_HOLD"
-    return None
-
-
-def void_refusal(status: str) -> str | None:
-    return _resolved(status)
+def previous_period(period: str) -> str:
+    parsed = parse_period(period)
+    if parsed is None:
+        raise ValueError(f"not a period: {period!r}")
+    year, month = parsed
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"

@@ -19,16 +19,12 @@ from qinqing.audit.models import AuditEntry
 from qinqing.auth.principal import Principal
 from qinqing.cli import app as cli_app
 from qinqing.clock import FrozenClock
+from qinqing.contributions.models import Contribution, MonthClosing
+from qinqing.contributions.service import close_month, post_contribution
 from qinqing.errors import DomainError
-from qinqing.ledger.accounts import funding_code, personal_code, reconcile
-from qinqing.ledger.contributions import close_month, post_contribution
-from qinqing.ledger.models import (
-    Contribution,
-    LedgerAccount,
-    LedgerEntry,
-    LedgerTransfer,
-    MonthClosing,
-)
+from qinqing.ledger.accounts import funding_code, personal_code
+from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.ledger.reconcile import reconcile
 from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
@@ -177,7 +173,7 @@ def test_non_employees_are_recorded_but_not_credited(
 def test_a_collector_of_another_region_is_refused(rt: Runtime, client: TestClient) -> None:
     _, number = add_person(rt, region="150600")
     r = post(client, collector(rt, client, region="440100"), number, "2026-10")
-    # As for an unknown number (tests/ledger/test_existence_oracles.py).
+    # As for an unknown number (tests/api/test_existence_oracles.py).
     assert r.status_code == 404
     assert r.json()["code"] == "PERSON_NOT_FOUND"
     assert number not in r.text

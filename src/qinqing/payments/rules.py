@@ -1,0 +1,73 @@
+"""Pure payment rules: the insurance year, and whether an authorization, a settle or
+a void may go ahead.
+
+No I/O here: the service loads the facts (with the right rows locked) and asks
+these functions; the HTTP path, the batch path and the tests share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from qinqing.clock import CHINA_TZ, as_utc
+
+
+def local_year(at: datetime) -> int:
+    """The insurance year is the calendar year in China Standard Time."""
+    return as_utc(at).astimezone(CHINA_TZ).year
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeFacts:
+    """What decides an authorization, read under the link and account locks."""
+
+    link_active_mutual_aid: bool
+    holder_status: str
+    holder_scheme: str
+    available_fen: int
+    amount_fen: int
+    yearly_limit_fen: int | None
+    used_this_year_fen: int  # authorized (open) + settled on this link this year
+
+
+def authorize_refusal(f: AuthorizeFacts) -> str | None:
+    """The code that refuses an authorization, or None when it may go ahead.
+
+    Checked in a fixed order so the answer is stable: the link first (no link,
+    no payment), then who pays, then how much.
+    """
+    if f.amount_fen <= 0:
+        return "AMOUNT_INVALID"
+    if not f.link_active_mutual_aid:
+        return "NO_MUTUAL_AID_LINK"
+    if f.holder_scheme != "employee":
+        return "HOLDER_NOT_EMPLOYEE"
+    if f.holder_status != "active":
+        return "PAYER_NOT_ACTIVE"
+    if f.yearly_limit_fen is not None and f.used_this_year_fen + f.amount_fen > f.yearly_limit_fen:
+        return "YEARLY_LIMIT_EXCEEDED"
+    if f.amount_fen > f.available_fen:
+        return "INSUFFICIENT_BALANCE"
+    return None
+
+
+def _resolved(status: str) -> str | None:
+    if status == "expired":
+        return "PAYMENT_EXPIRED"
+    return None if status == "authorized" else "PAYMENT_ALREADY_RESOLVED"
+
+
+def settle_refusal(status: str, held_fen: int, amount_fen: int) -> str | None:
+    """Settle the same or a smaller amount, exactly once."""
+    if refused := _resolved(status):
+        return refused
+    if amount_fen <= 0:
+        return "AMOUNT_INVALID"
+    if amount_fen > held_fen:
+        return "SETTLE_EXCEEDS_HOLD"
+    return None
+
+
+def void_refusal(status: str) -> str | None:
+    return _resolved(status)
