@@ -8,6 +8,7 @@ from datetime import date
 
 from fastapi.testclient import TestClient
 
+from qinqing.auth.principal import Principal
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
 from qinqing.ledger.accounts import (
@@ -131,3 +132,17 @@ def authorize_body(fam: Family, amount_fen: int, reference: str) -> dict[str, ob
         "amount_fen": amount_fen,
         "reference": reference,
     }
+
+
+def institution_principal(rt: Runtime, region: str = "150600") -> Principal:
+    """An institution client and the Principal its token would give, for services."""
+    cid, _ = add_client(rt, "institution", region)
+    return Principal(
+        "client",
+        cid,
+        "institution",
+        token_hash="-",
+        region_code=region,
+        scopes=frozenset({"payments"}),
+        role="institution",
+    )

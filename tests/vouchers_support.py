@@ -9,9 +9,7 @@ from fastapi.testclient import TestClient
 
 from family_support import MadeLink, make_active_link
 from ledger_support import fund, institution_headers
-from qinqing.auth.principal import Principal
 from qinqing.runtime import Runtime
-from support import add_client
 
 API = "/api/v1"
 FUNDS_FEN = 100_000
@@ -69,18 +67,4 @@ def pay(
         f"{API}/payments/authorize",
         json={"voucher_token": token, "amount_fen": amount_fen, "reference": reference},
         headers={**inst, **(headers or {})},
-    )
-
-
-def institution_principal(rt: Runtime, region: str = "150600") -> Principal:
-    """An institution client and the Principal its token would give, for services."""
-    cid, _ = add_client(rt, "institution", region)
-    return Principal(
-        "client",
-        cid,
-        "institution",
-        token_hash="-",
-        region_code=region,
-        scopes=frozenset({"payments"}),
-        role="institution",
     )

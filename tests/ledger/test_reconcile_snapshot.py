@@ -11,27 +11,13 @@ import pytest
 from sqlalchemy import event
 from typer.testing import CliRunner
 
-from ledger_support import fund, make_family
+from ledger_support import fund, institution_principal, make_family
 from qinqing.auth.principal import Principal
 from qinqing.cli import app as cli_app
 from qinqing.db import Database
 from qinqing.ledger.reconcile import reconcile_snapshot
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
-from support import add_client
-
-
-def institution(rt: Runtime) -> Principal:
-    cid, _ = add_client(rt, "institution")
-    return Principal(
-        "client",
-        cid,
-        "institution",
-        token_hash="-",
-        region_code="150600",
-        scopes=frozenset({"payments"}),
-        role="institution",
-    )
 
 
 def run(rt: Runtime, who: Principal, op: payments.Op) -> payments.Outcome:
@@ -44,7 +30,7 @@ def test_a_payment_committed_between_reconcile_statements_is_not_a_discrepancy(
 ) -> None:
     fam = make_family(rt)
     fund(rt, fam.holder_id, 100_000)
-    inst = institution(rt)
+    inst = institution_principal(rt)
     hold = run(rt, inst, payments.Authorize(fam.holder_number, fam.member_number, 40_000, "R-1"))
     assert hold.ok
     settled: list[payments.Outcome] = []
@@ -71,7 +57,7 @@ def test_reconcile_while_payments_run_never_reports_a_discrepancy(rt: Runtime) -
     fams = [make_family(rt, seq=i + 1) for i in range(3)]
     for f in fams:
         fund(rt, f.holder_id, 1_000_000)
-    inst = institution(rt)
+    inst = institution_principal(rt)
     stop = threading.Event()
     errors: list[BaseException] = []
     done = [0]

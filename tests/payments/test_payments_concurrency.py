@@ -9,14 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from concurrency import race
-from ledger_support import fund, make_family
-from qinqing.auth.principal import Principal
+from ledger_support import fund, institution_principal, make_family
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
-from support import add_client
 
 T = TypeVar("T")
 
@@ -28,24 +26,11 @@ def pg(rt: Runtime) -> Runtime:
     return rt
 
 
-def _institution(rt: Runtime) -> Principal:
-    cid, _ = add_client(rt, "institution")
-    return Principal(
-        "client",
-        cid,
-        "institution",
-        token_hash="-",
-        region_code="150600",
-        scopes=frozenset({"payments"}),
-        role="institution",
-    )
-
-
 def test_concurrent_authorizations_never_overdraw(pg: Runtime) -> None:
     rt = pg
     fam = make_family(rt)
     fund(rt, fam.holder_id, 100_000)
-    inst = _institution(rt)
+    inst = institution_principal(rt)
 
     def authorize(i: int) -> payments.Outcome:
         with rt.db.unit_of_work() as s:
@@ -73,7 +58,7 @@ def test_concurrent_settles_resolve_once(pg: Runtime) -> None:
     rt = pg
     fam = make_family(rt)
     fund(rt, fam.holder_id, 100_000)
-    inst = _institution(rt)
+    inst = institution_principal(rt)
     with rt.db.unit_of_work() as s:
         hold = payments.execute(
             s, rt, inst, [payments.Authorize(fam.holder_number, fam.member_number, 50_000, "ONE")]
@@ -107,7 +92,7 @@ def test_concurrent_batches_on_shared_accounts_do_not_deadlock(pg: Runtime) -> N
     fams = [make_family(rt, seq=i + 1) for i in range(6)]
     for f in fams:
         fund(rt, f.holder_id, 10_000)
-    inst = _institution(rt)
+    inst = institution_principal(rt)
 
     def batch(i: int) -> list[payments.Outcome]:
         order = fams if i % 2 else list(reversed(fams))

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from concurrency import race
+from ledger_support import institution_principal
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.ledger.reconcile import reconcile
@@ -16,7 +17,7 @@ from qinqing.payments.service import Outcome
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service
 from qinqing.vouchers.models import Voucher
-from vouchers_support import institution_principal, scene, token_for
+from vouchers_support import scene, token_for
 
 
 @pytest.fixture
