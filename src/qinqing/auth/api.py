@@ -15,6 +15,7 @@ from qinqing.auth import registration, service
 from qinqing.auth.principal import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
     LoginIn,
+    LoginOut,
     MeOut,
     PaymentPasswordIn,
     RegionRef,
@@ -76,8 +77,8 @@ def register(body: RegisterIn, rt: RuntimeDep) -> RegisterOut:
     return RegisterOut(account_id=str(account.id), person_id=str(account.person_id))
 
 
-@router.post("/auth/login", response_model=TokenOut, tags=["auth"])
-def login(body: LoginIn, request: Request, rt: RuntimeDep) -> TokenOut:
+@router.post("/auth/login", response_model=LoginOut, tags=["auth"])
+def login(body: LoginIn, request: Request, rt: RuntimeDep) -> LoginOut:
     issued = service.login(
         rt,
         login=body.login,
@@ -85,7 +86,7 @@ def login(body: LoginIn, request: Request, rt: RuntimeDep) -> TokenOut:
         source=_source(request),
         channel=body.channel,
     )
-    return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in)
+    return LoginOut(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
 _BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="qinqing"'}
