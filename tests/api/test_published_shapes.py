@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from counter_support import clerk, counter_family, counter_unbind, unbind_body
 from qinqing.runtime import Runtime
 from support import STAFF_PASSWORD, add_staff, person_with_account
 
@@ -22,3 +23,20 @@ def test_a_login_answers_exactly_the_token_its_type_and_lifetime(
         assert set(answer) == {"access_token", "token_type", "expires_in"}
         assert answer["token_type"].lower() == "bearer"
         assert isinstance(answer["expires_in"], int) and answer["expires_in"] > 0
+
+
+def test_a_counter_unbind_accepts_the_common_names_of_the_id_card(
+    rt: Runtime, client: TestClient
+) -> None:
+    """身份证 is `resident_id` here; desks that call it `id_card` are understood too."""
+    fam = counter_family(rt)
+    desk = clerk(rt, client, "clerk1")
+    body = unbind_body(fam.link_id, fam.holder_number, doc_type="id_card")
+    r = counter_unbind(client, desk, body)
+    assert r.status_code == 200, r.text
+    assert r.json()["request"]["status"] == "completed"
+    assert r.json()["link"]["status"] == "ended"
+    r = counter_unbind(
+        client, desk, unbind_body(fam.link_id, fam.holder_number, doc_type="passport")
+    )
+    assert r.status_code == 422
