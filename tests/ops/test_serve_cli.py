@@ -97,7 +97,11 @@ def test_demo_json_is_the_whole_stdout(tmp_path: Path, served: list[dict[str, An
     document = json.loads(r.stdout)
     assert document["created"] is True
     kinds = {entry["kind"] for entry in document["logins"]}
-    assert kinds == {"person", "staff", "client"}
+    assert kinds == {"person", "staff", "client", "webhook"}
+    hook = next(e for e in document["logins"] if e["kind"] == "webhook")
+    assert hook["secret"].startswith("whsec_")
+    # Every person row is a phone login, never the webhook's URL.
+    assert all(e["login"].isdigit() for e in document["logins"] if e["kind"] == "person")
     bank = next(e for e in document["logins"] if e["login"] == "qq_demo_bank")
     assert bank["secret"] == "demo-bank-secret-2026"
     assert "Qinqing on http://127.0.0.1:8000" in r.stderr
