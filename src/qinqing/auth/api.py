@@ -51,8 +51,11 @@ def register_sms_code(
         rt, id_number=body.id_number, name=body.name, source=_source(request)
     )
     if message is not None:
-        # After the answer is sent: a slow gateway neither delays it nor shows in its timing.
-        background.add_task(registration.deliver, rt, message)
+        if registration.delivers_at_once(rt):
+            registration.deliver(rt, message)
+        else:
+            # After the answer is sent: a slow gateway neither delays it nor shows in its timing.
+            background.add_task(registration.deliver, rt, message)
     message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
     return SmsCodeOut(
         detail=message_text,
