@@ -1,9 +1,9 @@
 """`qinqing serve`: the port range, flags shown as flags, demo logins that survive an
 80-column terminal or a log file, `--json`, and `--demo --reset`.
 
-`serve --demo` runs on the embedded SQLite default by design (the reset refuses any
-other database), so these cases need no PostgreSQL twin; uvicorn is replaced by a
-recorder so nothing listens.
+`serve --demo --reset` works on the embedded SQLite default only (the reset refuses
+any other database), so those cases need no PostgreSQL twin; `--demo` on a named
+database runs on both. uvicorn is replaced by a recorder so nothing listens.
 """
 
 from __future__ import annotations
@@ -147,3 +147,18 @@ def test_reset_and_json_need_demo(tmp_path: Path, served: list[dict[str, Any]]) 
     r = CliRunner().invoke(app, ["serve", "--reset"], env=_env(tmp_path))
     assert r.exit_code == 1 and "--demo" in r.output
     assert served == []
+
+
+def test_demo_on_a_named_database_runs_in_development_mode(
+    database_url: str, tmp_path: Path, served: list[dict[str, Any]]
+) -> None:
+    """A named database alone means production, but `--demo` says development; only an
+    explicit QINQING_ENV=production refuses it."""
+    env = _env(tmp_path, QINQING_DATABASE_URL=database_url)
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["created"] is True
+    assert len(served) == 1
+    r = CliRunner().invoke(app, ["serve", "--demo"], env={**env, "QINQING_ENV": "production"})
+    assert r.exit_code != 0
+    assert len(served) == 1  # nothing served in production mode
