@@ -83,3 +83,11 @@ def test_the_simulated_sms_is_written_before_the_202_is_sent(rt: Runtime) -> Non
     assert status == [202]
     assert seen_at_answer == [1]
     assert sms_lines(rt)[0]["to"] == "13600000009"
+
+
+def test_a_voucher_for_oneself_needs_no_body(rt: Runtime, client: TestClient) -> None:
+    _, _, headers = person_with_account(rt, client, phone="13800138000")
+    r = client.post("/api/v1/vouchers", headers=headers)
+    assert r.status_code == 201, r.text
+    assert set(r.json()) == {"token", "expires_at", "qr_svg"}
+    assert r.json()["qr_svg"].startswith("<svg")
