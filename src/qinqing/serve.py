@@ -37,6 +37,9 @@ def run(
         # QINQING_ENV=production is still refused below. Set in the environment so
         # worker processes (--workers) see it too.
         os.environ.setdefault("QINQING_ENV", "development")
+        # The demo's face checks (registration without a phone, unbinding) use the
+        # simulated provider unless one is named; production refuses it anyway.
+        os.environ.setdefault("QINQING_FACE_PROVIDER", "simulated")
     rt = runtime()
     configure(
         json_lines=rt.settings.log_json

@@ -39,6 +39,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str | None]:
         "QINQING_DATA_DIR": str(data_dir),
         "QINQING_DATABASE_URL": None,
         "QINQING_ENV": None,
+        "QINQING_FACE_PROVIDER": None,
         "QINQING_SECRET_KEY": None,
         **FAST_HASHING,
         **extra,
@@ -162,3 +163,18 @@ def test_demo_on_a_named_database_runs_in_development_mode(
     r = CliRunner().invoke(app, ["serve", "--demo"], env={**env, "QINQING_ENV": "production"})
     assert r.exit_code != 0
     assert len(served) == 1  # nothing served in production mode
+
+
+def test_the_demo_checks_faces_with_the_simulated_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps: list[Any] = []
+    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kw: apps.append(app))
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=_env(tmp_path))
+    assert r.exit_code == 0, r.output
+    [served_app] = apps
+    assert served_app.state.runtime.settings.face_provider == "simulated"
+    named = _env(tmp_path, QINQING_FACE_PROVIDER="none")
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=named)
+    assert r.exit_code == 0, r.output
+    assert apps[-1].state.runtime.settings.face_provider == "none"
