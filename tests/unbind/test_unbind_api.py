@@ -372,7 +372,10 @@ def test_a_bank_whose_customers_are_both_parties_must_say_which(
 ) -> None:
     _, _, _, _, link = family(rt, client)
     bank = _client_headers(client, *add_client(rt, "bank", "150600"))
-    for seq, name, account in ((11, "王建国", "6214830123452343"), (12, "李秀英", "6214830000012343")):
+    for seq, name, account in (
+        (11, "王建国", "6214830123452343"),
+        (12, "李秀英", "6214830000012343"),
+    ):
         r = client.post(
             f"{API}/bank-links",
             headers=bank,

@@ -178,11 +178,11 @@ def _sole_customer_side(
     name one: the bank reaches the link through exactly that party. When both
     parties bank with it, which one asks is the bank's to say (PARTY_REQUIRED);
     a link with neither is already the unknown link's 404 in ``load_link``."""
-    sides: list[Party] = [
-        side
-        for side, pid in (("holder", link.holder_id), ("member", link.member_id))
-        if is_customer(session, principal.bank_code, pid)
-    ]
+    parties: tuple[tuple[Party, uuid.UUID], ...] = (
+        ("holder", link.holder_id),
+        ("member", link.member_id),
+    )
+    sides = [side for side, pid in parties if is_customer(session, principal.bank_code, pid)]
     if not sides:
         raise not_found("link")
     if len(sides) > 1:
