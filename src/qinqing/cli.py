@@ -215,6 +215,8 @@ def clients_add(
     console.print(f"client [bold]{client.name}[/] ({client.kind}, scopes: {client.scopes})")
     console.print(f"client_id:     {client.id}")
     console.print(f"client_secret: {secret}")
+    if client.bank_code:
+        console.print(f"bank_code:     {client.bank_code}")
     if webhook_secret is not None:
         console.print(f"webhook_secret: {webhook_secret}")
     console.print("[yellow]Secrets are shown only now; store them safely.[/]")

@@ -346,6 +346,8 @@ def login_records() -> list[dict[str, str]]:
         kind = "person"
         if who.startswith(("staff ", "client ")):
             kind, who = who.split(" ", 1)
+        elif who.startswith("webhook "):
+            kind = "webhook"
         records.append({"kind": kind, "who": who, "login": login, "secret": secret, "note": note})
     return records
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
@@ -30,6 +31,15 @@ def run(
             fail(str(exc))
         names = ", ".join(path.name for path in removed) or "nothing to remove"
         print(f"demo reset: removed {names}", file=sys.stderr if demo_json else sys.stdout)
+    if demo:
+        # `--demo` is development mode unless QINQING_ENV says otherwise, even on a
+        # named database (which alone would mean production); an explicit
+        # QINQING_ENV=production is still refused below. Set in the environment so
+        # worker processes (--workers) see it too.
+        os.environ.setdefault("QINQING_ENV", "development")
+        # The demo's face checks (registration without a phone, unbinding) use the
+        # simulated provider unless one is named; production refuses it anyway.
+        os.environ.setdefault("QINQING_FACE_PROVIDER", "simulated")
     rt = runtime()
     configure(
         json_lines=rt.settings.log_json
@@ -39,8 +49,8 @@ def run(
     if demo:
         if rt.settings.is_production:
             fail(
-                "--demo is refused in production mode (unset QINQING_DATABASE_URL or set "
-                "QINQING_ENV=development)"
+                "--demo is refused in production mode (QINQING_ENV=production); unset it "
+                "or set QINQING_ENV=development"
             )
         created = demo_data.load(rt)
         if demo_json:

@@ -89,8 +89,32 @@ def test_clients_add_shows_secret_once_and_stores_it_hashed(rt: Runtime) -> None
         assert client.scopes == "bank-links family"
 
 
-def test_bank_client_needs_bank_code(rt: Runtime) -> None:
-    r = CliRunner().invoke(
-        app, ["clients", "add", "某银行", "--kind", "bank", "--region", "150600"], env=_env(rt)
-    )
+def test_a_bank_added_without_a_code_gets_one_of_its_own(rt: Runtime) -> None:
+    """`--bank-code` is optional: a bank without one is a bank of its own, and its
+    customers' links carry that code."""
+    runner = CliRunner()
+    base = ["clients", "add", "某银行", "--kind", "bank", "--region", "150600"]
+    first = runner.invoke(app, [*base, "--json"], env=_env(rt))
+    assert first.exit_code == 0, first.output
+    assert set(json.loads(first.stdout)) == {"client_id", "client_secret"}
+    second = runner.invoke(app, base, env=_env(rt))
+    assert second.exit_code == 0, second.output
+    with rt.db.unit_of_work() as s:
+        codes = {c.id: c.bank_code for c in s.execute(select(ApiClient)).scalars()}
+    first_id = json.loads(first.stdout)["client_id"]
+    code = codes[first_id]
+    assert code is not None and code.startswith("QQ") and code.isalnum() and code.isupper()
+    [other] = [c for cid, c in codes.items() if cid != first_id]
+    assert other != code  # two banks, two codes
+    assert f"bank_code:     {other}" in second.output
+
+
+def test_a_bank_code_is_read_in_capitals_and_refused_when_malformed(rt: Runtime) -> None:
+    runner = CliRunner()
+    base = ["clients", "add", "某银行", "--kind", "bank", "--region", "150600", "--json"]
+    r = runner.invoke(app, [*base, "--bank-code", "icbc"], env=_env(rt))
+    assert r.exit_code == 0, r.output
+    with rt.db.unit_of_work() as s:
+        assert s.execute(select(ApiClient.bank_code)).scalar_one() == "ICBC"
+    r = runner.invoke(app, [*base, "--bank-code", "中国工商银行"], env=_env(rt))
     assert r.exit_code == 1 and "BANK_CODE_REQUIRED" in r.output

@@ -12,7 +12,13 @@ from qinqing.persons.importer import _REASONS as IMPORT_ROW_REASONS
 SRC = Path(qinqing.__file__).parent
 CODE = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')
 # Environment variables named in CLI help and messages.
-NOT_CODES = {"QINQING_NEW_PASSWORD", "QINQING_NEW_SECRET_KEY", "QINQING_SECRET_KEY"}
+NOT_CODES = {
+    "QINQING_ENV",
+    "QINQING_FACE_PROVIDER",
+    "QINQING_NEW_PASSWORD",
+    "QINQING_NEW_SECRET_KEY",
+    "QINQING_SECRET_KEY",
+}
 # Import row codes carry their own English reason in the report (persons.importer).
 IMPORT_ROW_CODES = set(IMPORT_ROW_REASONS) | {"DUPLICATE_IN_FILE"}
 

@@ -1,9 +1,9 @@
 """`qinqing serve`: the port range, flags shown as flags, demo logins that survive an
 80-column terminal or a log file, `--json`, and `--demo --reset`.
 
-`serve --demo` runs on the embedded SQLite default by design (the reset refuses any
-other database), so these cases need no PostgreSQL twin; uvicorn is replaced by a
-recorder so nothing listens.
+`serve --demo --reset` works on the embedded SQLite default only (the reset refuses
+any other database), so those cases need no PostgreSQL twin; `--demo` on a named
+database runs on both. uvicorn is replaced by a recorder so nothing listens.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str | None]:
         "QINQING_DATA_DIR": str(data_dir),
         "QINQING_DATABASE_URL": None,
         "QINQING_ENV": None,
+        "QINQING_FACE_PROVIDER": None,
         "QINQING_SECRET_KEY": None,
         **FAST_HASHING,
         **extra,
@@ -97,7 +98,11 @@ def test_demo_json_is_the_whole_stdout(tmp_path: Path, served: list[dict[str, An
     document = json.loads(r.stdout)
     assert document["created"] is True
     kinds = {entry["kind"] for entry in document["logins"]}
-    assert kinds == {"person", "staff", "client"}
+    assert kinds == {"person", "staff", "client", "webhook"}
+    hook = next(e for e in document["logins"] if e["kind"] == "webhook")
+    assert hook["secret"].startswith("whsec_")
+    # Every person row is a phone login, never the webhook's URL.
+    assert all(e["login"].isdigit() for e in document["logins"] if e["kind"] == "person")
     bank = next(e for e in document["logins"] if e["login"] == "qq_demo_bank")
     assert bank["secret"] == "demo-bank-secret-2026"
     assert "Qinqing on http://127.0.0.1:8000" in r.stderr
@@ -143,3 +148,33 @@ def test_reset_and_json_need_demo(tmp_path: Path, served: list[dict[str, Any]]) 
     r = CliRunner().invoke(app, ["serve", "--reset"], env=_env(tmp_path))
     assert r.exit_code == 1 and "--demo" in r.output
     assert served == []
+
+
+def test_demo_on_a_named_database_runs_in_development_mode(
+    database_url: str, tmp_path: Path, served: list[dict[str, Any]]
+) -> None:
+    """A named database alone means production, but `--demo` says development; only an
+    explicit QINQING_ENV=production refuses it."""
+    env = _env(tmp_path, QINQING_DATABASE_URL=database_url)
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["created"] is True
+    assert len(served) == 1
+    r = CliRunner().invoke(app, ["serve", "--demo"], env={**env, "QINQING_ENV": "production"})
+    assert r.exit_code != 0
+    assert len(served) == 1  # nothing served in production mode
+
+
+def test_the_demo_checks_faces_with_the_simulated_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apps: list[Any] = []
+    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kw: apps.append(app))
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=_env(tmp_path))
+    assert r.exit_code == 0, r.output
+    [served_app] = apps
+    assert served_app.state.runtime.settings.face_provider == "simulated"
+    named = _env(tmp_path, QINQING_FACE_PROVIDER="none")
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=named)
+    assert r.exit_code == 0, r.output
+    assert apps[-1].state.runtime.settings.face_provider == "none"

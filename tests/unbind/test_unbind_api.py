@@ -302,7 +302,10 @@ def test_a_bank_unbinds_for_its_customer(rt: Runtime, client: TestClient) -> Non
         json={"account_number": "6214830123452343", "id_number": member_number, "name": "李秀英"},
     )
     assert r.status_code == 201, r.text
-    assert check(client, bank, link.id).json()["code"] == "PARTY_REQUIRED"
+    # Only the member banks here, so a check that names no side is the member's.
+    inferred = check(client, bank, link.id)
+    assert inferred.status_code == 200, inferred.text
+    assert inferred.json()["on_behalf_of"] == "member"
     assert check(client, bank, link.id, on_behalf_of="member").status_code == 422
     body = check(client, bank, link.id, customer="member").json()
     assert body["eligible"] is True
@@ -310,9 +313,6 @@ def test_a_bank_unbinds_for_its_customer(rt: Runtime, client: TestClient) -> Non
     # The holder is not the bank's customer: the same 404 as an unknown link.
     assert check(client, bank, link.id, customer="holder").status_code == 404
 
-    r = unbind(client, bank, link.id, {"verification": pin_verification()})
-    assert r.status_code == 422
-    assert r.json()["code"] == "PARTY_REQUIRED"
     stranger = id_number(seq=30)
     r = unbind(
         client,
@@ -340,6 +340,56 @@ def test_a_bank_unbinds_for_its_customer(rt: Runtime, client: TestClient) -> Non
     assert r.json()["link"]["ended_channel"] == "bank"
     assert r.json()["link"]["member"]["id_number"] != member_number  # masked
     assert load_link(rt, link.id).ended_by_id == bank_id
+
+
+def test_a_bank_that_names_no_customer_acts_for_its_only_customer_on_the_link(
+    rt: Runtime, client: TestClient
+) -> None:
+    """The plain body `{verification, reason}` works for a bank: the party it banks
+    with is the one who unbinds, verified by that party's own payment password."""
+    _, _, _, _, link = family(rt, client)
+    bank = _client_headers(client, *add_client(rt, "bank", "150600"))
+    holder_number = id_number(seq=11)
+    r = client.post(
+        f"{API}/bank-links",
+        headers=bank,
+        json={"account_number": "6214830123452343", "id_number": holder_number, "name": "王建国"},
+    )
+    assert r.status_code == 201, r.text
+    assert check(client, bank, link.id).json()["on_behalf_of"] == "holder"
+    r = unbind(client, bank, link.id, {"verification": pin_verification(WRONG_PIN)})
+    assert r.status_code == 409
+    assert codes(r.json()) == ["VERIFICATION_FAILED"]
+    r = unbind(client, bank, link.id, {"verification": pin_verification(), "reason": "手机银行"})
+    assert r.status_code == 200, r.text
+    assert r.json()["request"]["status"] == "completed"
+    assert r.json()["link"]["status"] == "ended"
+    assert load_link(rt, link.id).status == "ended"
+
+
+def test_a_bank_whose_customers_are_both_parties_must_say_which(
+    rt: Runtime, client: TestClient
+) -> None:
+    _, _, _, _, link = family(rt, client)
+    bank = _client_headers(client, *add_client(rt, "bank", "150600"))
+    for seq, name, account in (
+        (11, "王建国", "6214830123452343"),
+        (12, "李秀英", "6214830000012343"),
+    ):
+        r = client.post(
+            f"{API}/bank-links",
+            headers=bank,
+            json={"account_number": account, "id_number": id_number(seq=seq), "name": name},
+        )
+        assert r.status_code == 201, r.text
+    r = check(client, bank, link.id)
+    assert r.status_code == 422
+    assert r.json()["code"] == "PARTY_REQUIRED"
+    r = unbind(client, bank, link.id, {"verification": pin_verification()})
+    assert r.status_code == 422
+    assert r.json()["code"] == "PARTY_REQUIRED"
+    assert check(client, bank, link.id, customer="holder").json()["eligible"] is True
+    assert load_link(rt, link.id).status == "active"
 
 
 def test_a_bank_of_another_region_or_without_scope_is_refused(

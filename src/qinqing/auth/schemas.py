@@ -53,10 +53,16 @@ class LoginIn(Strict):
     channel: Literal["app", "wechat"] = "app"
 
 
-class TokenOut(BaseModel):
+class LoginOut(BaseModel):
+    """A login's answer: exactly the token, its type and lifetime (no scopes:
+    a person's or a staff member's rights come from who they are)."""
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
+
+
+class TokenOut(LoginOut):
     scope: str | None = None
 
 

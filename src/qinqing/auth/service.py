@@ -333,6 +333,12 @@ def add_staff(
     return staff
 
 
+def default_bank_code(client_id: str) -> str:
+    """``QQ`` + 14 hex digits of the client id, upper case: unique like the id."""
+    digits = re.sub(r"[^0-9A-Fa-f]", "", client_id.removeprefix("qq_"))
+    return ("QQ" + digits[:14]).upper()
+
+
 def add_client(
     session: Session,
     rt: Runtime,
@@ -351,13 +357,18 @@ def add_client(
     name = name.strip()
     if not 1 <= len(name) <= 128:
         raise DomainError("CLIENT_NAME_INVALID", 422)
-    if kind == "bank" and not (bank_code and re.fullmatch(r"[A-Z0-9]{2,16}", bank_code)):
-        raise DomainError("BANK_CODE_REQUIRED", 422)
+    client_id = client_id or "qq_" + uuid.uuid4().hex
+    if kind == "bank":
+        # A bank named without a code is a bank of its own: the client's id gives
+        # it a code no other bank has (the bank channel and webhooks key on it).
+        bank_code = (bank_code or "").strip().upper() or default_bank_code(client_id)
+        if not re.fullmatch(r"[A-Z0-9]{2,16}", bank_code):
+            raise DomainError("BANK_CODE_REQUIRED", 422)
     rt.policies.region(region_code)
     now = rt.clock.now()
     secret = secret or secrets.token_urlsafe(32)
     client = ApiClient(
-        id=client_id or "qq_" + uuid.uuid4().hex,
+        id=client_id,
         name=name,
         kind=kind,
         region_code=region_code,

@@ -17,10 +17,12 @@ BANK_CODE = re.compile(r"[A-Z0-9]{2,16}")
 _SEPARATORS = re.compile(r"[ \-]")
 
 
-def normalize_account_number(raw: str) -> str:
+def normalize_account_number(raw: str, *, check_digit: bool = True) -> str:
     """The account number as digits, or 422 BANK_ACCOUNT_NUMBER_INVALID / _CHECK_DIGIT.
 
     Spaces and hyphens (as printed on cards: ``6214 8301 2345 2345``) are dropped.
+    The Luhn check guards a person typing a card number; a bank sending its own
+    account from its core system (``check_digit=False``) is the authority on it.
     The refusal never repeats the number.
     """
     number = _SEPARATORS.sub("", raw.strip())
@@ -28,7 +30,7 @@ def normalize_account_number(raw: str) -> str:
         raise DomainError(
             "BANK_ACCOUNT_NUMBER_INVALID", 422, min_length=ACCOUNT_MIN, max_length=ACCOUNT_MAX
         )
-    if len(number) >= LUHN_FROM_LENGTH and not luhn.is_valid(number):
+    if check_digit and len(number) >= LUHN_FROM_LENGTH and not luhn.is_valid(number):
         raise DomainError("BANK_ACCOUNT_NUMBER_CHECK_DIGIT", 422)
     return number
 

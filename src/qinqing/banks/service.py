@@ -118,7 +118,7 @@ def create_link(
                 raise DomainError("CUSTOMER_REQUIRED", 422, parameter=parameter)
         assert id_number is not None and name is not None
         ident = ric.parse(id_number, now.date())
-        number = rules.normalize_account_number(account_number)
+        number = rules.normalize_account_number(account_number, check_digit=False)
         person = find_by_id_number(session, rt.vault, ident.number)
         # One answer for "no such person", "the name differs" and "not of this region".
         if (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qinqing.counter.rules import FORM_NUMBER_MAX, FORM_NUMBER_PATTERN, DocumentType
 from qinqing.family.schemas import YEARLY_LIMIT_CEILING_FEN, RelationName
@@ -15,6 +15,13 @@ from qinqing.unbind.schemas import RequestRef
 ID_NUMBER_FIELD = Field(
     min_length=1, max_length=32, description="the 18-digit number read from the document"
 )
+# Other names desks and integrators commonly use for the same two documents.
+DOCUMENT_TYPE_ALIASES = {
+    "id_card": "resident_id",
+    "resident_id_card": "resident_id",
+    "social_security_card": "medical_card",
+    "medical_insurance_card": "medical_card",
+}
 FORM_NUMBER_FIELD = Field(
     min_length=1,
     max_length=FORM_NUMBER_MAX,
@@ -74,6 +81,13 @@ class IdDocumentIn(BaseModel):
         "社会保障号码 is the holder's citizen ID number"
     )
     number: str = ID_NUMBER_FIELD
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _alias(cls, value: object) -> object:
+        if isinstance(value, str):
+            return DOCUMENT_TYPE_ALIASES.get(value.strip().lower(), value)
+        return value
 
 
 class NamedIdDocumentIn(IdDocumentIn):

@@ -4,7 +4,8 @@ Bank clients and the check: a GET carries no body and an ID number may never
 appear in a URL, so a bank client names its customer on the check by the
 customer's side of the link, ``?customer=holder|member``; on the unbind
 itself (a POST) it sends ``customer_id_number`` in the JSON body, which must
-match a party of the link.
+match a party of the link. Both may be left out when only one party of the
+link is the bank's customer.
 """
 
 from __future__ import annotations

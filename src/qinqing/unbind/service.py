@@ -171,6 +171,25 @@ def _customer(session: Session, rt: Runtime, id_number: str) -> Person | None:
     return find_by_id_number(session, rt.vault, number)
 
 
+def _sole_customer_side(
+    session: Session, principal: Principal, link: FamilyLink, parameter: str
+) -> Party:
+    """The side of the link that is the bank's customer, for a bank that did not
+    name one: the bank reaches the link through exactly that party. When both
+    parties bank with it, which one asks is the bank's to say (PARTY_REQUIRED);
+    a link with neither is already the unknown link's 404 in ``load_link``."""
+    parties: tuple[tuple[Party, uuid.UUID], ...] = (
+        ("holder", link.holder_id),
+        ("member", link.member_id),
+    )
+    sides = [side for side, pid in parties if is_customer(session, principal.bank_code, pid)]
+    if not sides:
+        raise not_found("link")
+    if len(sides) > 1:
+        raise DomainError("PARTY_REQUIRED", 422, parameter=parameter)
+    return sides[0]
+
+
 # --- the check ---------------------------------------------------------------------------
 
 
@@ -198,10 +217,11 @@ def check(
     elif FAMILY_SCOPE not in principal.scopes:
         raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
     # Before the link is looked up, so the answer is the same for every link id.
-    if principal.kind != "person" and on_behalf_of is None:
-        name = "on_behalf_of" if principal.kind == "staff" else "customer"
-        raise DomainError("PARTY_REQUIRED", 422, parameter=name)
+    if principal.kind == "staff" and on_behalf_of is None:
+        raise DomainError("PARTY_REQUIRED", 422, parameter="on_behalf_of")
     link = load_link(session, principal, link_id)
+    if principal.kind == "client" and on_behalf_of is None:
+        on_behalf_of = _sole_customer_side(session, principal, link, "customer")
     now = rt.clock.now()
     person: Person | None
     role: Party | None
@@ -261,8 +281,6 @@ def unbind(
     elif principal.kind == "client":
         if FAMILY_SCOPE not in principal.scopes:
             raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
-        if customer_id_number is None:
-            raise DomainError("PARTY_REQUIRED", 422, parameter="customer_id_number")
     else:
         # Clerks unbind at the counter (with an ID document), not here.
         raise forbidden()
@@ -272,8 +290,10 @@ def unbind(
     if principal.kind == "person":
         assert principal.person_id is not None
         person = session.get(Person, principal.person_id)
+    elif customer_id_number is None:
+        side = _sole_customer_side(session, principal, link, "customer_id_number")
+        person = _party_person(session, link, side)
     else:
-        assert customer_id_number is not None
         person = _customer(session, rt, customer_id_number)
         # A bank acts only for its customer, a party of the link: for anyone else
         # the answer is the one an unknown link id gets.

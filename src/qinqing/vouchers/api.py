@@ -25,7 +25,9 @@ NO_STORE = {"Cache-Control": "no-store"}
     response_model=VoucherOut,
     summary="Show an e-voucher (出示医保电子凭证)",
 )
-def issue(body: IssueIn, principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> JSONResponse:
+def issue(
+    principal: PersonDep, session: SessionDep, rt: RuntimeDep, body: IssueIn | None = None
+) -> JSONResponse:
     """A short-lived, single-use e-voucher for yourself or, with `link_id`, for the
     member of an active link you hold. Show `qr_svg` at the hospital or pharmacy.
 
@@ -34,7 +36,8 @@ def issue(body: IssueIn, principal: PersonDep, session: SessionDep, rt: RuntimeD
     `VOUCHER_RATE_LIMITED` (with `Retry-After`). Not idempotent by key on purpose: a
     stored answer would keep the token; ask for a new voucher instead.
     """
-    issued = service.issue(session, rt, principal, body.link_id)
+    # No body at all is the person's own voucher, like `{}`.
+    issued = service.issue(session, rt, principal, body.link_id if body else None)
     out = VoucherOut(token=issued.token, expires_at=issued.expires_at, qr_svg=issued.qr_svg)
     return JSONResponse(jsonable_encoder(out), status_code=201, headers=NO_STORE)
 
