@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from counter_support import audit_entries, counter_family
+from ledger_support import authorize_body, fund, institution_headers, make_family
 from qinqing.app import create_app
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
@@ -116,3 +117,23 @@ def test_a_voucher_is_shown_only_to_a_post_with_its_csrf_token(
     assert shown.headers["cache-control"] == "no-store"
     with rt.db.read_only() as s:
         assert s.execute(select(func.count()).select_from(Voucher)).scalar_one() == 1
+
+
+def test_the_clerk_sees_the_unsettled_bill_behind_the_blocker(
+    rt: Runtime, client: TestClient
+) -> None:
+    """The counter's unbind check shows what the person's own page shows: each open
+    bill's institution and amount, not only the blocker's sentence."""
+    fam = make_family(rt)
+    fund(rt, fam.holder_id, 100_000)
+    inst = institution_headers(rt, client)
+    r = client.post(
+        "/api/v1/payments/authorize", json=authorize_body(fam, 12_345, "desk-1"), headers=inst
+    )
+    assert r.status_code == 201, r.text
+    add_staff(rt, "clerk-1", "clerk", "150600")
+    _web_login(client, "clerk-1", STAFF_PASSWORD)
+    page_ = client.get(f"/counter/links/{fam.link_id}/unbind?on_behalf_of=holder")
+    assert page_.status_code == 200, page_.text
+    assert 'data-code="UNSETTLED_PAYMENTS"' in page_.text
+    assert "123.45" in page_.text and "尚未结算的费用" in page_.text

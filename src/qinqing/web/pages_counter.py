@@ -32,6 +32,7 @@ from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.pages_family import BIND_FIELDS, ID_NUMBER_CODES, yuan_to_fen
+from qinqing.web.pages_unbind import blocking_holds
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import ClerkPage, prefs_of
 from qinqing.web.translations import N_
@@ -213,6 +214,7 @@ def _unbind_page(
         other=other,
         eligible=result.eligible,
         blockers=[render_blocker(b, locale) for b in result.blockers],
+        holds=blocking_holds(session, rt, result),
         review_required=result.review_required,
         region_name=rt.policies.region(result.link.region_code).name,
         idempotency_key=key,

@@ -36,6 +36,14 @@ from qinqing.web.translations import N_
 router = APIRouter(include_in_schema=False)
 
 
+def blocking_holds(session: Session, rt: Runtime, result: unbind.CheckResult) -> list[Any]:
+    """The open holds behind an UNSETTLED_PAYMENTS blocker (amount, institution, when),
+    for the person's and the clerk's unbind pages alike; none when it is not there."""
+    if all(b.code != rules.UNSETTLED_PAYMENTS for b in result.blockers):
+        return []
+    return list(statements.link_open_holds(session, result.link.id, rt.clock.now()))
+
+
 def _unbind_page(
     request: Request,
     session: Session,
@@ -51,12 +59,7 @@ def _unbind_page(
     link = result.link
     out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
-    codes = [b.code for b in result.blockers]
-    holds = (
-        statements.link_open_holds(session, link.id, rt.clock.now())
-        if rules.UNSETTLED_PAYMENTS in codes
-        else []
-    )
+    holds = blocking_holds(session, rt, result)
     account = auth.person_account(session, principal)
     face = face_provider(rt)
     return page(
