@@ -31,7 +31,7 @@ from qinqing.persons.service import id_number_of, person_view
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
-from qinqing.web.pages_family import BIND_FIELDS, ID_NUMBER_CODES, yuan_to_fen
+from qinqing.web.pages_family import BIND_FIELDS, ID_NUMBER_CODES, mutual_aid_choice
 from qinqing.web.pages_unbind import blocking_holds
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import ClerkPage, prefs_of
@@ -413,12 +413,7 @@ def bind_submit(
         errors.add("relation", t(request, N_("请选择家庭成员与绑定人的关系")))
     if not values["form_number"]:
         errors.add("form_number", t(request, N_("请输入纸质申请表的编号")))
-    mutual_aid = values["mutual_aid"] == "yes"
-    limit_fen: int | None = None
-    if mutual_aid and values["yearly_limit"]:
-        limit_fen = yuan_to_fen(values["yearly_limit"])
-        if limit_fen is None:
-            errors.add("yearly_limit", t(request, N_("每年限额请填写金额，例如 2000 或 2000.50")))
+    mutual_aid, limit_fen = mutual_aid_choice(request, values, errors)
     if errors:
         return _bind_page(request, session, rt, principal, values, errors)
     holder = counter.Document(

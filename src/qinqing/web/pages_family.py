@@ -57,6 +57,20 @@ def yuan_to_fen(text: str) -> int | None:
     return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
 
 
+def mutual_aid_choice(
+    request: Request, values: dict[str, str], errors: Errors
+) -> tuple[bool, int | None]:
+    """The binding form's 家庭共济 choice and its optional yearly limit in fen (the
+    app's form and the counter's alike); a limit that is not an amount is an error."""
+    mutual_aid = values["mutual_aid"] == "yes"
+    limit_fen: int | None = None
+    if mutual_aid and values["yearly_limit"]:
+        limit_fen = yuan_to_fen(values["yearly_limit"])
+        if limit_fen is None:
+            errors.add("yearly_limit", t(request, N_("每年限额请填写金额，例如 2000 或 2000.50")))
+    return mutual_aid, limit_fen
+
+
 def usage(session: Session, rt: Runtime, link: FamilyLink) -> statements.LinkPayments | None:
     if not link.mutual_aid:
         return None
@@ -136,12 +150,7 @@ def bind_submit(
         errors.add("member_id_number", t(request, N_("请输入家人的身份证号码")))
     if not values["relation"]:
         errors.add("relation", t(request, N_("请选择家人与您的关系")))
-    mutual_aid = values["mutual_aid"] == "yes"
-    limit_fen: int | None = None
-    if mutual_aid and values["yearly_limit"]:
-        limit_fen = yuan_to_fen(values["yearly_limit"])
-        if limit_fen is None:
-            errors.add("yearly_limit", t(request, N_("每年限额请填写金额，例如 2000 或 2000.50")))
+    mutual_aid, limit_fen = mutual_aid_choice(request, values, errors)
     if errors:
         return _bind_page(request, session, rt, principal, values, errors)
 
