@@ -56,10 +56,15 @@ bench-import: install
 	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true
 	$(BIN)/python bench/import_persons.py --rows 1000000
 
-# Needs pgbench, psql and wrk (apt-get install -y wrk); wipes the named database.
+# Needs pgbench, psql and wrk (apt-get install -y wrk) and PostgreSQL on this machine
+# (its CPU is read from /proc); wipes the named database. Options go in
+# BENCH_PAYMENTS_ARGS, e.g. "--seconds 10 --repeat 3 --grouped --json result.json".
+BENCH_DB ?= qinqing_bench
+BENCH_PAYMENTS_ARGS ?=
 bench-payments: install
-	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true
-	$(BIN)/python bench/payments.py
+	createdb -h 127.0.0.1 -U postgres $(BENCH_DB) 2>/dev/null || true
+	$(BIN)/python bench/payments.py \
+	    --database-url postgresql+psycopg://postgres@127.0.0.1:5432/$(BENCH_DB) $(BENCH_PAYMENTS_ARGS)
 
 # The web app's message catalogs: re-extract the msgids from templates and code and
 # merge them into the English .po (then translate the new entries), or compile the
