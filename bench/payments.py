@@ -48,13 +48,13 @@ from import_persons import AREA_CODES, reset_schema
 from qinqing.audit.service import Actor
 from qinqing.auth import service as auth
 from qinqing.config import Env, Settings
-from qinqing.family.models import FamilyLink
+from qinqing.family.models import FamilyLink, FamilyLinkMember
 from qinqing.family.views import pair_key
 from qinqing.identity.ric import parse, with_check_digit
 from qinqing.identity.vault import generate_key
 from qinqing.ledger.accounts import funding_code, personal_code
-from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
-from qinqing.persons.models import Person
+from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount, LedgerTransfer
+from qinqing.persons.models import Person, PersonIdNumber
 from qinqing.persons.service import new_person
 from qinqing.runtime import build_runtime
 
@@ -98,16 +98,21 @@ def seed(rt: Any, families: int, out: Path) -> str:
         row = {c.key: getattr(p, c.key) for c in Person.__table__.columns}
         return p.id, number, row
 
-    links, accounts, transfers, entries = [], [], [], []
+    links, members, numbers, accounts, transfers, entries = [], [], [], [], [], []
     funding_id = uuid.uuid4()
     for _ in range(families):
         hid, hnum, hrow = person("employee")
         mid, mnum, mrow = person("resident")
         persons += [hrow, mrow]
+        numbers += [
+            {"id_number_index": r["id_number_index"], "person_id": r["id"]} for r in (hrow, mrow)
+        ]
         pairs.append((hnum, mnum))
+        lid = uuid.uuid4()
+        members.append({"member_id": mid, "link_id": lid, "holder_id": hid})
         links.append(
             {
-                "id": uuid.uuid4(),
+                "id": lid,
                 "holder_id": hid,
                 "member_id": mid,
                 "pair_key": pair_key(hid, mid),
@@ -141,6 +146,7 @@ def seed(rt: Any, families: int, out: Path) -> str:
         )
         transfers.append(
             {
+                "person_id": hid,
                 "id": tid,
                 "debit_account_id": funding_id,
                 "credit_account_id": aid,
@@ -153,6 +159,7 @@ def seed(rt: Any, families: int, out: Path) -> str:
         )
         entries += [
             {
+                "person_id": hid,
                 "id": uuid.uuid4(),
                 "transfer_id": tid,
                 "account_id": funding_id,
@@ -160,6 +167,7 @@ def seed(rt: Any, families: int, out: Path) -> str:
                 "created_at": now,
             },
             {
+                "person_id": hid,
                 "id": uuid.uuid4(),
                 "transfer_id": tid,
                 "account_id": aid,
@@ -167,23 +175,22 @@ def seed(rt: Any, families: int, out: Path) -> str:
                 "created_at": now,
             },
         ]
-    accounts.append(
-        {
-            "id": funding_id,
-            "code": funding_code(REGION),
-            "kind": "funding",
-            "person_id": None,
-            "region_code": REGION,
-            "balance_fen": -BALANCE * families,
-            "held_fen": 0,
-            "allow_negative": True,
-            "created_at": now,
-        }
-    )
+    funding = {
+        "id": funding_id,
+        "code": funding_code(REGION),
+        "kind": "funding",
+        "region_code": REGION,
+        "balance_fen": -BALANCE * families,
+        "allow_negative": True,
+        "created_at": now,
+    }
     with rt.db.unit_of_work() as s:
         for table, rows in (
             (Person, persons),
+            (PersonIdNumber, numbers),
             (FamilyLink, links),
+            (FamilyLinkMember, members),
+            (LedgerSystemAccount, [funding]),
             (LedgerAccount, accounts),
             (LedgerTransfer, transfers),
             (LedgerEntry, entries),

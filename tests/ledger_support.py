@@ -7,18 +7,19 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from qinqing.auth.principal import Principal
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
 from qinqing.ledger.accounts import (
-    ensure_account,
+    ensure_personal,
     funding_code,
-    lock_accounts,
-    personal_code,
+    lock_personal,
     post_transfer,
+    system_account,
 )
-from qinqing.ledger.models import AccountKind
+from qinqing.ledger.models import AccountKind, LedgerSystemAccount
 from qinqing.runtime import Runtime
 from support import add_client, add_person, id_number
 
@@ -90,28 +91,29 @@ def make_family(
 
 
 def fund(rt: Runtime, person_id: uuid.UUID, amount_fen: int, region: str = "150600") -> None:
-    """Credit a personal account from the region's funding account (as a contribution would)."""
+    """Credit a personal account from the region's funding account (as a contribution
+    would, already cleared: the funding account's balance includes it)."""
     now = rt.clock.now()
     with rt.db.unit_of_work() as s:
-        ensure_account(
-            s,
-            code=personal_code(person_id),
-            kind=AccountKind.personal,
-            region_code=region,
-            now=now,
-            person_id=person_id,
-        )
-        ensure_account(
+        source = system_account(
             s, code=funding_code(region), kind=AccountKind.funding, region_code=region, now=now
         )
-        accts = lock_accounts(s, [personal_code(person_id), funding_code(region)])
+        ensure_personal(s, person_id=person_id, region_code=region, now=now)
+        target = lock_personal(s, [person_id])[person_id]
         post_transfer(
             s,
-            debit=accts[funding_code(region)],
-            credit=accts[personal_code(person_id)],
+            person_id=person_id,
+            debit_id=source,
+            credit_id=target.id,
             amount_fen=amount_fen,
             kind="contribution",
             at=now,
+        )
+        target.balance_fen += amount_fen
+        s.execute(
+            update(LedgerSystemAccount)
+            .where(LedgerSystemAccount.id == source)
+            .values(balance_fen=LedgerSystemAccount.balance_fen - amount_fen)
         )
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
+from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor
 from qinqing.auth import service as auth
@@ -133,3 +137,8 @@ def add_client(
             actor=OPERATOR,
         )
     return c.id, secret
+
+
+def by_id(session: Session, model: Any, row_id: uuid.UUID) -> Any:
+    """A row by its id alone (the tables are keyed by their owner first)."""
+    return session.execute(select(model).where(model.id == row_id)).scalar_one_or_none()

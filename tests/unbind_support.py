@@ -22,7 +22,7 @@ from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
 from qinqing.verification import simulated_face_token
-from support import PASSWORD, person_with_account
+from support import PASSWORD, by_id, person_with_account
 
 API = "/api/v1"
 PIN = "135790"
@@ -114,7 +114,7 @@ def codes(problem: dict[str, Any]) -> list[str]:
 
 def load_link(rt: Runtime, link_id: uuid.UUID | str) -> FamilyLink:
     with rt.db.unit_of_work() as s:
-        link = s.get(FamilyLink, uuid.UUID(str(link_id)))
+        link = by_id(s, FamilyLink, uuid.UUID(str(link_id)))
         assert link is not None
         s.expunge(link)
         return link

@@ -47,6 +47,8 @@ MAX_ATTEMPTS = 4
 # SQLite busy comes after the driver already waited busy_timeout for the write
 # lock: one more try, not three (a request must not hang for minutes).
 SQLITE_BUSY_ATTEMPTS = 2
+# A dropped connection: the pool is renewed at the first one, so one more run.
+DISCONNECT_ATTEMPTS = 2
 # What a 503 RETRY_LATER tells the client to wait, in seconds.
 RETRY_AFTER_SECONDS = 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -56,7 +58,7 @@ _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
 def conflict_of(exc: BaseException) -> str | None:
-    """``"40001"``, ``"40P01"`` or ``"sqlite_busy"`` when ``exc`` (or what it wraps)
+    """``"40001"``, ``"40P01"``, ``"sqlite_busy"`` or ``"disconnect"`` when ``exc`` (or what it wraps)
     is a transaction conflict that running the whole transaction again may resolve;
     None for any other error."""
     seen: set[int] = set()
@@ -69,6 +71,10 @@ def conflict_of(exc: BaseException) -> str | None:
         state = getattr(err, "sqlstate", None)
         if isinstance(state, str) and state in RETRYABLE_SQLSTATES:
             return state
+        # The server dropped a pooled connection (a restart, a failover): SQLAlchemy
+        # has invalidated the pool, and a fresh run gets a fresh connection.
+        if getattr(err, "connection_invalidated", False):
+            return "disconnect"
         if isinstance(err, sqlite3.OperationalError):
             code = getattr(err, "sqlite_errorcode", None)
             if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
@@ -82,6 +88,8 @@ def conflict_of(exc: BaseException) -> str | None:
 
 def attempts_for(conflict: str) -> int:
     """How many runs in all a unit of work gets for this kind of conflict."""
+    if conflict == "disconnect":
+        return DISCONNECT_ATTEMPTS
     return SQLITE_BUSY_ATTEMPTS if conflict == "sqlite_busy" else MAX_ATTEMPTS
 
 
@@ -149,7 +157,10 @@ def make_engine(
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No ping before every checkout (a round trip per request): a connection the
+    # server dropped fails its first statement, and the unit of work is run again
+    # on a fresh one (``conflict_of`` → "disconnect").
+    kwargs.setdefault("pool_pre_ping", False)
     return create_engine(url, **kwargs)
 
 

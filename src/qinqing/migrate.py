@@ -18,9 +18,33 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine) -> None:
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    if engine.dialect.name == "sqlite":
+        _upgrade_sqlite(engine, cfg)
+        return
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def _upgrade_sqlite(engine: Engine, cfg: Config) -> None:
+    """SQLite rebuilds a table to change its keys; with foreign keys enforced, dropping
+    the old copy of a referenced table would fail. They are switched off (outside a
+    transaction, where SQLite allows it) while migrating, and the result is checked
+    with ``PRAGMA foreign_key_check`` before the migration commits."""
+    with engine.connect() as conn:
+        # On the driver's connection: SQLAlchemy would begin a transaction first.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left {len(broken)} rows without their parent")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def is_current(engine: Engine) -> bool:

@@ -64,6 +64,9 @@ def build_runtime(
                 keys.ensure(session, vault, clock.now(), rotating_ok=rotating_ok)
         except keys.KeyCheckError as exc:
             raise StartupError(f"refusing to start: {exc}") from None
+        if on_citus(db):
+            # Every row lock on one shard, one owner at a time (qinqing.locking).
+            db.sessions.configure(info={"vault": vault, "one_lock_per_row": True})
         with db.unit_of_work() as session:
             sync_regions(session, policies)
         rt = Runtime(settings=settings, db=db, vault=vault, policies=policies, clock=clock)
@@ -104,3 +107,13 @@ def check_production(rt: Runtime) -> None:
         problems.append("staff still on a default password: " + ", ".join(sorted(defaults)))
     if problems:
         raise StartupError("production mode refuses to start: " + "; ".join(problems))
+
+
+def on_citus(db: Database) -> bool:
+    """Whether the database is a Citus coordinator (its extension is installed)."""
+    if db.engine.dialect.name != "postgresql":
+        return False
+    with db.engine.connect() as conn:
+        return bool(
+            conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'").first()
+        )

@@ -77,6 +77,16 @@ def expire_holds(rt: Runtime, now: datetime) -> int:
         return expire(session, now, limit=BATCH)
 
 
+def clear_ledger(rt: Runtime, now: datetime) -> int:
+    """Post settled payments and contributions to the institutions' and regions'
+    accounts (``ledger.clearing``); how many items were cleared."""
+    from qinqing.ledger.clearing import clear
+
+    with rt.db.unit_of_work() as session:
+        done = clear(session, now)
+        return done.payments + done.contributions
+
+
 def purge_idempotency_keys(rt: Runtime, now: datetime) -> int:
     """Forget stored answers older than 24 hours."""
     from qinqing.idempotency import purge_idempotency_keys as purge
@@ -136,6 +146,8 @@ def purge_voucher_tokens(rt: Runtime, now: datetime) -> int:
 
 
 JOBS: list[Job] = [
+    # First: clearing writes the payment.settled notices the next job sends.
+    Job("clear_ledger", clear_ledger),
     Job("deliver_notifications", deliver_notifications),
     Job("deliver_webhooks", deliver_webhooks),
     Job("expire_holds", expire_holds),

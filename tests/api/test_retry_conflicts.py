@@ -219,3 +219,31 @@ def test_a_real_postgresql_deadlock_is_recognised(rt: Runtime) -> None:
     assert len(errors) == 1  # PostgreSQL aborted exactly one of the two
     assert conflict_of(errors[0]) == "40P01"
     assert conflict_of(ValueError("no")) is None
+
+
+def test_a_connection_the_server_dropped_is_replaced_not_a_500(
+    rt: Runtime, client: TestClient
+) -> None:
+    """No ping before each checkout: when PostgreSQL drops the pooled connections
+    (a restart, a failover), the next request fails on its first statement and is
+    run again on a fresh connection, answering as if nothing happened."""
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite has no server to drop a connection")
+    person, number = add_person(rt)
+    headers = collector(rt, client)
+    body = {"id_number": number, "period": "2026-09", "base_fen": 500000}
+    with rt.db.engine.connect() as conn:
+        pids = [conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()]
+    # Every connection the pool holds, checked out at once so each shows its pid.
+    held = [rt.db.engine.connect() for _ in range(3)]
+    pids += [c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in held]
+    for c in held:
+        c.close()
+    admin = dbmod.make_engine(rt.db.url, pool_size=1)
+    with admin.connect() as conn:
+        for pid in set(pids):
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    admin.dispose()
+    r = client.post(f"{API}/contributions", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert counts(rt, person.id)[0] == 1

@@ -23,7 +23,8 @@ from qinqing.contributions.models import Contribution, MonthClosing
 from qinqing.contributions.service import close_month, post_contribution
 from qinqing.errors import DomainError
 from qinqing.ledger.accounts import funding_code, personal_code
-from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.ledger.clearing import clear
+from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount, LedgerTransfer
 from qinqing.ledger.reconcile import reconcile
 from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
@@ -62,11 +63,17 @@ def post(
 
 
 def balance(rt: Runtime, code: str) -> int | None:
-    """The account's balance as the ledger's entries say it (None: no account)."""
+    """The account's balance as the ledger's entries say it (None: no account). A
+    funding account is read after the clearing step has posted what is pending."""
     with rt.db.unit_of_work() as s:
-        acct = s.execute(
+        acct: LedgerAccount | LedgerSystemAccount | None = s.execute(
             select(LedgerAccount).where(LedgerAccount.code == code)
         ).scalar_one_or_none()
+        if acct is None:
+            clear(s, rt.clock.now())
+            acct = s.execute(
+                select(LedgerSystemAccount).where(LedgerSystemAccount.code == code)
+            ).scalar_one_or_none()
         if acct is None:
             return None
         total = s.execute(

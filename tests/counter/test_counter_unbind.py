@@ -27,7 +27,7 @@ from qinqing.counter.models import IdDocumentFailures
 from qinqing.identity.masking import mask_id_number
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
-from support import id_number
+from support import by_id, id_number
 from unbind_support import codes, count_requests, load_link, notifications
 
 GZ = "440100"
@@ -35,7 +35,7 @@ GZ = "440100"
 
 def request_row(rt: Runtime, request_id: str) -> UnbindRequest:
     with rt.db.unit_of_work() as s:
-        row = s.get(UnbindRequest, uuid.UUID(request_id))
+        row = by_id(s, UnbindRequest, uuid.UUID(request_id))
         assert row is not None
         s.expunge(row)
         return row

@@ -31,7 +31,7 @@ from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind_service
-from support import OPERATOR, add_person, id_number
+from support import OPERATOR, add_person, by_id, id_number
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +139,7 @@ def test_closing_a_month_while_a_binding_holds_its_persons(rt: Runtime) -> None:
     assert not worker.is_alive()
     assert not isinstance(outcome[0], BaseException), outcome
     with rt.db.unit_of_work() as s:
-        assert s.get_one(FamilyLink, link.id).status in ("active", "pending_consent")
+        assert by_id(s, FamilyLink, link.id).status in ("active", "pending_consent")
         # The closing saw both persons once the binding had committed.
         assert {s.get_one(Person, p.id).status for p in (holder, member)} == {"arrears"}
 

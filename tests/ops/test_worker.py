@@ -42,7 +42,8 @@ def _count(rt: Runtime, model: object, *where: object) -> int:
 
 
 def _something_for_each_job(rt: Runtime, client: TestClient) -> None:
-    """A notice, an open hold, a stored idempotent answer and a token, all made now."""
+    """A notice, an open hold, a settled payment not yet cleared, a stored idempotent
+    answer and a token, all made now."""
     fam = make_family(rt)
     fund(rt, fam.holder_id, 100_000)
     inst = institution_headers(rt, client)
@@ -52,6 +53,14 @@ def _something_for_each_job(rt: Runtime, client: TestClient) -> None:
         headers={**inst, "Idempotency-Key": "w-1"},
     )
     assert r.status_code == 201, r.text
+    r = client.post(
+        f"{API}/payments/authorize", json=authorize_body(fam, 2_000, "worker-2"), headers=inst
+    )
+    assert r.status_code == 201, r.text
+    settled = client.post(
+        f"{API}/payments/{r.json()['payment_id']}/settle", json={"amount_fen": 2_000}, headers=inst
+    )
+    assert settled.status_code == 200, settled.text
     with rt.db.unit_of_work() as s:
         enqueue(s, person_id=fam.holder_id, kind="test.notice", at=rt.clock.now())
     # A failed login and an SMS code request (each counted per name and per address).
@@ -64,7 +73,8 @@ def _something_for_each_job(rt: Runtime, client: TestClient) -> None:
 
 # What one pass does when each job has one old thing to do.
 ONE_OF_EACH = {
-    "deliver_notifications": 1,
+    "clear_ledger": 1,  # the settled payment, posted to the hospital's account
+    "deliver_notifications": 2,  # the notice, and the settlement's (written by clearing)
     "expire_holds": 1,
     "purge_idempotency_keys": 1,
     "purge_access_tokens": 1,

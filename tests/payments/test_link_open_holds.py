@@ -7,16 +7,19 @@ import uuid
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.clock import FrozenClock
+from qinqing.family.models import FamilyLink
 from qinqing.payments.statements import link_open_holds
 from qinqing.runtime import Runtime
 
 
 def _holds(rt: Runtime, link_id: uuid.UUID) -> list[tuple[int, str]]:
     with rt.db.unit_of_work() as s:
-        return [(h.amount_fen, h.institution) for h in link_open_holds(s, link_id, rt.clock.now())]
+        link = s.execute(select(FamilyLink).where(FamilyLink.id == link_id)).scalar_one()
+        return [(h.amount_fen, h.institution) for h in link_open_holds(s, link, rt.clock.now())]
 
 
 def test_open_holds_name_the_institution_until_resolved_or_expired(

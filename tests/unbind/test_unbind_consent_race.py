@@ -22,6 +22,7 @@ from qinqing.family.models import FamilyLink
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
 from qinqing.verification import PaymentPasswordVerification
+from support import by_id
 
 PIN = PaymentPasswordVerification(method="payment_password", payment_password=PAYMENT_PASSWORD)
 
@@ -64,7 +65,7 @@ def test_consent_and_unbind_at_once(rt: Runtime, client: TestClient) -> None:
 
         consented, unbound = _together(do_consent, do_unbind)
         with rt.db.unit_of_work() as s:
-            final = s.get(FamilyLink, link_id)
+            final = by_id(s, FamilyLink, link_id)
             assert final is not None
             status = final.status
         assert consented == "active", consented

@@ -22,6 +22,7 @@ from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers import rules
 from qinqing.vouchers.models import Voucher
+from support import by_id
 from vouchers_support import API, Scene, issue, pay, redeem, scene, token_for
 
 
@@ -296,7 +297,7 @@ def test_pay_by_voucher_holds_on_the_holders_account_and_uses_it_up(
     assert p["status"] == "authorized" and p["amount_fen"] == 23_050
     assert _held(rt, s) == (100_000, 23_050)
     with rt.db.unit_of_work() as session:
-        payment = session.get(Payment, uuid.UUID(p["payment_id"]))
+        payment = by_id(session, Payment, uuid.UUID(p["payment_id"]))
         assert payment is not None
         assert (payment.holder_id, payment.member_id) == (s.made.holder_id, s.made.member_id)
         v = session.execute(select(Voucher)).scalar_one()

@@ -2,21 +2,35 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Uuid
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Uuid,
+    event,
+    insert,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qinqing.db import Base, UTCDateTime, new_id
 
 
 class PersonAccount(Base):
-    """An insured person's app account: login by phone, one per person."""
+    """An insured person's app account: login by phone, one per person. Keyed by the
+    person first (scale-out rule); the login's uniqueness lives in ``account_logins``."""
 
     __tablename__ = "person_accounts"
 
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("persons.id"), primary_key=True, unique=True
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
-    login_index: Mapped[str] = mapped_column(String(64), unique=True)
+    login_index: Mapped[str] = mapped_column(String(64))
     phone_cipher: Mapped[bytes] = mapped_column(LargeBinary)
     password_hash: Mapped[str] = mapped_column(String(255))
     payment_password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -24,6 +38,17 @@ class PersonAccount(Base):
     payment_failures: Mapped[int] = mapped_column(Integer, default=0)
     payment_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AccountLogin(Base):
+    """Look-up from a login's blind index (the phone) to its app account: where the
+    login's global uniqueness lives (distributed by the index itself on Citus)."""
+
+    __tablename__ = "account_logins"
+
+    login_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 
 class StaffUser(Base):
@@ -66,6 +91,8 @@ class AccessToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject_kind: Mapped[str] = mapped_column(String(16))  # person | staff | client
     subject_id: Mapped[str] = mapped_column(String(40), index=True)
+    # A person's token names the person too, so the account is found on its shard.
+    person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     channel: Mapped[str] = mapped_column(String(16))
     scopes: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -104,3 +131,14 @@ class RegistrationCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     tries: Mapped[int] = mapped_column(Integer, default=0)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+@event.listens_for(PersonAccount, "after_insert")
+def _index_login(_mapper: Any, connection: Connection, account: PersonAccount) -> None:
+    """Every app account gets its login's look-up row in the same flush; a login
+    already taken fails here."""
+    connection.execute(
+        insert(AccountLogin).values(
+            login_index=account.login_index, person_id=account.person_id, account_id=account.id
+        )
+    )

@@ -89,12 +89,16 @@ def principal_from_token(session: Session, rt: Runtime, token: str) -> Principal
     if tok is None or tok.revoked_at is not None or tok.expires_at <= now:
         raise unauthenticated()
     if tok.subject_kind == "person":
-        acct = session.execute(
-            select(PersonAccount).where(PersonAccount.id == uuid.UUID(tok.subject_id))
+        # The token names the person: the account is read on the person's shard.
+        found = session.execute(
+            select(PersonAccount.person_id).where(
+                PersonAccount.person_id == tok.person_id,
+                PersonAccount.id == uuid.UUID(tok.subject_id),
+            )
         ).scalar_one_or_none()
-        if acct is None:
+        if found is None:
             raise unauthenticated()
-        return Principal("person", tok.subject_id, tok.channel, digest, person_id=acct.person_id)
+        return Principal("person", tok.subject_id, tok.channel, digest, person_id=found)
     if tok.subject_kind == "staff":
         staff = session.get(StaffUser, uuid.UUID(tok.subject_id))
         if staff is None or staff.disabled:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
 from qinqing.auth import throttle
-from qinqing.auth.models import AccessToken, ApiClient, PersonAccount, StaffUser
+from qinqing.auth.models import AccessToken, AccountLogin, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
 from qinqing.auth.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal, new_token, token_digest
 from qinqing.errors import DomainError
@@ -72,6 +72,7 @@ def _issue(
     channel: str,
     ttl: int,
     scopes: str = "",
+    person_id: uuid.UUID | None = None,
 ) -> IssuedToken:
     token = new_token()
     now = rt.clock.now()
@@ -80,6 +81,7 @@ def _issue(
             token_hash=token_digest(token),
             subject_kind=kind,
             subject_id=subject_id,
+            person_id=person_id,
             channel=channel,
             scopes=scopes,
             created_at=now,
@@ -113,7 +115,7 @@ def create_account(
         raise DomainError("ACCOUNT_EXISTS", 409)
     login_index = rt.vault.index(PHONE_KIND, mobile)
     if session.execute(
-        select(PersonAccount.id).where(PersonAccount.login_index == login_index)
+        select(AccountLogin.account_id).where(AccountLogin.login_index == login_index)
     ).first():
         raise DomainError("PHONE_IN_USE", 409)
     account = PersonAccount(
@@ -172,6 +174,7 @@ class _LoginSubject:
     id: uuid.UUID
     password_hash: str
     role: str | None = None
+    person_id: uuid.UUID | None = None
 
 
 def login(
@@ -213,7 +216,7 @@ def login(
         throttle.clear(session, acct_key)
         if rehashed:
             row: PersonAccount | StaffUser | None = (
-                session.get(PersonAccount, subject.id)
+                session.get(PersonAccount, (subject.person_id, subject.id))
                 if subject.kind == "person"
                 else session.get(StaffUser, subject.id)
             )
@@ -223,7 +226,9 @@ def login(
         ttl = settings.access_token_ttl_seconds
         if subject.kind == "person":
             chan = channel if channel in PERSON_CHANNELS else "app"
-            return _issue(session, rt, "person", str(subject.id), chan, ttl)
+            return _issue(
+                session, rt, "person", str(subject.id), chan, ttl, person_id=subject.person_id
+            )
         assert subject.role is not None
         return _issue(session, rt, "staff", str(subject.id), STAFF_CHANNEL[subject.role], ttl)
 
@@ -232,12 +237,21 @@ def _login_subject(
     session: Session, rt: Runtime, mobile: str | None, ident: str
 ) -> _LoginSubject | None:
     if mobile:
-        acct = session.execute(
-            select(PersonAccount.id, PersonAccount.password_hash).where(
-                PersonAccount.login_index == rt.vault.index(PHONE_KIND, mobile)
+        login = session.execute(
+            select(AccountLogin.person_id, AccountLogin.account_id).where(
+                AccountLogin.login_index == rt.vault.index(PHONE_KIND, mobile)
             )
         ).one_or_none()
-        return _LoginSubject("person", acct.id, acct.password_hash) if acct else None
+        if login is None:
+            return None
+        password_hash = session.execute(
+            select(PersonAccount.password_hash).where(
+                PersonAccount.person_id == login.person_id, PersonAccount.id == login.account_id
+            )
+        ).scalar_one_or_none()
+        if password_hash is None:
+            return None
+        return _LoginSubject("person", login.account_id, password_hash, person_id=login.person_id)
     staff = session.execute(
         select(StaffUser.id, StaffUser.password_hash, StaffUser.role).where(
             StaffUser.username == ident, StaffUser.disabled.is_(False)
@@ -396,7 +410,10 @@ def add_client(
 
 
 def person_account(session: Session, principal: Principal, *, lock: bool = False) -> PersonAccount:
-    stmt = select(PersonAccount).where(PersonAccount.id == uuid.UUID(principal.id))
+    stmt = select(PersonAccount).where(
+        PersonAccount.person_id == principal.person_id,
+        PersonAccount.id == uuid.UUID(principal.id),
+    )
     if lock:
         stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one()
@@ -409,7 +426,10 @@ def set_payment_password(
     outside it, and only the short update that follows takes the write lock."""
     with rt.db.read_only() as reader:
         current = reader.execute(
-            select(PersonAccount.password_hash).where(PersonAccount.id == uuid.UUID(principal.id))
+            select(PersonAccount.password_hash).where(
+                PersonAccount.person_id == principal.person_id,
+                PersonAccount.id == uuid.UUID(principal.id),
+            )
         ).scalar_one()
     pw = passwords(rt)
     if not pw.verify(current, password):

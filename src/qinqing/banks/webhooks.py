@@ -47,6 +47,7 @@ from qinqing.banks.access import active_links_of
 from qinqing.banks.models import BankLink, EventStatus, WebhookEndpoint, WebhookEvent
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
+from qinqing.locking import claim
 from qinqing.runtime import Runtime
 
 log = logging.getLogger("qinqing.webhooks")
@@ -319,20 +320,17 @@ def _claim(
     rt: Runtime, now: datetime, limit: int
 ) -> tuple[list[_Claim], dict[str, tuple[str, str]]]:
     with rt.db.unit_of_work() as session:
-        rows = (
-            session.execute(
-                select(WebhookEvent)
-                .where(
-                    WebhookEvent.status == EventStatus.pending.value,
-                    WebhookEvent.next_attempt_at <= now,
-                )
-                # Oldest first (ids sort by creation), whatever their retry jitter.
-                .order_by(WebhookEvent.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, key_share=True)
+        rows = claim(
+            session,
+            select(WebhookEvent)
+            .where(
+                WebhookEvent.status == EventStatus.pending.value,
+                WebhookEvent.next_attempt_at <= now,
             )
-            .scalars()
-            .all()
+            # Oldest first (ids sort by creation), whatever their retry jitter.
+            .order_by(WebhookEvent.id),
+            [WebhookEvent.person_id, WebhookEvent.id],
+            limit,
         )
         claims = []
         for row in rows:

@@ -45,11 +45,11 @@ from qinqing.contributions.rules import current_period, period_end, previous_per
 from qinqing.errors import DomainError, forbidden
 from qinqing.identity import ric
 from qinqing.ledger.accounts import (
-    ensure_account,
+    ensure_personal,
     funding_code,
-    lock_accounts,
-    personal_code,
+    lock_personal,
     post_transfer,
+    system_account,
 )
 from qinqing.ledger.models import AccountKind
 from qinqing.notify.service import enqueue
@@ -139,29 +139,29 @@ def _lock_region(session: Session, region_code: str, *, share: bool) -> None:
 def _credit(
     session: Session, person: Person, contribution: Contribution, amount_fen: int, now: datetime
 ) -> None:
-    """Funding account of the region → the person's personal account."""
-    source, target = funding_code(person.region_code), personal_code(person.id)
-    ensure_account(
-        session, code=source, kind=AccountKind.funding, region_code=person.region_code, now=now
-    )
-    ensure_account(
+    """Funding account of the region → the person's personal account. Only the
+    person's account is locked and changed here; the funding side is settled by the
+    clearing step (``ledger.clearing``)."""
+    source = system_account(
         session,
-        code=target,
-        kind=AccountKind.personal,
+        code=funding_code(person.region_code),
+        kind=AccountKind.funding,
         region_code=person.region_code,
         now=now,
-        person_id=person.id,
     )
-    accounts = lock_accounts(session, [source, target])
+    ensure_personal(session, person_id=person.id, region_code=person.region_code, now=now)
+    target = lock_personal(session, [person.id])[person.id]
     post_transfer(
         session,
-        debit=accounts[source],
-        credit=accounts[target],
+        person_id=person.id,
+        debit_id=source,
+        credit_id=target.id,
         amount_fen=amount_fen,
         kind="contribution",
         at=now,
         contribution_id=contribution.id,
     )
+    target.balance_fen += amount_fen
 
 
 def _restore_if_paid_up(

@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.service import record
@@ -27,7 +26,7 @@ from qinqing.auth.principal import Principal
 from qinqing.counter import documents, rules
 from qinqing.errors import DomainError, forbidden, not_found
 from qinqing.family import service as family_service
-from qinqing.family.access import load_link
+from qinqing.family.access import links_of, load_link
 from qinqing.family.models import FamilyLink
 from qinqing.family.rules import today_in_china
 from qinqing.identity import ric
@@ -36,7 +35,6 @@ from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, find_by_id_number, id_number_of
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind_service
-from qinqing.unbind.models import UnbindRequest
 
 PERSON_SUBJECT = "person"
 
@@ -70,16 +68,7 @@ class LookupResult:
 
 
 def _party_of_region_link(session: Session, person_id: uuid.UUID, region: str) -> bool:
-    return bool(
-        session.execute(
-            select(
-                exists().where(
-                    FamilyLink.region_code == region,
-                    or_(FamilyLink.holder_id == person_id, FamilyLink.member_id == person_id),
-                )
-            )
-        ).scalar()
-    )
+    return bool(links_of(session, [person_id], FamilyLink.region_code == region))
 
 
 def lookup(
@@ -294,10 +283,10 @@ def receipt(session: Session, rt: Runtime, principal: Principal, request_id: str
     """The receipt of a counter unbind of the clerk's region (any clerk there may
     reprint it; it names the clerk who handled it). Other requests: 404."""
     region = require_clerk(principal)
-    request = session.get(UnbindRequest, _request_id(request_id))
+    request = unbind_service.peek_request(session, _request_id(request_id))
     if request is None or request.region_code != region or request.channel != "counter":
         raise not_found("unbind_request")
-    link = session.get(FamilyLink, request.link_id)
+    link = session.get(FamilyLink, (request.holder_id, request.link_id))
     holder = session.get(Person, link.holder_id) if link else None
     member = session.get(Person, link.member_id) if link else None
     assert link is not None and holder is not None and member is not None

@@ -9,14 +9,16 @@ Anything else answers 404 exactly as an unknown id does, revealing nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
 from qinqing.banks.access import is_bank, is_customer
 from qinqing.errors import not_found
-from qinqing.family.models import FamilyLink
+from qinqing.family.models import FamilyLink, FamilyLinkMember
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -57,7 +59,10 @@ def load_link(
 ) -> FamilyLink:
     """The link if the caller may see it (row-locked when asked), else NOT_FOUND."""
     lid = link_id if isinstance(link_id, uuid.UUID) else parse_id(link_id)
-    stmt = select(FamilyLink).where(FamilyLink.id == lid)
+    holder_id = holder_of(session, principal, lid)
+    if holder_id is None:
+        raise not_found("link")
+    stmt = select(FamilyLink).where(FamilyLink.holder_id == holder_id, FamilyLink.id == lid)
     if lock:
         stmt = stmt.with_for_update(key_share=True)
     link = session.execute(stmt).scalar_one_or_none()
@@ -66,3 +71,62 @@ def load_link(
     if is_bank(principal) and not bank_reaches(session, principal, link):
         raise not_found("link")
     return link
+
+
+def holder_of(session: Session, principal: Principal, link_id: uuid.UUID) -> uuid.UUID | None:
+    """The holder of a link, found without a lock, so the link can then be read and
+    locked on the holder's shard by (holder, id). A person looks among their own
+    links as holder, then through the member-side index; staff and clients, whose
+    look-ups are rare, search every shard for the id."""
+    if principal.kind == "person":
+        me = principal.person_id
+        if me is None:
+            return None
+        own = session.execute(
+            select(FamilyLink.holder_id).where(FamilyLink.holder_id == me, FamilyLink.id == link_id)
+        ).scalar_one_or_none()
+        if own is not None:
+            return own
+        return session.execute(
+            select(FamilyLinkMember.holder_id).where(
+                FamilyLinkMember.member_id == me, FamilyLinkMember.link_id == link_id
+            )
+        ).scalar_one_or_none()
+    return session.execute(
+        select(FamilyLink.holder_id).where(FamilyLink.id == link_id)
+    ).scalar_one_or_none()
+
+
+def links_of(
+    session: Session, person_ids: Iterable[uuid.UUID], *where: ColumnElement[bool]
+) -> list[FamilyLink]:
+    """The links (filtered by ``where``) in which any of the persons is holder or
+    member: as holder read on their own shard; as member through
+    ``family_link_members``, then read by (holder, id). No row is locked."""
+    ids = sorted(set(person_ids), key=str)
+    if not ids:
+        return []
+    found: dict[uuid.UUID, FamilyLink] = {}
+    for link in session.execute(
+        select(FamilyLink).where(FamilyLink.holder_id.in_(ids), *where)
+    ).scalars():
+        found[link.id] = link
+    keys: list[Any] = [
+        tuple(row)
+        for row in session.execute(
+            select(FamilyLinkMember.holder_id, FamilyLinkMember.link_id).where(
+                FamilyLinkMember.member_id.in_(ids)
+            )
+        )
+        if row.link_id not in found
+    ]
+    if keys:
+        for link in session.execute(
+            select(FamilyLink).where(
+                FamilyLink.holder_id.in_({k[0] for k in keys}),
+                tuple_(FamilyLink.holder_id, FamilyLink.id).in_(keys),
+                *where,
+            )
+        ).scalars():
+            found[link.id] = link
+    return list(found.values())

@@ -3,8 +3,21 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, Text, Uuid, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    Uuid,
+    event,
+    insert,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qinqing.db import Base, UTCDateTime, new_id
@@ -24,15 +37,19 @@ _OPEN_SQL = "status IN ('pending_consent', 'active', 'unbinding')"
 class FamilyLink(Base):
     """亲情关系: a holder (绑定人) and a member (被绑定的家庭成员). Ended links are kept.
 
+    Keyed by the holder first: a holder's links live on the holder's shard.
     Two partial unique indexes are the last line of defence behind the
-    service's checks: one open link per pair of persons, and at most one open
-    spouse, father and mother per holder.
+    service's checks: one open link per holder and member, and at most one
+    open spouse, father and mother per holder. The other direction of a pair
+    (the member holding the holder) lives on the member's shard; the service
+    checks it under both persons' row locks (``family.service``).
     """
 
     __tablename__ = "family_links"
     __table_args__ = (
         Index(
             "uq_family_links_open_pair",
+            "holder_id",
             "pair_key",
             unique=True,
             sqlite_where=text(_OPEN_SQL),
@@ -48,9 +65,11 @@ class FamilyLink(Base):
         ),
     )
 
+    holder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    holder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    # No foreign key: the member lives on another shard. The service loads the
+    # member's row under lock before binding (``family.service.bind``).
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     # "<lower uuid>:<higher uuid>": the unordered pair, for the open-pair index.
     pair_key: Mapped[str] = mapped_column(String(80))
     relation: Mapped[str] = mapped_column(String(16))
@@ -71,3 +90,25 @@ class FamilyLink(Base):
     ended_channel: Mapped[str | None] = mapped_column(String(16))
     end_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FamilyLinkMember(Base):
+    """The links seen from the member's side, kept on the member's shard: "my links
+    as member" and the reverse-direction pair check read it by the member's id.
+    Written once when a link is created; the link itself holds its status."""
+
+    __tablename__ = "family_link_members"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    holder_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+@event.listens_for(FamilyLink, "after_insert")
+def _index_member(_mapper: Any, connection: Connection, link: FamilyLink) -> None:
+    """Every link gets its member-side row in the same flush."""
+    connection.execute(
+        insert(FamilyLinkMember).values(
+            member_id=link.member_id, link_id=link.id, holder_id=link.holder_id
+        )
+    )

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from qinqing.auth.principal import Principal
 from qinqing.banks.webhooks import family_event
 from qinqing.errors import DomainError, forbidden
 from qinqing.family import rules
-from qinqing.family.access import load_link, role_in
+from qinqing.family.access import links_of, load_link, role_in
 from qinqing.family.models import OPEN_STATUSES, FamilyLink, LinkStatus
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
@@ -73,13 +73,9 @@ def open_links_of(
     session: Session, person_ids: Iterable[uuid.UUID], *, exclude: uuid.UUID | None = None
 ) -> list[rules.OpenLink]:
     """The open links in which any of the persons is holder or member."""
-    ids = list(set(person_ids))
-    stmt = select(FamilyLink).where(
-        FamilyLink.status.in_([s.value for s in OPEN_STATUSES]),
-        or_(FamilyLink.holder_id.in_(ids), FamilyLink.member_id.in_(ids)),
-    )
+    where: list[ColumnElement[bool]] = [FamilyLink.status.in_([s.value for s in OPEN_STATUSES])]
     if exclude is not None:
-        stmt = stmt.where(FamilyLink.id != exclude)
+        where.append(FamilyLink.id != exclude)
     return [
         rules.OpenLink(
             holder_id=link.holder_id,
@@ -87,7 +83,7 @@ def open_links_of(
             relation=link.relation,
             mutual_aid=link.mutual_aid,
         )
-        for link in session.execute(stmt).scalars()
+        for link in links_of(session, person_ids, *where)
     ]
 
 
@@ -401,18 +397,14 @@ def family_of(session: Session, rt: Runtime, pid: uuid.UUID) -> dict[str, list[F
     """A person's links as holder and as member, as 我的家庭成员 lists them (the
     app and the counter show the same list)."""
     since = rt.clock.now() - timedelta(days=ENDED_VISIBLE_DAYS)
-    stmt = (
-        select(FamilyLink)
-        .where(
-            or_(FamilyLink.holder_id == pid, FamilyLink.member_id == pid),
-            or_(
-                FamilyLink.status.in_([s.value for s in OPEN_STATUSES]),
-                FamilyLink.ended_at >= since,
-            ),
-        )
-        .order_by(FamilyLink.created_at.desc(), FamilyLink.id)
+    found = links_of(
+        session,
+        [pid],
+        or_(FamilyLink.status.in_([s.value for s in OPEN_STATUSES]), FamilyLink.ended_at >= since),
     )
-    links = sorted(session.execute(stmt).scalars(), key=_listing_order)
+    found.sort(key=lambda link: str(link.id))
+    found.sort(key=lambda link: link.created_at, reverse=True)
+    links = sorted(found, key=_listing_order)
     return {
         "as_holder": [link for link in links if link.holder_id == pid],
         "as_member": [link for link in links if link.member_id == pid],

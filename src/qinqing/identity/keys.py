@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Integer, String, Table, bindparam, func, select, tuple_, update
+from sqlalchemy import JSON, Integer, String, Table, delete, func, select, tuple_
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from qinqing.db import Base, Database, UTCDateTime, insert_ignore
@@ -175,17 +175,29 @@ class VaultedColumn:
 
 
 def vaulted_columns() -> list[VaultedColumn]:
-    from qinqing.auth.models import PersonAccount
+    from qinqing.auth.models import AccountLogin, PersonAccount
     from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint
     from qinqing.banks.service import ACCOUNT_KIND
     from qinqing.banks.webhooks import SECRET_KIND
-    from qinqing.persons.models import Person
+    from qinqing.persons.models import Person, PersonIdNumber
     from qinqing.persons.service import ID_KIND, PHONE_KIND
 
     return [
-        VaultedColumn(Person, "id_number_cipher", ID_KIND, "id_number_index"),
+        VaultedColumn(
+            Person,
+            "id_number_cipher",
+            ID_KIND,
+            "id_number_index",
+            LookupTable(PersonIdNumber, "id_number_index"),
+        ),
         VaultedColumn(Person, "phone_cipher", PHONE_KIND, "phone_index"),
-        VaultedColumn(PersonAccount, "phone_cipher", PHONE_KIND, "login_index"),
+        VaultedColumn(
+            PersonAccount,
+            "phone_cipher",
+            PHONE_KIND,
+            "login_index",
+            LookupTable(AccountLogin, "login_index"),
+        ),
         VaultedColumn(
             BankLink,
             "account_cipher",
@@ -299,14 +311,19 @@ def _reencrypt_table(
 
 def _rekey_lookup(session: Session, lookup: LookupTable | None, moved: dict[str, str]) -> None:
     """Move look-up rows from their old index to the new one, in the batch's transaction
-    (so a resumed rotation finds each row and its look-up on the same key)."""
+    (so a resumed rotation finds each row and its look-up on the same key). Deleted
+    and inserted again rather than updated: the index is the row's key, and on a
+    distributed database the key that places the row cannot be updated."""
     assert lookup is not None
     table = cast(Table, lookup.table.__table__)
     key = table.c[lookup.key]
-    session.execute(
-        update(table).where(key == bindparam("old_key")).values({key: bindparam("new_key")}),
-        [{"old_key": a, "new_key": b} for a, b in sorted(moved.items())],
-    )
+    rows = [
+        dict(r._mapping) for r in session.execute(select(table).where(key.in_(sorted(moved)))).all()
+    ]
+    if not rows:
+        return
+    session.execute(delete(table).where(key.in_(sorted(moved))))
+    session.execute(table.insert(), [{**r, lookup.key: moved[r[lookup.key]]} for r in rows])
 
 
 def _reseal_answers(db: Database, old: Vault, new: Vault, batch: int, progress: Progress) -> int:

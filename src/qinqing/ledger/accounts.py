@@ -1,9 +1,12 @@
 """Ledger accounts and the one way money moves: ``post_transfer``.
 
-Callers lock the accounts a transfer touches (``lock_accounts``, always in
-ascending id order so two transactions cannot deadlock) and then post; the
-transfer, its two entries and both cached balances change in the same
-transaction. Entries are never updated or deleted.
+Every transfer has a person's 个人账户 on one side and, on the other, a system
+account (an institution's or a region's funding account). The person's account
+is locked (``lock_personal``, ascending person order) and its cached balance
+changed in the transaction that posts; the system account is not touched
+there — its entries are appended with the transfer on the person's shard and
+``ledger.clearing`` adds them to its balance in batches, so no payment waits on
+one hospital's hot row. Entries are never updated or deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from qinqing.db import insert_ignore, new_id
-from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.ledger.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerSystemAccount,
+    LedgerTransfer,
+)
+from qinqing.locking import locked
 
 
 def personal_code(person_id: uuid.UUID) -> str:
@@ -32,51 +42,80 @@ def funding_code(region_code: str) -> str:
     return f"funding:{region_code}"
 
 
-def ensure_account(
-    session: Session,
-    *,
-    code: str,
-    kind: AccountKind,
-    region_code: str,
-    now: datetime,
-    person_id: uuid.UUID | None = None,
+def ensure_personal(
+    session: Session, *, person_id: uuid.UUID, region_code: str, now: datetime
 ) -> None:
-    """Create the account if it does not exist (race-free on both databases)."""
+    """Create the person's 个人账户 if it does not exist (race-free on both databases)."""
     insert_ignore(
         session,
         LedgerAccount,
         {
-            "id": new_id(),
-            "code": code,
-            "kind": kind.value,
             "person_id": person_id,
+            "id": new_id(),
+            "code": personal_code(person_id),
+            "kind": AccountKind.personal.value,
             "region_code": region_code,
             "balance_fen": 0,
             "held_fen": 0,
-            "allow_negative": kind is AccountKind.funding,
+            "allow_negative": False,
             "created_at": now,
         },
     )
 
 
-def lock_accounts(session: Session, codes: Iterable[str]) -> dict[str, LedgerAccount]:
-    """SELECT ... FOR NO KEY UPDATE the accounts by code, in ascending id order."""
-    wanted = sorted(set(codes))
-    rows = (
-        session.execute(
-            select(LedgerAccount)
-            .where(LedgerAccount.code.in_(wanted))
-            .order_by(LedgerAccount.id)
-            .with_for_update(key_share=True)
-        )
-        .scalars()
-        .all()
+def system_account(
+    session: Session, *, code: str, kind: AccountKind, region_code: str, now: datetime
+) -> uuid.UUID:
+    """The id of an institution's or a region's account, created the first time.
+
+    Nothing here locks or writes the row once it exists: payments and
+    contributions only append entries naming it, and the clearing step
+    (``ledger.clearing``) adds them to its balance in batches."""
+    found = session.execute(
+        select(LedgerSystemAccount.id).where(LedgerSystemAccount.code == code)
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    insert_ignore(
+        session,
+        LedgerSystemAccount,
+        {
+            "id": new_id(),
+            "code": code,
+            "kind": kind.value,
+            "region_code": region_code,
+            "balance_fen": 0,
+            "allow_negative": kind is AccountKind.funding,
+            "created_at": now,
+        },
     )
-    return {a.code: a for a in rows}
+    return session.execute(
+        select(LedgerSystemAccount.id).where(LedgerSystemAccount.code == code)
+    ).scalar_one()
+
+
+def lock_personal(
+    session: Session, person_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, LedgerAccount]:
+    """SELECT ... FOR NO KEY UPDATE the persons' accounts, in ascending person order
+    (the global order; see docs/ledger.md "Lock order"). By the person's id, so on
+    a distributed database each lock is on one shard; one statement per account
+    there (``one_lock_per_row``), one for all of them otherwise."""
+    wanted = sorted(set(person_ids), key=str)
+    if not wanted:
+        return {}
+    rows = locked(
+        session,
+        select(LedgerAccount).order_by(LedgerAccount.person_id).with_for_update(key_share=True),
+        LedgerAccount.person_id.in_(wanted),
+        [LedgerAccount.person_id == pid for pid in wanted],
+    )
+    return {row[0].person_id: row[0] for row in rows}
 
 
 def transfer_rows(
     *,
+    person_id: uuid.UUID,
     debit_id: uuid.UUID,
     credit_id: uuid.UUID,
     amount_fen: int,
@@ -91,6 +130,7 @@ def transfer_rows(
         raise ValueError("a transfer moves a positive amount")
     transfer_id = new_id()
     transfer = {
+        "person_id": person_id,
         "id": transfer_id,
         "debit_account_id": debit_id,
         "credit_account_id": credit_id,
@@ -102,6 +142,7 @@ def transfer_rows(
     }
     entries = [
         {
+            "person_id": person_id,
             "id": new_id(),
             "transfer_id": transfer_id,
             "account_id": account_id,
@@ -116,18 +157,22 @@ def transfer_rows(
 def post_transfer(
     session: Session,
     *,
-    debit: LedgerAccount,
-    credit: LedgerAccount,
+    person_id: uuid.UUID,
+    debit_id: uuid.UUID,
+    credit_id: uuid.UUID,
     amount_fen: int,
     kind: str,
     at: datetime,
     payment_id: uuid.UUID | None = None,
     contribution_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Move ``amount_fen`` from ``debit`` to ``credit``; both must be locked by the caller."""
+    """Append one transfer and its two entries on ``person_id``'s shard. The caller
+    holds the lock on the person's account and changes its cached balance; the
+    other side is a system account, brought up to date by the clearing step."""
     transfer, entries = transfer_rows(
-        debit_id=debit.id,
-        credit_id=credit.id,
+        person_id=person_id,
+        debit_id=debit_id,
+        credit_id=credit_id,
         amount_fen=amount_fen,
         kind=kind,
         at=at,
@@ -137,7 +182,5 @@ def post_transfer(
     # Core inserts in FK order (the ORM would not order unrelated mappers).
     session.execute(insert(LedgerTransfer).values(**transfer))
     session.execute(insert(LedgerEntry), entries)
-    debit.balance_fen -= amount_fen
-    credit.balance_fen += amount_fen
     transfer_id: uuid.UUID = transfer["id"]
     return transfer_id

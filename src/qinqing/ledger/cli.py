@@ -1,4 +1,4 @@
-"""``qinqing ledger ...``: proving the ledger (docs/guide.md §5.2)."""
+"""``qinqing ledger ...``: proving and clearing the ledger (docs/guide.md §5.2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from qinqing.cli_support import console, print_json, runtime
+from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
+from qinqing.errors import DomainError
 
 ledger_app = typer.Typer(help="The personal-account ledger.", no_args_is_help=True)
 
@@ -55,3 +56,48 @@ def reconcile_command(
         console.print(table)
     if found:
         raise typer.Exit(1)
+
+
+@ledger_app.command("clear")
+def clear_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Post the settled payments and contributions not yet cleared to the institutions'
+    and regions' accounts (the worker does this on every pass)."""
+    from sqlalchemy.orm import Session
+
+    from qinqing.audit.service import record
+    from qinqing.ledger.clearing import Cleared, clear
+
+    rt = runtime()
+    actor = operator()
+
+    def run(session: Session) -> Cleared:
+        now = rt.clock.now()
+        done = clear(session, now)
+        if done.payments or done.contributions:
+            record(
+                session,
+                actor=actor,
+                action="ledger.clear",
+                subject_kind="ledger",
+                subject_id="clearing",
+                at=now,
+                details={"payments": done.payments, "contributions": done.contributions},
+            )
+        return done
+
+    try:
+        done = rt.db.run(run, what="ledger clear")
+    except DomainError as exc:
+        domain_fail(exc)
+    finally:
+        rt.db.dispose()
+    if as_json:
+        print_json(
+            {"payments": done.payments, "contributions": done.contributions, "posted": done.posted}
+        )
+    else:
+        console.print(
+            f"{done.payments} payment(s) and {done.contributions} contribution(s) cleared"
+        )

@@ -19,8 +19,10 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     String,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,16 +37,21 @@ class AccountKind(StrEnum):
 
 
 class LedgerAccount(Base):
+    """A person's 个人账户, on the person's shard. ``balance_fen`` and ``held_fen`` are
+    changed under the account's row lock in the transaction that posts or holds."""
+
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         CheckConstraint("held_fen >= 0", name="held_not_negative"),
         CheckConstraint("allow_negative OR balance_fen - held_fen >= 0", name="no_overdraft"),
     )
 
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("persons.id"), primary_key=True, unique=True
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    code: Mapped[str] = mapped_column(String(80), unique=True)
+    code: Mapped[str] = mapped_column(String(80))
     kind: Mapped[str] = mapped_column(String(16))
-    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"), unique=True)
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     held_fen: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -52,28 +59,65 @@ class LedgerAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class LedgerTransfer(Base):
-    __tablename__ = "ledger_transfers"
-    __table_args__ = (CheckConstraint("amount_fen > 0", name="positive"),)
+class LedgerSystemAccount(Base):
+    """An institution's receiving account or a region's funding account: a reference
+    table, read everywhere. No payment or contribution writes it: their entries are
+    appended on the person's shard and the clearing step (``ledger.clearing``) adds
+    them to ``balance_fen`` in batches, so ``balance_fen`` = the sum of its cleared
+    entries and every other entry of it is pending clearing."""
+
+    __tablename__ = "ledger_system_accounts"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    debit_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
-    credit_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
+    code: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    allow_negative: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LedgerTransfer(Base):
+    """One money movement: two entries that sum to zero. Kept on the shard of the
+    person whose account it touches (the holder, for a payment). The account
+    columns have no foreign key: one of the two is a system account (a reference
+    table), the other the person's own; ``post_transfer`` names both."""
+
+    __tablename__ = "ledger_transfers"
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="positive"),
+        UniqueConstraint("person_id", "payment_id", name="uq_ledger_transfers_payment"),
+        UniqueConstraint("person_id", "contribution_id", name="uq_ledger_transfers_contribution"),
+        ForeignKeyConstraint(["person_id", "payment_id"], ["payments.holder_id", "payments.id"]),
+        ForeignKeyConstraint(
+            ["person_id", "contribution_id"], ["contributions.person_id", "contributions.id"]
+        ),
+    )
+
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    debit_account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    credit_account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))  # contribution | payment
-    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"), unique=True)
-    contribution_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("contributions.id"), unique=True
-    )
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    contribution_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_account_created", "account_id", "created_at"),)
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["person_id", "transfer_id"], ["ledger_transfers.person_id", "ledger_transfers.id"]
+        ),
+        Index("ix_ledger_entries_account_created", "account_id", "created_at"),
+        Index("ix_ledger_entries_transfer", "person_id", "transfer_id"),
+    )
 
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    transfer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_transfers.id"), index=True)
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
+    transfer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     amount_fen: Mapped[int] = mapped_column(BigInteger)  # + credit, - debit
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from qinqing.contributions.models import Contribution
 from qinqing.errors import DomainError
-from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.payments.models import Payment
 from qinqing.payments.statements import open_hold
@@ -39,17 +38,29 @@ class Balance:
 def balance_of(session: Session, person: Person, now: datetime) -> Balance:
     account = session.execute(
         select(LedgerAccount.id, LedgerAccount.balance_fen).where(
-            LedgerAccount.code == personal_code(person.id)
+            LedgerAccount.person_id == person.id
         )
     ).one_or_none()
     if account is None:
         return Balance(person.scheme == "employee", 0, 0)
     held = session.execute(
         select(func.coalesce(func.sum(Payment.amount_fen), 0)).where(
-            Payment.account_id == account.id, open_hold(now)
+            Payment.holder_id == person.id, Payment.account_id == account.id, open_hold(now)
         )
     ).scalar_one()
     return Balance(True, int(account.balance_fen), int(held))
+
+
+def names_of(session: Session, person_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names of persons who may live on other shards (one read, no join)."""
+    if not person_ids:
+        return {}
+    return {
+        r.id: r.name
+        for r in session.execute(
+            select(Person.id, Person.name).where(Person.id.in_(sorted(person_ids, key=str)))
+        )
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,28 +98,24 @@ def statement(
 ) -> Statement:
     """Newest first, ``limit`` lines a page; ``before`` is the id of the last line seen."""
     bal = balance_of(session, person, now)
+    me = person.id
     account_id = session.execute(
-        select(LedgerAccount.id).where(LedgerAccount.code == personal_code(person.id))
+        select(LedgerAccount.id).where(LedgerAccount.person_id == me)
     ).scalar_one_or_none()
     if account_id is None:
         return Statement(bal, [], [], None)
-    member = Person.__table__.alias("member")
-    holds = [
-        Hold(r.id, r.amount_fen, r.member_id, r.name, r.created_at, r.expires_at)
-        for r in session.execute(
-            select(
-                Payment.id,
-                Payment.amount_fen,
-                Payment.member_id,
-                member.c.name,
-                Payment.created_at,
-                Payment.expires_at,
-            )
-            .join(member, member.c.id == Payment.member_id)
-            .where(Payment.account_id == account_id, open_hold(now))
-            .order_by(Payment.created_at.desc(), Payment.id.desc())
+    hold_rows = session.execute(
+        select(
+            Payment.id,
+            Payment.amount_fen,
+            Payment.member_id,
+            Payment.created_at,
+            Payment.expires_at,
         )
-    ]
+        .where(Payment.holder_id == me, Payment.account_id == account_id, open_hold(now))
+        .order_by(Payment.created_at.desc(), Payment.id.desc())
+    ).all()
+    # Everything here is on the holder's shard; the members' names are read apart.
     stmt = (
         select(
             LedgerEntry.id,
@@ -118,13 +125,29 @@ def statement(
             Contribution.period,
             Payment.id.label("payment_id"),
             Payment.member_id,
-            member.c.name.label("member_name"),
         )
-        .join(LedgerTransfer, LedgerTransfer.id == LedgerEntry.transfer_id)
-        .outerjoin(Contribution, Contribution.id == LedgerTransfer.contribution_id)
-        .outerjoin(Payment, Payment.id == LedgerTransfer.payment_id)
-        .outerjoin(member, member.c.id == Payment.member_id)
-        .where(LedgerEntry.account_id == account_id)
+        .join(
+            LedgerTransfer,
+            and_(
+                LedgerTransfer.person_id == LedgerEntry.person_id,
+                LedgerTransfer.id == LedgerEntry.transfer_id,
+            ),
+        )
+        .outerjoin(
+            Contribution,
+            and_(
+                Contribution.person_id == LedgerTransfer.person_id,
+                Contribution.id == LedgerTransfer.contribution_id,
+            ),
+        )
+        .outerjoin(
+            Payment,
+            and_(
+                Payment.holder_id == LedgerTransfer.person_id,
+                Payment.id == LedgerTransfer.payment_id,
+            ),
+        )
+        .where(LedgerEntry.person_id == me, LedgerEntry.account_id == account_id)
     )
     if before:
         try:
@@ -133,7 +156,9 @@ def statement(
             raise DomainError("CURSOR_INVALID", 422) from None
         cursor = session.execute(
             select(LedgerEntry.created_at).where(
-                LedgerEntry.id == cursor_id, LedgerEntry.account_id == account_id
+                LedgerEntry.person_id == me,
+                LedgerEntry.id == cursor_id,
+                LedgerEntry.account_id == account_id,
             )
         ).scalar_one_or_none()
         if cursor is None:
@@ -147,6 +172,13 @@ def statement(
     rows = session.execute(
         stmt.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
     ).all()
+    names = names_of(session, {r.member_id for r in [*hold_rows, *rows[:limit]] if r.member_id})
+    holds = [
+        Hold(
+            r.id, r.amount_fen, r.member_id, names.get(r.member_id, ""), r.created_at, r.expires_at
+        )
+        for r in hold_rows
+    ]
     lines = [
         StatementLine(
             r.id,
@@ -156,7 +188,7 @@ def statement(
             r.period,
             r.payment_id,
             r.member_id,
-            r.member_name,
+            names.get(r.member_id) if r.member_id else None,
         )
         for r in rows[:limit]
     ]

@@ -15,6 +15,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from qinqing.audit.service import Actor, record
+from qinqing.locking import claim
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
 
@@ -50,16 +51,13 @@ def deliver(
     sender = sender or LogSender()
     delivered = 0
     with rt.db.unit_of_work() as session:
-        notes = (
-            session.execute(
-                select(Notification)
-                .where(Notification.delivered_at.is_(None), Notification.attempts < MAX_ATTEMPTS)
-                .order_by(Notification.created_at, Notification.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True, key_share=True)
-            )
-            .scalars()
-            .all()
+        notes = claim(
+            session,
+            select(Notification)
+            .where(Notification.delivered_at.is_(None), Notification.attempts < MAX_ATTEMPTS)
+            .order_by(Notification.created_at, Notification.id),
+            [Notification.person_id, Notification.id],
+            limit,
         )
         now = rt.clock.now()
         for note in notes:

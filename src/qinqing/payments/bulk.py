@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from typing import Any
 from typing import cast as cast_type
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, cast, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    any_,
+    bindparam,
+    cast,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import TypeEngine
@@ -61,32 +70,39 @@ def _table(model: type[Base]) -> Table:
     return cast_type(Table, model.__table__)
 
 
-def update_by_id(
-    session: Session, model: type[Base], rows: list[dict[str, Any]], columns: dict[str, str]
+def update_by_key(
+    session: Session,
+    model: type[Base],
+    rows: list[dict[str, Any]],
+    key: dict[str, str],
+    columns: dict[str, str],
 ) -> None:
-    """Set ``columns`` (name → PostgreSQL type) from ``rows`` matched by ``id``."""
+    """Set ``columns`` from ``rows`` matched by the (composite) primary ``key``; both
+    map a column name to its PostgreSQL type."""
     if not rows:
         return
     table = _table(model)
     if is_postgres(session):
-        names = list(columns)
-        args = ", ".join(f"CAST(:{n} AS {columns[n]}[])" for n in names)
-        sets = ", ".join(f"{n} = v.{n}" for n in names)
+        names = [*key, *columns]
+        types = {**key, **columns}
+        args = ", ".join(f"CAST(:{n} AS {types[n]}[])" for n in names)
+        sets = ", ".join(f"{n} = v.{n}" for n in columns)
+        match = " AND ".join(f"t.{k} = v.{k}" for k in key)
         sql = text(
-            f"UPDATE {table.name} AS t SET {sets} FROM unnest(CAST(:id AS uuid[]), {args}) "  # noqa: S608 - names are ours
-            f"AS v(id, {', '.join(names)}) WHERE t.id = v.id"
+            f"UPDATE {table.name} AS t SET {sets} FROM unnest({args}) "  # noqa: S608 - names are ours
+            f"AS v({', '.join(names)}) WHERE {match}"
         )
-        params: dict[str, Any] = {"id": [r["id"] for r in rows]}
-        for n in names:
-            params[n] = [r[n] for r in rows]
-        session.execute(sql, params)
+        session.execute(sql, {n: [r[n] for r in rows] for n in names})
         return
     stmt = (
         update(table)
-        .where(table.c.id == bindparam("_id"))
+        .where(*(table.c[k] == bindparam(f"_{k}") for k in key))
         .values({n: bindparam(n) for n in columns})
     )
-    session.execute(stmt, [{"_id": r["id"], **{n: r[n] for n in columns}} for r in rows])
+    session.execute(
+        stmt,
+        [{**{f"_{k}": r[k] for k in key}, **{n: r[n] for n in columns}} for r in rows],
+    )
 
 
 def insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:

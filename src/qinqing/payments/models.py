@@ -11,11 +11,12 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
-    UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,20 +35,35 @@ class Payment(Base):
 
     __tablename__ = "payments"
     __table_args__ = (
-        UniqueConstraint("client_id", "reference", name="uq_payments_client_reference"),
         CheckConstraint("amount_fen > 0", name="positive"),
-        Index("ix_payments_link_year", "link_id", "year"),
-        Index("ix_payments_account_status", "account_id", "status"),
+        ForeignKeyConstraint(
+            ["holder_id", "link_id"], ["family_links.holder_id", "family_links.id"]
+        ),
+        ForeignKeyConstraint(
+            ["holder_id", "account_id"], ["ledger_accounts.person_id", "ledger_accounts.id"]
+        ),
+        Index("ix_payments_link_year", "holder_id", "link_id", "year"),
+        Index("ix_payments_account_status", "holder_id", "account_id", "status"),
         Index("ix_payments_status_expires", "status", "expires_at"),
+        # What the clearing step has still to credit to the institutions: small.
+        Index(
+            "ix_payments_uncleared",
+            "client_id",
+            sqlite_where=text("status = 'settled' AND cleared_at IS NULL"),
+            postgresql_where=text("status = 'settled' AND cleared_at IS NULL"),
+        ),
     )
 
+    # The holder (who pays) first: a payment lives on the holder's shard.
+    holder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"))
+    # Unique per client through the look-up table ``payment_references``.
     reference: Mapped[str] = mapped_column(String(64))
-    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("family_links.id"))
-    holder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"))
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"))
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ledger_accounts.id"))
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # No foreign key: the member lives on another shard (the link names them).
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     settled_fen: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
@@ -55,3 +71,28 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the clearing step credited the institution's account with it.
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaymentReference(Base):
+    """Look-up from an institution's own reference to its payment: where the
+    reference's uniqueness per institution lives (distributed by the reference)."""
+
+    __tablename__ = "payment_references"
+
+    client_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    payment_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class PaymentKey(Base):
+    """Look-up from a payment's id to its holder, so settle and void (which name only
+    the payment) lock it on its shard."""
+
+    __tablename__ = "payment_keys"
+
+    payment_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    holder_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    client_id: Mapped[str] = mapped_column(String(40))

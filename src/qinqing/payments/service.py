@@ -25,26 +25,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select, update
+from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
-from qinqing.db import new_id
 from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
-from qinqing.ledger.accounts import (
-    ensure_account,
-    institution_code,
-    personal_code,
-    transfer_rows,
-)
+from qinqing.ledger.accounts import institution_code, lock_personal, system_account, transfer_rows
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
-from qinqing.notify.models import Notification
+from qinqing.locking import locked
 from qinqing.payments import rules
-from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_id
-from qinqing.payments.models import Payment, PaymentStatus
-from qinqing.persons.models import Person
+from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_key
+from qinqing.payments.models import Payment, PaymentKey, PaymentReference, PaymentStatus
+from qinqing.persons.models import Person, PersonIdNumber
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime
 
@@ -119,7 +113,7 @@ def _refused(code: str) -> Outcome:
 @dataclass(slots=True)
 class _Account:
     id: uuid.UUID
-    code: str
+    person_id: uuid.UUID
     balance: int
     held: int
     dirty: bool = False
@@ -144,7 +138,6 @@ class _Writes:
     payments: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
-    notices: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _uuid(raw: str) -> uuid.UUID | None:
@@ -167,7 +160,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     me = principal.id
     out: list[Outcome | None] = [None] * len(ops)
 
-    # 1. Persons named by authorizations: one look-up through the blind index.
+    # 1. Persons named by authorizations: the look-up table, then their rows.
     numbers: dict[int, tuple[str, str]] = {}
     for i, op in enumerate(ops):
         if isinstance(op, Authorize):
@@ -184,22 +177,31 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     index = {rt.vault.index(ID_KIND, n): n for pair in numbers.values() for n in pair}
     persons: dict[str, Any] = {}
     if index:
-        for prow in session.execute(
-            select(
-                Person.id, Person.id_number_index, Person.region_code, Person.status, Person.scheme
-            ).where(any_of(session, Person.id_number_index, list(index), String()))
-        ):
-            persons[index[prow.id_number_index]] = prow
+        person_of = dict(
+            session.execute(
+                select(PersonIdNumber.id_number_index, PersonIdNumber.person_id).where(
+                    any_of(session, PersonIdNumber.id_number_index, list(index), String())
+                )
+            ).all()
+        )
+        number_of = {pid: index[ix] for ix, pid in person_of.items()}
+        if number_of:
+            for prow in session.execute(
+                select(Person.id, Person.region_code, Person.status, Person.scheme).where(
+                    any_of(session, Person.id, list(number_of), Uuid())
+                )
+            ):
+                persons[number_of[prow.id]] = prow
 
-    # 2. References already used by this institution.
+    # 2. References already used by this institution (the look-up table).
     refs = {op.reference for i, op in enumerate(ops) if isinstance(op, Authorize) and i in numbers}
     used_refs: set[str] = set()
     if refs:
         used_refs = set(
             session.execute(
-                select(Payment.reference).where(
-                    Payment.client_id == me,
-                    any_of(session, Payment.reference, list(refs), String()),
+                select(PaymentReference.reference).where(
+                    PaymentReference.client_id == me,
+                    any_of(session, PaymentReference.reference, list(refs), String()),
                 )
             ).scalars()
         )
@@ -220,8 +222,9 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             pairs[i] = (holder, member)
     links: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
     if pairs:
-        wanted = list({(h.id, m.id) for h, m in pairs.values()})
-        for lrow in session.execute(
+        wanted = sorted({(h.id, m.id) for h, m in pairs.values()}, key=str)
+        for lrow in locked(
+            session,
             select(
                 FamilyLink.id,
                 FamilyLink.holder_id,
@@ -230,16 +233,17 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 FamilyLink.mutual_aid_yearly_limit_fen,
             )
             .where(
-                pairs_in(session, FamilyLink.holder_id, FamilyLink.member_id, wanted),
                 FamilyLink.status == LinkStatus.active.value,
                 FamilyLink.mutual_aid.is_(True),
             )
-            .order_by(FamilyLink.id)
-            .with_for_update(read=True)
+            .order_by(FamilyLink.holder_id, FamilyLink.id)
+            .with_for_update(read=True),
+            pairs_in(session, FamilyLink.holder_id, FamilyLink.member_id, wanted),
+            [(FamilyLink.holder_id == h) & (FamilyLink.member_id == m) for h, m in wanted],
         ):
             links[(lrow.holder_id, lrow.member_id)] = lrow
 
-    # 4. Payments to resolve: only this institution's own.
+    # 4. Payments to resolve: only this institution's own, found through their key.
     resolve_ids: dict[int, uuid.UUID] = {}
     for i, op in enumerate(ops):
         if isinstance(op, Settle | Void):
@@ -248,53 +252,40 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 out[i] = _refused("PAYMENT_NOT_FOUND")
             else:
                 resolve_ids[i] = pid
-    payer_of: dict[uuid.UUID, uuid.UUID] = {}
+    holder_of: dict[uuid.UUID, uuid.UUID] = {}
     if resolve_ids:
-        payer_of = dict(
+        holder_of = dict(
             session.execute(
-                select(Payment.id, Payment.account_id).where(
-                    any_of(session, Payment.id, list(set(resolve_ids.values())), Uuid()),
-                    Payment.client_id == me,
+                select(PaymentKey.payment_id, PaymentKey.holder_id).where(
+                    any_of(session, PaymentKey.payment_id, list(set(resolve_ids.values())), Uuid()),
+                    PaymentKey.client_id == me,
                 )
             ).all()
         )
         for i, pid in resolve_ids.items():
-            if pid not in payer_of:
+            if pid not in holder_of:
                 out[i] = _refused("PAYMENT_NOT_FOUND")
 
-    # 5. Accounts, locked in one statement in ascending id order. A holder without a
+    # 5. The payers' accounts, locked in ascending person order. A holder without a
     #    personal account has nothing to pay with (INSUFFICIENT_BALANCE). The
-    #    institution's account only ever receives money, so it is not locked here:
-    #    it gets one increment as the transaction's last statement (see _flush),
-    #    which keeps that hot row's lock as short as a commit.
-    holder_codes = {personal_code(h.id) for h, _ in pairs.values()}
-    need_institution = any(isinstance(ops[i], Settle) and out[i] is None for i in resolve_ids)
+    #    institution's account is not touched: its side of a settlement is an
+    #    entry appended here and added to its balance by the clearing step.
+    payers = {h.id for h, _ in pairs.values()} | set(holder_of.values())
     accounts: dict[uuid.UUID, _Account] = {}
-    by_code: dict[str, _Account] = {}
-    conds = (
-        [any_of(session, LedgerAccount.code, sorted(holder_codes), String())]
-        if holder_codes
-        else []
-    )
-    if payer_of:
-        conds.append(any_of(session, LedgerAccount.id, list(set(payer_of.values())), Uuid()))
-    if conds:
-        for arow in session.execute(
-            select(
-                LedgerAccount.id,
-                LedgerAccount.code,
-                LedgerAccount.balance_fen,
-                LedgerAccount.held_fen,
-            )
-            .where(or_(*conds))
-            .order_by(LedgerAccount.id)
-            .with_for_update(key_share=True)
-        ):
-            acct = _Account(arow.id, arow.code, arow.balance_fen, arow.held_fen)
-            accounts[arow.id] = acct
-            by_code[arow.code] = acct
-    institution = (
-        _Account(_institution_account(session, principal, now), institution_code(me), 0, 0)
+    by_person: dict[uuid.UUID, _Account] = {}
+    for acct_row in lock_personal(session, payers).values():
+        acct = _Account(acct_row.id, acct_row.person_id, acct_row.balance_fen, acct_row.held_fen)
+        accounts[acct.id] = acct
+        by_person[acct.person_id] = acct
+    need_institution = any(isinstance(ops[i], Settle) and out[i] is None for i in resolve_ids)
+    institution_id = (
+        system_account(
+            session,
+            code=institution_code(me),
+            kind=AccountKind.institution,
+            region_code=principal.region_code or "",
+            now=now,
+        )
         if need_institution
         else None
     )
@@ -302,20 +293,23 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     # 6. Lock the payments to resolve, then release overdue holds of the locked accounts.
     pays: dict[uuid.UUID, _Pay] = {}
     # Only accounts that hold something can have an overdue hold to release.
-    personal_ids = [
-        a.id for a in accounts.values() if a.code.startswith("personal:") and a.held > 0
-    ]
-    if payer_of or personal_ids:
-        wanted_pays: list[ColumnElement[bool]] = []
-        if payer_of:
-            wanted_pays.append(any_of(session, Payment.id, list(payer_of), Uuid()))
-        if personal_ids:
-            wanted_pays.append(
-                any_of(session, Payment.account_id, personal_ids, Uuid())
-                & (Payment.status == PaymentStatus.authorized.value)
-                & (Payment.expires_at <= now)
+    holding = sorted((a.person_id for a in by_person.values() if a.held > 0), key=str)
+    to_lock = sorted({(h, pid) for pid, h in holder_of.items()}, key=str)
+    if to_lock or holding:
+        together: list[ColumnElement[bool]] = []
+        one_by_one: list[ColumnElement[bool]] = [
+            (Payment.holder_id == h) & (Payment.id == pid) for h, pid in to_lock
+        ]
+        if to_lock:
+            together.append(pairs_in(session, Payment.holder_id, Payment.id, to_lock))
+        if holding:
+            overdue = (Payment.status == PaymentStatus.authorized.value) & (
+                Payment.expires_at <= now
             )
-        for payrow in session.execute(
+            together.append(any_of(session, Payment.holder_id, holding, Uuid()) & overdue)
+            one_by_one.extend((Payment.holder_id == h) & overdue for h in holding)
+        for payrow in locked(
+            session,
             select(
                 Payment.id,
                 Payment.account_id,
@@ -327,10 +321,13 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 Payment.expires_at,
                 Payment.settled_fen,
             )
-            .where(or_(*wanted_pays))
-            .order_by(Payment.id)
-            .with_for_update(key_share=True, skip_locked=bool(personal_ids))
+            .order_by(Payment.holder_id, Payment.id)
+            .with_for_update(key_share=True, skip_locked=bool(holding)),
+            or_(*together),
+            one_by_one,
         ):
+            if payrow.id in pays:
+                continue
             pays[payrow.id] = _Pay(
                 payrow.id,
                 payrow.account_id,
@@ -350,6 +347,10 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     # 7. Yearly usage of the links that have a limit.
     usage: dict[uuid.UUID, int] = {}
     limited = [lnk.id for lnk in links.values() if lnk.mutual_aid_yearly_limit_fen is not None]
+    limited_holders = sorted(
+        {lnk.holder_id for lnk in links.values() if lnk.mutual_aid_yearly_limit_fen is not None},
+        key=str,
+    )
     if limited:
         usage = {lid: 0 for lid in limited}
         for lid, used in session.execute(
@@ -366,6 +367,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 ),
             )
             .where(
+                any_of(session, Payment.holder_id, limited_holders, Uuid()),
                 any_of(session, Payment.link_id, limited, Uuid()),
                 Payment.year == year,
                 Payment.status.in_([PaymentStatus.authorized.value, PaymentStatus.settled.value]),
@@ -406,7 +408,7 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             if op.reference in used_refs or op.reference in batch_refs:
                 out[i] = _refused("PAYMENT_REFERENCE_EXISTS")
                 continue
-            payer_acct = by_code.get(personal_code(holder.id))
+            payer_acct = by_person.get(holder.id)
             facts = rules.AuthorizeFacts(
                 link_active_mutual_aid=link is not None,
                 holder_status=holder.status,
@@ -458,27 +460,12 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
                 out[i] = _refused(code)
                 continue
             payer = accounts[p.account_id]
-            assert institution is not None
+            assert institution_id is not None
             release(p, PaymentStatus.settled.value)
             p.settled = op.amount_fen
             if p.link_id in usage:
                 usage[p.link_id] += op.amount_fen
-            _post(writes, payer, institution, op.amount_fen, p.id, now)
-            writes.notices.append(
-                {
-                    "id": new_id(),
-                    "person_id": p.holder_id,
-                    "kind": "payment.settled",
-                    "payload": {
-                        "payment_id": str(p.id),
-                        "member_id": str(p.member_id),
-                        "amount_fen": op.amount_fen,
-                    },
-                    "created_at": now,
-                    "delivered_at": None,
-                    "attempts": 0,
-                }
-            )
+            _post(writes, payer, institution_id, op.amount_fen, p.id, now)
             out[i] = Outcome(
                 True,
                 None,
@@ -498,21 +485,22 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
             out[i] = Outcome(True, None, p.id, p.status, p.amount, None, p.amount, p.expires_at)
 
     # 9. Write everything in bulk.
-    _flush(session, writes, accounts, pays, now, institution)
+    _flush(session, writes, accounts, pays, now)
     return [o if o is not None else _refused("PAYMENT_NOT_FOUND") for o in out]
 
 
 def _post(
     writes: _Writes,
-    debit: _Account,
-    credit: _Account,
+    payer: _Account,
+    institution_id: uuid.UUID,
     amount: int,
     payment_id: uuid.UUID,
     at: datetime,
 ) -> None:
     transfer, entries = transfer_rows(
-        debit_id=debit.id,
-        credit_id=credit.id,
+        person_id=payer.person_id,
+        debit_id=payer.id,
+        credit_id=institution_id,
         amount_fen=amount,
         kind="payment",
         at=at,
@@ -520,29 +508,11 @@ def _post(
     )
     writes.transfers.append(transfer)
     writes.entries.extend(entries)
-    debit.balance -= amount
-    credit.balance += amount
-    debit.dirty = credit.dirty = True
+    payer.balance -= amount
+    payer.dirty = True
 
 
-def _institution_account(session: Session, principal: Principal, now: datetime) -> uuid.UUID:
-    """The institution's receiving account (created the first time it is paid)."""
-    code = institution_code(principal.id)
-    found = session.execute(
-        select(LedgerAccount.id).where(LedgerAccount.code == code)
-    ).scalar_one_or_none()
-    if found is None:
-        ensure_account(
-            session,
-            code=code,
-            kind=AccountKind.institution,
-            region_code=principal.region_code or "",
-            now=now,
-        )
-        found = session.execute(
-            select(LedgerAccount.id).where(LedgerAccount.code == code)
-        ).scalar_one()
-    return found
+_PAY_KEY = {"holder_id": "uuid", "id": "uuid"}
 
 
 def _flush(
@@ -551,39 +521,60 @@ def _flush(
     accounts: dict[uuid.UUID, _Account],
     pays: dict[uuid.UUID, _Pay],
     now: datetime,
-    institution: _Account | None,
 ) -> None:
+    # The look-up rows first: a reference taken meanwhile fails here, before the rest.
+    insert_rows(
+        session,
+        PaymentReference,
+        [
+            {
+                "client_id": w["client_id"],
+                "reference": w["reference"],
+                "holder_id": w["holder_id"],
+                "payment_id": w["id"],
+            }
+            for w in writes.payments
+        ],
+    )
+    insert_rows(
+        session,
+        PaymentKey,
+        [
+            {"payment_id": w["id"], "holder_id": w["holder_id"], "client_id": w["client_id"]}
+            for w in writes.payments
+        ],
+    )
     insert_rows(session, Payment, writes.payments)
-    update_by_id(
+    update_by_key(
         session,
         Payment,
         [
-            {"id": p.id, "status": p.status, "settled_fen": p.settled, "resolved_at": now}
+            {
+                "holder_id": p.holder_id,
+                "id": p.id,
+                "status": p.status,
+                "settled_fen": p.settled,
+                "resolved_at": now,
+            }
             for p in pays.values()
             if p.dirty
         ],
+        _PAY_KEY,
         {"status": "text", "settled_fen": "bigint", "resolved_at": "timestamptz"},
     )
     insert_rows(session, LedgerTransfer, writes.transfers)
     insert_rows(session, LedgerEntry, writes.entries)
-    update_by_id(
+    update_by_key(
         session,
         LedgerAccount,
         [
-            {"id": a.id, "balance_fen": a.balance, "held_fen": a.held}
+            {"person_id": a.person_id, "id": a.id, "balance_fen": a.balance, "held_fen": a.held}
             for a in accounts.values()
             if a.dirty
         ],
+        {"person_id": "uuid", "id": "uuid"},
         {"balance_fen": "bigint", "held_fen": "bigint"},
     )
-    insert_rows(session, Notification, writes.notices)
-    if institution is not None and institution.balance:
-        # Last, so the hot row stays locked only until the commit.
-        session.execute(
-            update(LedgerAccount)
-            .where(LedgerAccount.id == institution.id)
-            .values(balance_fen=LedgerAccount.balance_fen + institution.balance)
-        )
 
 
 # --- the single-operation calls ----------------------------------------------
@@ -604,62 +595,63 @@ def void(session: Session, rt: Runtime, principal: Principal, op: Void) -> Outco
 def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
     """`qinqing payments expire`: release overdue holds; how many were expired.
 
-    Accounts are locked before their payments (the global order); payments that
-    another transaction holds are left to it.
+    The holders are found without a lock, then their accounts are locked before
+    their payments (the global order); payments another transaction holds are
+    left to it.
     """
-    account_ids = sorted(
+    holders = sorted(
         session.execute(
-            select(Payment.account_id)
+            select(Payment.holder_id)
             .where(Payment.status == PaymentStatus.authorized.value, Payment.expires_at <= now)
             .distinct()
             .limit(limit)
-        ).scalars()
+        ).scalars(),
+        key=str,
     )
-    if not account_ids:
+    if not holders:
         return 0
-    session.execute(
-        select(LedgerAccount.id)
-        .where(LedgerAccount.id.in_(account_ids))
-        .order_by(LedgerAccount.id)
-        .with_for_update(key_share=True)
-    ).all()
-    overdue = session.execute(
-        select(Payment.id, Payment.account_id, Payment.amount_fen)
-        .where(
-            Payment.account_id.in_(account_ids),
-            Payment.status == PaymentStatus.authorized.value,
-            Payment.expires_at <= now,
-        )
-        .order_by(Payment.id)
-        .with_for_update(key_share=True, skip_locked=True)
-    ).all()
+    accounts = lock_personal(session, holders)
+    due = (Payment.status == PaymentStatus.authorized.value) & (Payment.expires_at <= now)
+    overdue = locked(
+        session,
+        select(Payment.holder_id, Payment.id, Payment.account_id, Payment.amount_fen)
+        .order_by(Payment.holder_id, Payment.id)
+        .with_for_update(key_share=True, skip_locked=True),
+        Payment.holder_id.in_(holders) & due,
+        [(Payment.holder_id == h) & due for h in holders],
+    )
     if not overdue:
         return 0
     released: dict[uuid.UUID, int] = {}
     for row in overdue:
-        released[row.account_id] = released.get(row.account_id, 0) + row.amount_fen
-    session.execute(
-        update(Payment),
+        released[row.holder_id] = released.get(row.holder_id, 0) + row.amount_fen
+    update_by_key(
+        session,
+        Payment,
         [
-            {"id": row.id, "status": PaymentStatus.expired.value, "resolved_at": now}
+            {
+                "holder_id": row.holder_id,
+                "id": row.id,
+                "status": PaymentStatus.expired.value,
+                "resolved_at": now,
+            }
             for row in overdue
         ],
+        _PAY_KEY,
+        {"status": "text", "resolved_at": "timestamptz"},
     )
-    for account_id, amount in released.items():
-        session.execute(
-            update(LedgerAccount)
-            .where(LedgerAccount.id == account_id)
-            .values(held_fen=LedgerAccount.held_fen - amount)
-        )
+    for holder_id, amount in released.items():
+        accounts[holder_id].held_fen -= amount
     return len(overdue)
 
 
-def open_holds_for_link(session: Session, link_id: uuid.UUID, now: datetime) -> tuple[int, int]:
+def open_holds_for_link(session: Session, link: FamilyLink, now: datetime) -> tuple[int, int]:
     """(count, total_fen) of authorized, unexpired payments on a link: what the unbind
     check reports as UNSETTLED_PAYMENTS."""
     count, total = session.execute(
         select(func.count(Payment.id), func.coalesce(func.sum(Payment.amount_fen), 0)).where(
-            Payment.link_id == link_id,
+            Payment.holder_id == link.holder_id,
+            Payment.link_id == link.id,
             Payment.status == PaymentStatus.authorized.value,
             Payment.expires_at > now,
         )

@@ -48,7 +48,11 @@ def link_payments(session: Session, link: FamilyLink, now: datetime) -> LinkPaym
     payments = list(
         session.execute(
             select(Payment)
-            .where(Payment.link_id == link.id, Payment.year == year)
+            .where(
+                Payment.holder_id == link.holder_id,
+                Payment.link_id == link.id,
+                Payment.year == year,
+            )
             .order_by(Payment.created_at.desc(), Payment.id.desc())
         ).scalars()
     )
@@ -64,6 +68,7 @@ def link_payments(session: Session, link: FamilyLink, now: datetime) -> LinkPaym
                 0,
             )
         ).where(
+            Payment.holder_id == link.holder_id,
             Payment.link_id == link.id,
             Payment.year == year,
             or_(Payment.status == PaymentStatus.settled.value, open_hold(now)),
@@ -83,7 +88,7 @@ class LinkHold:
     expires_at: datetime
 
 
-def link_open_holds(session: Session, link_id: uuid.UUID, now: datetime) -> list[LinkHold]:
+def link_open_holds(session: Session, link: FamilyLink, now: datetime) -> list[LinkHold]:
     """The open holds (UNSETTLED_PAYMENTS) on a link, each with the institution that
     placed it, so the person knows whom to ask to settle or void it."""
     rows = session.execute(
@@ -91,7 +96,7 @@ def link_open_holds(session: Session, link_id: uuid.UUID, now: datetime) -> list
             Payment.id, Payment.amount_fen, ApiClient.name, Payment.created_at, Payment.expires_at
         )
         .join(ApiClient, ApiClient.id == Payment.client_id)
-        .where(Payment.link_id == link_id, open_hold(now))
+        .where(Payment.holder_id == link.holder_id, Payment.link_id == link.id, open_hold(now))
         .order_by(Payment.created_at, Payment.id)
     ).all()
     return [LinkHold(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows]

@@ -53,7 +53,7 @@ from qinqing.errors import DomainError
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.identity.vault import Vault
-from qinqing.persons.models import Person, PersonStatus, Scheme
+from qinqing.persons.models import Person, PersonIdNumber, PersonStatus, Scheme
 from qinqing.persons.service import ID_KIND, PHONE_KIND
 from qinqing.runtime import Runtime
 
@@ -380,10 +380,16 @@ class _PostgresWriter:
             with cur.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # The look-up table is where an ID number is unique: only the rows that
+            # claim their number there become persons.
             cur.execute(
-                f"INSERT INTO persons ({moved}, created_at, updated_at) "  # noqa: S608
-                f"SELECT {moved}, %(now)s, %(now)s FROM {_STAGING} "
-                "ON CONFLICT (id_number_index) DO NOTHING",
+                "WITH claimed AS ("  # noqa: S608
+                "INSERT INTO person_id_numbers (id_number_index, person_id) "
+                f"SELECT id_number_index, id FROM {_STAGING} "
+                "ON CONFLICT (id_number_index) DO NOTHING RETURNING person_id) "
+                f"INSERT INTO persons ({moved}, created_at, updated_at) "
+                f"SELECT {', '.join('s.' + c for c in _STAGED_COLUMNS[1:])}, %(now)s, %(now)s "
+                f"FROM {_STAGING} s JOIN claimed c ON c.person_id = s.id",
                 {"now": self._now},
             )
             if cur.rowcount == len(rows):
@@ -412,7 +418,9 @@ class _SqlAlchemyWriter:
             keys = [r[2] for r in rows[i : i + _SQLITE_LOOKUP_BATCH]]
             existing.update(
                 self._session.execute(
-                    select(Person.id_number_index).where(Person.id_number_index.in_(keys))
+                    select(PersonIdNumber.id_number_index).where(
+                        PersonIdNumber.id_number_index.in_(keys)
+                    )
                 ).scalars()
             )
         fresh = [
@@ -425,7 +433,12 @@ class _SqlAlchemyWriter:
             if r[2] not in existing
         ]
         if fresh:
-            self._session.connection().execute(insert(Person), fresh)
+            conn = self._session.connection()
+            conn.execute(insert(Person), fresh)
+            conn.execute(
+                insert(PersonIdNumber),
+                [{"id_number_index": r["id_number_index"], "person_id": r["id"]} for r in fresh],
+            )
         return [r[0] for r in rows if r[2] in existing]
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy import Connection, Date, ForeignKey, LargeBinary, String, Uuid, event, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qinqing.db import Base, UTCDateTime, new_id
@@ -30,7 +31,8 @@ class Person(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     # Keyed blind index (HMAC) for look-up; AES-GCM ciphertext for display.
-    id_number_index: Mapped[str] = mapped_column(String(64), unique=True)
+    # Unique through the look-up table ``person_id_numbers`` (scale-out rule).
+    id_number_index: Mapped[str] = mapped_column(String(64))
     id_number_cipher: Mapped[bytes] = mapped_column(LargeBinary)
     name: Mapped[str] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
@@ -42,3 +44,22 @@ class Person(Base):
     phone_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PersonIdNumber(Base):
+    """Look-up from an ID number's blind index to its person: where the ID number's
+    global uniqueness lives (distributed by the index itself on Citus)."""
+
+    __tablename__ = "person_id_numbers"
+
+    id_number_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+@event.listens_for(Person, "after_insert")
+def _index_id_number(_mapper: Any, connection: Connection, person: Person) -> None:
+    """Every person inserted through the ORM gets its look-up row in the same flush
+    (bulk imports write both themselves); a duplicate ID number fails here."""
+    connection.execute(
+        insert(PersonIdNumber).values(id_number_index=person.id_number_index, person_id=person.id)
+    )

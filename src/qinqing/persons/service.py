@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from qinqing.identity.masking import mask_id_number, mask_phone
 from qinqing.identity.ric import IdNumber
 from qinqing.identity.vault import Vault
-from qinqing.persons.models import Person
+from qinqing.persons.models import Person, PersonIdNumber
 
 ID_KIND = "id_number"
 PHONE_KIND = "phone"
@@ -20,7 +20,16 @@ PHONE_KIND = "phone"
 def find_by_id_number(
     session: Session, vault: Vault, number: str, *, lock: bool = False
 ) -> Person | None:
-    stmt = select(Person).where(Person.id_number_index == vault.index(ID_KIND, number))
+    """The person with this ID number: the look-up table names the person, then the
+    person's row is read (locked when asked) by its id, on its own shard."""
+    person_id = session.execute(
+        select(PersonIdNumber.person_id).where(
+            PersonIdNumber.id_number_index == vault.index(ID_KIND, number)
+        )
+    ).scalar_one_or_none()
+    if person_id is None:
+        return None
+    stmt = select(Person).where(Person.id == person_id)
     if lock:
         stmt = stmt.with_for_update(key_share=True)
     return session.execute(stmt).scalar_one_or_none()

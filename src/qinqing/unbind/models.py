@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, Uuid
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qinqing.db import Base, UTCDateTime, new_id
@@ -22,13 +22,23 @@ class UnbindRequest(Base):
 
     __tablename__ = "unbind_requests"
 
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["holder_id", "link_id"], ["family_links.holder_id", "family_links.id"]
+        ),
+        Index("ix_unbind_requests_link", "holder_id", "link_id"),
+    )
+
+    # The link's holder: the request lives on the link's shard.
+    holder_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    link_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("family_links.id"), index=True)
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     # The party the request is for (holder or member) and who actually submitted it.
     on_behalf_of: Mapped[str] = mapped_column(String(8))  # holder | member
-    initiator_person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"))
+    # No foreign key: the member who asked lives on another shard.
+    initiator_person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     actor_kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))

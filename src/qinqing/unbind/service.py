@@ -108,7 +108,7 @@ def open_holds_on(session: Session, link: FamilyLink, now: datetime) -> rules.Ho
     authorization takes the link ``FOR SHARE`` first, so no hold can appear on
     the link between this read and the unbind's commit.
     """
-    count, total_fen = open_holds_for_link(session, link.id, now)
+    count, total_fen = open_holds_for_link(session, link, now)
     return rules.HoldsSummary(count=count, total_fen=total_fen)
 
 
@@ -380,6 +380,7 @@ def submit(
         region_code=link.region_code,
         status=RequestStatus.pending_review if review else RequestStatus.completed,
         on_behalf_of=role,
+        holder_id=link.holder_id,
         initiator_person_id=person.id,
         actor_kind=principal.kind,
         actor_id=principal.id,
@@ -483,9 +484,18 @@ def _parse_request_id(raw: str | uuid.UUID) -> uuid.UUID:
         raise not_found("unbind_request") from None
 
 
+def peek_request(session: Session, request_id: uuid.UUID) -> UnbindRequest | None:
+    """A request by its id alone, unlocked: it names its holder, by which it is then
+    read or locked on its shard. (Requests are looked up by id only by reviewers
+    and the parties' own screens, so a search of every shard is acceptable.)"""
+    return session.execute(
+        select(UnbindRequest).where(UnbindRequest.id == request_id)
+    ).scalar_one_or_none()
+
+
 def may_see_request(session: Session, principal: Principal, request: UnbindRequest) -> bool:
     if principal.kind == "person":
-        link = session.get(FamilyLink, request.link_id)
+        link = session.get(FamilyLink, (request.holder_id, request.link_id))
         return link is not None and role_in(link, principal.person_id) is not None
     if principal.kind == "staff":
         return principal.region_code == request.region_code
@@ -501,10 +511,10 @@ def get_request(
     session: Session, principal: Principal, request_id: str | uuid.UUID
 ) -> tuple[UnbindRequest, FamilyLink]:
     """One request and its link, if the caller may see it (else NOT_FOUND)."""
-    request = session.get(UnbindRequest, _parse_request_id(request_id))
+    request = peek_request(session, _parse_request_id(request_id))
     if request is None or not may_see_request(session, principal, request):
         raise not_found("unbind_request")
-    link = session.get(FamilyLink, request.link_id)
+    link = session.get(FamilyLink, (request.holder_id, request.link_id))
     assert link is not None
     return request, link
 
@@ -531,7 +541,11 @@ def review_queue(
     ).scalar_one()
     rows = session.execute(
         select(UnbindRequest, FamilyLink)
-        .join(FamilyLink, FamilyLink.id == UnbindRequest.link_id)
+        .join(
+            FamilyLink,
+            (FamilyLink.holder_id == UnbindRequest.holder_id)
+            & (FamilyLink.id == UnbindRequest.link_id),
+        )
         .where(*where)
         .order_by(UnbindRequest.created_at, UnbindRequest.id)
         .offset((page - 1) * page_size)
@@ -552,7 +566,7 @@ def decide(
     (the link is active again). Either way both parties are notified."""
     region = _require_reviewer(principal)
     rid = _parse_request_id(request_id)
-    peek = session.get(UnbindRequest, rid)
+    peek = peek_request(session, rid)
     if peek is None or peek.region_code != region:
         raise not_found("unbind_request")
     if decision == "reject" and not (comment and comment.strip()):
@@ -560,13 +574,13 @@ def decide(
     # Lock order: the link, then the request.
     link = session.execute(
         select(FamilyLink)
-        .where(FamilyLink.id == peek.link_id)
+        .where(FamilyLink.holder_id == peek.holder_id, FamilyLink.id == peek.link_id)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()
     request = session.execute(
         select(UnbindRequest)
-        .where(UnbindRequest.id == rid)
+        .where(UnbindRequest.holder_id == peek.holder_id, UnbindRequest.id == rid)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).scalar_one()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Uuid
+from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qinqing.db import Base, UTCDateTime, new_id
@@ -21,14 +21,21 @@ from qinqing.db import Base, UTCDateTime, new_id
 
 class Voucher(Base):
     __tablename__ = "vouchers"
-    __table_args__ = (Index("ix_vouchers_person_created", "person_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_vouchers_person_created", "person_id", "created_at"),
+        # A family voucher is shown by the link's holder: the link is on this shard.
+        ForeignKeyConstraint(
+            ["person_id", "link_id"], ["family_links.holder_id", "family_links.id"]
+        ),
+    )
 
     # Who showed it: the person themselves, or the holder of ``link_id``.
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     # Whom it names: the same person, or the link's member.
-    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"))
-    link_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("family_links.id"))
+    # No foreign key: the member lives on another shard (the link names them).
+    subject_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    link_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # The region whose policy set the lifetime.
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     channel: Mapped[str] = mapped_column(String(16))
@@ -38,7 +45,8 @@ class Voucher(Base):
     claimed_by: Mapped[str | None] = mapped_column(ForeignKey("api_clients.id"))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"))
+    # The payment it paid for (a look-up by id: ``payment_keys`` finds its shard).
+    payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class VoucherToken(Base):

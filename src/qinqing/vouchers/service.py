@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit import service as audit
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError, not_found
-from qinqing.family.access import parse_id
+from qinqing.errors import DomainError
+from qinqing.family.access import load_link, parse_id
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity.masking import mask_id_number, mask_name
 from qinqing.ledger.statements import balance_of
+from qinqing.locking import locked
 from qinqing.payments import service as payments
 from qinqing.payments.bulk import pairs_in
 from qinqing.payments.statements import link_payments
@@ -64,11 +65,8 @@ def issue(session: Session, rt: Runtime, principal: Principal, link_id: str | No
     assert person is not None
     link: FamilyLink | None = None
     if link_id is not None:
-        link = session.execute(
-            select(FamilyLink).where(FamilyLink.id == parse_id(link_id))
-        ).scalar_one_or_none()
-        if link is None or me not in (link.holder_id, link.member_id):
-            raise not_found("link")
+        # A party's link, or the 404 an unknown id gets.
+        link = load_link(session, principal, parse_id(link_id))
         if link.holder_id != me:
             raise DomainError("VOUCHER_HOLDER_ONLY", 403)
         if link.status != LinkStatus.active.value:
@@ -136,34 +134,40 @@ def _find(session: Session, hashes: list[str]) -> dict[str, _Found]:
     }
     if not keys:
         return {}
-    locked = {
-        (v.person_id, v.id): v
-        for v in session.execute(
-            select(Voucher)
-            .where(pairs_in(session, Voucher.person_id, Voucher.id, sorted(set(keys.values()))))
-            .order_by(Voucher.person_id, Voucher.id)
-            .with_for_update(key_share=True)
-            .execution_options(populate_existing=True)
-        ).scalars()
-    }
-    person_ids = {v.person_id for v in locked.values()} | {v.subject_id for v in locked.values()}
+    wanted = sorted(set(keys.values()), key=str)
+    rows = locked(
+        session,
+        select(Voucher)
+        .order_by(Voucher.person_id, Voucher.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True),
+        pairs_in(session, Voucher.person_id, Voucher.id, wanted),
+        [(Voucher.person_id == owner) & (Voucher.id == vid) for owner, vid in wanted],
+    )
+    held = {(row[0].person_id, row[0].id): row[0] for row in rows}
+    person_ids = {v.person_id for v in held.values()} | {v.subject_id for v in held.values()}
     persons = {
         p.id: p for p in session.execute(select(Person).where(Person.id.in_(person_ids))).scalars()
     }
-    link_ids = {v.link_id for v in locked.values() if v.link_id is not None}
+    # A family voucher's link is its shower's (the holder's), on the same shard.
+    link_keys = sorted(
+        {(v.person_id, v.link_id) for v in held.values() if v.link_id is not None}, key=str
+    )
     links = (
         {
             lk.id: lk
             for lk in session.execute(
-                select(FamilyLink).where(FamilyLink.id.in_(link_ids))
+                select(FamilyLink).where(
+                    pairs_in(session, FamilyLink.holder_id, FamilyLink.id, link_keys)
+                )
             ).scalars()
         }
-        if link_ids
+        if link_keys
         else {}
     )
     out = {}
     for token_hash, key in keys.items():
-        if (v := locked.get(key)) is not None:
+        if (v := held.get(key)) is not None:
             link = links.get(v.link_id) if v.link_id is not None else None
             out[token_hash] = _Found(v, persons[v.person_id], persons[v.subject_id], link)
     return out

@@ -41,7 +41,7 @@ def blocking_holds(session: Session, rt: Runtime, result: unbind.CheckResult) ->
     for the person's and the clerk's unbind pages alike; none when it is not there."""
     if all(b.code != rules.UNSETTLED_PAYMENTS for b in result.blockers):
         return []
-    return list(statements.link_open_holds(session, result.link.id, rt.clock.now()))
+    return list(statements.link_open_holds(session, result.link, rt.clock.now()))
 
 
 def _unbind_page(
