@@ -1,4 +1,4 @@
-"""Payments benchmark (issue 4): pgbench baseline, single payments, batches, CPU per op.
+"""Payments benchmark (issues 4 and 12): pgbench baseline, single payments, batches, CPU per op.
 
 One run measures, against one PostgreSQL database:
 
@@ -838,7 +838,7 @@ def report(
             "so QINQING_GROUP_COMMIT=on changes nothing)"
         )
     checks = targets(medians)
-    print("targets (issue 4):")
+    print("targets (national-scale issue):")
     for t in checks:
         print(f"  ({t['figure']}) {t['target']:<48} {t['value']:<36} {verdict(t['met'])}")
     print(
@@ -882,7 +882,7 @@ def failure_detail(f: Figures) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Payments benchmark (issue 4).")
+    parser = argparse.ArgumentParser(description="Payments benchmark (issues 4 and 12).")
     parser.add_argument(
         "--database-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/qinqing_bench",

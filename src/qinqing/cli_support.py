@@ -5,16 +5,19 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor
 from qinqing.config import Settings
 from qinqing.errors import DomainError
 from qinqing.runtime import Runtime, StartupError, build_runtime
 
+T = TypeVar("T")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -52,3 +55,14 @@ def domain_fail(exc: DomainError) -> NoReturn:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+
+
+def run_once(rt: Runtime, fn: Callable[[Session], T], *, what: str) -> T:
+    """One operator command's unit of work (run again after a conflict); a refusal
+    is printed and exits 2 (``domain_fail``); the runtime is closed either way."""
+    try:
+        return rt.db.run(fn, what=what)
+    except DomainError as exc:
+        domain_fail(exc)
+    finally:
+        rt.db.dispose()

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
-from qinqing.errors import DomainError
+from qinqing.cli_support import console, operator, print_json, run_once, runtime
 
 contributions_app = typer.Typer(help="Monthly contributions.", no_args_is_help=True)
 
@@ -29,14 +28,9 @@ def close_month_command(
 
     rt = runtime()
     actor = operator()
-    try:
-        closings = rt.db.run(
-            lambda session: close_month(session, rt, period, actor), what="close-month"
-        )
-    except DomainError as exc:
-        domain_fail(exc)
-    finally:
-        rt.db.dispose()
+    closings = run_once(
+        rt, lambda session: close_month(session, rt, period, actor), what="close-month"
+    )
     period = period.strip()
     if as_json:
         print_json(

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
-from qinqing.errors import DomainError
+from qinqing.cli_support import console, operator, print_json, run_once, runtime
 
 ledger_app = typer.Typer(help="The personal-account ledger.", no_args_is_help=True)
 
@@ -87,12 +86,7 @@ def clear_command(
             )
         return done
 
-    try:
-        done = rt.db.run(run, what="ledger clear")
-    except DomainError as exc:
-        domain_fail(exc)
-    finally:
-        rt.db.dispose()
+    done = run_once(rt, run, what="ledger clear")
     if as_json:
         print_json(
             {"payments": done.payments, "contributions": done.contributions, "posted": done.posted}

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
-from qinqing.errors import DomainError
+from qinqing.cli_support import console, operator, print_json, run_once, runtime
 
 payments_app = typer.Typer(help="Mutual-aid payments.", no_args_is_help=True)
 
@@ -44,12 +43,7 @@ def expire_command(
             )
         return count
 
-    try:
-        count = rt.db.run(expire, what="payments expire")
-    except DomainError as exc:
-        domain_fail(exc)
-    finally:
-        rt.db.dispose()
+    count = run_once(rt, expire, what="payments expire")
     if as_json:
         print_json({"expired": count})
     else:
