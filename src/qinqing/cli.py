@@ -120,8 +120,10 @@ def db_upgrade() -> None:
     """Run the migrations up to the newest schema."""
     rt = runtime()
     rt.db.dispose()
+    placed = ", its tables placed on Citus" if rt.settings.distributed.strip() else ""
     console.print(
-        f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] is up to date"
+        f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] "
+        f"is up to date{placed}"
     )
 
 

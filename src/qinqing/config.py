@@ -4,7 +4,9 @@ QINQING_DATABASE_URL, QINQING_DATA_DIR (default ./qinqing-data), QINQING_ENV,
 QINQING_SECRET_KEY, QINQING_POLICY_DIR, QINQING_FACE_PROVIDER, QINQING_LOG_JSON,
 QINQING_SMS_PROVIDER (registration codes; default `simulated` outside production,
 `none` in production), QINQING_TRUSTED_PROXIES (comma-separated IPs or CIDRs whose
-X-Forwarded-For is believed; default none).
+X-Forwarded-For is believed; default none), QINQING_DISTRIBUTED (unset or empty:
+one database; `citus`: the database is a Citus coordinator and migrating places the
+tables, docs/operations.md "Citus").
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Settings(BaseSettings):
     # Peers whose X-Forwarded-For names the real client; anyone else is taken at its
     # socket address (a client can write any header it likes).
     trusted_proxies: str = ""
+    # "" or "citus" (qinqing.citus.wanted checks it, so a bad value is a clean exit 2).
+    distributed: str = ""
 
     access_token_ttl_seconds: int = 1800
     client_token_ttl_seconds: int = 3600

@@ -16,14 +16,24 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, *, distributed: bool = False) -> None:
+    """``distributed``: the database is a Citus coordinator; place the tables as
+    qinqing.distribution says, in the same transaction (all or nothing)."""
     cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
     if engine.dialect.name == "sqlite":
         _upgrade_sqlite(engine, cfg)
         return
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        if not distributed:
+            command.upgrade(cfg, "head")
+            return
+        from qinqing import citus
+
+        citus.prepare(conn)
+        with citus.placing_new_tables(conn):
+            command.upgrade(cfg, "head")
+        citus.distribute(conn)
 
 
 def _upgrade_sqlite(engine: Engine, cfg: Config) -> None:

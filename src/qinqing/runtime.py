@@ -45,11 +45,16 @@ def build_runtime(
 ) -> Runtime:
     """``rotating_ok``: only for ``qinqing keys rotate``, which may (must) start while
     a rotation is unfinished."""
+    from qinqing import citus
     from qinqing.identity import keys
     from qinqing.migrate import upgrade
     from qinqing.regions.policy import sync_regions
 
     settings = settings or Settings()
+    try:
+        distributed = citus.wanted(settings.distributed, settings.resolved_database_url)
+    except citus.DistributionError as exc:
+        raise StartupError(str(exc)) from None
     policies = load_policies(settings.policy_dir)
     vault = Vault(load_master_key(settings))
     clock = clock or SystemClock()
@@ -58,7 +63,12 @@ def build_runtime(
     db.sessions.configure(info={"vault": vault})
     try:
         if migrate:
-            upgrade(db.engine)
+            try:
+                upgrade(db.engine, distributed=distributed)
+            except citus.DistributionError as exc:
+                raise StartupError(
+                    f"{exc}\n(rolled back: no migration of this run applied, no table placed)"
+                ) from None
         try:
             with db.unit_of_work() as session:
                 keys.ensure(session, vault, clock.now(), rotating_ok=rotating_ok)
