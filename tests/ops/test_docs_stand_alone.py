@@ -70,3 +70,24 @@ def test_the_guide_documents_every_message_code() -> None:
         code for code in i18n.catalog("en") if "__" not in code and f"`{code}`" not in guide
     )
     assert not missing, f"codes missing from docs/guide.md: {missing}"
+
+
+def test_scaling_doc_places_every_table_as_the_map_does() -> None:
+    """docs/scaling.md names every table of the distribution map, each under its
+    placement (a new table must be documented where it lives)."""
+    from qinqing.distribution import LOCAL, REFERENCE, TABLES, Distributed
+
+    text = (ROOT / "docs" / "scaling.md").read_text("utf-8")
+    for name, placement in TABLES.items():
+        if name == "alembic_version":
+            continue
+        assert f"`{name}`" in text, name
+        if isinstance(placement, Distributed):
+            assert f"| `{name}` | `{placement.column}` |" in text, name
+        elif placement is REFERENCE:
+            ref = text.split("**Reference tables**", 1)[1].split("**On the coordinator", 1)[0]
+            assert f"`{name}`" in ref, name
+        else:
+            assert placement is LOCAL
+            local = text.split("**On the coordinator only**", 1)[1].split("##", 1)[0]
+            assert f"`{name}`" in local, name
