@@ -290,7 +290,15 @@ def test_a_row_claimed_elsewhere_is_skipped_not_sent_twice(
         person = new_person(rt, name="郑四", account=False)
         link_customer(client, bank, person.id_number, person.name, card_number(7))
         with rt.db.unit_of_work() as other_worker:
-            other_worker.execute(select(WebhookEvent).with_for_update()).scalars().all()
+            # Another worker's claim: each event locked by its owner and id.
+            for owner, event_id in other_worker.execute(
+                select(WebhookEvent.person_id, WebhookEvent.id)
+            ).all():
+                other_worker.execute(
+                    select(WebhookEvent)
+                    .where(WebhookEvent.person_id == owner, WebhookEvent.id == event_id)
+                    .with_for_update()
+                ).scalar_one()
             assert deliver_webhooks(rt, real_now.now(), 10) == 0
             assert rec.received == []
         assert deliver_webhooks(rt, real_now.now(), 10) == 1

@@ -107,6 +107,11 @@ def test_closing_a_month_while_a_binding_holds_its_persons(rt: Runtime) -> None:
     """The old order deadlocked here: the closing held the regions FOR UPDATE and
     waited for a person the binding held; the binding's new link then waited for
     its region. Now the binding's insert passes, it commits, the closing goes on."""
+    if rt.db.sessions.kw.get("info", {}).get("one_lock_per_row"):
+        pytest.skip(
+            "on Citus the closing waits in the workers' backends, which the coordinator's "
+            "pg_blocking_pids does not show"
+        )
     holder, _ = add_person(rt, seq=1)
     member, _ = add_person(rt, number=id_number(born=date(2012, 5, 1), seq=2))
     rt.clock.set(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))

@@ -77,8 +77,14 @@ def other_change(rt: Runtime, link_id: uuid.UUID, *, hold: float = 0.0, **sync: 
     """Stands in for another writer of the link (consent, an agency correction ...):
     lock the link, and end it if it is still active. True when it applied."""
     with rt.db.unit_of_work() as s:
+        holder = s.execute(
+            select(FamilyLink.holder_id).where(FamilyLink.id == link_id)
+        ).scalar_one()
+        # Locked by (holder, id), as every writer locks a link.
         link = s.execute(
-            select(FamilyLink).where(FamilyLink.id == link_id).with_for_update()
+            select(FamilyLink)
+            .where(FamilyLink.holder_id == holder, FamilyLink.id == link_id)
+            .with_for_update()
         ).scalar_one()
         if "locked" in sync:
             sync["locked"].set()

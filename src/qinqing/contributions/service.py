@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
@@ -52,6 +52,7 @@ from qinqing.ledger.accounts import (
     system_account,
 )
 from qinqing.ledger.models import AccountKind
+from qinqing.locking import one_lock_per_row
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person, PersonStatus, Scheme
 from qinqing.persons.service import find_by_id_number
@@ -131,9 +132,24 @@ def missing_months(session: Session, person: Person) -> int:
 
 
 def _lock_region(session: Session, region_code: str, *, share: bool) -> None:
+    if one_lock_per_row(session):
+        # A region row is in a reference table, copied to every node: on Citus its
+        # row locks are taken on every copy and concurrent posts deadlock there. A
+        # transaction-scoped advisory lock on the coordinator keeps the same order
+        # (posts share it, closing a month takes it alone).
+        _region_advisory_lock(session, region_code, share=share)
+        return
     session.execute(
         select(Region.code).where(Region.code == region_code).with_for_update(read=share)
     ).all()
+
+
+def _region_advisory_lock(session: Session, region_code: str, *, share: bool) -> None:
+    fn = "pg_advisory_xact_lock_shared" if share else "pg_advisory_xact_lock"
+    session.execute(
+        text(f"SELECT {fn}(hashtextextended(:key, 0))"),
+        {"key": f"qinqing.region:{region_code}"},
+    )
 
 
 def _credit(
@@ -321,12 +337,16 @@ def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> lis
     # in flight finish first, and a concurrent closing of the same month waits
     # and then finds it closed. NO KEY UPDATE, so foreign-key checks on regions
     # (every new link, person, account or request) do not wait for a closing.
-    session.execute(
-        select(Region.code)
-        .where(Region.code.in_(sorted(regions)))
-        .order_by(Region.code)
-        .with_for_update(key_share=True)
-    ).all()
+    if one_lock_per_row(session):
+        for code in sorted(regions):
+            _region_advisory_lock(session, code, share=False)
+    else:
+        session.execute(
+            select(Region.code)
+            .where(Region.code.in_(sorted(regions)))
+            .order_by(Region.code)
+            .with_for_update(key_share=True)
+        ).all()
     closed = set(
         session.execute(select(MonthClosing.region_code).where(MonthClosing.period == period))
         .scalars()
@@ -343,22 +363,26 @@ def close_month(session: Session, rt: Runtime, period: str, actor: Actor) -> lis
     for code in todo:
         paid = exists().where(Contribution.person_id == Person.id, Contribution.period == period)
         due = (
-            select(Person.id)
-            .where(
-                Person.region_code == code,
-                Person.status == PersonStatus.active.value,
-                Person.scheme.in_(MONTHLY_SCHEMES),
-                Person.created_at < ends,
-                ~paid,
-            )
-            .order_by(Person.id)
-            .with_for_update(key_share=True)
+            Person.region_code == code,
+            Person.status == PersonStatus.active.value,
+            Person.scheme.in_(MONTHLY_SCHEMES),
+            Person.created_at < ends,
+            ~paid,
         )
+        if one_lock_per_row(session):
+            # On Citus: one statement per shard, each locking its own rows; a
+            # binding that holds two persons meanwhile is a deadlock Citus breaks,
+            # and the command is run again (Database.run).
+            marking = update(Person).where(*due)
+        else:
+            locked_first = select(Person.id).where(*due).order_by(Person.id)
+            marking = update(Person).where(
+                Person.id.in_(locked_first.with_for_update(key_share=True))
+            )
         result = session.execute(
-            update(Person)
-            .where(Person.id.in_(due))
-            .values(status=PersonStatus.arrears.value, updated_at=now)
-            .execution_options(synchronize_session=False)
+            marking.values(status=PersonStatus.arrears.value, updated_at=now).execution_options(
+                synchronize_session=False
+            )
         )
         marked[code] = int(getattr(result, "rowcount", 0) or 0)
 

@@ -58,3 +58,5 @@ class VoucherToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     person_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     voucher_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The voucher's expiry, copied so the purge needs no join to the voucher's shard.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

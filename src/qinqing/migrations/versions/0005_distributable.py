@@ -102,6 +102,9 @@ def _add_columns() -> None:
         b.add_column(sa.Column("person_id", sa.Uuid(), nullable=True))
     with op.batch_alter_table("ledger_entries") as b:
         b.add_column(sa.Column("person_id", sa.Uuid(), nullable=True))
+    with op.batch_alter_table("voucher_tokens") as b:
+        b.add_column(sa.Column("expires_at", qinqing.db.UTCDateTime(), nullable=True))
+        b.create_index("ix_voucher_tokens_expires_at", ["expires_at"])
 
 
 def _backfill() -> None:
@@ -130,6 +133,11 @@ def _backfill() -> None:
         "(id, code, kind, region_code, balance_fen, allow_negative, created_at) "
         "SELECT id, code, kind, region_code, balance_fen, allow_negative, created_at "
         "FROM ledger_accounts WHERE person_id IS NULL"
+    )
+    ex(
+        "UPDATE voucher_tokens SET expires_at = (SELECT expires_at FROM vouchers "
+        "WHERE vouchers.person_id = voucher_tokens.person_id "
+        "AND vouchers.id = voucher_tokens.voucher_id)"
     )
     # What was posted before this version already reached the system accounts.
     ex("UPDATE payments SET cleared_at = resolved_at WHERE status = 'settled'")
