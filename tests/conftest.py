@@ -15,6 +15,7 @@ import graphlib
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,20 +59,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_migrated() -> Iterator[str]:
     """A private schema per test session, so parallel runs on one database never collide."""
     assert PG_URL
-    schema = f"qq_test_{os.getpid()}"
-    admin = make_engine(PG_URL, pool_size=1)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    engine = make_engine(url, pool_size=1)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(PG_URL, f"qq_test_{os.getpid()}") as schema:
+        url = with_options(PG_URL, search_path=schema)
+        engine = make_engine(url, pool_size=1)
+        upgrade(engine)
+        engine.dispose()
+        yield url
 
 
 def with_options(url: str, **settings: str) -> str:
@@ -81,16 +74,28 @@ def with_options(url: str, **settings: str) -> str:
     return f"{url}{sep}options={opts}"
 
 
+@contextmanager
+def private_schema(url: str, name: str) -> Iterator[str]:
+    """A fresh schema ``name`` on the server of ``url`` (left over from a killed run:
+    dropped first), dropped again at the end; tests reach it with ``with_options(url,
+    search_path=name)``, so parallel runs on one database never collide."""
+    admin = make_engine(url, pool_size=1)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {name}"))
+        yield name
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def citus_migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private schema on the Citus coordinator, migrated and placed once per session."""
     assert CITUS_URL
-    schema = f"qq_citus_{os.getpid()}"
-    admin = make_engine(CITUS_URL, pool_size=1)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    with private_schema(CITUS_URL, f"qq_citus_{os.getpid()}") as schema:
         # 4 shards per table, not 32: placing and each test's TRUNCATE visit every shard.
         url = with_options(CITUS_URL, search_path=schema, **{"citus.shard_count": "4"})
         # As `QINQING_DISTRIBUTED=citus qinqing db upgrade` does it.
@@ -103,10 +108,6 @@ def citus_migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         build_runtime(settings).db.dispose()
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 def _pg_reset(url: str) -> None:

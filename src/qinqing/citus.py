@@ -57,13 +57,20 @@ def wanted(value: str, database_url: str) -> bool:
     return True
 
 
-def require_citus(connection: Connection) -> None:
+def citus_version(connection: Connection) -> str | None:
+    """The installed Citus extension's version; None on SQLite or plain PostgreSQL."""
     if connection.dialect.name != "postgresql":
-        raise DistributionError("QINQING_DISTRIBUTED=citus needs PostgreSQL with Citus")
+        return None
     version = connection.execute(
         text("SELECT extversion FROM pg_extension WHERE extname = 'citus'")
     ).scalar()
-    if version is None:
+    return None if version is None else str(version)
+
+
+def require_citus(connection: Connection) -> None:
+    if connection.dialect.name != "postgresql":
+        raise DistributionError("QINQING_DISTRIBUTED=citus needs PostgreSQL with Citus")
+    if citus_version(connection) is None:
         raise DistributionError(
             "QINQING_DISTRIBUTED=citus, but the database has no citus extension: "
             "CREATE EXTENSION citus on the coordinator and every worker, and add the "

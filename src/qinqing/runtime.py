@@ -121,9 +121,7 @@ def check_production(rt: Runtime) -> None:
 
 def on_citus(db: Database) -> bool:
     """Whether the database is a Citus coordinator (its extension is installed)."""
-    if db.engine.dialect.name != "postgresql":
-        return False
+    from qinqing import citus
+
     with db.engine.connect() as conn:
-        return bool(
-            conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'citus'").first()
-        )
+        return citus.citus_version(conn) is not None

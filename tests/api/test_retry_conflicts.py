@@ -23,7 +23,7 @@ from qinqing.db import Database, RetryLater, conflict_of
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.regions.models import Region
-from qinqing.runtime import Runtime
+from qinqing.runtime import Runtime, on_citus
 from support import add_client, add_person
 
 API = "/api/v1"
@@ -194,7 +194,7 @@ def test_sqlite_busy_is_a_503_then_succeeds(rt: Runtime, monkeypatch: pytest.Mon
 def test_a_real_postgresql_deadlock_is_recognised(rt: Runtime) -> None:
     if rt.db.is_sqlite:
         pytest.skip("deadlock detection is a PostgreSQL matter")
-    if rt.db.sessions.kw.get("info", {}).get("one_lock_per_row"):
+    if on_citus(rt.db):
         # Two locks on rows of a reference table wait on every node; Citus's own
         # distributed detector resolves that, not PostgreSQL's, on its own schedule.
         pytest.skip("a deadlock on reference-table rows is Citus's distributed detector's")

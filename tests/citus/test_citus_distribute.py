@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from conftest import CITUS_URL, with_options
+from conftest import CITUS_URL, private_schema, with_options
 from qinqing.citus import DistributionError, Placed, distribute, placements, placing_new_tables
 from qinqing.db import make_engine
 from qinqing.distribution import LOCAL, REFERENCE, Distributed, Placement
@@ -50,19 +50,13 @@ SCHEMA = (
 def cluster() -> Iterator[Engine]:
     """A private schema on the coordinator, two shards per table."""
     assert CITUS_URL
-    schema = f"qq_place_{os.getpid()}_{next(_n)}"
-    admin = make_engine(CITUS_URL, pool_size=1)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = make_engine(
-        with_options(CITUS_URL, search_path=schema, **{"citus.shard_count": "2"}), pool_size=1
-    )
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(CITUS_URL, f"qq_place_{os.getpid()}_{next(_n)}") as schema:
+        engine = make_engine(
+            with_options(CITUS_URL, search_path=schema, **{"citus.shard_count": "2"}),
+            pool_size=1,
+        )
+        yield engine
+        engine.dispose()
 
 
 def _create(conn: Connection, *ddl: str) -> None:

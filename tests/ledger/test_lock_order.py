@@ -29,7 +29,7 @@ from qinqing.family.views import pair_key
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
-from qinqing.runtime import Runtime
+from qinqing.runtime import Runtime, on_citus
 from qinqing.unbind import service as unbind_service
 from support import OPERATOR, add_person, by_id, id_number
 
@@ -107,7 +107,7 @@ def test_closing_a_month_while_a_binding_holds_its_persons(rt: Runtime) -> None:
     """The old order deadlocked here: the closing held the regions FOR UPDATE and
     waited for a person the binding held; the binding's new link then waited for
     its region. Now the binding's insert passes, it commits, the closing goes on."""
-    if rt.db.sessions.kw.get("info", {}).get("one_lock_per_row"):
+    if on_citus(rt.db):
         pytest.skip(
             "on Citus the closing waits in the workers' backends, which the coordinator's "
             "pg_blocking_pids does not show"

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from conftest import PG_URL, TEST_KEY, with_options
+from conftest import PG_URL, TEST_KEY, private_schema, with_options
 from qinqing.cli import app
 from qinqing.db import make_engine
 
@@ -51,17 +51,8 @@ def test_citus_on_sqlite_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def empty_pg_schema() -> Iterator[str]:
     assert PG_URL
-    schema = f"qq_nocitus_{os.getpid()}"
-    admin = make_engine(PG_URL, pool_size=1)
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
+    with private_schema(PG_URL, f"qq_nocitus_{os.getpid()}") as schema:
         yield schema
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.mark.postgres

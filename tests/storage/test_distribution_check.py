@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Connection, text
 
-from conftest import PG_URL
+from conftest import PG_URL, private_schema, with_options
 from qinqing.citus import DistributionError, placement_order, wanted
 from qinqing.db import make_engine
 from qinqing.distribution import LOCAL, REFERENCE, Distributed, Placement
@@ -267,19 +267,14 @@ def test_wanted_refuses_other_values_and_sqlite() -> None:
 @pytest.fixture
 def tiny_pg() -> Iterator[Connection]:
     assert PG_URL
-    schema = f"qq_check_{os.getpid()}"
-    engine = make_engine(PG_URL, pool_size=1)
-    with engine.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-        conn.execute(text(f"SET search_path = {schema}"))
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            conn.commit()
-    engine.dispose()
+    with private_schema(PG_URL, f"qq_check_{os.getpid()}") as schema:
+        engine = make_engine(with_options(PG_URL, search_path=schema), pool_size=1)
+        with engine.connect() as conn:
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+        engine.dispose()
 
 
 @pytest.mark.postgres

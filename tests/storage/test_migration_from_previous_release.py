@@ -21,15 +21,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from conftest import PG_URL, TEST_KEY
+from conftest import PG_URL, TEST_KEY, private_schema, with_options
 from qinqing import demo
 from qinqing.app import create_app
 from qinqing.auth.models import AccountLogin, PersonAccount
 from qinqing.auth.principal import Principal
 from qinqing.config import Env, Settings
-from qinqing.db import make_engine
 from qinqing.family.models import FamilyLink, FamilyLinkMember
 from qinqing.identity import ric
 from qinqing.ledger.models import LedgerAccount, LedgerSystemAccount
@@ -88,15 +87,8 @@ def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     if not PG_URL:
         pytest.skip("PostgreSQL case: set QINQING_TEST_DATABASE_URL to run it")
-    schema = f"qq_old_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL, pool_size=1)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with private_schema(PG_URL, f"qq_old_{uuid.uuid4().hex[:12]}") as schema:
+        yield with_options(PG_URL, search_path=schema)
 
 
 def test_previous_release_database_migrates_with_its_data(
