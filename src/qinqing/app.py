@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -17,7 +20,18 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    from qinqing.payments.fast import FastPath
+
+    fast = FastPath.for_runtime(runtime)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if fast is not None:
+            await fast.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Qinqing 亲情 — medical-insurance family accounts",
         version=__version__,
         description=(
@@ -29,6 +43,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.fast_payments = fast
     app.state.policies = runtime.policies
     problems.install(app)
     problems.document(app)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # "" or "citus" (qinqing.citus.wanted checks it, so a bad value is a clean exit 2).
     distributed: str = ""
+    # Institutions' single payments through one server-side function per operation
+    # on PostgreSQL (qinqing.payments.fast); off: the ORM path, as on SQLite.
+    payment_fast_path: bool = True
 
     access_token_ttl_seconds: int = 1800
     client_token_ttl_seconds: int = 3600

@@ -87,7 +87,7 @@ def check_key(raw: str | None) -> str | None:
     return raw
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(
@@ -101,7 +101,8 @@ def idempotency_key(
         ),
     ] = None,
 ) -> str | None:
-    """FastAPI dependency: the validated ``Idempotency-Key`` header."""
+    """FastAPI dependency: the validated ``Idempotency-Key`` header (async: it does
+    no I/O, so it runs in the event loop, not in a worker thread)."""
     return check_key(key)
 
 

@@ -60,15 +60,23 @@ def unauthenticated() -> DomainError:
     return DomainError("UNAUTHENTICATED", 401)
 
 
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def bearer_token(creds: HTTPAuthorizationCredentials | None) -> str:
+    """The bearer token of the request; UNAUTHENTICATED when there is none."""
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise unauthenticated()
+    return creds.credentials
+
+
 def current_principal(
     request: Request,
     session: SessionDep,
     rt: RuntimeDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: BearerDep,
 ) -> Principal:
-    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
-        raise unauthenticated()
-    return principal_from_token(session, rt, creds.credentials)
+    return principal_from_token(session, rt, bearer_token(creds))
 
 
 def principal_from_token(session: Session, rt: Runtime, token: str) -> Principal:
@@ -143,11 +151,16 @@ def require_staff(*roles: str) -> object:
     return Depends(dep)
 
 
+def check_scope(p: Principal, scope: str) -> Principal:
+    """An API client granted ``scope``; 403 INSUFFICIENT_SCOPE for anyone else."""
+    if p.kind != "client" or scope not in p.scopes:
+        raise DomainError("INSUFFICIENT_SCOPE", 403, scope=scope)
+    return p
+
+
 def require_scope(scope: str) -> object:
     def dep(p: PrincipalDep) -> Principal:
-        if p.kind != "client" or scope not in p.scopes:
-            raise DomainError("INSUFFICIENT_SCOPE", 403, scope=scope)
-        return p
+        return check_scope(p, scope)
 
     return Depends(dep)
 

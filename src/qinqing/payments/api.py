@@ -3,18 +3,33 @@ payments as its parties see them (``statements_router``, tagged ``statements``).
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy.orm import Session
 
 from qinqing import i18n
-from qinqing.auth.principal import PersonDep, Principal, require_scope
+from qinqing.auth.principal import (
+    BearerDep,
+    PersonDep,
+    Principal,
+    bearer_token,
+    check_scope,
+    principal_from_token,
+    require_scope,
+    token_digest,
+)
 from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family.access import load_link
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, run_for_request
 from qinqing.payments import service as payments
 from qinqing.payments import statements
+from qinqing.payments.fast import Answer, FastPath, Reply
 from qinqing.payments.schemas import (
     AuthorizeIn,
     AuthorizeOp,
@@ -28,6 +43,7 @@ from qinqing.payments.schemas import (
     SettleOp,
 )
 from qinqing.problems import locale_of
+from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
 
 router = APIRouter(tags=["payments"])
@@ -48,35 +64,87 @@ def _out(o: payments.Outcome) -> PaymentOut:
     )
 
 
+async def institution(request: Request, creds: BearerDep) -> Principal:
+    """The calling institution (scope ``payments``): from the fast path's cache when
+    its token was seen in the last seconds, else from the database (in a worker
+    thread). The cache holds only principals that passed this check."""
+    token = bearer_token(creds)
+    fast = fast_path_of(request)
+    if fast is not None and (cached := fast.principals.get(token_digest(token))) is not None:
+        return cached
+    rt: Runtime = request.app.state.runtime
+    principal = check_scope(await run_in_threadpool(_principal_of, rt, token), "payments")
+    if fast is not None:
+        fast.principals.put(principal)
+    return principal
+
+
+def _principal_of(rt: Runtime, token: str) -> Principal:
+    with rt.db.read_only() as session:
+        return principal_from_token(session, rt, token)
+
+
+FastInstitutionDep = Annotated[Principal, Depends(institution)]
+
+
+def fast_path_of(request: Request) -> FastPath | None:
+    fast: FastPath | None = getattr(request.app.state, "fast_payments", None)
+    return fast
+
+
+def _ordinary(
+    request: Request,
+    creds: HTTPAuthorizationCredentials | None,
+    key: str | None,
+    body: dict[str, Any],
+    run: Callable[[Session, Runtime, Principal], tuple[int, PaymentOut]],
+) -> JSONResponse:
+    """The ORM path in a worker thread, as a sync route runs: the caller read again
+    in the unit of work (a cached principal is never trusted here), the
+    idempotency key, the commit before the answer."""
+    rt: Runtime = request.app.state.runtime
+    with rt.db.unit_of_work() as session:
+        principal = check_scope(principal_from_token(session, rt, bearer_token(creds)), "payments")
+        return run_for_request(
+            request, session, rt, principal, key, body, lambda: run(session, rt, principal)
+        )
+
+
+def _answer(status: int) -> Answer:
+    return lambda o: (status, jsonable_encoder(_out(o)))
+
+
+def _response(reply: Reply) -> JSONResponse:
+    headers = {REPLAYED_HEADER: "true"} if reply.replayed else None
+    return JSONResponse(reply.body, status_code=reply.status, headers=headers)
+
+
 @router.post("/payments/authorize", status_code=201, response_model=PaymentOut)
-def authorize(
+async def authorize(
     body: AuthorizeIn,
     request: Request,
-    principal: InstitutionDep,
-    session: SessionDep,
-    rt: RuntimeDep,
+    creds: BearerDep,
+    principal: FastInstitutionDep,
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Place a hold on the holder's personal account for a bound member's bill.
     Name the two persons by ID number, or by the family e-voucher the holder showed
     (`voucher_token`: used up by the payment)."""
     op = _authorize_op(body)
-    return run_for_request(
-        request,
-        session,
-        rt,
-        principal,
-        key,
-        body.model_dump(exclude_none=True),
-        lambda: (
-            201,
-            _out(
-                vouchers.authorize(session, rt, principal, op)
-                if isinstance(op, vouchers.VoucherAuthorize)
-                else payments.authorize(session, rt, principal, op)
-            ),
-        ),
-    )
+    data = body.model_dump(exclude_none=True)
+    fast = fast_path_of(request)
+    if fast is not None and isinstance(op, payments.Authorize):
+        ix = fast.indexes(op)
+        if ix is not None:
+            keyed = fast.keyed(principal, key, request.method, request.url.path, data)
+            return _response(await fast.authorize(principal, op, ix, keyed, _answer(201)))
+
+    def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, PaymentOut]:
+        if isinstance(op, vouchers.VoucherAuthorize):
+            return 201, _out(vouchers.authorize(session, rt, p, op))
+        return 201, _out(payments.authorize(session, rt, p, op))
+
+    return await run_in_threadpool(_ordinary, request, creds, key, data, run)
 
 
 def _authorize_op(body: AuthorizeIn) -> payments.Authorize | vouchers.VoucherAuthorize:
@@ -88,49 +156,54 @@ def _authorize_op(body: AuthorizeIn) -> payments.Authorize | vouchers.VoucherAut
     )
 
 
+async def _resolve(
+    request: Request,
+    creds: HTTPAuthorizationCredentials | None,
+    principal: Principal,
+    key: str | None,
+    op: payments.Settle | payments.Void,
+    data: dict[str, Any],
+) -> JSONResponse:
+    fast = fast_path_of(request)
+    if fast is not None:
+        keyed = fast.keyed(principal, key, request.method, request.url.path, data)
+        return _response(await fast.resolve(principal, op, keyed, _answer(200)))
+
+    def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, PaymentOut]:
+        done = (
+            payments.settle(session, rt, p, op)
+            if isinstance(op, payments.Settle)
+            else payments.void(session, rt, p, op)
+        )
+        return 200, _out(done)
+
+    return await run_in_threadpool(_ordinary, request, creds, key, data, run)
+
+
 @router.post("/payments/{payment_id}/settle", response_model=PaymentOut)
-def settle(
+async def settle(
     payment_id: str,
     body: SettleIn,
     request: Request,
-    principal: InstitutionDep,
-    session: SessionDep,
-    rt: RuntimeDep,
+    creds: BearerDep,
+    principal: FastInstitutionDep,
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Post the hold: the same or a smaller amount; the rest is released."""
     op = payments.Settle(payment_id, body.amount_fen)
-    return run_for_request(
-        request,
-        session,
-        rt,
-        principal,
-        key,
-        body.model_dump(),
-        lambda: (200, _out(payments.settle(session, rt, principal, op))),
-    )
+    return await _resolve(request, creds, principal, key, op, body.model_dump())
 
 
 @router.post("/payments/{payment_id}/void", response_model=PaymentOut)
-def void(
+async def void(
     payment_id: str,
     request: Request,
-    principal: InstitutionDep,
-    session: SessionDep,
-    rt: RuntimeDep,
+    creds: BearerDep,
+    principal: FastInstitutionDep,
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Release the hold without paying."""
-    op = payments.Void(payment_id)
-    return run_for_request(
-        request,
-        session,
-        rt,
-        principal,
-        key,
-        {},
-        lambda: (200, _out(payments.void(session, rt, principal, op))),
-    )
+    return await _resolve(request, creds, principal, key, payments.Void(payment_id), {})
 
 
 @router.post("/payments/batch", response_model=BatchOut)

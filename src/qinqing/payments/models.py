@@ -43,8 +43,13 @@ class Payment(Base):
             ["holder_id", "account_id"], ["ledger_accounts.person_id", "ledger_accounts.id"]
         ),
         Index("ix_payments_link_year", "holder_id", "link_id", "year"),
-        Index("ix_payments_account_status", "holder_id", "account_id", "status"),
-        Index("ix_payments_status_expires", "status", "expires_at"),
+        # Open holds only, for the expiry job; a resolved payment leaves it.
+        Index(
+            "ix_payments_open_expiry",
+            "expires_at",
+            sqlite_where=text("status = 'authorized'"),
+            postgresql_where=text("status = 'authorized'"),
+        ),
         # What the clearing step has still to credit to the institutions: small.
         Index(
             "ix_payments_uncleared",

@@ -475,6 +475,10 @@ class PolicyRegistry:
             raise DomainError("REGION_NOT_FOUND", 404)
         return resolved
 
+    def codes(self) -> list[str]:
+        """Every region code this registry has a policy for."""
+        return list(self._regions)
+
     def regions(self) -> list[RegionInfo]:
         return [r.info for r in self._regions.values() if r.info is not None]
 

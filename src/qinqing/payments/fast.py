@@ -1,0 +1,314 @@
+"""The single-payment fast path on PostgreSQL: async, one round trip per operation.
+
+An institution's authorize, settle and void are the service's busiest calls.
+On PostgreSQL (not on SQLite, and not on a Citus coordinator, whose look-ups
+cross shards) each runs as one call of a server-side function from
+``fast_path.sql``, on an async connection pool with prepared statements, in
+the event loop: no thread-pool hop, no ORM statement building, no pre-ping,
+no BEGIN round trip (autocommit: the function's statement is the
+transaction). With an ``Idempotency-Key`` it is two round trips: the function
+reserves the key in a transaction, and the sealed answer is written with the
+commit.
+
+The function decides exactly as :func:`qinqing.payments.service.execute`
+would for one operation (see the SQL file's header and the differential test
+that holds the two to each other). Everything that is not the common case —
+a token not seen in the last seconds, a voucher, an ID number that does not
+parse — goes to the ordinary path, so its answers are the ordinary ones.
+
+The caller's principal is cached for ``PRINCIPAL_TTL_SECONDS``. The cache only
+saves rebuilding it: the function reads the token row at every call, so a
+logout, a revoked token or a disabled client is refused at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import Json
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.engine import make_url
+
+from qinqing.auth.principal import Principal
+from qinqing.clock import as_utc
+from qinqing.errors import DomainError
+from qinqing.idempotency import caller_of, open_answer, request_hash, seal_answer
+from qinqing.identity import ric
+from qinqing.payments import rules
+from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
+from qinqing.persons.service import ID_KIND
+from qinqing.runtime import Runtime, on_citus
+
+PRINCIPAL_TTL_SECONDS = 30.0
+_MAX_PRINCIPALS = 10_000
+POOL_SIZE = 8
+
+_AUTHORIZE = (
+    "SELECT * FROM qinqing_payment_authorize("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_RESOLVE = "SELECT * FROM qinqing_payment_resolve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_COMPLETE = (
+    "UPDATE idempotency_keys SET status_code = %s, response = %s WHERE caller = %s AND key = %s"
+)
+_RELEASE = "DELETE FROM idempotency_keys WHERE caller = %s AND key = %s"
+
+
+class Disconnected(Exception):
+    """The server dropped the connection: :func:`qinqing.db.conflict_of` reads
+    ``connection_invalidated`` and the request is run again on a fresh one."""
+
+    connection_invalidated = True
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the route answers: status, JSON body, and whether it is a replay."""
+
+    status: int
+    body: Any
+    replayed: bool
+
+
+# The route's answer to a successful outcome: status and JSON-able body.
+Answer = Callable[[Outcome], tuple[int, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """An Idempotency-Key and what it guards, as the ordinary path computes them."""
+
+    caller: str
+    key: str
+    operation: str
+    request_hash: str
+
+
+class PrincipalCache:
+    """Principals of recently seen institution tokens, by token digest."""
+
+    def __init__(self, ttl: float = PRINCIPAL_TTL_SECONDS) -> None:
+        self.ttl = ttl
+        self._items: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, digest: str) -> Principal | None:
+        item = self._items.get(digest)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            del self._items[digest]
+            return None
+        return item[1]
+
+    def put(self, principal: Principal) -> None:
+        if len(self._items) >= _MAX_PRINCIPALS:
+            self._items.clear()  # rare: many institutions' tokens within one TTL
+        self._items[principal.token_hash] = (time.monotonic() + self.ttl, principal)
+
+    def drop(self, digest: str) -> None:
+        self._items.pop(digest, None)
+
+
+def conninfo_of(url: str) -> str:
+    """libpq connection string of a SQLAlchemy PostgreSQL URL."""
+    u = make_url(url)
+    return str(u.set(drivername="postgresql"))
+
+
+class FastPath:
+    """One per app: the principal cache and an async pool per event loop."""
+
+    def __init__(self, rt: Runtime, conninfo: str, pool_size: int = POOL_SIZE) -> None:
+        self.rt = rt
+        self.conninfo = conninfo
+        self.pool_size = pool_size
+        self.principals = PrincipalCache()
+        codes = rt.policies.codes()
+        self._regions = codes
+        self._hours = [rt.policies.policy(c).hold_expiry_hours for c in codes]
+        # A pool belongs to the event loop that opened it (a server has one loop;
+        # a test client may start several, one after another).
+        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
+        self._opening = asyncio.Lock()
+
+    @classmethod
+    def for_runtime(cls, rt: Runtime) -> FastPath | None:
+        """The fast path when the database can run it, else None (the ordinary path)."""
+        url = rt.db.url
+        if not rt.settings.payment_fast_path or not url.startswith("postgresql"):
+            return None
+        if on_citus(rt.db):
+            return None
+        return cls(rt, conninfo_of(url))
+
+    async def _pool(self) -> AsyncConnectionPool:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        for old in [lp for lp in self._pools if lp.is_closed()]:
+            del self._pools[old]  # its loop is gone; its sockets close with it
+        pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=self.pool_size,
+            open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row},
+        )
+        await pool.open()
+        self._pools[loop] = pool
+        return pool
+
+    async def close(self) -> None:
+        """Close the pool of the running loop (the app's shutdown)."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+
+    # --- the operations ---------------------------------------------------------
+
+    def keyed(
+        self, principal: Principal, key: str | None, method: str, path: str, body: Any
+    ) -> Keyed | None:
+        if key is None:
+            return None
+        return Keyed(
+            caller_of(principal),
+            key,
+            f"{method.upper()} {path}",
+            request_hash(self.rt.vault, method, path, body),
+        )
+
+    def indexes(self, op: Authorize) -> tuple[str, str] | None:
+        """The two blind indexes, or None when a number does not parse (the ordinary
+        path then gives its own answer)."""
+        today = self.rt.clock.now().date()
+        try:
+            h = ric.parse(op.holder_id_number, today).number
+            m = ric.parse(op.member_id_number, today).number
+        except DomainError:
+            return None
+        return self.rt.vault.index(ID_KIND, h), self.rt.vault.index(ID_KIND, m)
+
+    async def authorize(
+        self,
+        principal: Principal,
+        op: Authorize,
+        ix: tuple[str, str],
+        keyed: Keyed | None,
+        answer: Answer,
+    ) -> Reply:
+        now = self.rt.clock.now()
+        params = (
+            principal.token_hash,
+            principal.id,
+            principal.region_code,
+            now,
+            rules.local_year(now),
+            ix[0],
+            ix[1],
+            op.amount_fen,
+            op.reference,
+            uuid.uuid4(),
+            self._regions,
+            self._hours,
+            *_key_params(keyed),
+        )
+        return await self._call(principal, _AUTHORIZE, params, keyed, answer)
+
+    async def resolve(
+        self, principal: Principal, op: Settle | Void, keyed: Keyed | None, answer: Answer
+    ) -> Reply:
+        try:
+            pid = uuid.UUID(op.payment_id)
+        except ValueError:
+            raise DomainError("PAYMENT_NOT_FOUND", 404) from None
+        params = (
+            principal.token_hash,
+            principal.id,
+            principal.region_code,
+            self.rt.clock.now(),
+            pid,
+            op.amount_fen if isinstance(op, Settle) else None,
+            *_key_params(keyed),
+        )
+        return await self._call(principal, _RESOLVE, params, keyed, answer)
+
+    async def _call(
+        self,
+        principal: Principal,
+        sql: str,
+        params: tuple[Any, ...],
+        keyed: Keyed | None,
+        answer: Answer,
+    ) -> Reply:
+        pool = await self._pool()
+        async with pool.connection() as conn:
+            try:
+                if keyed is None:
+                    row = await (await conn.execute(sql, params)).fetchone()
+                    return self._reply(principal, row, None, answer)
+                # BEGIN and the call in one round trip; the answer (or the key's
+                # release) and COMMIT in the second.
+                async with conn.pipeline(), conn.transaction():
+                    row = await (await conn.execute(sql, params)).fetchone()
+                    try:
+                        reply = self._reply(principal, row, keyed, answer)
+                    except DomainError as exc:
+                        if exc.commit:  # a refusal: the key is given back
+                            await conn.execute(_RELEASE, (keyed.caller, keyed.key))
+                        refusal = exc
+                    else:
+                        if not reply.replayed:
+                            sealed = seal_answer(self.rt.vault, keyed.caller, keyed.key, reply.body)
+                            await conn.execute(
+                                _COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
+                            )
+                        return reply
+                raise refusal
+            except psycopg.OperationalError as exc:
+                if conn.broken:
+                    raise Disconnected() from exc
+                raise
+
+    def _reply(self, principal: Principal, row: Any, keyed: Keyed | None, answer: Answer) -> Reply:
+        """The route's answer to the function's row; a refusal is raised."""
+        code: str | None = row.code
+        if code is None:
+            status, body = answer(
+                Outcome(
+                    True,
+                    None,
+                    row.payment_id,
+                    row.status,
+                    row.amount_fen,
+                    row.settled_fen,
+                    row.released_fen,
+                    as_utc(row.expires_at),
+                )
+            )
+            return Reply(status, body, False)
+        if code == "REPLAY":
+            assert keyed is not None
+            body = open_answer(self.rt.vault, keyed.caller, keyed.key, row.replay_response)
+            return Reply(row.replay_status, body, True)
+        if code == "UNAUTHENTICATED":
+            self.principals.drop(principal.token_hash)
+            raise DomainError("UNAUTHENTICATED", 401)
+        if code == "IDEMPOTENCY_MISMATCH":
+            raise DomainError(code, 409)
+        # A refusal commits what the function released on the way (overdue holds).
+        raise DomainError(code, STATUS_OF.get(code, 409), commit=True)
+
+
+def _key_params(keyed: Keyed | None) -> tuple[str | None, ...]:
+    if keyed is None:
+        return (None, None, None, None)
+    return (keyed.caller, keyed.key, keyed.operation, keyed.request_hash)

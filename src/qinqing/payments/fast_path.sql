@@ -1,0 +1,308 @@
+-- The single-payment fast path on PostgreSQL: one server-side function per
+-- operation, so an authorization, a settlement or a void is one round trip
+-- (two with an Idempotency-Key: the sealed answer is written by the caller).
+--
+-- These functions decide exactly as qinqing.payments.service.execute does for a
+-- list of one operation, in the same order and under the same locks: the link
+-- FOR SHARE, then the payer's account FOR NO KEY UPDATE, then the payments
+-- (ascending id, SKIP LOCKED when the account holds something); overdue holds
+-- of the locked account are released first and stay released even when the
+-- operation is refused. The refusal codes are the ones payments/rules.py
+-- gives, checked in its order. tests/payments/test_fast_path_differential.py
+-- runs random operation sequences through both and requires the same outcomes
+-- and balances; change one, change the other.
+--
+-- Installed by the migrations (CREATE OR REPLACE): a change here ships as a new
+-- migration that runs this file again.
+
+CREATE OR REPLACE FUNCTION qinqing_client_token_ok(p_token text, p_now timestamptz)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+  -- Read at every call, so a logout, a revoked token or a disabled client is
+  -- refused at once even while the caller's principal is cached.
+  SELECT EXISTS (
+    SELECT 1 FROM access_tokens t JOIN api_clients c ON c.id = t.subject_id
+     WHERE t.token_hash = p_token AND t.subject_kind = 'client'
+       AND t.revoked_at IS NULL AND t.expires_at > p_now AND NOT c.disabled)
+$$;
+
+CREATE OR REPLACE FUNCTION qinqing_idempotency_reserve(
+  p_caller text, p_key text, p_operation text, p_hash text, p_now timestamptz,
+  OUT verdict text, OUT status_code int, OUT response json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+BEGIN
+  -- As qinqing.idempotency.reserve: a concurrent duplicate waits on the first
+  -- request's uncommitted row and then replays its answer.
+  FOR attempt IN 1..3 LOOP
+    INSERT INTO idempotency_keys (caller, key, operation, request_hash, status_code,
+                                  response, created_at)
+    VALUES (p_caller, p_key, left(p_operation, 160), p_hash, 0, '{}'::json, p_now)
+    ON CONFLICT DO NOTHING;
+    SELECT k.request_hash, k.status_code, k.response INTO r
+      FROM idempotency_keys k WHERE k.caller = p_caller AND k.key = p_key
+       FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+      CONTINUE;  -- released by a refused request meanwhile: try again
+    END IF;
+    IF r.request_hash <> p_hash THEN
+      verdict := 'mismatch';
+    ELSIF r.status_code = 0 THEN
+      verdict := 'go';
+    ELSE
+      verdict := 'replay';
+      status_code := r.status_code;
+      response := r.response;
+    END IF;
+    RETURN;
+  END LOOP;
+  verdict := 'mismatch';
+END $$;
+
+-- Releases the account's overdue holds it can lock (others are left to the
+-- transaction holding them) and locks the payment p_target, if given, with them.
+-- Returns the released total and the target's row as it is after the release.
+CREATE OR REPLACE FUNCTION qinqing_lock_payments(
+  p_holder uuid, p_target uuid, p_now timestamptz, p_skip boolean,
+  OUT released bigint, OUT t_found boolean, OUT t_status text, OUT t_amount bigint,
+  OUT t_account uuid, OUT t_expires timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+BEGIN
+  released := 0;
+  t_found := false;
+  IF p_skip THEN
+    FOR r IN SELECT p.id, p.status, p.amount_fen, p.account_id, p.expires_at
+               FROM payments p
+              WHERE p.holder_id = p_holder
+                AND (p.id = p_target OR (p.status = 'authorized' AND p.expires_at <= p_now))
+              ORDER BY p.id FOR NO KEY UPDATE SKIP LOCKED LOOP
+      IF r.status = 'authorized' AND r.expires_at <= p_now THEN
+        UPDATE payments SET status = 'expired', resolved_at = p_now
+         WHERE holder_id = p_holder AND id = r.id;
+        released := released + r.amount_fen;
+        r.status := 'expired';
+      END IF;
+      IF r.id = p_target THEN
+        t_found := true; t_status := r.status; t_amount := r.amount_fen;
+        t_account := r.account_id; t_expires := r.expires_at;
+      END IF;
+    END LOOP;
+  ELSIF p_target IS NOT NULL THEN
+    -- Nothing held on the account: no overdue hold, and the target waits for no one.
+    SELECT p.status, p.amount_fen, p.account_id, p.expires_at
+      INTO t_status, t_amount, t_account, t_expires
+      FROM payments p WHERE p.holder_id = p_holder AND p.id = p_target
+       FOR NO KEY UPDATE;
+    t_found := t_status IS NOT NULL;
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION qinqing_payment_authorize(
+  p_token text, p_client text, p_region text, p_now timestamptz, p_year int,
+  p_holder_ix text, p_member_ix text, p_amount bigint, p_reference text,
+  p_payment_id uuid, p_policy_regions text[], p_policy_hours int[],
+  p_caller text, p_key text, p_operation text, p_hash text,
+  OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
+  OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
+  OUT replay_status int, OUT replay_response json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_verdict text;
+  h_id uuid; h_region text; h_status text; h_scheme text;
+  m_id uuid; m_region text;
+  l_id uuid; l_region text; l_limit bigint;
+  a_id uuid; a_balance bigint; a_held bigint;
+  v_released bigint := 0;
+  v_used bigint := 0;
+  v_hours int;
+BEGIN
+  IF NOT qinqing_client_token_ok(p_token, p_now) THEN
+    code := 'UNAUTHENTICATED'; RETURN;
+  END IF;
+  IF p_key IS NOT NULL THEN
+    SELECT r.verdict, r.status_code, r.response INTO v_verdict, replay_status, replay_response
+      FROM qinqing_idempotency_reserve(p_caller, p_key, p_operation, p_hash, p_now) r;
+    IF v_verdict = 'mismatch' THEN code := 'IDEMPOTENCY_MISMATCH'; RETURN; END IF;
+    IF v_verdict = 'replay' THEN code := 'REPLAY'; RETURN; END IF;
+  END IF;
+  IF p_amount <= 0 THEN code := 'AMOUNT_INVALID'; RETURN; END IF;
+
+  -- The two persons, through the ID-number look-up table.
+  SELECT p.id, p.region_code, p.status, p.scheme INTO h_id, h_region, h_status, h_scheme
+    FROM person_id_numbers n JOIN persons p ON p.id = n.person_id
+   WHERE n.id_number_index = p_holder_ix;
+  SELECT p.id, p.region_code INTO m_id, m_region
+    FROM person_id_numbers n JOIN persons p ON p.id = n.person_id
+   WHERE n.id_number_index = p_member_ix;
+  -- Neither party insured in the institution's region: the unknown number's answer.
+  IF h_id IS NULL OR m_id IS NULL OR p_region IS DISTINCT FROM h_region
+                                   AND p_region IS DISTINCT FROM m_region THEN
+    code := 'PERSON_NOT_FOUND'; RETURN;
+  END IF;
+
+  -- Lock order: the link (FOR SHARE, against a concurrent unbind), the account,
+  -- the payments.
+  SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen INTO l_id, l_region, l_limit
+    FROM family_links fl
+   WHERE fl.holder_id = h_id AND fl.member_id = m_id
+     AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+   ORDER BY fl.id FOR SHARE;
+  SELECT a.id, a.balance_fen, a.held_fen INTO a_id, a_balance, a_held
+    FROM ledger_accounts a WHERE a.person_id = h_id ORDER BY a.id FOR NO KEY UPDATE;
+  IF a_held > 0 THEN
+    SELECT lk2.released INTO v_released
+      FROM qinqing_lock_payments(h_id, NULL, p_now, true) lk2;
+    a_held := a_held - v_released;
+  END IF;
+  IF l_limit IS NOT NULL THEN
+    SELECT coalesce(sum(CASE WHEN p.status = 'settled' THEN p.settled_fen
+                             ELSE p.amount_fen END), 0)
+      INTO v_used FROM payments p
+     WHERE p.holder_id = h_id AND p.link_id = l_id AND p.year = p_year
+       AND p.status IN ('authorized', 'settled');
+  END IF;
+
+  -- The decision, in payments/rules.py's order.
+  IF l_id IS NULL AND NOT (h_region = m_region AND m_region = p_region) THEN
+    code := 'PERSON_NOT_FOUND';
+  ELSIF EXISTS (SELECT 1 FROM payment_references r
+                 WHERE r.client_id = p_client AND r.reference = p_reference) THEN
+    code := 'PAYMENT_REFERENCE_EXISTS';
+  ELSIF l_id IS NULL THEN
+    code := 'NO_MUTUAL_AID_LINK';
+  ELSIF h_scheme <> 'employee' THEN
+    code := 'HOLDER_NOT_EMPLOYEE';
+  ELSIF h_status <> 'active' THEN
+    code := 'PAYER_NOT_ACTIVE';
+  ELSIF l_limit IS NOT NULL AND v_used + p_amount > l_limit THEN
+    code := 'YEARLY_LIMIT_EXCEEDED';
+  ELSIF p_amount > coalesce(a_balance - a_held, 0) THEN
+    code := 'INSUFFICIENT_BALANCE';
+  END IF;
+  IF code IS NULL THEN
+    v_hours := p_policy_hours[array_position(p_policy_regions, l_region)];
+    IF v_hours IS NULL THEN
+      code := 'REGION_NOT_FOUND';
+    END IF;
+  END IF;
+  IF code IS NULL THEN
+    -- The reference's look-up row first: one taken meanwhile refuses here.
+    INSERT INTO payment_references (client_id, reference, holder_id, payment_id)
+    VALUES (p_client, p_reference, h_id, p_payment_id) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      code := 'PAYMENT_REFERENCE_EXISTS';
+    END IF;
+  END IF;
+  IF code IS NULL THEN
+    expires_at := p_now + make_interval(hours => v_hours);
+    INSERT INTO payment_keys (payment_id, holder_id, client_id)
+    VALUES (p_payment_id, h_id, p_client);
+    INSERT INTO payments (holder_id, id, client_id, reference, link_id, member_id,
+                          account_id, amount_fen, settled_fen, status, year,
+                          created_at, expires_at, resolved_at, cleared_at)
+    VALUES (h_id, p_payment_id, p_client, p_reference, l_id, m_id, a_id, p_amount, NULL,
+            'authorized', p_year, p_now, expires_at, NULL, NULL);
+    UPDATE ledger_accounts SET held_fen = a_held + p_amount
+     WHERE person_id = h_id AND id = a_id;
+    payment_id := p_payment_id; status := 'authorized'; amount_fen := p_amount;
+    released_fen := 0;
+  ELSIF v_released > 0 THEN
+    UPDATE ledger_accounts SET held_fen = a_held WHERE person_id = h_id AND id = a_id;
+  END IF;
+END $$;
+
+-- Settle (p_settle not NULL: the amount to post) or void (p_settle NULL).
+CREATE OR REPLACE FUNCTION qinqing_payment_resolve(
+  p_token text, p_client text, p_region text, p_now timestamptz,
+  p_payment_id uuid, p_settle bigint,
+  p_caller text, p_key text, p_operation text, p_hash text,
+  OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
+  OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
+  OUT replay_status int, OUT replay_response json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_verdict text;
+  v_holder uuid;
+  v_institution uuid;
+  v_transfer uuid;
+  a_id uuid; a_held bigint;
+  lk record;
+BEGIN
+  IF NOT qinqing_client_token_ok(p_token, p_now) THEN
+    code := 'UNAUTHENTICATED'; RETURN;
+  END IF;
+  IF p_key IS NOT NULL THEN
+    SELECT r.verdict, r.status_code, r.response INTO v_verdict, replay_status, replay_response
+      FROM qinqing_idempotency_reserve(p_caller, p_key, p_operation, p_hash, p_now) r;
+    IF v_verdict = 'mismatch' THEN code := 'IDEMPOTENCY_MISMATCH'; RETURN; END IF;
+    IF v_verdict = 'replay' THEN code := 'REPLAY'; RETURN; END IF;
+  END IF;
+  -- Only the institution's own payments, found through their key.
+  SELECT k.holder_id INTO v_holder FROM payment_keys k
+   WHERE k.payment_id = p_payment_id AND k.client_id = p_client;
+  IF v_holder IS NULL THEN
+    code := 'PAYMENT_NOT_FOUND'; RETURN;
+  END IF;
+  SELECT a.id, a.held_fen INTO a_id, a_held
+    FROM ledger_accounts a WHERE a.person_id = v_holder ORDER BY a.id FOR NO KEY UPDATE;
+  IF p_settle IS NOT NULL THEN
+    -- The institution's account: named by the entry, never locked here.
+    SELECT s.id INTO v_institution FROM ledger_system_accounts s
+     WHERE s.code = 'institution:' || p_client;
+    IF v_institution IS NULL THEN
+      INSERT INTO ledger_system_accounts (id, code, kind, region_code, balance_fen,
+                                          allow_negative, created_at)
+      VALUES (gen_random_uuid(), 'institution:' || p_client, 'institution',
+              coalesce(p_region, ''), 0, false, p_now)
+      ON CONFLICT DO NOTHING;
+      SELECT s.id INTO v_institution FROM ledger_system_accounts s
+       WHERE s.code = 'institution:' || p_client;
+    END IF;
+  END IF;
+  SELECT * INTO lk FROM qinqing_lock_payments(v_holder, p_payment_id, p_now,
+                                              coalesce(a_held, 0) > 0);
+  IF NOT lk.t_found THEN
+    code := 'PAYMENT_ALREADY_RESOLVED';  -- another transaction holds it
+  ELSIF lk.t_status = 'expired' THEN
+    code := 'PAYMENT_EXPIRED';
+  ELSIF lk.t_status <> 'authorized' THEN
+    code := 'PAYMENT_ALREADY_RESOLVED';
+  ELSIF p_settle IS NOT NULL AND p_settle <= 0 THEN
+    code := 'AMOUNT_INVALID';
+  ELSIF p_settle IS NOT NULL AND p_settle > lk.t_amount THEN
+    code := 'SETTLE_EXCEEDS_HOLD';
+  END IF;
+  IF code IS NOT NULL THEN
+    IF lk.released > 0 THEN
+      UPDATE ledger_accounts SET held_fen = held_fen - lk.released
+       WHERE person_id = v_holder AND id = a_id;
+    END IF;
+    RETURN;
+  END IF;
+
+  payment_id := p_payment_id; amount_fen := lk.t_amount; expires_at := lk.t_expires;
+  IF p_settle IS NULL THEN
+    UPDATE payments SET status = 'voided', resolved_at = p_now
+     WHERE holder_id = v_holder AND id = p_payment_id;
+    UPDATE ledger_accounts SET held_fen = held_fen - lk.released - lk.t_amount
+     WHERE person_id = v_holder AND id = lk.t_account;
+    status := 'voided'; released_fen := lk.t_amount;
+    RETURN;
+  END IF;
+  UPDATE payments SET status = 'settled', settled_fen = p_settle, resolved_at = p_now
+   WHERE holder_id = v_holder AND id = p_payment_id;
+  v_transfer := gen_random_uuid();
+  INSERT INTO ledger_transfers (person_id, id, debit_account_id, credit_account_id,
+                                amount_fen, kind, payment_id, contribution_id, created_at)
+  VALUES (v_holder, v_transfer, lk.t_account, v_institution, p_settle, 'payment',
+          p_payment_id, NULL, p_now);
+  INSERT INTO ledger_entries (person_id, id, transfer_id, account_id, amount_fen, created_at)
+  VALUES (v_holder, gen_random_uuid(), v_transfer, lk.t_account, -p_settle, p_now),
+         (v_holder, gen_random_uuid(), v_transfer, v_institution, p_settle, p_now);
+  UPDATE ledger_accounts
+     SET held_fen = held_fen - lk.released - lk.t_amount, balance_fen = balance_fen - p_settle
+   WHERE person_id = v_holder AND id = lk.t_account;
+  status := 'settled'; settled_fen := p_settle; released_fen := lk.t_amount - p_settle;
+END $$;
