@@ -140,6 +140,21 @@ def test_rotation_moves_everything_to_the_new_key(
         build_runtime(rt.settings, migrate=False)
 
 
+def test_rotation_with_one_lock_per_row_moves_everything(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """The cluster's way of locking (each batch's keys read unlocked, then every row
+    locked by its own key), here on any database."""
+    number, phone = _populate(rt, client)
+    rt.db.sessions.configure(info={"vault": rt.vault, "one_lock_per_row": True})
+    counts = keys.rotate(
+        rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now, batch=2
+    )
+    assert counts["persons"] == 6 + 6 and counts["person_accounts"] == 1
+    assert counts["idempotency_keys"] == 1
+    _check_under(_with_key(rt.settings, OTHER_KEY), clock, number, phone)
+
+
 @pytest.mark.parametrize("where", [("persons", 4), ("audit chain", 1)])
 def test_an_interrupted_rotation_blocks_starts_and_resumes(
     rt: Runtime, client: TestClient, clock: FrozenClock, where: tuple[str, int]

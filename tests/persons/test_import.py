@@ -25,6 +25,7 @@ from qinqing.audit.models import AuditEntry
 from qinqing.audit.service import Actor, verify
 from qinqing.db import Base
 from qinqing.errors import DomainError
+from qinqing.persons import importer
 from qinqing.persons.cli import persons_app
 from qinqing.persons.importer import ImportReport, Refusal, import_csv
 from qinqing.persons.models import Person
@@ -228,6 +229,26 @@ def test_existing_and_new_rows_in_one_file_across_chunks(rt: Runtime, tmp_path: 
     assert all(total == size for _, total in progress)
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     assert progress[-1] == (size, size)
+
+
+def test_the_cluster_writer_on_plain_postgresql(
+    rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer chosen on a Citus coordinator (no staging table) takes new rows and
+    reports existing ones like the staging writer; here on any PostgreSQL."""
+    if rt.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has its own writer; the cluster writer is PostgreSQL's")
+    monkeypatch.setattr(importer, "citus_version", lambda _conn: "13.2")
+    first = write_persons_csv(tmp_path / "first.csv", [person_row(B), person_row(D)])
+    import_csv(rt, first, actor=OPERATOR)
+    numbers = [make_id_number(seq=i) for i in range(10)] + [B, D]
+    path = write_persons_csv(tmp_path / "second.csv", [person_row(n) for n in numbers])
+
+    report = import_csv(rt, path, actor=OPERATOR, chunk_rows=4)
+
+    assert report.taken == 10
+    assert _codes(report) == [(12, "PERSON_EXISTS"), (13, "PERSON_EXISTS")]
+    assert len(_stored(rt)) == 12
 
 
 def test_duplicates_within_the_file(rt: Runtime, tmp_path: Path) -> None:

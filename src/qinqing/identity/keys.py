@@ -28,11 +28,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, Integer, String, Table, delete, func, select, tuple_
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    select,
+    true,
+    tuple_,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from qinqing.db import Base, Database, UTCDateTime, insert_ignore
 from qinqing.identity.vault import Vault, blob_version
+from qinqing.locking import locked
 
 log = logging.getLogger("qinqing.keys")
 
@@ -280,11 +293,8 @@ def _reencrypt_table(
     done, changed, last = 0, 0, None
     while True:
         with db.unit_of_work() as session:
-            stmt = select(table).order_by(*pk).limit(batch).with_for_update()
-            if last is not None:
-                stmt = stmt.where(tuple_(*pk) > tuple_(*last))
-            rows = list(session.execute(stmt).scalars())
-            if not rows:
+            rows, last = _next_batch(session, table, pk, last, batch)
+            if last is None:
                 return changed
             # Per look-up table: old index -> new index (several rows may share one
             # value, e.g. an ended and an active link of one account).
@@ -304,9 +314,46 @@ def _reencrypt_table(
                     changed += 1
             for n, moved in moves.items():
                 _rekey_lookup(session, columns[n].lookup, moved)
-            last = [getattr(rows[-1], c.key) for c in pk]
             done += len(rows)
         progress(step, done, total)
+
+
+def _next_batch(
+    session: Session,
+    model: type[Base],
+    pk: list[Column[Any]],
+    last: tuple[Any, ...] | None,
+    batch: int,
+) -> tuple[list[Any], tuple[Any, ...] | None]:
+    """The next ``batch`` rows after the key ``last`` in primary-key order, locked
+    ``FOR UPDATE``, and the cursor to go on from (None: no rows are left).
+
+    The batch's keys are read without a lock, then its rows are locked and read again
+    with :func:`qinqing.locking.locked`: on one database in one statement over the
+    batch's key range; on a Citus cluster, which refuses a ``FOR UPDATE`` spanning
+    shards, one row at a time by its full primary key. That key holds the
+    distribution column (the placement rule of ``qinqing.distribution``), so each
+    lock names one owner and runs on one shard. Only what was read under the lock is
+    rewritten, so a row changed or deleted between the two reads is handled as it
+    now is. A row inserted between them could slip past the cluster's per-row locks,
+    but nothing writes while a rotation is unfinished: it runs with the service
+    stopped, and the service refuses to start until it is done.
+    """
+    after = tuple_(*pk) > tuple_(*last) if last is not None else true()
+    keys = session.execute(select(*pk).where(after).order_by(*pk).limit(batch)).all()
+    if not keys:
+        return [], None
+    upto = tuple(keys[-1])
+    stmt = select(model).order_by(*pk).with_for_update()
+    rows = locked(
+        session,
+        stmt,
+        together=and_(after, tuple_(*pk) <= tuple_(*upto)),
+        one_by_one=[
+            and_(*(col == value for col, value in zip(pk, key, strict=True))) for key in keys
+        ],
+    )
+    return [row[0] for row in rows], upto
 
 
 def _rekey_lookup(session: Session, lookup: LookupTable | None, moved: dict[str, str]) -> None:
@@ -335,14 +382,11 @@ def _reseal_answers(db: Database, old: Vault, new: Vault, batch: int, progress: 
     step = "idempotency_keys (stored answers)"
     progress(step, 0, total)
     done, changed, last = 0, 0, None
-    cols = (IdempotencyKey.caller, IdempotencyKey.key)
+    pk = list(IdempotencyKey.__table__.primary_key.columns)  # type: ignore[attr-defined]
     while True:
         with db.unit_of_work() as session:
-            stmt = select(IdempotencyKey).order_by(*cols).limit(batch).with_for_update()
-            if last is not None:
-                stmt = stmt.where(tuple_(*cols) > tuple_(*last))
-            rows = list(session.execute(stmt).scalars())
-            if not rows:
+            rows, last = _next_batch(session, IdempotencyKey, pk, last, batch)
+            if last is None:
                 return changed
             for row in rows:
                 sealed = row.response.get("sealed")
@@ -355,7 +399,6 @@ def _reseal_answers(db: Database, old: Vault, new: Vault, batch: int, progress: 
                 plain = old.unseal(context, blob)
                 row.response = {"sealed": base64.b64encode(new.seal(context, plain)).decode()}
                 changed += 1
-            last = [rows[-1].caller, rows[-1].key]
             done += len(rows)
         progress(step, done, total)
 

@@ -19,6 +19,10 @@ Design for throughput (1,000,000 rows in under two minutes on two cores, see
   NOTHING``. The rows that were skipped are the persons already registered
   (``PERSON_EXISTS``); they are found by the ids we generated, which is
   race-free inside our own transaction;
+* on a Citus coordinator, which cannot join a temporary table with the
+  distributed ``persons``, the chunk's ID numbers are claimed in the look-up
+  table from arrays (same ``ON CONFLICT``), and only the claimed rows are
+  ``COPY``-ed into ``persons``;
 * on SQLite (one writer at a time, ``BEGIN IMMEDIATE``) existing persons are
   looked up first and the rest inserted with ``executemany``;
 * a background thread writes chunk *n* while the main thread prepares chunk
@@ -49,6 +53,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
+from qinqing.citus import citus_version
 from qinqing.errors import DomainError
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
@@ -340,15 +345,19 @@ class _Writer(Protocol):
 _STAGING = "qinqing_person_import"
 
 
+def _psycopg_connection(session: Session) -> psycopg.Connection[Any]:
+    raw = session.connection().connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError("the PostgreSQL import needs the psycopg 3 driver")
+    return raw
+
+
 class _PostgresWriter:
     """COPY into a temporary staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING."""
 
     def __init__(self, session: Session, now: datetime) -> None:
         self._now = now
-        raw = session.connection().connection.driver_connection
-        if not isinstance(raw, psycopg.Connection):
-            raise TypeError("the PostgreSQL import needs the psycopg 3 driver")
-        self._conn: psycopg.Connection[Any] = raw
+        self._conn = _psycopg_connection(session)
         with self._conn.cursor() as cur:
             cur.execute(
                 f"""
@@ -399,6 +408,40 @@ class _PostgresWriter:
                 "WHERE NOT EXISTS (SELECT 1 FROM persons p WHERE p.id = s.id)"
             )
             return [line for (line,) in cur.fetchall()]
+
+
+class _CitusWriter:
+    """A Citus coordinator: no staging table, since Citus cannot join a temporary
+    table of the coordinator with the distributed ``persons``.
+
+    The chunk's ID numbers are claimed in the look-up table first, from arrays
+    (``unnest``) with ``ON CONFLICT (id_number_index) DO NOTHING RETURNING``: the
+    look-up table is where an ID number is unique, so this is as race-free as the
+    staging path. Then only the claimed rows are ``COPY``-ed into ``persons``
+    (Citus sends each row to its shard). Both in the import's transaction.
+    """
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self._now = now
+        self._conn = _psycopg_connection(session)
+
+    def write(self, rows: Sequence[StagedRow]) -> list[int]:
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO person_id_numbers (id_number_index, person_id) "
+                "SELECT * FROM unnest(%s::varchar[], %s::uuid[]) "
+                "ON CONFLICT (id_number_index) DO NOTHING RETURNING person_id",
+                ([r[2] for r in rows], [r[1] for r in rows]),
+            )
+            claimed = {person_id for (person_id,) in cur.fetchall()}
+            if not claimed:
+                return [r[0] for r in rows]
+            columns = ", ".join(_STAGED_COLUMNS[1:])
+            with cur.copy(f"COPY persons ({columns}, created_at, updated_at) FROM STDIN") as copy:
+                for r in rows:
+                    if r[1] in claimed:
+                        copy.write_row((*r[1:], self._now, self._now))
+        return [r[0] for r in rows if r[1] not in claimed]
 
 
 class _SqlAlchemyWriter:
@@ -480,11 +523,13 @@ def import_csv(
         _check_header(next(records, None))
 
         with rt.db.unit_of_work() as session:
-            writer: _Writer = (
-                _PostgresWriter(session, now)
-                if session.get_bind().dialect.name == "postgresql"
-                else _SqlAlchemyWriter(session, now)
-            )
+            writer: _Writer
+            if session.get_bind().dialect.name != "postgresql":
+                writer = _SqlAlchemyWriter(session, now)
+            elif citus_version(session.connection()) is not None:
+                writer = _CitusWriter(session, now)
+            else:
+                writer = _PostgresWriter(session, now)
             # One writer thread: the database stores chunk n while we prepare chunk n + 1.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qinqing-import") as pool:
                 in_flight: tuple[int, Future[list[int]]] | None = None
