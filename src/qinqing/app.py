@@ -21,6 +21,7 @@ API_PREFIX = "/api/v1"
 
 def create_app(runtime: Runtime) -> FastAPI:
     from qinqing.payments.fast import FastPath
+    from qinqing.payments.lane import PaymentLane
 
     fast = FastPath.for_runtime(runtime)
 
@@ -47,6 +48,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.policies = runtime.policies
     problems.install(app)
     problems.document(app)
+    # Innermost: the payment fast lane answers inside the retry, guard and request-id
+    # layers (qinqing.payments.lane).
+    app.add_middleware(PaymentLane)
     # Added before the request-id middleware, so it runs inside it (same id per attempt).
     app.add_middleware(RetryConflicts)
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qinqing.problems import problem
+from qinqing.retry import replay_body
 
 MAX_BODY = 2 * 1024 * 1024
 _NUL = re.compile(rb"\x00|\\u0000|%00", re.IGNORECASE)
@@ -51,16 +52,7 @@ class InputGuard:
         if _NUL.search(body):
             await self._refuse(scope, send, 422, "VALIDATION_ERROR", "body")
             return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(body, receive), send)
 
     async def _refuse(
         self, scope: Scope, send: Send, status: int, code: str, where: str | None

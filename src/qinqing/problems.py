@@ -77,13 +77,19 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def refusal(request: Request, exc: DomainError) -> JSONResponse:
+    """The problem+json answer to a DomainError (the app's handler, and the payment
+    fast lane, which answers before the app's handlers)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if exc.status in (429, 503) and "retry_after" in exc.params:
+        headers = {"Retry-After": str(exc.params["retry_after"])}
+    return problem(request, exc.status, exc.code, exc.params, exc.extra, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status in (429, 503) and "retry_after" in exc.params:
-            headers = {"Retry-After": str(exc.params["retry_after"])}
-        return problem(request, exc.status, exc.code, exc.params, exc.extra, headers)
+        return refusal(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

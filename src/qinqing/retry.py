@@ -37,7 +37,7 @@ class RetryConflicts:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:
             return  # the client went away before sending its request
         rt = scope["app"].state.runtime
@@ -54,7 +54,7 @@ class RetryConflicts:
                 await send(message)
 
             try:
-                await self.app(scope, _replay(body, receive), tracking_send)
+                await self.app(scope, replay_body(body, receive), tracking_send)
                 return
             except Exception as exc:
                 conflict = db.conflict_of(exc)
@@ -64,10 +64,10 @@ class RetryConflicts:
                     break
                 await anyio.sleep(db.backoff(attempt))
         response = retry_later(Request(scope))
-        await response(scope, _replay(b"", receive), send)
+        await response(scope, replay_body(b"", receive), send)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive) -> bytes | None:
     chunks: list[bytes] = []
     more = True
     while more:
@@ -79,7 +79,7 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     sent = False
 
     async def replay() -> Message:

@@ -52,7 +52,7 @@ statements_router = APIRouter(tags=["statements"])
 InstitutionDep = Annotated[Principal, require_scope("payments")]
 
 
-def _out(o: payments.Outcome) -> PaymentOut:
+def payment_out(o: payments.Outcome) -> PaymentOut:
     assert o.payment_id and o.status and o.amount_fen is not None and o.expires_at
     return PaymentOut(
         payment_id=str(o.payment_id),
@@ -110,11 +110,11 @@ def _ordinary(
         )
 
 
-def _answer(status: int) -> Answer:
-    return lambda o: (status, jsonable_encoder(_out(o)))
+def answer(status: int) -> Answer:
+    return lambda o: (status, jsonable_encoder(payment_out(o)))
 
 
-def _response(reply: Reply) -> JSONResponse:
+def reply_response(reply: Reply) -> JSONResponse:
     headers = {REPLAYED_HEADER: "true"} if reply.replayed else None
     return JSONResponse(reply.body, status_code=reply.status, headers=headers)
 
@@ -137,12 +137,12 @@ async def authorize(
         ix = fast.indexes(op)
         if ix is not None:
             keyed = fast.keyed(principal, key, request.method, request.url.path, data)
-            return _response(await fast.authorize(principal, op, ix, keyed, _answer(201)))
+            return reply_response(await fast.authorize(principal, op, ix, keyed, answer(201)))
 
     def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, PaymentOut]:
         if isinstance(op, vouchers.VoucherAuthorize):
-            return 201, _out(vouchers.authorize(session, rt, p, op))
-        return 201, _out(payments.authorize(session, rt, p, op))
+            return 201, payment_out(vouchers.authorize(session, rt, p, op))
+        return 201, payment_out(payments.authorize(session, rt, p, op))
 
     return await run_in_threadpool(_ordinary, request, creds, key, data, run)
 
@@ -167,7 +167,7 @@ async def _resolve(
     fast = fast_path_of(request)
     if fast is not None:
         keyed = fast.keyed(principal, key, request.method, request.url.path, data)
-        return _response(await fast.resolve(principal, op, keyed, _answer(200)))
+        return reply_response(await fast.resolve(principal, op, keyed, answer(200)))
 
     def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, PaymentOut]:
         done = (
@@ -175,7 +175,7 @@ async def _resolve(
             if isinstance(op, payments.Settle)
             else payments.void(session, rt, p, op)
         )
-        return 200, _out(done)
+        return 200, payment_out(done)
 
     return await run_in_threadpool(_ordinary, request, creds, key, data, run)
 

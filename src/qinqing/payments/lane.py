@@ -1,0 +1,123 @@
+"""The payment fast lane: an institution's single authorize, settle and void answered
+in pure ASGI, before the framework's routing, dependency solving and exception
+layers — which cost more CPU per request than the payment itself.
+
+It takes a request only when it is the common case, and then answers exactly
+as the route would (the same fast path call, body and headers); anything else
+is handed on, untouched, to the app, whose route gives its own answer:
+
+- the fast path is on (PostgreSQL, not Citus);
+- ``POST`` to one of the three paths, with a JSON body that validates as the
+  route's model, and a valid ``Idempotency-Key`` if any;
+- the bearer token's principal is cached (seen in the last seconds as an
+  institution with scope ``payments``) — the SQL re-reads the token row anyway;
+- ID numbers (not a voucher) that parse.
+
+It sits inside the request-id, input-guard and conflict-retry middleware, so
+its answers carry the same headers and logs and a deadlock is retried as the
+route's would be.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from qinqing.auth.principal import token_digest
+from qinqing.errors import DomainError
+from qinqing.idempotency import check_key
+from qinqing.payments import service as payments
+from qinqing.payments.api import answer, reply_response
+from qinqing.payments.fast import FastPath, Reply
+from qinqing.payments.schemas import AuthorizeIn, SettleIn
+from qinqing.problems import refusal
+from qinqing.retry import read_body, replay_body
+
+_AUTHORIZE = "/api/v1/payments/authorize"
+_RESOLVE = re.compile(r"^/api/v1/payments/([^/]+)/(settle|void)$")
+
+
+class PaymentLane:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast: FastPath | None = None
+        if scope["type"] == "http" and scope["method"] == "POST":
+            fast = getattr(scope["app"].state, "fast_payments", None)
+        path = scope.get("path", "")
+        if fast is None or not (path == _AUTHORIZE or _RESOLVE.match(path)):
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away
+        request = Request(scope)
+        try:
+            reply = await self._take(fast, request, path, body)
+        except DomainError as exc:
+            await refusal(request, exc)(scope, receive, send)
+            return
+        if reply is None:
+            await self.app(scope, replay_body(body, receive), send)
+            return
+        await reply_response(reply)(scope, receive, send)
+
+    async def _take(self, fast: FastPath, request: Request, path: str, raw: bytes) -> Reply | None:
+        """The answer, or None to hand the request to the app."""
+        headers = request.headers
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        principal = fast.principals.get(token_digest(token))
+        if principal is None:
+            return None
+        try:
+            key = check_key(headers.get("idempotency-key"))
+        except DomainError:
+            return None
+        resolve = _RESOLVE.match(path)
+        if resolve is not None and resolve.group(2) == "void":  # no body to read
+            keyed = fast.keyed(principal, key, "POST", request.url.path, {})
+            op: payments.Settle | payments.Void = payments.Void(resolve.group(1))
+            return await fast.resolve(principal, op, keyed, answer(200))
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return None
+        if resolve is not None:
+            settle = _parse(SettleIn, raw)
+            if not isinstance(settle, SettleIn):
+                return None
+            keyed = fast.keyed(principal, key, "POST", request.url.path, settle.model_dump())
+            op = payments.Settle(resolve.group(1), settle.amount_fen)
+            return await fast.resolve(principal, op, keyed, answer(200))
+        parsed = _parse(AuthorizeIn, raw)
+        if not isinstance(parsed, AuthorizeIn) or parsed.voucher_token is not None:
+            return None
+        assert parsed.holder_id_number is not None and parsed.member_id_number is not None
+        auth = payments.Authorize(
+            parsed.holder_id_number, parsed.member_id_number, parsed.amount_fen, parsed.reference
+        )
+        ix = fast.indexes(auth)
+        if ix is None:
+            return None
+        data = parsed.model_dump(exclude_none=True)
+        keyed = fast.keyed(principal, key, "POST", request.url.path, data)
+        return await fast.authorize(principal, auth, ix, keyed, answer(201))
+
+
+def _parse(model: type[BaseModel], raw: bytes) -> BaseModel | None:
+    """The body as the route would read it (JSON, then the model), or None."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
