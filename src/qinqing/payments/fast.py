@@ -24,6 +24,7 @@ logout, a revoked token or a disabled client is refused at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -45,6 +46,8 @@ from qinqing.payments import rules
 from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime, on_citus
+
+log = logging.getLogger("qinqing.payments")
 
 PRINCIPAL_TTL_SECONDS = 30.0
 _MAX_PRINCIPALS = 10_000
@@ -144,7 +147,7 @@ class FastPath:
         url = rt.db.url
         if not rt.settings.payment_fast_path or not url.startswith("postgresql"):
             return None
-        if on_citus(rt.db):
+        if on_citus(rt.db) or not _installed(rt):
             return None
         return cls(rt, conninfo_of(url))
 
@@ -306,6 +309,19 @@ class FastPath:
             raise DomainError(code, 409)
         # A refusal commits what the function released on the way (overdue holds).
         raise DomainError(code, STATUS_OF.get(code, 409), commit=True)
+
+
+def _installed(rt: Runtime) -> bool:
+    """Whether this database has the functions (a schema migrated before 0006 has
+    not: its payments take the ORM path rather than fail)."""
+    with rt.db.engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_proc WHERE pg_function_is_visible(oid) AND proname IN "
+            "('qinqing_payment_authorize', 'qinqing_payment_resolve')"
+        ).scalar_one()
+    if found < 2:
+        log.warning("payment fast path off: its functions are not installed (qinqing db upgrade)")
+    return bool(found >= 2)
 
 
 def _key_params(keyed: Keyed | None) -> tuple[str | None, ...]:
