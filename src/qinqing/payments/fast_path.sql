@@ -59,6 +59,31 @@ BEGIN
   verdict := 'mismatch';
 END $$;
 
+-- What every payment call checks first: the token (UNAUTHENTICATED), then the
+-- Idempotency-Key if one is given (IDEMPOTENCY_MISMATCH, or REPLAY with the
+-- stored answer). NULL code: go ahead.
+CREATE OR REPLACE FUNCTION qinqing_payment_admit(
+  p_token text, p_now timestamptz,
+  p_caller text, p_key text, p_operation text, p_hash text,
+  OUT code text, OUT replay_status int, OUT replay_response json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_verdict text;
+BEGIN
+  IF NOT qinqing_client_token_ok(p_token, p_now) THEN
+    code := 'UNAUTHENTICATED'; RETURN;
+  END IF;
+  IF p_key IS NOT NULL THEN
+    SELECT r.verdict, r.status_code, r.response INTO v_verdict, replay_status, replay_response
+      FROM qinqing_idempotency_reserve(p_caller, p_key, p_operation, p_hash, p_now) r;
+    IF v_verdict = 'mismatch' THEN
+      code := 'IDEMPOTENCY_MISMATCH';
+    ELSIF v_verdict = 'replay' THEN
+      code := 'REPLAY';
+    END IF;
+  END IF;
+END $$;
+
 -- Releases the account's overdue holds it can lock (others are left to the
 -- transaction holding them) and locks the payment p_target, if given, with them.
 -- Returns the released total and the target's row as it is after the release.
@@ -109,7 +134,6 @@ CREATE OR REPLACE FUNCTION qinqing_payment_authorize(
   OUT replay_status int, OUT replay_response json)
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_verdict text;
   h_id uuid; h_region text; h_status text; h_scheme text;
   m_id uuid; m_region text;
   l_id uuid; l_region text; l_limit bigint;
@@ -118,14 +142,10 @@ DECLARE
   v_used bigint := 0;
   v_hours int;
 BEGIN
-  IF NOT qinqing_client_token_ok(p_token, p_now) THEN
-    code := 'UNAUTHENTICATED'; RETURN;
-  END IF;
-  IF p_key IS NOT NULL THEN
-    SELECT r.verdict, r.status_code, r.response INTO v_verdict, replay_status, replay_response
-      FROM qinqing_idempotency_reserve(p_caller, p_key, p_operation, p_hash, p_now) r;
-    IF v_verdict = 'mismatch' THEN code := 'IDEMPOTENCY_MISMATCH'; RETURN; END IF;
-    IF v_verdict = 'replay' THEN code := 'REPLAY'; RETURN; END IF;
+  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
+    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
+  IF code IS NOT NULL THEN
+    RETURN;
   END IF;
   IF p_amount <= 0 THEN code := 'AMOUNT_INVALID'; RETURN; END IF;
 
@@ -223,21 +243,16 @@ CREATE OR REPLACE FUNCTION qinqing_payment_resolve(
   OUT replay_status int, OUT replay_response json)
 LANGUAGE plpgsql AS $$
 DECLARE
-  v_verdict text;
   v_holder uuid;
   v_institution uuid;
   v_transfer uuid;
   a_id uuid; a_held bigint;
   lk record;
 BEGIN
-  IF NOT qinqing_client_token_ok(p_token, p_now) THEN
-    code := 'UNAUTHENTICATED'; RETURN;
-  END IF;
-  IF p_key IS NOT NULL THEN
-    SELECT r.verdict, r.status_code, r.response INTO v_verdict, replay_status, replay_response
-      FROM qinqing_idempotency_reserve(p_caller, p_key, p_operation, p_hash, p_now) r;
-    IF v_verdict = 'mismatch' THEN code := 'IDEMPOTENCY_MISMATCH'; RETURN; END IF;
-    IF v_verdict = 'replay' THEN code := 'REPLAY'; RETURN; END IF;
+  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
+    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
+  IF code IS NOT NULL THEN
+    RETURN;
   END IF;
   -- Only the institution's own payments, found through their key.
   SELECT k.holder_id INTO v_holder FROM payment_keys k

@@ -60,6 +60,7 @@ def downgrade() -> None:
             "qinqing_payment_authorize(text, text, text, timestamptz, int, text, text, bigint, "
             "text, uuid, text[], int[], text, text, text, text)",
             "qinqing_lock_payments(uuid, uuid, timestamptz, boolean)",
+            "qinqing_payment_admit(text, timestamptz, text, text, text, text)",
             "qinqing_idempotency_reserve(text, text, text, text, timestamptz)",
             "qinqing_client_token_ok(text, timestamptz)",
         ):
