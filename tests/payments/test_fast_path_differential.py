@@ -132,7 +132,10 @@ def _state(rt: Runtime, world: World) -> list[Any]:
 def fast(rt: Runtime) -> FastPath:
     path = FastPath.for_runtime(rt)
     if path is None:
-        pytest.skip("the payment fast path is PostgreSQL's (SQLite has no stored functions)")
+        pytest.skip(
+            "the payment fast path runs on plain PostgreSQL only "
+            "(SQLite has no stored functions; a Citus coordinator keeps the engine)"
+        )
     return path
 
 
