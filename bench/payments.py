@@ -834,8 +834,8 @@ def report(
             print("      (d) latency is per batch request; b/c per HTTP request")
     if not grouped:
         print(
-            "  grouped: not measured (pass --grouped; the server has no group commit yet, "
-            "so QINQING_GROUP_COMMIT=on changes nothing)"
+            "  grouped: not measured (pass --grouped for (c): a second server with "
+            "QINQING_GROUP_COMMIT=on)"
         )
     checks = targets(medians)
     print("targets (national-scale issue):")

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Institutions' single payments through one server-side function per operation
     # on PostgreSQL (qinqing.payments.fast); off: the ORM path, as on SQLite.
     payment_fast_path: bool = True
+    # On the fast path: concurrent single payments without an Idempotency-Key share
+    # one transaction and one round trip (qinqing.payments.fast, "group commit").
+    group_commit: bool = False
 
     access_token_ttl_seconds: int = 1800
     client_token_ttl_seconds: int = 3600
