@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from qinqing.auth.principal import Principal
+from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
 from qinqing.ledger.accounts import (
@@ -20,6 +22,8 @@ from qinqing.ledger.accounts import (
     system_account,
 )
 from qinqing.ledger.models import AccountKind, LedgerSystemAccount
+from qinqing.payments import service as payments
+from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
 from support import add_client, add_person, id_number
 
@@ -148,3 +152,23 @@ def institution_principal(rt: Runtime, region: str = "150600") -> Principal:
         scopes=frozenset({"payments"}),
         role="institution",
     )
+
+
+async def through_fast(fast: FastPath, principal: Principal, op: payments.Op) -> payments.Outcome:
+    """One operation through the PostgreSQL fast path, as the engine would report it
+    (a refusal is an Outcome with its code)."""
+
+    def answer(o: payments.Outcome) -> tuple[int, Any]:
+        return 200, o
+
+    try:
+        if isinstance(op, payments.Authorize):
+            ix = fast.indexes(op)
+            assert ix is not None
+            reply = await fast.authorize(principal, op, ix, None, answer)
+        else:
+            reply = await fast.resolve(principal, op, None, answer)
+    except DomainError as exc:
+        return payments.Outcome(ok=False, code=exc.code)
+    assert isinstance(reply.body, payments.Outcome)
+    return reply.body

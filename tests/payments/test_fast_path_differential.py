@@ -24,15 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from ledger_support import Family, fund, institution_headers, make_family
+from ledger_support import Family, fund, institution_headers, make_family, through_fast
 from qinqing.auth.models import AccessToken
 from qinqing.auth.principal import Principal, principal_from_token
 from qinqing.clock import FrozenClock
-from qinqing.errors import DomainError
 from qinqing.ledger.models import LedgerAccount
 from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
-from qinqing.payments.fast import FastPath, Reply
+from qinqing.payments.fast import FastPath
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 
@@ -161,20 +160,6 @@ def test_fast_path_decides_as_the_engine(
     seq = itertools.count(1)
     refs = itertools.count(1)
 
-    async def through_fast(fast_inst: Principal, op: payments.Op) -> payments.Outcome:
-        answer = lambda o: (200, o)  # noqa: E731
-        try:
-            if isinstance(op, payments.Authorize):
-                ix = fast.indexes(op)
-                assert ix is not None
-                reply: Reply = await fast.authorize(fast_inst, op, ix, None, answer)
-            else:
-                reply = await fast.resolve(fast_inst, op, None, answer)
-        except DomainError as exc:
-            return payments.Outcome(ok=False, code=exc.code)
-        assert isinstance(reply.body, payments.Outcome)
-        return reply.body
-
     @settings(
         max_examples=80,
         deadline=None,
@@ -204,7 +189,7 @@ def test_fast_path_decides_as_the_engine(
                     op_a, op_b = _op(a, s, ref), _op(b, s, ref)
                     with rt.db.unit_of_work() as session:
                         got_a = payments.execute(session, rt, orm_inst, [op_a])[0]
-                    got_b = await through_fast(fast_inst, op_b)
+                    got_b = await through_fast(fast, fast_inst, op_b)
                     assert _seen(a, got_a, op_a) == _seen(b, got_b, op_b), (s, got_a, got_b)
             finally:
                 await fast.close()

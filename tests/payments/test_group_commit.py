@@ -13,13 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger_support import fund, institution_headers, make_family
+from ledger_support import fund, institution_headers, make_family, through_fast
 from qinqing.auth.principal import Principal, principal_from_token
-from qinqing.errors import DomainError
 from qinqing.ledger.models import LedgerAccount
 from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
-from qinqing.payments.fast import FastPath, Reply
+from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
 
 
@@ -41,22 +40,6 @@ def _institution(rt: Runtime, client: TestClient) -> Principal:
         return principal_from_token(s, rt, token)
 
 
-async def _run(fast: FastPath, inst: Principal, op: payments.Op) -> str | Any:
-    def answer(o: payments.Outcome) -> tuple[int, Any]:
-        return 200, o
-
-    try:
-        if isinstance(op, payments.Authorize):
-            ix = fast.indexes(op)
-            assert ix is not None
-            reply: Reply = await fast.authorize(inst, op, ix, None, answer)
-        else:
-            reply = await fast.resolve(inst, op, None, answer)
-    except DomainError as exc:
-        return exc.code
-    return reply.body
-
-
 def test_concurrent_payments_share_transactions_and_keep_every_rule(
     rt: Runtime, client: TestClient, grouped: FastPath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,26 +55,26 @@ def test_concurrent_payments_share_transactions_and_keep_every_rule(
 
     async def go() -> tuple[list[Any], list[Any]]:
         try:
-            first = await asyncio.gather(*(_run(grouped, inst, op) for op in ops))
+            first = await asyncio.gather(*(through_fast(grouped, inst, op) for op in ops))
 
             # Now every group fails as a whole: each call must then run alone.
             async def broken(*_: Any) -> list[Any]:
                 raise RuntimeError("a group that failed as a whole")
 
             monkeypatch.setattr(grouped, "_run_group", broken)
-            held = [o.payment_id for o in first if isinstance(o, payments.Outcome)][:6]
+            held = [o.payment_id for o in first if o.ok][:6]
             voids = [payments.Void(str(pid)) for pid in held]
-            second = await asyncio.gather(*(_run(grouped, inst, op) for op in voids))
+            second = await asyncio.gather(*(through_fast(grouped, inst, op) for op in voids))
             return list(first), list(second)
         finally:
             await grouped.close()
 
     first, second = asyncio.run(go())
     # Ten holds of 1,000 fit in each 10,000 account; the other two are refused.
-    outcomes = Counter("ok" if isinstance(o, payments.Outcome) else o for o in first)
+    outcomes = Counter("ok" if o.ok else o.code for o in first)
     assert outcomes == {"ok": 30, "INSUFFICIENT_BALANCE": 6}
     assert max(grouped.group_sizes) > 1  # they really were grouped
-    assert all(isinstance(o, payments.Outcome) and o.status == "voided" for o in second)
+    assert all(o.ok and o.status == "voided" for o in second)
     with rt.db.unit_of_work() as s:
         held = dict(
             (r[0], r[1]) for r in s.execute(select(LedgerAccount.person_id, LedgerAccount.held_fen))
