@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,16 @@ from qinqing.retry import RetryConflicts
 from qinqing.runtime import Runtime
 
 API_PREFIX = "/api/v1"
+
+
+def freeze_startup_heap() -> None:
+    """For a serving process, once its app is built: move every object made so far
+    (routes, models, schemas, policies: they live as long as the process) out of
+    the cyclic collector's reach. A full collection of this heap (about 200,000
+    objects) takes 125-150 ms here and ran in the middle of requests, as the
+    payment benchmark's p99 showed; after the freeze it takes microseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(runtime: Runtime) -> FastAPI:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from qinqing.app import create_app
+from qinqing.app import create_app, freeze_startup_heap
 from qinqing.config import Settings
 from qinqing.logging_setup import configure
 from qinqing.runtime import build_runtime
@@ -19,4 +19,6 @@ def app_factory() -> FastAPI:
     configure(
         json_lines=settings.log_json if settings.log_json is not None else settings.is_production
     )
-    return create_app(build_runtime(settings, migrate=False))
+    app = create_app(build_runtime(settings, migrate=False))
+    freeze_startup_heap()
+    return app

@@ -21,7 +21,7 @@ def run(
     demo_json: bool = False,
 ) -> None:
     from qinqing import demo as demo_data
-    from qinqing.app import create_app
+    from qinqing.app import create_app, freeze_startup_heap
     from qinqing.logging_setup import configure
 
     if reset:
@@ -84,8 +84,10 @@ def run(
             proxy_headers=False,
         )
     else:
+        app = create_app(rt)
+        freeze_startup_heap()
         uvicorn.run(
-            create_app(rt),
+            app,
             host=host,
             port=port,
             log_config=None,
