@@ -149,12 +149,11 @@ class FastPath:
         self._hours = [rt.policies.policy(c).hold_expiry_hours for c in codes]
         # A pool belongs to the event loop that opened it (a server has one loop;
         # a test client may start several, one after another).
-        self._pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool] = {}
+        self._pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
         self.group_commit = rt.settings.group_commit
         self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
         # Sizes of the groups sent (group commit): what an operator or a test looks at.
         self.group_sizes: deque[int] = deque(maxlen=1000)
-        self._opening = asyncio.Lock()
 
     @classmethod
     def for_runtime(cls, rt: Runtime) -> FastPath | None:
@@ -168,11 +167,15 @@ class FastPath:
 
     async def _pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is not None:
-            return pool
-        for old in [lp for lp in self._pools if lp.is_closed()]:
-            del self._pools[old]  # its loop is gone; its sockets close with it
+        opening = self._pools.get(loop)
+        if opening is None:
+            for old in [lp for lp in self._pools if lp.is_closed()]:
+                del self._pools[old]  # its loop is gone; its sockets close with it
+            # One opening per loop, even when the first requests arrive together.
+            opening = self._pools[loop] = loop.create_task(self._open_pool())
+        return await opening
+
+    async def _open_pool(self) -> AsyncConnectionPool:
         pool = AsyncConnectionPool(
             self.conninfo,
             min_size=1,
@@ -181,14 +184,13 @@ class FastPath:
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row},
         )
         await pool.open()
-        self._pools[loop] = pool
         return pool
 
     async def close(self) -> None:
         """Close the pool of the running loop (the app's shutdown)."""
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close()
+        opening = self._pools.pop(asyncio.get_running_loop(), None)
+        if opening is not None:
+            await (await opening).close()
 
     # --- the operations ---------------------------------------------------------
 
