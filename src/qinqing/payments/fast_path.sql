@@ -15,16 +15,6 @@
 -- Installed by the migrations (CREATE OR REPLACE): a change here ships as a new
 -- migration that runs this file again.
 
-CREATE OR REPLACE FUNCTION qinqing_client_token_ok(p_token text, p_now timestamptz)
-RETURNS boolean LANGUAGE sql STABLE AS $$
-  -- Read at every call, so a logout, a revoked token or a disabled client is
-  -- refused at once even while the caller's principal is cached.
-  SELECT EXISTS (
-    SELECT 1 FROM access_tokens t JOIN api_clients c ON c.id = t.subject_id
-     WHERE t.token_hash = p_token AND t.subject_kind = 'client'
-       AND t.revoked_at IS NULL AND t.expires_at > p_now AND NOT c.disabled)
-$$;
-
 CREATE OR REPLACE FUNCTION qinqing_idempotency_reserve(
   p_caller text, p_key text, p_operation text, p_hash text, p_now timestamptz,
   OUT verdict text, OUT status_code int, OUT response json)
@@ -70,7 +60,13 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_verdict text;
 BEGIN
-  IF NOT qinqing_client_token_ok(p_token, p_now) THEN
+  -- The token, read at every call, so a logout, a revoked token or a disabled
+  -- client is refused at once even while the caller's principal is cached. (In
+  -- PL/pgSQL, not a SQL function: that one was planned afresh at every call.)
+  PERFORM 1 FROM access_tokens t JOIN api_clients c ON c.id = t.subject_id
+   WHERE t.token_hash = p_token AND t.subject_kind = 'client'
+     AND t.revoked_at IS NULL AND t.expires_at > p_now AND NOT c.disabled;
+  IF NOT FOUND THEN
     code := 'UNAUTHENTICATED'; RETURN;
   END IF;
   IF p_key IS NOT NULL THEN

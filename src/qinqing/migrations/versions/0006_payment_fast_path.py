@@ -62,7 +62,6 @@ def downgrade() -> None:
             "qinqing_lock_payments(uuid, uuid, timestamptz, boolean)",
             "qinqing_payment_admit(text, timestamptz, text, text, text, text)",
             "qinqing_idempotency_reserve(text, text, text, text, timestamptz)",
-            "qinqing_client_token_ok(text, timestamptz)",
         ):
             op.execute(sa.text(f"DROP FUNCTION IF EXISTS {fn}"))
     op.drop_index("ix_payments_open_expiry", table_name="payments")
