@@ -19,6 +19,9 @@ parse — goes to the ordinary path, so its answers are the ordinary ones.
 The caller's principal is cached for ``PRINCIPAL_TTL_SECONDS``. The cache only
 saves rebuilding it: the function reads the token row at every call, so a
 logout, a revoked token or a disabled client is refused at once.
+
+With ``QINQING_GROUP_COMMIT`` on, calls without a key that arrive together
+share one transaction and one round trip (see "group commit" below).
 """
 
 from __future__ import annotations
