@@ -119,6 +119,51 @@ def reply_response(reply: Reply) -> JSONResponse:
     return JSONResponse(reply.body, status_code=reply.status, headers=headers)
 
 
+def _authorize_data(body: AuthorizeIn) -> dict[str, Any]:
+    """What an authorization's Idempotency-Key is bound to (both paths use this)."""
+    return body.model_dump(exclude_none=True)
+
+
+def _resolve_data(body: SettleIn | None) -> dict[str, Any]:
+    """What a settle's (body) or a void's (none) Idempotency-Key is bound to."""
+    return body.model_dump() if body is not None else {}
+
+
+async def fast_authorize(
+    fast: FastPath, principal: Principal, body: AuthorizeIn, key: str | None, path: str
+) -> Reply | None:
+    """The fast path's answer to an authorization (for the route and the lane), or
+    None when it is not its case — a voucher, an ID number that does not parse —
+    and the ordinary path answers."""
+    op = _authorize_op(body)
+    if not isinstance(op, payments.Authorize):
+        return None
+    ix = fast.indexes(op)
+    if ix is None:
+        return None
+    keyed = fast.keyed(principal, key, "POST", path, _authorize_data(body))
+    return await fast.authorize(principal, op, ix, keyed, answer(201))
+
+
+async def fast_resolve(
+    fast: FastPath,
+    principal: Principal,
+    payment_id: str,
+    body: SettleIn | None,
+    key: str | None,
+    path: str,
+) -> Reply:
+    """The fast path's answer to a settle (``body`` given) or a void (for the route
+    and the lane)."""
+    op: payments.Settle | payments.Void = (
+        payments.Settle(payment_id, body.amount_fen)
+        if body is not None
+        else payments.Void(payment_id)
+    )
+    keyed = fast.keyed(principal, key, "POST", path, _resolve_data(body))
+    return await fast.resolve(principal, op, keyed, answer(200))
+
+
 @router.post("/payments/authorize", status_code=201, response_model=PaymentOut)
 async def authorize(
     body: AuthorizeIn,
@@ -130,21 +175,19 @@ async def authorize(
     """Place a hold on the holder's personal account for a bound member's bill.
     Name the two persons by ID number, or by the family e-voucher the holder showed
     (`voucher_token`: used up by the payment)."""
-    op = _authorize_op(body)
-    data = body.model_dump(exclude_none=True)
     fast = fast_path_of(request)
-    if fast is not None and isinstance(op, payments.Authorize):
-        ix = fast.indexes(op)
-        if ix is not None:
-            keyed = fast.keyed(principal, key, request.method, request.url.path, data)
-            return reply_response(await fast.authorize(principal, op, ix, keyed, answer(201)))
+    if fast is not None:
+        reply = await fast_authorize(fast, principal, body, key, request.url.path)
+        if reply is not None:
+            return reply_response(reply)
+    op = _authorize_op(body)
 
     def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, PaymentOut]:
         if isinstance(op, vouchers.VoucherAuthorize):
             return 201, payment_out(vouchers.authorize(session, rt, p, op))
         return 201, payment_out(payments.authorize(session, rt, p, op))
 
-    return await run_in_threadpool(_ordinary, request, creds, key, data, run)
+    return await run_in_threadpool(_ordinary, request, creds, key, _authorize_data(body), run)
 
 
 def _authorize_op(body: AuthorizeIn) -> payments.Authorize | vouchers.VoucherAuthorize:
@@ -161,23 +204,23 @@ async def _resolve(
     creds: HTTPAuthorizationCredentials | None,
     principal: Principal,
     key: str | None,
-    op: payments.Settle | payments.Void,
-    data: dict[str, Any],
+    payment_id: str,
+    body: SettleIn | None,
 ) -> JSONResponse:
     fast = fast_path_of(request)
     if fast is not None:
-        keyed = fast.keyed(principal, key, request.method, request.url.path, data)
-        return reply_response(await fast.resolve(principal, op, keyed, answer(200)))
+        reply = await fast_resolve(fast, principal, payment_id, body, key, request.url.path)
+        return reply_response(reply)
 
     def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, PaymentOut]:
         done = (
-            payments.settle(session, rt, p, op)
-            if isinstance(op, payments.Settle)
-            else payments.void(session, rt, p, op)
+            payments.settle(session, rt, p, payments.Settle(payment_id, body.amount_fen))
+            if body is not None
+            else payments.void(session, rt, p, payments.Void(payment_id))
         )
         return 200, payment_out(done)
 
-    return await run_in_threadpool(_ordinary, request, creds, key, data, run)
+    return await run_in_threadpool(_ordinary, request, creds, key, _resolve_data(body), run)
 
 
 @router.post("/payments/{payment_id}/settle", response_model=PaymentOut)
@@ -190,8 +233,7 @@ async def settle(
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Post the hold: the same or a smaller amount; the rest is released."""
-    op = payments.Settle(payment_id, body.amount_fen)
-    return await _resolve(request, creds, principal, key, op, body.model_dump())
+    return await _resolve(request, creds, principal, key, payment_id, body)
 
 
 @router.post("/payments/{payment_id}/void", response_model=PaymentOut)
@@ -203,7 +245,7 @@ async def void(
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Release the hold without paying."""
-    return await _resolve(request, creds, principal, key, payments.Void(payment_id), {})
+    return await _resolve(request, creds, principal, key, payment_id, None)
 
 
 @router.post("/payments/batch", response_model=BatchOut)

@@ -31,7 +31,8 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,27 +279,34 @@ class FastPath:
             else:
                 row = await self._alone(sql, params)
             return self._reply(principal, row, None, answer)
+        async with self._connection() as conn:
+            # BEGIN and the call in one round trip; the answer (or the key's
+            # release) and COMMIT in the second.
+            async with conn.pipeline(), conn.transaction():
+                row = await (await conn.execute(sql, params)).fetchone()
+                try:
+                    reply = self._reply(principal, row, keyed, answer)
+                except DomainError as exc:
+                    if exc.commit:  # a refusal: the key is given back
+                        await conn.execute(_RELEASE, (keyed.caller, keyed.key))
+                    refusal = exc
+                else:
+                    if not reply.replayed:
+                        sealed = seal_answer(self.rt.vault, keyed.caller, keyed.key, reply.body)
+                        await conn.execute(
+                            _COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
+                        )
+                    return reply
+            raise refusal
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; one the server dropped surfaces as
+        :class:`Disconnected`, so the request is run again on a fresh one."""
         pool = await self._pool()
         async with pool.connection() as conn:
             try:
-                # BEGIN and the call in one round trip; the answer (or the key's
-                # release) and COMMIT in the second.
-                async with conn.pipeline(), conn.transaction():
-                    row = await (await conn.execute(sql, params)).fetchone()
-                    try:
-                        reply = self._reply(principal, row, keyed, answer)
-                    except DomainError as exc:
-                        if exc.commit:  # a refusal: the key is given back
-                            await conn.execute(_RELEASE, (keyed.caller, keyed.key))
-                        refusal = exc
-                    else:
-                        if not reply.replayed:
-                            sealed = seal_answer(self.rt.vault, keyed.caller, keyed.key, reply.body)
-                            await conn.execute(
-                                _COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
-                            )
-                        return reply
-                raise refusal
+                yield conn
             except psycopg.OperationalError as exc:
                 if conn.broken:
                     raise Disconnected() from exc
@@ -306,14 +314,8 @@ class FastPath:
 
     async def _alone(self, sql: str, params: tuple[Any, ...]) -> Any:
         """One call in autocommit: one round trip, its own transaction."""
-        pool = await self._pool()
-        async with pool.connection() as conn:
-            try:
-                return await (await conn.execute(sql, params)).fetchone()
-            except psycopg.OperationalError as exc:
-                if conn.broken:
-                    raise Disconnected() from exc
-                raise
+        async with self._connection() as conn:
+            return await (await conn.execute(sql, params)).fetchone()
 
     # --- group commit (QINQING_GROUP_COMMIT) ------------------------------------
     #
@@ -360,16 +362,10 @@ class FastPath:
     async def _run_group(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         if len(calls) == 1:
             return [await self._alone(*calls[0])]
-        pool = await self._pool()
-        async with pool.connection() as conn:
-            try:
-                async with conn.pipeline(), conn.transaction():
-                    cursors = [await conn.execute(q, p) for q, p in calls]
-                return [await c.fetchone() for c in cursors]
-            except psycopg.OperationalError as exc:
-                if conn.broken:
-                    raise Disconnected() from exc
-                raise
+        async with self._connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                cursors = [await conn.execute(q, p) for q, p in calls]
+            return [await c.fetchone() for c in cursors]
 
     def _reply(self, principal: Principal, row: Any, keyed: Keyed | None, answer: Answer) -> Reply:
         """The route's answer to the function's row; a refusal is raised."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,8 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from qinqing.auth.principal import token_digest
 from qinqing.errors import DomainError
 from qinqing.idempotency import check_key
-from qinqing.payments import service as payments
-from qinqing.payments.api import answer, reply_response
+from qinqing.payments.api import fast_authorize, fast_resolve, reply_response
 from qinqing.payments.fast import FastPath, Reply
 from qinqing.payments.schemas import AuthorizeIn, SettleIn
 from qinqing.problems import refusal
@@ -70,7 +70,8 @@ class PaymentLane:
     async def _take(self, fast: FastPath, request: Request, path: str, raw: bytes) -> Reply | None:
         """The answer, or None to hand the request to the app."""
         headers = request.headers
-        scheme, _, token = headers.get("authorization", "").partition(" ")
+        # Read as the framework's bearer scheme reads it.
+        scheme, token = get_authorization_scheme_param(headers.get("authorization"))
         if scheme.lower() != "bearer" or not token:
             return None
         principal = fast.principals.get(token_digest(token))
@@ -80,33 +81,21 @@ class PaymentLane:
             key = check_key(headers.get("idempotency-key"))
         except DomainError:
             return None
+        url_path = request.url.path
         resolve = _RESOLVE.match(path)
         if resolve is not None and resolve.group(2) == "void":  # no body to read
-            keyed = fast.keyed(principal, key, "POST", request.url.path, {})
-            op: payments.Settle | payments.Void = payments.Void(resolve.group(1))
-            return await fast.resolve(principal, op, keyed, answer(200))
+            return await fast_resolve(fast, principal, resolve.group(1), None, key, url_path)
         if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             return None
         if resolve is not None:
             settle = _parse(SettleIn, raw)
             if not isinstance(settle, SettleIn):
                 return None
-            keyed = fast.keyed(principal, key, "POST", request.url.path, settle.model_dump())
-            op = payments.Settle(resolve.group(1), settle.amount_fen)
-            return await fast.resolve(principal, op, keyed, answer(200))
+            return await fast_resolve(fast, principal, resolve.group(1), settle, key, url_path)
         parsed = _parse(AuthorizeIn, raw)
-        if not isinstance(parsed, AuthorizeIn) or parsed.voucher_token is not None:
+        if not isinstance(parsed, AuthorizeIn):
             return None
-        assert parsed.holder_id_number is not None and parsed.member_id_number is not None
-        auth = payments.Authorize(
-            parsed.holder_id_number, parsed.member_id_number, parsed.amount_fen, parsed.reference
-        )
-        ix = fast.indexes(auth)
-        if ix is None:
-            return None
-        data = parsed.model_dump(exclude_none=True)
-        keyed = fast.keyed(principal, key, "POST", request.url.path, data)
-        return await fast.authorize(principal, auth, ix, keyed, answer(201))
+        return await fast_authorize(fast, principal, parsed, key, url_path)
 
 
 def _parse(model: type[BaseModel], raw: bytes) -> BaseModel | None:
