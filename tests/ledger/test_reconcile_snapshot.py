@@ -117,5 +117,5 @@ def test_the_cli_reconciles_on_a_snapshot(rt: Runtime, monkeypatch: pytest.Monke
     }
     result = CliRunner().invoke(cli_app, ["ledger", "reconcile", "--json"], env=env)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"ok": True, "discrepancies": []}
+    assert json.loads(result.stdout) == {"ok": True, "discrepancies": []}
     assert used
