@@ -22,13 +22,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from qinqing.app import create_app
-from qinqing.clock import FrozenClock
 from qinqing.config import Env, Settings
-from qinqing.db import make_engine
-from qinqing.distribution_check import read_schema
-from qinqing.migrate import upgrade
+from qinqing.entrypoints.app import create_app
+from qinqing.kit.clock import FrozenClock
+from qinqing.kit.db import make_engine
 from qinqing.runtime import Runtime, build_runtime
+from qinqing.schema.distribution_check import read_schema
+from qinqing.schema.migrate import upgrade
 
 PG_URL = os.environ.get("QINQING_TEST_DATABASE_URL")
 CITUS_URL = os.environ.get("QINQING_TEST_CITUS_URL")

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
+from qinqing.kit.errors import DomainError
 from qinqing.ledger.accounts import (
     ensure_personal,
     funding_code,

@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 from qinqing.audit.service import Actor
 from qinqing.auth import service as auth
 from qinqing.auth.sms import SIMULATED_FILE
+from qinqing.auth.verification import simulated_face_token
 from qinqing.identity import ric
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, new_person
 from qinqing.runtime import Runtime
-from qinqing.verification import simulated_face_token
 
 OPERATOR = Actor("operator", "pytest", "admin")
 PASSWORD = "Secret2026pw"

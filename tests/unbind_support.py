@@ -15,13 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from qinqing.audit.models import AuditEntry
+from qinqing.auth.verification import simulated_face_token
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
 from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
-from qinqing.verification import simulated_face_token
 from support import PASSWORD, by_id, person_with_account
 
 API = "/api/v1"

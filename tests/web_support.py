@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, Page, Playwright
 
-from qinqing import demo
 from qinqing.auth import service as auth
 from qinqing.config import Env, Settings
+from qinqing.entrypoints import demo
 from qinqing.identity import ric
 from qinqing.persons.service import new_person
 from qinqing.runtime import build_runtime
@@ -43,7 +43,7 @@ CHROMIUM_ARGS = [
 PHONE = 390
 DESKTOP = 1280
 
-# The demo's logins (qinqing.demo) and the extra persons seeded here.
+# The demo's logins (qinqing.entrypoints.demo) and the extra persons seeded here.
 PERSON_PASSWORD = demo.PERSON_PASSWORD
 PAYMENT_PASSWORD = demo.PAYMENT_PASSWORD
 STAFF_PASSWORD = demo.STAFF_PASSWORD

@@ -1,3 +1,3 @@
-from qinqing.cli import main
+from qinqing.entrypoints.cli import main
 
 main()

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # Peers whose X-Forwarded-For names the real client; anyone else is taken at its
     # socket address (a client can write any header it likes).
     trusted_proxies: str = ""
-    # "" or "citus" (qinqing.citus.wanted checks it, so a bad value is a clean exit 2).
+    # "" or "citus" (qinqing.schema.citus.wanted checks it, so a bad value is a clean exit 2).
     distributed: str = ""
     # Institutions' single payments through one server-side function per operation
     # on PostgreSQL (qinqing.payments.fast); off: the ORM path, as on SQLite.

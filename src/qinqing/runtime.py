@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qinqing.clock import Clock, SystemClock
 from qinqing.config import Env, Settings
-from qinqing.db import Database
 from qinqing.identity.vault import Vault, load_or_create_key_file, parse_key
+from qinqing.kit.clock import Clock, SystemClock
+from qinqing.kit.db import Database
 from qinqing.regions.policy import PolicyRegistry, load_policies
 
 
@@ -45,10 +45,10 @@ def build_runtime(
 ) -> Runtime:
     """``rotating_ok``: only for ``qinqing keys rotate``, which may (must) start while
     a rotation is unfinished."""
-    from qinqing import citus
     from qinqing.identity import keys
-    from qinqing.migrate import upgrade
     from qinqing.regions.policy import sync_regions
+    from qinqing.schema import citus
+    from qinqing.schema.migrate import upgrade
 
     settings = settings or Settings()
     try:
@@ -75,7 +75,7 @@ def build_runtime(
         except keys.KeyCheckError as exc:
             raise StartupError(f"refusing to start: {exc}") from None
         if on_citus(db):
-            # Every row lock on one shard, one owner at a time (qinqing.locking).
+            # Every row lock on one shard, one owner at a time (qinqing.kit.locking).
             db.sessions.configure(info={"vault": vault, "one_lock_per_row": True})
         with db.unit_of_work() as session:
             sync_regions(session, policies)
@@ -121,7 +121,7 @@ def check_production(rt: Runtime) -> None:
 
 def on_citus(db: Database) -> bool:
     """Whether the database is a Citus coordinator (its extension is installed)."""
-    from qinqing import citus
+    from qinqing.schema import citus
 
     with db.engine.connect() as conn:
         return citus.citus_version(conn) is not None

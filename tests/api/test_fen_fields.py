@@ -17,9 +17,9 @@ from pydantic.fields import FieldInfo
 from sqlalchemy import func, select
 
 from ledger_support import API, institution_headers, make_family
-from qinqing.app import create_app
 from qinqing.contributions.models import Contribution
-from qinqing.fen import MAX_FEN
+from qinqing.entrypoints.app import create_app
+from qinqing.kit.fen import MAX_FEN
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from support import add_client, id_number, person_with_account

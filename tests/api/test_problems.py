@@ -80,7 +80,7 @@ def test_health_and_readiness(rt: Runtime, client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
     rt.db.engine.dispose()
     # Point the runtime at a database that cannot be reached.
-    from qinqing.db import Database
+    from qinqing.kit.db import Database
 
     good = rt.db
     rt.db = Database("postgresql+psycopg://nobody@127.0.0.1:1/none", pool_size=1)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from counter_support import clerk, counter_family, counter_unbind, unbind_body
-from qinqing.app import create_app
+from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
 from support import STAFF_PASSWORD, add_person, add_staff, person_with_account, sms_lines
 

@@ -15,11 +15,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from qinqing import db as dbmod
-from qinqing.app import create_app
 from qinqing.contributions import service as contributions
 from qinqing.contributions.models import Contribution
-from qinqing.db import Database, RetryLater, conflict_of
+from qinqing.entrypoints.app import create_app
+from qinqing.kit import db as dbmod
+from qinqing.kit.db import Database, RetryLater, conflict_of
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.regions.models import Region

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from qinqing.app import create_app
+from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
 from support import add_client, person_with_account
 

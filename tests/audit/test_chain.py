@@ -169,7 +169,7 @@ def test_an_intact_chain_reports_its_checkpoint(rt: Runtime) -> None:
 
 
 def test_cli_verify(rt: Runtime, monkeypatch: object) -> None:
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     _append(rt, 3)
     env = {
@@ -189,7 +189,7 @@ def test_cli_verify(rt: Runtime, monkeypatch: object) -> None:
 
 
 def test_cli_verify_reports_truncation(rt: Runtime) -> None:
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     _append(rt, 3)
     with rt.db.unit_of_work() as s:
@@ -229,7 +229,7 @@ def test_an_external_checkpoint_catches_a_restored_older_copy(rt: Runtime) -> No
 
 
 def test_cli_verify_with_an_external_checkpoint(rt: Runtime) -> None:
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     _append(rt, 2)
     env = {

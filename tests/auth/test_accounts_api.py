@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from qinqing.clock import FrozenClock
+from qinqing.auth.verification import simulated_face_token
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from qinqing.verification import simulated_face_token
 from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login, register
 
 API = "/api/v1"
@@ -97,7 +97,7 @@ def test_login_does_not_reveal_whether_account_exists(rt: Runtime, client: TestC
 def test_login_lockout_per_account_survives_restart(
     rt: Runtime, client: TestClient, clock: FrozenClock
 ) -> None:
-    from qinqing.app import create_app
+    from qinqing.entrypoints.app import create_app
     from qinqing.runtime import build_runtime
 
     _, number = add_person(rt)

@@ -17,10 +17,10 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from qinqing import serve
-from qinqing.app import create_app
 from qinqing.auth.models import StaffUser
-from qinqing.clock import FrozenClock
+from qinqing.entrypoints import serve
+from qinqing.entrypoints.app import create_app
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 from support import (
     OPERATOR,
@@ -190,7 +190,7 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     address (uvicorn's own proxy handling, which trusts 127.0.0.1, is off)."""
     captured: dict[str, Any] = {}
     monkeypatch.setattr(serve, "runtime", lambda: rt)
-    monkeypatch.setattr("qinqing.logging_setup.configure", lambda **_: None)
+    monkeypatch.setattr("qinqing.kit.logs.configure", lambda **_: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
     serve.run(host="127.0.0.1", port=8000, demo=False)
     config = uvicorn.Config(**captured)

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from qinqing.auth import service
 from qinqing.auth.models import PersonAccount
-from qinqing.clock import FrozenClock
-from qinqing.errors import DomainError
+from qinqing.kit.clock import FrozenClock
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime, build_runtime
 from support import PASSWORD, person_with_account
 

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from qinqing.auth.models import PersonAccount, RegistrationCode
-from qinqing.clock import FrozenClock
+from qinqing.auth.verification import simulated_face_token
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from qinqing.verification import simulated_face_token
 from support import PASSWORD, add_person, id_number, login, sms_lines
 
 API = "/api/v1"
@@ -236,7 +236,7 @@ def test_racing_registrations_for_one_phone_never_fail_with_a_500(rt: Runtime) -
     import threading
 
     from qinqing.auth import registration
-    from qinqing.errors import DomainError
+    from qinqing.kit.errors import DomainError
 
     people = [add_person(rt, name="王芳", phone=None, seq=seq) for seq in (1, 2, 3, 4)]
     barrier = threading.Barrier(len(people))

@@ -15,8 +15,8 @@ from family_support import new_person
 from qinqing.auth.principal import CLIENT_SCOPES, Principal
 from qinqing.banks import service
 from qinqing.banks.webhooks import deliver_webhooks
-from qinqing.clock import FrozenClock
-from qinqing.errors import DomainError
+from qinqing.kit.clock import FrozenClock
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
 

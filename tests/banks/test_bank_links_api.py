@@ -15,7 +15,7 @@ from family_support import new_person
 from qinqing.audit.models import AuditEntry
 from qinqing.banks.models import BankAccountIndex, BankLink
 from qinqing.banks.webhooks import deliver_webhooks
-from qinqing.clock import FrozenClock
+from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from stdnum import luhn
 
 from qinqing.banks import rules
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 
 
 def _code(raw: str) -> str:

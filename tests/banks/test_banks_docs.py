@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from qinqing import demo
+from qinqing.entrypoints import demo
 from qinqing.runtime import Runtime
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "banks.md"

@@ -18,8 +18,8 @@ from family_support import PAYMENT_PASSWORD, bind, consent, make_active_link, ne
 from qinqing.banks import rules
 from qinqing.banks.models import WebhookEvent
 from qinqing.banks.webhooks import deliver_webhooks
-from qinqing.cli import app
-from qinqing.clock import FrozenClock
+from qinqing.entrypoints.cli import app
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 from support import STAFF_PASSWORD, add_staff, login
 
@@ -222,7 +222,7 @@ def test_no_bank_customer_no_event(rt: Runtime, client: TestClient) -> None:
     ],
 )
 def test_webhook_urls_must_be_https_or_loopback(rt: Runtime, client: TestClient, url: str) -> None:
-    from qinqing.errors import DomainError
+    from qinqing.kit.errors import DomainError
 
     with pytest.raises(DomainError) as err:
         add_bank(rt, client, "BANKA", webhook_url=url)

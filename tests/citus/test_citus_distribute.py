@@ -1,4 +1,4 @@
-"""qinqing.citus on a real coordinator, on tiny schemas with maps of their own: the
+"""qinqing.schema.citus on a real coordinator, on tiny schemas with maps of their own: the
 order that avoids Citus's traps, all-or-nothing with every refusal named, idempotent
 runs, and a table a later migration adds to a cluster already placed.
 
@@ -18,9 +18,15 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from conftest import CITUS_URL, private_schema, with_options
-from qinqing.citus import DistributionError, Placed, distribute, placements, placing_new_tables
-from qinqing.db import make_engine
-from qinqing.distribution import LOCAL, REFERENCE, Distributed, Placement
+from qinqing.kit.db import make_engine
+from qinqing.schema.citus import (
+    DistributionError,
+    Placed,
+    distribute,
+    placements,
+    placing_new_tables,
+)
+from qinqing.schema.distribution import LOCAL, REFERENCE, Distributed, Placement
 
 pytestmark = pytest.mark.citus
 
@@ -100,7 +106,7 @@ def test_reference_tables_first_do_not_turn_their_children_into_local_tables(
 
 
 def test_citus_default_would_turn_children_into_local_tables(cluster: Engine) -> None:
-    """Why qinqing.citus.prepare switches it off: the trap, as Citus 13 behaves."""
+    """Why qinqing.schema.citus.prepare switches it off: the trap, as Citus 13 behaves."""
     with cluster.connect() as conn:  # rolled back on close
         _create(conn, *SCHEMA)
         conn.execute(text("SELECT create_reference_table('regions')"))
@@ -165,8 +171,8 @@ def test_tables_missing_from_the_map_or_the_database_are_named(cluster: Engine) 
         with pytest.raises(DistributionError) as caught:
             distribute(conn, tables)
     assert str(caught.value).splitlines()[1:] == [
-        "  stray: table is not placed in qinqing.distribution.TABLES",
-        "  ghost: placed in qinqing.distribution.TABLES but there is no such table",
+        "  stray: table is not placed in qinqing.schema.distribution.TABLES",
+        "  ghost: placed in qinqing.schema.distribution.TABLES but there is no such table",
     ]
 
 

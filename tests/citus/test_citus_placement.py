@@ -1,5 +1,5 @@
 """On a Citus coordinator, after `QINQING_DISTRIBUTED=citus qinqing db upgrade`, every
-table is placed as qinqing.distribution says: reference or distributed, by which
+table is placed as qinqing.schema.distribution says: reference or distributed, by which
 column, and in which co-location group (read from pg_dist_partition here, not
 through the code that placed them)."""
 
@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from conftest import CITUS_URL, NO_CITUS
-from qinqing.db import make_engine
-from qinqing.distribution import LOCAL, REFERENCE, TABLES, Distributed
+from qinqing.kit.db import make_engine
+from qinqing.schema.distribution import LOCAL, REFERENCE, TABLES, Distributed
 
 
 @pytest.mark.citus

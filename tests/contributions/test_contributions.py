@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from qinqing.audit.models import AuditEntry
 from qinqing.auth.principal import Principal
-from qinqing.cli import app as cli_app
-from qinqing.clock import FrozenClock
 from qinqing.contributions.models import Contribution, MonthClosing
 from qinqing.contributions.service import close_month, post_contribution
-from qinqing.errors import DomainError
+from qinqing.entrypoints.cli import app as cli_app
+from qinqing.kit.clock import FrozenClock
+from qinqing.kit.errors import DomainError
 from qinqing.ledger.accounts import funding_code, personal_code
 from qinqing.ledger.clearing import clear
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount, LedgerTransfer

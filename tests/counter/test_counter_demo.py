@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from counter_support import COUNTER, pdf_text, receipt_url
-from qinqing import demo
+from qinqing.entrypoints import demo
 from qinqing.runtime import Runtime
 from support import login
 from unbind_support import codes

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from qinqing.counter import rules
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from support import id_number
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

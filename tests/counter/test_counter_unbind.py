@@ -22,9 +22,9 @@ from counter_support import (
 )
 from ledger_support import fund, institution_headers
 from qinqing.auth.models import StaffUser
-from qinqing.clock import FrozenClock
 from qinqing.counter.models import IdDocumentFailures
 from qinqing.identity.masking import mask_id_number
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
 from support import by_id, id_number

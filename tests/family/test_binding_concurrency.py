@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from family_support import Party, bind, new_person, principal_of
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError
 from qinqing.family import service
 from qinqing.family.models import FamilyLink
+from qinqing.kit.errors import DomainError
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qinqing.errors import DomainError
 from qinqing.family import rules
 from qinqing.family.rules import BindRequest, OpenLink, PartyFacts
+from qinqing.kit.errors import DomainError
 from qinqing.regions.policy import MutualAidScope, Policy, load_policies
 
 TODAY = date(2026, 11, 23)
@@ -394,7 +394,7 @@ def test_check_raises_the_first_with_all_codes() -> None:
 
 
 def test_every_code_has_a_status_and_messages() -> None:
-    from qinqing import i18n
+    from qinqing.kit import i18n
 
     for code, status in rules.ORDER.items():
         assert status in (409, 422)

@@ -23,12 +23,12 @@ from family_support import (
 )
 from qinqing.audit.models import AuditEntry
 from qinqing.audit.service import verify as verify_chain
-from qinqing.clock import FrozenClock
+from qinqing.auth.verification import simulated_face_token
 from qinqing.family import service
 from qinqing.family.models import FamilyLink
+from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
-from qinqing.verification import simulated_face_token
 from support import STAFF_PASSWORD, add_client, add_staff, login
 
 
@@ -630,7 +630,7 @@ def test_nul_bytes_never_reach_the_database(rt: Runtime, client: TestClient) -> 
     holder = new_person(rt, client=client)
     wife = new_person(rt, born=date(1987, 1, 1), sex="F", account=False)
     r = bind(client, holder.headers, wife.id_number, "李\x00娜")
-    # Refused at the door (qinqing.input_guard) before any route runs.
+    # Refused at the door (qinqing.http.input_guard) before any route runs.
     assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
     r = bind(client, holder.headers, wife.id_number[:-1] + "\x00", wife.name)
     assert r.status_code == 422

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from qinqing import demo
 from qinqing.audit.service import verify
+from qinqing.entrypoints import demo
 from qinqing.family.models import FamilyLink
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from conftest import TEST_KEY
 from family_support import API, bind, make_active_link, new_person, principal_of
 from qinqing.audit.models import AuditEntry
-from qinqing.clock import FrozenClock
 from qinqing.family import service
 from qinqing.family.models import FamilyLink
+from qinqing.kit.clock import FrozenClock
 from qinqing.notify.cli import notify_app
 from qinqing.notify.models import Notification
 from qinqing.notify.sender import MAX_ATTEMPTS, LogSender, deliver

@@ -13,18 +13,18 @@ from sqlalchemy import LargeBinary, select
 from typer.testing import CliRunner
 
 from conftest import TEST_KEY
-from qinqing import idempotency
-from qinqing.app import create_app
 from qinqing.audit.service import verify
 from qinqing.auth.principal import Principal
-from qinqing.clock import FrozenClock
 from qinqing.config import Settings
+from qinqing.entrypoints.app import create_app
+from qinqing.http import idempotency
 from qinqing.identity import keys
 from qinqing.identity.vault import Vault, generate_key, parse_key
-from qinqing.models import Base
+from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, id_number_of
 from qinqing.runtime import Runtime, StartupError, build_runtime
+from qinqing.schema.models import Base
 from support import add_person, login, register
 
 OTHER_KEY = generate_key()
@@ -61,7 +61,7 @@ def test_the_right_key_starts_again(rt: Runtime) -> None:
 def test_cli_with_a_wrong_key_imports_nothing(rt: Runtime, tmp_path: Path) -> None:
     """Before the check, another key made the import insert a duplicate person."""
     from factories import person_row, write_persons_csv
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     _, number = add_person(rt, name="钱七")
     csv_file = tmp_path / "p.csv"
@@ -74,7 +74,7 @@ def test_cli_with_a_wrong_key_imports_nothing(rt: Runtime, tmp_path: Path) -> No
 
 
 def test_serve_with_a_wrong_key_refuses_to_start(rt: Runtime) -> None:
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     out = CliRunner().invoke(app, ["serve", "--port", "1"], env=_env(rt, OTHER_KEY))
     assert out.exit_code == 2 and "key check failed" in out.output
@@ -191,7 +191,7 @@ def test_an_interrupted_rotation_blocks_starts_and_resumes(
 def test_cli_rotate_takes_the_new_key_from_the_environment(
     rt: Runtime, client: TestClient, clock: FrozenClock
 ) -> None:
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     number, phone = _populate(rt, client)
     runner = CliRunner()
@@ -324,7 +324,7 @@ def _as_before_keys(rt: Runtime, *, break_entry: int | None = None) -> None:
 
     from qinqing.audit.models import AuditEntry, AuditHead
     from qinqing.audit.service import _canonical, _fields
-    from qinqing.idempotency_models import IdempotencyKey
+    from qinqing.http.idempotency_models import IdempotencyKey
 
     with rt.db.unit_of_work() as s:
         s.execute(delete(keys.VaultKey))
@@ -353,7 +353,7 @@ def _as_before_keys(rt: Runtime, *, break_entry: int | None = None) -> None:
 def test_first_start_after_the_upgrade_keys_the_chain_and_seals_answers(
     rt: Runtime, client: TestClient
 ) -> None:
-    from qinqing.idempotency_models import IdempotencyKey
+    from qinqing.http.idempotency_models import IdempotencyKey
 
     _populate(rt, client)
     _as_before_keys(rt)

@@ -9,7 +9,6 @@ from stdnum.cn import ric as stdnum_ric
 from stdnum.exceptions import ValidationError
 
 from factories import make_id_number, make_id_number_ending_x, with_wrong_check_digit
-from qinqing.errors import DomainError
 from qinqing.identity.ric import (
     IdNumber,
     InvalidIdNumber,
@@ -19,6 +18,7 @@ from qinqing.identity.ric import (
     parse,
     with_check_digit,
 )
+from qinqing.kit.errors import DomainError
 
 TODAY = date(2026, 11, 23)
 

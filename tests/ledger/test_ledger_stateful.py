@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ledger_support import fund, make_family
 from qinqing.auth.principal import Principal
-from qinqing.clock import FrozenClock
+from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.ledger.reconcile import reconcile

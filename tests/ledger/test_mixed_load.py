@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from ledger_support import API, fund, institution_headers
 from qinqing.contributions.service import close_month
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from qinqing.ledger.reconcile import reconcile
 from qinqing.payments.service import expire_holds
 from qinqing.runtime import Runtime

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from ledger_support import fund, institution_principal, make_family
 from qinqing.auth.principal import Principal
-from qinqing.cli import app as cli_app
-from qinqing.db import Database
+from qinqing.entrypoints.cli import app as cli_app
+from qinqing.kit.db import Database
 from qinqing.ledger.reconcile import reconcile_snapshot
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime

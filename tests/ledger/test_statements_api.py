@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from family_support import API, make_active_link, new_person
 from ledger_support import fund, institution_headers
-from qinqing.clock import FrozenClock
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from qinqing.audit.models import AuditEntry
 from qinqing.auth.models import ApiClient, StaffUser
-from qinqing.cli import app
+from qinqing.entrypoints.cli import app
 from qinqing.runtime import Runtime
 
 

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from conftest import PG_URL, TEST_KEY, private_schema, with_options
-from qinqing.cli import app
-from qinqing.db import make_engine
+from qinqing.entrypoints.cli import app
+from qinqing.kit.db import make_engine
 
 
 def _upgrade(tmp_path: Path, **env: str | None) -> tuple[int, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from qinqing import demo
+from qinqing.entrypoints import demo
 from qinqing.runtime import Runtime
 
 API = "/api/v1"

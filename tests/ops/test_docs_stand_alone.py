@@ -63,7 +63,7 @@ def test_relative_links_resolve(doc: Path) -> None:
 
 
 def test_the_guide_documents_every_message_code() -> None:
-    from qinqing import i18n
+    from qinqing.kit import i18n
 
     guide = (ROOT / "docs" / "guide.md").read_text("utf-8")
     missing = sorted(
@@ -75,7 +75,7 @@ def test_the_guide_documents_every_message_code() -> None:
 def test_scaling_doc_places_every_table_as_the_map_does() -> None:
     """docs/scaling.md names every table of the distribution map, each under its
     placement (a new table must be documented where it lives)."""
-    from qinqing.distribution import LOCAL, REFERENCE, TABLES, Distributed
+    from qinqing.schema.distribution import LOCAL, REFERENCE, TABLES, Distributed
 
     text = (ROOT / "docs" / "scaling.md").read_text("utf-8")
     for name, placement in TABLES.items():

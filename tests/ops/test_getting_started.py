@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from conftest import IN_CI
-from qinqing import demo
-from qinqing.app import create_app
+from qinqing.entrypoints import demo
+from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "getting-started.md"

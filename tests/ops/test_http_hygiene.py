@@ -9,8 +9,8 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from qinqing.app import create_app
-from qinqing.logging_setup import configure, redact
+from qinqing.entrypoints.app import create_app
+from qinqing.kit.logs import configure, redact
 from qinqing.runtime import Runtime
 from support import add_person, login, register
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import qinqing
-from qinqing import i18n
+from qinqing.kit import i18n
 from qinqing.persons.importer import _REASONS as IMPORT_ROW_REASONS
 
 SRC = Path(qinqing.__file__).parent

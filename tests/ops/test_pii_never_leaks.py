@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dumps import database_text
-from qinqing.models import Base
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
+from qinqing.schema.models import Base
 from support import (
     PASSWORD,
     STAFF_PASSWORD,
@@ -181,7 +181,7 @@ def test_api_flows_leave_no_plaintext_pii(
 
 
 def test_log_filter_redacts_what_slips_through(caplog: pytest.LogCaptureFixture) -> None:
-    from qinqing.logging_setup import RedactingFilter
+    from qinqing.kit.logs import RedactingFilter
 
     logger = logging.getLogger("qinqing.test.redaction")
     handler_filter = RedactingFilter()
@@ -202,7 +202,7 @@ def test_log_filter_redacts_what_slips_through(caplog: pytest.LogCaptureFixture)
 def test_tracebacks_are_redacted_too() -> None:
     import io
 
-    from qinqing.logging_setup import RedactingFilter
+    from qinqing.kit.logs import RedactingFilter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -13,8 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from qinqing.app import create_app
-from qinqing.logging_setup import RedactingFilter
+from qinqing.entrypoints.app import create_app
+from qinqing.kit.logs import RedactingFilter
 from qinqing.runtime import Runtime
 
 

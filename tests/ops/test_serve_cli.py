@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from qinqing import demo, serve
-from qinqing.cli import app
+from qinqing.entrypoints import demo, serve
+from qinqing.entrypoints.cli import app
 
 FAST_HASHING = {
     "QINQING_ARGON2_TIME_COST": "1",

@@ -22,15 +22,15 @@ from banks_support import add_bank, card_number, link_customer, receiver
 from family_support import new_person
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.auth.models import AccessToken
-from qinqing.clock import FrozenClock
-from qinqing.idempotency_models import IdempotencyKey
+from qinqing.entrypoints.worker import Job, Worker
+from qinqing.http.idempotency_models import IdempotencyKey
+from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.notify.sender import deliver
 from qinqing.notify.service import enqueue
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
-from qinqing.worker import Job, Worker
 from support import add_person
 from vouchers_support import redeem, scene, token_for
 
@@ -124,7 +124,7 @@ def _env(rt: Runtime) -> dict[str, str]:
 
 
 def test_cli_once_prints_what_it_did(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     # The CLI runs on the real clock: make everything old enough in real time.
     clock.set(datetime.now(UTC) - timedelta(days=5))
@@ -140,7 +140,7 @@ def test_cli_once_delivers_webhooks_and_purges_old_voucher_tokens(
     rt: Runtime, client: TestClient, clock: FrozenClock
 ) -> None:
     """The worker's own jobs reach a real bank receiver and the voucher look-ups."""
-    from qinqing.cli import app
+    from qinqing.entrypoints.cli import app
 
     # Made two days ago in real time (the CLI runs on the real clock): a voucher
     # long expired, and a bank link whose webhook is due.

@@ -27,7 +27,7 @@ from sqlalchemy import select, update
 from ledger_support import Family, fund, institution_headers, make_family, through_fast
 from qinqing.auth.models import AccessToken
 from qinqing.auth.principal import Principal, principal_from_token
-from qinqing.clock import FrozenClock
+from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.models import LedgerAccount
 from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
-from qinqing.clock import FrozenClock
 from qinqing.family.models import FamilyLink
+from qinqing.kit.clock import FrozenClock
 from qinqing.payments.statements import link_open_holds
 from qinqing.runtime import Runtime
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from ledger_support import fund, make_family
 from qinqing.auth.principal import Principal
-from qinqing.cli import app
-from qinqing.clock import FrozenClock
+from qinqing.entrypoints.cli import app
+from qinqing.kit.clock import FrozenClock
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 from support import add_client

@@ -23,8 +23,8 @@ from factories import (
 )
 from qinqing.audit.models import AuditEntry
 from qinqing.audit.service import Actor, verify
-from qinqing.db import Base
-from qinqing.errors import DomainError
+from qinqing.kit.db import Base
+from qinqing.kit.errors import DomainError
 from qinqing.persons import importer
 from qinqing.persons.cli import persons_app
 from qinqing.persons.importer import ImportReport, Refusal, import_csv

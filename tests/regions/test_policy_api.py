@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from qinqing.regions.api import router
 from qinqing.regions.policy import load_policies
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from qinqing.db import Base, Database
-from qinqing.errors import DomainError
+from qinqing.kit.db import Base, Database
+from qinqing.kit.errors import DomainError
 from qinqing.regions.models import Region
 from qinqing.regions.policy import (
     ContributionPolicy,

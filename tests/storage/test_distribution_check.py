@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Connection, text
 
 from conftest import PG_URL, private_schema, with_options
-from qinqing.citus import DistributionError, placement_order, wanted
-from qinqing.db import make_engine
-from qinqing.distribution import LOCAL, REFERENCE, Distributed, Placement
-from qinqing.distribution_check import (
+from qinqing.kit.db import make_engine
+from qinqing.schema.citus import DistributionError, placement_order, wanted
+from qinqing.schema.distribution import LOCAL, REFERENCE, Distributed, Placement
+from qinqing.schema.distribution_check import (
     Column,
     ForeignKey,
     Table,
@@ -180,7 +180,7 @@ def test_a_bad_schema_yields_every_violation_once() -> None:
     )
     tables = {**MAP, "orphans": Distributed("person_id", colocate="nobody")}
     schema["orphans"] = table("person_id", pk=("person_id",))
-    m = "qinqing.distribution.TABLES"
+    m = "qinqing.schema.distribution.TABLES"
     assert violations(schema, tables) == [
         f"orphans: co-location group 'nobody' is not a table distributed in that group in {m}",
         f"stray: table is not placed in {m}",

@@ -1,14 +1,14 @@
-"""The migrated schema obeys the distribution map (qinqing.distribution): what Citus
+"""The migrated schema obeys the distribution map (qinqing.schema.distribution): what Citus
 would refuse is found here, on plain PostgreSQL, with every violation listed at once
-(the rules: qinqing.distribution_check; the checker's own tests: test_distribution_check)."""
+(the rules: qinqing.schema.distribution_check; the checker's own tests: test_distribution_check)."""
 
 from __future__ import annotations
 
 import pytest
 
 from conftest import PG_URL
-from qinqing.db import make_engine
-from qinqing.distribution_check import read_schema, violations
+from qinqing.kit.db import make_engine
+from qinqing.schema.distribution_check import read_schema, violations
 
 pytestmark = [
     pytest.mark.postgres,

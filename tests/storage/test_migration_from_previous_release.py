@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from conftest import PG_URL, TEST_KEY, private_schema, with_options
-from qinqing import demo
-from qinqing.app import create_app
 from qinqing.auth.models import AccountLogin, PersonAccount
 from qinqing.auth.principal import Principal
 from qinqing.config import Env, Settings
+from qinqing.entrypoints import demo
+from qinqing.entrypoints.app import create_app
 from qinqing.family.models import FamilyLink, FamilyLinkMember
 from qinqing.identity import ric
 from qinqing.ledger.models import LedgerAccount, LedgerSystemAccount

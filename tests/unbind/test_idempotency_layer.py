@@ -1,4 +1,4 @@
-"""The generic Idempotency-Key layer (qinqing.idempotency), on SQLite and PostgreSQL."""
+"""The generic Idempotency-Key layer (qinqing.http.idempotency), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select
 
-from qinqing import idempotency
 from qinqing.auth.principal import Principal
-from qinqing.clock import FrozenClock
-from qinqing.errors import DomainError
-from qinqing.idempotency_models import IdempotencyKey
+from qinqing.http import idempotency
+from qinqing.http.idempotency_models import IdempotencyKey
+from qinqing.kit.clock import FrozenClock
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
 CALLER = Principal("person", "acct-1", "app", "t", None)

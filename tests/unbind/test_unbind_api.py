@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from ledger_support import fund, institution_headers
 from qinqing.audit import service as audit
 from qinqing.auth.models import PersonAccount
-from qinqing.clock import FrozenClock
+from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest

@@ -24,18 +24,18 @@ from qinqing.audit import service as audit
 from qinqing.audit.models import AuditEntry
 from qinqing.auth.models import PersonAccount
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError
+from qinqing.auth.verification import (
+    FaceVerification,
+    PaymentPasswordVerification,
+    simulated_face_token,
+)
 from qinqing.family.models import FamilyLink
+from qinqing.kit.errors import DomainError
 from qinqing.payments import service as payments
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind import service
 from qinqing.unbind.models import UnbindRequest
-from qinqing.verification import (
-    FaceVerification,
-    PaymentPasswordVerification,
-    simulated_face_token,
-)
 from support import add_client, add_person, id_number
 from unbind_support import PIN, family, load_link, make_link
 

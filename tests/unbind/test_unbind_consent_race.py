@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 
 from family_support import PAYMENT_PASSWORD, bind, new_person, principal_of
 from qinqing.audit.service import verify
-from qinqing.errors import DomainError
+from qinqing.auth.verification import PaymentPasswordVerification
 from qinqing.family import service as family
 from qinqing.family.models import FamilyLink
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
-from qinqing.verification import PaymentPasswordVerification
 from support import by_id
 
 PIN = PaymentPasswordVerification(method="payment_password", payment_password=PAYMENT_PASSWORD)

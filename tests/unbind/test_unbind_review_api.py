@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from qinqing.audit import service as audit
-from qinqing.clock import FrozenClock
+from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 from support import STAFF_PASSWORD, add_staff, login
 from unbind_support import (

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qinqing import i18n
+from qinqing.kit import i18n
 from qinqing.regions.policy import Policy, load_policies
 from qinqing.unbind import rules
 from qinqing.unbind.rules import (

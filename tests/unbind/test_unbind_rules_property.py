@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qinqing.clock import CHINA_TZ
+from qinqing.kit.clock import CHINA_TZ
 from qinqing.regions.policy import BlockingStatus, Policy, load_policies
 from qinqing.unbind import rules
 from qinqing.unbind.rules import (

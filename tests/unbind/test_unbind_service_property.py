@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from qinqing.auth.principal import Principal
-from qinqing.clock import FrozenClock
+from qinqing.auth.verification import FaceVerification, simulated_face_token
+from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind import service
-from qinqing.verification import FaceVerification, simulated_face_token
 from support import add_person, id_number
 from unbind_support import load_link, make_link
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from qinqing import demo
+from qinqing.entrypoints import demo
 from qinqing.runtime import Runtime
 
 API = "/api/v1"

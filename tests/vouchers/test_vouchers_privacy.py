@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dumps import database_text
-from qinqing.models import Base
 from qinqing.runtime import Runtime
+from qinqing.schema.models import Base
 from vouchers_support import API, issue, pay, redeem, scene, token_for
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from counter_support import audit_entries, counter_family
 from ledger_support import authorize_body, fund, institution_headers, make_family
-from qinqing.app import create_app
+from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from support import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account

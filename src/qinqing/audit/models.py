@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime
+from qinqing.kit.db import Base, UTCDateTime
 
 
 class AuditEntry(Base):

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.models import AuditEntry, AuditHead
-from qinqing.clock import as_utc
 from qinqing.identity.vault import Vault
+from qinqing.kit.clock import as_utc
 
 GENESIS = "0" * 64
 

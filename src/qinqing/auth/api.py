@@ -10,7 +10,6 @@ from urllib.parse import unquote_plus
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
 
-from qinqing import i18n
 from qinqing.auth import registration, service
 from qinqing.auth.principal import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
@@ -25,12 +24,13 @@ from qinqing.auth.schemas import (
     SmsCodeOut,
     TokenOut,
 )
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.problems import locale_of, problem
+from qinqing.kit import i18n
+from qinqing.kit.errors import DomainError
 from qinqing.ledger.statements import balance_of
 from qinqing.persons.models import Person
 from qinqing.persons.service import person_view
-from qinqing.problems import locale_of, problem
 
 router = APIRouter()
 

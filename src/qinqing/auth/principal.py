@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor
 from qinqing.auth.models import AccessToken, ApiClient, PersonAccount, StaffUser
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
 STAFF_CHANNEL = {"clerk": "counter", "reviewer": "review", "admin": "admin"}

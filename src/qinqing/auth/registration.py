@@ -36,13 +36,13 @@ from qinqing.auth import throttle
 from qinqing.auth.models import PersonAccount, RegistrationCode
 from qinqing.auth.service import check_password_strength, create_account, passwords
 from qinqing.auth.sms import sms_provider
-from qinqing.errors import DomainError
+from qinqing.auth.verification import face_provider
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.identity.vault import Vault
+from qinqing.kit.errors import DomainError
 from qinqing.persons.service import PHONE_KIND, find_by_id_number
 from qinqing.runtime import Runtime
-from qinqing.verification import face_provider
 
 log = logging.getLogger(__name__)
 

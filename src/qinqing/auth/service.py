@@ -19,9 +19,9 @@ from qinqing.auth import throttle
 from qinqing.auth.models import AccessToken, AccountLogin, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
 from qinqing.auth.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal, new_token, token_digest
-from qinqing.errors import DomainError
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
+from qinqing.kit.errors import DomainError
 from qinqing.persons.service import PHONE_KIND, find_by_id_number
 from qinqing.runtime import Runtime
 

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth.models import LoginThrottle
 from qinqing.config import Settings
-from qinqing.db import insert_ignore
 from qinqing.identity.vault import Vault
+from qinqing.kit.db import insert_ignore
 
 
 def account_key(vault: Vault, ident: str) -> str:

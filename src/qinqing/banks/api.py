@@ -14,9 +14,9 @@ from qinqing.auth.principal import PrincipalDep
 from qinqing.banks import service
 from qinqing.banks.models import BankLink, BankLinkStatus
 from qinqing.banks.schemas import BankFamilyOut, BankLinkIn, BankLinkOut, BankLinkPage
-from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family.views import link_out
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.identity.masking import mask_id_number
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from qinqing.cli_support import console, domain_fail, operator, print_json, runtime
-from qinqing.errors import DomainError
+from qinqing.kit.cli import console, domain_fail, operator, print_json, runtime
+from qinqing.kit.errors import DomainError
 
 webhooks_app = typer.Typer(help="Webhooks to partner banks (the outbox).", no_args_is_help=True)
 
@@ -98,8 +98,8 @@ def deliver_command(
     from datetime import datetime
 
     from qinqing.banks.webhooks import deliver_webhooks
+    from qinqing.entrypoints.worker import Job, Worker, install_signal_handlers, stop_requested
     from qinqing.runtime import Runtime
-    from qinqing.worker import Job, Worker, install_signal_handlers, stop_requested
 
     total = 0
 
@@ -115,7 +115,7 @@ def deliver_command(
         if once:
             failed = worker.run_once()["deliver_webhooks"] < 0
         else:
-            from qinqing.logging_setup import configure
+            from qinqing.kit.logs import configure
 
             configure(
                 json_lines=rt.settings.log_json

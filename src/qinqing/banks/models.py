@@ -16,7 +16,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime, new_id
+from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class BankLinkStatus(StrEnum):

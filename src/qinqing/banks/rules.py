@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from stdnum import luhn
 
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 
 # Card numbers (ISO/IEC 7812; UnionPay cards are 16 to 19 digits) end in a Luhn
 # check digit; shorter passbook and settlement account numbers have no standard one.

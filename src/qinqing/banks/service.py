@@ -23,9 +23,9 @@ from qinqing.banks import rules
 from qinqing.banks.access import is_bank
 from qinqing.banks.models import BankAccountIndex, BankLink, BankLinkStatus
 from qinqing.banks.webhooks import bank_link_event
-from qinqing.errors import DomainError, forbidden, not_found
 from qinqing.family.models import FamilyLink
 from qinqing.identity import ric
+from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number

@@ -45,9 +45,9 @@ from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
 from qinqing.banks.access import active_links_of
 from qinqing.banks.models import BankLink, EventStatus, WebhookEndpoint, WebhookEvent
-from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
-from qinqing.locking import claim
+from qinqing.kit.errors import DomainError
+from qinqing.kit.locking import claim
 from qinqing.runtime import Runtime
 
 log = logging.getLogger("qinqing.webhooks")

@@ -16,9 +16,9 @@ from qinqing.contributions.schemas import (
     QuoteOut,
     QuoteRegion,
 )
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.fen import FenQuery
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.kit.fen import FenQuery
 
 router = APIRouter()
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from qinqing.clock import CHINA_TZ, china_date
+from qinqing.kit.clock import CHINA_TZ, china_date
 from qinqing.regions.policy import ContributionPolicy
 
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")

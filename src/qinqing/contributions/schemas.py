@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qinqing.fen import Fen
+from qinqing.kit.fen import Fen
 
 
 class QuoteRegion(BaseModel):

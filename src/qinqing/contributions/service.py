@@ -38,12 +38,13 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
 from qinqing.auth.principal import Principal
-from qinqing.clock import china_date
 from qinqing.contributions import rules
 from qinqing.contributions.models import Contribution, MonthClosing
 from qinqing.contributions.rules import current_period, period_end, previous_period
-from qinqing.errors import DomainError, forbidden
 from qinqing.identity import ric
+from qinqing.kit.clock import china_date
+from qinqing.kit.errors import DomainError, forbidden
+from qinqing.kit.locking import one_lock_per_row
 from qinqing.ledger.accounts import (
     ensure_personal,
     funding_code,
@@ -52,7 +53,6 @@ from qinqing.ledger.accounts import (
     system_account,
 )
 from qinqing.ledger.models import AccountKind
-from qinqing.locking import one_lock_per_row
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person, PersonStatus, Scheme
 from qinqing.persons.service import find_by_id_number

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from qinqing import i18n
 from qinqing.auth.principal import Principal, require_staff
 from qinqing.counter import receipt, service
 from qinqing.counter.schemas import (
@@ -29,14 +28,15 @@ from qinqing.counter.schemas import (
     LookupIn,
     LookupOut,
 )
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import LinkOut, link_out
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.http.problems import locale_of
 from qinqing.identity.masking import mask_id_number
+from qinqing.kit import i18n
+from qinqing.kit.errors import DomainError
 from qinqing.persons.service import person_view
-from qinqing.problems import locale_of
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules as unbind_rules
 from qinqing.unbind.schemas import RequestRef

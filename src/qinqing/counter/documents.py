@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from qinqing.audit.service import Actor, record
 from qinqing.counter import rules
 from qinqing.counter.models import IdDocumentFailures
-from qinqing.db import insert_ignore
-from qinqing.errors import DomainError
+from qinqing.kit.db import insert_ignore
+from qinqing.kit.errors import DomainError
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime

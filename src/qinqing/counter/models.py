@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime
+from qinqing.kit.db import Base, UTCDateTime
 
 
 class IdDocumentFailures(Base):

@@ -22,9 +22,9 @@ from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont  # type: ignore[import-untyped]
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
-from qinqing.clock import CHINA_TZ, as_utc
 from qinqing.counter import rules
 from qinqing.counter.service import ReceiptData
+from qinqing.kit.clock import CHINA_TZ, as_utc
 
 FONT = "STSong-Light"
 TITLE = "医保亲情账户解除绑定回执"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from qinqing.errors import DomainError
 from qinqing.identity import ric
+from qinqing.kit.errors import DomainError
 
 DocumentType = Literal["resident_id", "medical_card"]
 DOCUMENT_TYPES: tuple[DocumentType, ...] = ("resident_id", "medical_card")

@@ -24,13 +24,13 @@ from qinqing.audit.service import record
 from qinqing.auth.models import StaffUser
 from qinqing.auth.principal import Principal
 from qinqing.counter import documents, rules
-from qinqing.errors import DomainError, forbidden, not_found
 from qinqing.family import service as family_service
 from qinqing.family.access import links_of, load_link
 from qinqing.family.models import FamilyLink
 from qinqing.family.rules import today_in_china
 from qinqing.identity import ric
 from qinqing.identity.masking import mask_id_number, mask_name
+from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, find_by_id_number, id_number_of
 from qinqing.runtime import Runtime

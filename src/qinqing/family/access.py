@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
 from qinqing.banks.access import is_bank, is_customer
-from qinqing.errors import not_found
 from qinqing.family.models import FamilyLink, FamilyLinkMember
+from qinqing.kit.errors import not_found
 
 
 def parse_id(raw: str) -> uuid.UUID:

@@ -6,12 +6,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from qinqing.auth.principal import PersonDep, PrincipalDep
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import forbidden
 from qinqing.family import service
 from qinqing.family.schemas import BindIn, ConsentIn, FamilyOut
 from qinqing.family.views import LinkOut, link_out
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.kit.errors import forbidden
 
 router = APIRouter(tags=["family"])
 

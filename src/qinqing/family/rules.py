@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from qinqing.clock import china_date
-from qinqing.errors import DomainError
+from qinqing.kit.clock import china_date
+from qinqing.kit.errors import DomainError
 from qinqing.regions.policy import MutualAidScope, Policy
 
 # China Standard Time has no daylight saving: ages are counted on the Beijing date.
@@ -88,7 +88,7 @@ class Refusal:
 
 
 def today_in_china(now: datetime) -> date:
-    """The calendar date in China for an instant (see ``qinqing.clock.china_date``)."""
+    """The calendar date in China for an instant (see ``qinqing.kit.clock.china_date``)."""
     return china_date(now)
 
 

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qinqing.auth.verification import Verification
 from qinqing.family.views import LinkOut
-from qinqing.fen import Fen
-from qinqing.verification import Verification
+from qinqing.kit.fen import Fen
 
 RelationName = Literal[
     "spouse", "father", "mother", "child", "sibling", "grandparent", "grandchild"

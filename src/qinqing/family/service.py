@@ -23,18 +23,18 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import Actor, record
 from qinqing.auth.principal import Principal
+from qinqing.auth.verification import FaceVerification, PaymentPasswordVerification, verify
 from qinqing.banks.webhooks import family_event
-from qinqing.errors import DomainError, forbidden
 from qinqing.family import rules
 from qinqing.family.access import links_of, load_link, role_in
 from qinqing.family.models import OPEN_STATUSES, FamilyLink, LinkStatus
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
+from qinqing.kit.errors import DomainError, forbidden
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
 from qinqing.runtime import Runtime
-from qinqing.verification import FaceVerification, PaymentPasswordVerification, verify
 
 # 我的家庭成员 shows ended links for this long after they ended.
 ENDED_VISIBLE_DAYS = 365

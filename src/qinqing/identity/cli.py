@@ -7,7 +7,7 @@ import os
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from qinqing.cli_support import console, fail, operator, print_json, runtime
+from qinqing.kit.cli import console, fail, operator, print_json, runtime
 
 keys_app = typer.Typer(help="The master secret key.", no_args_is_help=True)
 

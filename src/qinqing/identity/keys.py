@@ -43,9 +43,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from qinqing.db import Base, Database, UTCDateTime, insert_ignore
 from qinqing.identity.vault import Vault, blob_version
-from qinqing.locking import locked
+from qinqing.kit.db import Base, Database, UTCDateTime, insert_ignore
+from qinqing.kit.locking import locked
 
 log = logging.getLogger("qinqing.keys")
 
@@ -115,7 +115,7 @@ def ensure(session: Session, vault: Vault, now: datetime, *, rotating_ok: bool =
     """
     from qinqing.audit.models import AuditHead
     from qinqing.audit.service import ChainBroken, key_legacy_chain
-    from qinqing.idempotency import seal_legacy_answers
+    from qinqing.http.idempotency import seal_legacy_answers
 
     if session.info.get("vault") is None:
         session.info["vault"] = vault
@@ -329,10 +329,10 @@ def _next_batch(
     ``FOR UPDATE``, and the cursor to go on from (None: no rows are left).
 
     The batch's keys are read without a lock, then its rows are locked and read again
-    with :func:`qinqing.locking.locked`: on one database in one statement over the
+    with :func:`qinqing.kit.locking.locked`: on one database in one statement over the
     batch's key range; on a Citus cluster, which refuses a ``FOR UPDATE`` spanning
     shards, one row at a time by its full primary key. That key holds the
-    distribution column (the placement rule of ``qinqing.distribution``), so each
+    distribution column (the placement rule of ``qinqing.schema.distribution``), so each
     lock names one owner and runs on one shard. Only what was read under the lock is
     rewritten, so a row changed or deleted between the two reads is handled as it
     now is. A row inserted between them could slip past the cluster's per-row locks,
@@ -374,8 +374,8 @@ def _rekey_lookup(session: Session, lookup: LookupTable | None, moved: dict[str,
 
 
 def _reseal_answers(db: Database, old: Vault, new: Vault, batch: int, progress: Progress) -> int:
-    from qinqing.idempotency import _context
-    from qinqing.idempotency_models import IdempotencyKey
+    from qinqing.http.idempotency import _context
+    from qinqing.http.idempotency_models import IdempotencyKey
 
     with db.unit_of_work() as session:
         total = int(session.execute(select(func.count()).select_from(IdempotencyKey)).scalar_one())

@@ -16,7 +16,7 @@ from functools import lru_cache
 from stdnum import numdb
 from stdnum.cn import ric
 
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 
 EARLIEST_BIRTH_YEAR = 1890
 

@@ -63,7 +63,7 @@ def load_or_create_key_file(path: Path) -> bytes:
     """The embedded default's key: created once with mode 0600, then reused."""
     if path.exists():
         return parse_key(path.read_text())
-    from qinqing.db import private_dir
+    from qinqing.kit.db import private_dir
 
     private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from qinqing.db import insert_ignore, new_id
+from qinqing.kit.db import insert_ignore, new_id
+from qinqing.kit.locking import locked
 from qinqing.ledger.models import (
     AccountKind,
     LedgerAccount,
@@ -27,7 +28,6 @@ from qinqing.ledger.models import (
     LedgerSystemAccount,
     LedgerTransfer,
 )
-from qinqing.locking import locked
 
 
 def personal_code(person_id: uuid.UUID) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from qinqing.auth.principal import PersonDep
-from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.ledger import statements
 from qinqing.ledger.schemas import EntryOut, HoldOut, MemberRef, StatementOut
 from qinqing.persons.models import Person

@@ -24,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from qinqing.contributions.models import Contribution
-from qinqing.db import new_id
+from qinqing.kit.db import new_id
 from qinqing.ledger.accounts import funding_code, institution_code
 from qinqing.ledger.models import LedgerSystemAccount
 from qinqing.notify.models import Notification

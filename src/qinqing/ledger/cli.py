@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from qinqing.cli_support import console, operator, print_json, run_once, runtime
+from qinqing.kit.cli import console, operator, print_json, run_once, runtime
 
 ledger_app = typer.Typer(help="The personal-account ledger.", no_args_is_help=True)
 

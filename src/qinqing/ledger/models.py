@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime, new_id
+from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class AccountKind(StrEnum):

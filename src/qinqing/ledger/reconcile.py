@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qinqing.contributions.models import Contribution
-from qinqing.db import Database
+from qinqing.kit.db import Database
 from qinqing.ledger.accounts import funding_code, institution_code
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount
 from qinqing.payments.models import Payment, PaymentStatus

@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from qinqing.contributions.models import Contribution
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.payments.models import Payment
 from qinqing.payments.statements import open_hold

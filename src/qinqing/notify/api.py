@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, or_, select
 
 from qinqing.auth.principal import PersonDep
-from qinqing.deps import SessionDep
-from qinqing.errors import not_found
+from qinqing.http.deps import SessionDep
+from qinqing.kit.errors import not_found
 from qinqing.notify.models import Notification
 
 router = APIRouter(tags=["me"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from qinqing.cli_support import console, operator, print_json, runtime
+from qinqing.kit.cli import console, operator, print_json, runtime
 
 notify_app = typer.Typer(help="Notifications outbox.", no_args_is_help=True)
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy import select
 
 from qinqing.audit.service import Actor, record
-from qinqing.locking import claim
+from qinqing.kit.locking import claim
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
 

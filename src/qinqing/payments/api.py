@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
-from qinqing import i18n
 from qinqing.auth.principal import (
     BearerDep,
     PersonDep,
@@ -24,9 +23,11 @@ from qinqing.auth.principal import (
     require_scope,
     token_digest,
 )
-from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family.access import load_link
-from qinqing.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, run_for_request
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, run_for_request
+from qinqing.http.problems import locale_of
+from qinqing.kit import i18n
 from qinqing.payments import service as payments
 from qinqing.payments import statements
 from qinqing.payments.fast import Answer, FastPath, Reply
@@ -42,7 +43,6 @@ from qinqing.payments.schemas import (
     SettleIn,
     SettleOp,
 )
-from qinqing.problems import locale_of
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
 

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import TypeEngine
 
-from qinqing.db import Base
+from qinqing.kit.db import Base
 
 COPY_FROM_ROWS = 50
 

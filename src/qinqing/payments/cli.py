@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from qinqing.cli_support import console, operator, print_json, run_once, runtime
+from qinqing.kit.cli import console, operator, print_json, run_once, runtime
 
 payments_app = typer.Typer(help="Mutual-aid payments.", no_args_is_help=True)
 

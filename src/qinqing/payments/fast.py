@@ -43,10 +43,10 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
 from qinqing.auth.principal import Principal
-from qinqing.clock import as_utc
-from qinqing.errors import DomainError
-from qinqing.idempotency import caller_of, open_answer, request_hash, seal_answer
+from qinqing.http.idempotency import caller_of, open_answer, request_hash, seal_answer
 from qinqing.identity import ric
+from qinqing.kit.clock import as_utc
+from qinqing.kit.errors import DomainError
 from qinqing.payments import rules
 from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
 from qinqing.persons.service import ID_KIND
@@ -71,7 +71,7 @@ _RELEASE = "DELETE FROM idempotency_keys WHERE caller = %s AND key = %s"
 
 
 class Disconnected(Exception):
-    """The server dropped the connection: :func:`qinqing.db.conflict_of` reads
+    """The server dropped the connection: :func:`qinqing.kit.db.conflict_of` reads
     ``connection_invalidated`` and the request is run again on a fresh one."""
 
     connection_invalidated = True

@@ -22,7 +22,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   r record;
 BEGIN
-  -- As qinqing.idempotency.reserve: a concurrent duplicate waits on the first
+  -- As qinqing.http.idempotency.reserve: a concurrent duplicate waits on the first
   -- request's uncommitted row and then replays its answer.
   FOR attempt IN 1..3 LOOP
     INSERT INTO idempotency_keys (caller, key, operation, request_hash, status_code,

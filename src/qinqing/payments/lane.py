@@ -29,13 +29,13 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qinqing.auth.principal import token_digest
-from qinqing.errors import DomainError
-from qinqing.idempotency import check_key
+from qinqing.http.idempotency import check_key
+from qinqing.http.problems import refusal
+from qinqing.http.retry import read_body, replay_body
+from qinqing.kit.errors import DomainError
 from qinqing.payments.api import fast_authorize, fast_resolve, reply_response
 from qinqing.payments.fast import FastPath, Reply
 from qinqing.payments.schemas import AuthorizeIn, SettleIn
-from qinqing.problems import refusal
-from qinqing.retry import read_body, replay_body
 
 _AUTHORIZE = "/api/v1/payments/authorize"
 _RESOLVE = re.compile(r"^/api/v1/payments/([^/]+)/(settle|void)$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from qinqing.clock import CHINA_TZ, as_utc
+from qinqing.kit.clock import CHINA_TZ, as_utc
 
 
 def local_year(at: datetime) -> int:

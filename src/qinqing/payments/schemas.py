@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from qinqing.fen import PositiveFen
+from qinqing.kit.fen import PositiveFen
 
 Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 IdNumber = Annotated[str, Field(min_length=1, max_length=32)]

@@ -29,12 +29,12 @@ from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
+from qinqing.kit.errors import DomainError
+from qinqing.kit.locking import locked
 from qinqing.ledger.accounts import institution_code, lock_personal, system_account, transfer_rows
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
-from qinqing.locking import locked
 from qinqing.payments import rules
 from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_key
 from qinqing.payments.models import Payment, PaymentKey, PaymentReference, PaymentStatus

@@ -16,8 +16,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from qinqing.cli_support import console, domain_fail, fail, operator, print_json, runtime
-from qinqing.errors import DomainError
+from qinqing.kit.cli import console, domain_fail, fail, operator, print_json, runtime
+from qinqing.kit.errors import DomainError
 from qinqing.persons.importer import ENCODINGS, EXPECTED_HEADER, ImportReport, import_csv
 
 TABLE_LIMIT = 50

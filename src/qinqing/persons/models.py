@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Date, ForeignKey, LargeBinary, String, Uuid, event, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime, new_id
+from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class Scheme(StrEnum):

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from qinqing.regions.policy import PolicyRegistry
 from qinqing.regions.schemas import PolicyOut, RegionOut
 

@@ -10,7 +10,7 @@ import typer
 from stdnum import numdb
 
 from qinqing.config import Settings
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from qinqing.regions.policy import PolicyError, PolicyRegistry, load_policies
 
 policy_app = typer.Typer(help="Region policies: the effective values and where they came from.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base
+from qinqing.kit.db import Base
 
 
 class Region(Base):

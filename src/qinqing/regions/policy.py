@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 from stdnum import numdb
 
-from qinqing.errors import DomainError
+from qinqing.kit.errors import DomainError
 from qinqing.regions.models import Region
 
 NATIONAL = "national"

@@ -17,12 +17,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal, PrincipalDep, require_staff
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import link_out
-from qinqing.idempotency import IdempotencyKeyDep, run_for_request
-from qinqing.problems import locale_of
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
+from qinqing.http.problems import locale_of
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules, service
 from qinqing.unbind.models import RequestStatus, UnbindRequest

@@ -7,7 +7,7 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime, new_id
+from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class RequestStatus(StrEnum):

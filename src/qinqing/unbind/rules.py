@@ -31,8 +31,8 @@ from typing import Any
 
 from babel.dates import format_date
 
-from qinqing import i18n
-from qinqing.clock import CHINA_TZ, china_date
+from qinqing.kit import i18n
+from qinqing.kit.clock import CHINA_TZ, china_date
 from qinqing.regions.policy import Policy
 
 # China Standard Time: one zone for the whole country, no daylight saving.

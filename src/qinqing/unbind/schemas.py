@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qinqing.auth.verification import Verification
 from qinqing.family.views import LinkOut
-from qinqing.verification import Verification
 
 
 class BlockerOut(BaseModel):

@@ -23,14 +23,21 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.service import record
 from qinqing.auth.principal import Principal
+from qinqing.auth.verification import (
+    FaceVerification,
+    PaymentPasswordVerification,
+    face_provider,
+    payment_password_locked,
+    verify,
+)
 from qinqing.banks.access import is_bank, is_customer
 from qinqing.banks.webhooks import UnbindRef, family_event
 from qinqing.counter import documents as counter_documents
-from qinqing.errors import DomainError, forbidden, not_found
 from qinqing.family.access import load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
-from qinqing.i18n import DEFAULT_LOCALE
 from qinqing.identity import ric
+from qinqing.kit.errors import DomainError, forbidden, not_found
+from qinqing.kit.i18n import DEFAULT_LOCALE
 from qinqing.notify.service import enqueue
 from qinqing.payments.service import open_holds_for_link
 from qinqing.persons.models import Person
@@ -39,13 +46,6 @@ from qinqing.regions.policy import UnbindReview
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules
 from qinqing.unbind.models import RequestStatus, UnbindRequest
-from qinqing.verification import (
-    FaceVerification,
-    PaymentPasswordVerification,
-    face_provider,
-    payment_password_locked,
-    verify,
-)
 
 Party = Literal["holder", "member"]
 AnyVerification = PaymentPasswordVerification | FaceVerification
@@ -343,7 +343,7 @@ def submit(
     The channel-independent core (the app, a bank, the counter): ``person`` is
     the party the unbind is for (None when the caller named no party),
     ``verify_person`` raises the verification DomainErrors of
-    :mod:`qinqing.verification` (the counter passes its ID-document check).
+    :mod:`qinqing.auth.verification` (the counter passes its ID-document check).
     ``audit_details`` are added to the audit entry (the counter's form number
     and document type; never personal data).
     """

@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from qinqing.auth.principal import PersonDep, Principal, require_scope
-from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.vouchers import service
 from qinqing.vouchers.schemas import IssueIn, RedeemIn, RedeemOut, VoucherOut
 

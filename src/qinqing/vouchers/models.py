@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, ForeignKeyConstraint, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qinqing.db import Base, UTCDateTime, new_id
+from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class Voucher(Base):

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit import service as audit
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError
 from qinqing.family.access import load_link, parse_id
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity.masking import mask_id_number, mask_name
+from qinqing.kit.errors import DomainError
+from qinqing.kit.locking import locked
 from qinqing.ledger.statements import balance_of
-from qinqing.locking import locked
 from qinqing.payments import service as payments
 from qinqing.payments.bulk import pairs_in
 from qinqing.payments.statements import link_payments

@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qinqing.errors import DomainError
-from qinqing.logging_setup import request_id_var
+from qinqing.kit.errors import DomainError
+from qinqing.kit.logs import request_id_var
 from qinqing.runtime import Runtime
 from qinqing.web.forms import domain_text
 from qinqing.web.render import page, redirect

@@ -11,10 +11,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from qinqing import i18n
 from qinqing.auth.principal import Principal
-from qinqing.errors import DomainError
-from qinqing.idempotency import check_key, run_idempotent
+from qinqing.http.idempotency import check_key, run_idempotent
+from qinqing.kit import i18n
+from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from qinqing.unbind.rules import display_params
 from qinqing.web.session import CSRF_FIELD, check_csrf, prefs_of

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from qinqing.auth import service as auth
 from qinqing.auth.principal import principal_from_token
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.i18n import SUPPORTED
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.kit.i18n import SUPPORTED
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import (

@@ -23,9 +23,9 @@ from qinqing.counter import receipt as receipt_pdf
 from qinqing.counter import rules as counter_rules
 from qinqing.counter import service as counter
 from qinqing.counter.api import render_blocker
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import not_found
 from qinqing.family.views import link_out
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.kit.errors import not_found
 from qinqing.persons.models import Person
 from qinqing.persons.service import id_number_of, person_view
 from qinqing.runtime import Runtime

@@ -12,15 +12,15 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth import service as auth
 from qinqing.auth.principal import Principal
-from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.auth.verification import PaymentPasswordVerification
 from qinqing.family import service as family
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import link_out
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.payments import statements
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import RequestStatus, UnbindRequest
-from qinqing.verification import PaymentPasswordVerification
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage

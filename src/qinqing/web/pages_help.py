@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from qinqing.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.regions.policy import Policy, UnbindReview
 from qinqing.unbind.rules import CODES
 from qinqing.web import labels

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from qinqing.auth import api as auth_api
 from qinqing.auth import service as auth
 from qinqing.auth.principal import Principal
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError, not_found
 from qinqing.family import service as family
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.kit.errors import DomainError, not_found
 from qinqing.ledger import api as ledger_api
 from qinqing.notify import api as notify_api
 from qinqing.persons.models import Person

@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from qinqing.auth import registration
 from qinqing.auth import service as auth
 from qinqing.auth.sms import sms_provider
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
+from qinqing.auth.verification import face_provider, simulated_face_token
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.identity import ric
+from qinqing.kit.errors import DomainError
 from qinqing.persons.service import find_by_id_number
 from qinqing.runtime import Runtime
-from qinqing.verification import face_provider, simulated_face_token
 from qinqing.web.forms import Errors, FormDep, domain_text
 from qinqing.web.pages_family import ID_NUMBER_CODES
 from qinqing.web.render import page, redirect, t

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
-from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family.views import link_out
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
 from qinqing.unbind.models import RequestStatus

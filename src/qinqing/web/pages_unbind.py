@@ -16,18 +16,18 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth import service as auth
 from qinqing.auth.principal import Principal
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.family.views import link_out
-from qinqing.payments import statements
-from qinqing.runtime import Runtime
-from qinqing.unbind import rules
-from qinqing.unbind import service as unbind
-from qinqing.verification import (
+from qinqing.auth.verification import (
     FaceVerification,
     PaymentPasswordVerification,
     face_provider,
     simulated_face_token,
 )
+from qinqing.family.views import link_out
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.payments import statements
+from qinqing.runtime import Runtime
+from qinqing.unbind import rules
+from qinqing.unbind import service as unbind
 from qinqing.web.forms import Errors, FormDep, attempt, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage, prefs_of

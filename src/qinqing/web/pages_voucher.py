@@ -21,9 +21,9 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal
-from qinqing.deps import RuntimeDep, SessionDep
 from qinqing.family import service as family
 from qinqing.family.views import link_out
+from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers

@@ -25,9 +25,9 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from qinqing.auth.principal import Principal, principal_from_token, token_digest
-from qinqing.deps import RuntimeDep, SessionDep
-from qinqing.errors import DomainError
-from qinqing.i18n import DEFAULT_LOCALE, SUPPORTED
+from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.kit.errors import DomainError
+from qinqing.kit.i18n import DEFAULT_LOCALE, SUPPORTED
 from qinqing.runtime import Runtime
 
 SESSION_COOKIE = "qq_session"

@@ -9,7 +9,7 @@ it is at least as new as the ``.po`` (``make locales`` writes it); otherwise the
 install and a wheel all work without a build step that could be forgotten.
 
 Domain error and blocker texts are not here: they come from the TOML catalogs
-of :mod:`qinqing.i18n`, shared with the API.
+of :mod:`qinqing.kit.i18n`, shared with the API.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from qinqing.i18n import DEFAULT_LOCALE, SUPPORTED
+from qinqing.kit.i18n import DEFAULT_LOCALE, SUPPORTED
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"

@@ -1,0 +1,96 @@
+"""`qinqing serve`: build the runtime, optionally load the demo, run uvicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import uvicorn
+
+from qinqing.config import Settings
+from qinqing.kit.cli import fail, print_json, runtime
+
+
+def run(
+    *,
+    host: str,
+    port: int,
+    demo: bool,
+    workers: int = 1,
+    reset: bool = False,
+    demo_json: bool = False,
+) -> None:
+    from qinqing.entrypoints import demo as demo_data
+    from qinqing.entrypoints.app import create_app, freeze_startup_heap
+    from qinqing.kit.logs import configure
+
+    if reset:
+        try:
+            removed = demo_data.reset(Settings())
+        except demo_data.ResetRefused as exc:
+            fail(str(exc))
+        names = ", ".join(path.name for path in removed) or "nothing to remove"
+        print(f"demo reset: removed {names}", file=sys.stderr if demo_json else sys.stdout)
+    if demo:
+        # `--demo` is development mode unless QINQING_ENV says otherwise, even on a
+        # named database (which alone would mean production); an explicit
+        # QINQING_ENV=production is still refused below. Set in the environment so
+        # worker processes (--workers) see it too.
+        os.environ.setdefault("QINQING_ENV", "development")
+        # The demo's face checks (registration without a phone, unbinding) use the
+        # simulated provider unless one is named; production refuses it anyway.
+        os.environ.setdefault("QINQING_FACE_PROVIDER", "simulated")
+    rt = runtime()
+    configure(
+        json_lines=rt.settings.log_json
+        if rt.settings.log_json is not None
+        else rt.settings.is_production
+    )
+    if demo:
+        if rt.settings.is_production:
+            fail(
+                "--demo is refused in production mode (QINQING_ENV=production); unset it "
+                "or set QINQING_ENV=development"
+            )
+        created = demo_data.load(rt)
+        if demo_json:
+            print_json({"created": created, "logins": demo_data.login_records()})
+        else:
+            # Plain lines, never Rich: a table wraps at the terminal's width and would
+            # split a secret across lines in an 80-column terminal or a log file.
+            sys.stdout.write(demo_data.logins_text(created=created))
+    # With --json, stdout holds the JSON document alone.
+    print(
+        f"Qinqing on http://{host}:{port}  (web app: http://{host}:{port}/login, "
+        f"API docs: http://{host}:{port}/docs)",
+        file=sys.stderr if demo_json else sys.stdout,
+        flush=True,
+    )
+    if workers > 1:
+        # Each worker builds its own runtime from the same environment.
+        rt.db.dispose()
+        uvicorn.run(
+            "qinqing.entrypoints.asgi:app_factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            # A child builds its runtime (imports, database, key check) before it
+            # answers the supervisor's ping; on a busy host that exceeds the 5 s default.
+            timeout_worker_healthcheck=60,
+            # X-Forwarded-For is honoured by the app, from QINQING_TRUSTED_PROXIES only.
+            proxy_headers=False,
+        )
+    else:
+        app = create_app(rt)
+        freeze_startup_heap()
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,  # see above
+        )

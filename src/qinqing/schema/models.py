@@ -1,0 +1,57 @@
+"""Every table, imported in one place so Alembic and the tests see the whole schema."""
+
+from qinqing.audit.models import AuditEntry, AuditHead
+from qinqing.auth.models import (
+    AccessToken,
+    ApiClient,
+    LoginThrottle,
+    PersonAccount,
+    RegistrationCode,
+    StaffUser,
+)
+from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
+from qinqing.contributions.models import Contribution, MonthClosing
+from qinqing.counter.models import IdDocumentFailures
+from qinqing.family.models import FamilyLink
+from qinqing.http.idempotency_models import IdempotencyKey
+from qinqing.identity.keys import VaultKey
+from qinqing.kit.db import Base
+from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.notify.models import Notification
+from qinqing.payments.models import Payment
+from qinqing.persons.models import Person
+from qinqing.regions.models import Region
+from qinqing.unbind.models import UnbindRequest
+from qinqing.vouchers.models import Voucher, VoucherToken
+
+__all__ = [
+    "AccessToken",
+    "ApiClient",
+    "AuditEntry",
+    "AuditHead",
+    "BankAccountIndex",
+    "BankLink",
+    "Base",
+    "Contribution",
+    "FamilyLink",
+    "IdDocumentFailures",
+    "IdempotencyKey",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransfer",
+    "LoginThrottle",
+    "MonthClosing",
+    "Notification",
+    "Payment",
+    "Person",
+    "PersonAccount",
+    "Region",
+    "RegistrationCode",
+    "StaffUser",
+    "UnbindRequest",
+    "VaultKey",
+    "Voucher",
+    "VoucherToken",
+    "WebhookEndpoint",
+    "WebhookEvent",
+]
