@@ -24,13 +24,13 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from qinqing.audit.service import Actor
+from qinqing.audit.actor import Actor
 from qinqing.config import Env, Settings
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.identity.ric import area_known, with_check_digit
 from qinqing.identity.vault import generate_key
 from qinqing.kit.db import make_engine
 from qinqing.persons.importer import EXPECTED_HEADER, import_csv
-from qinqing.runtime import build_runtime
 from qinqing.schema.migrate import upgrade
 
 TARGET_SECONDS = 120.0

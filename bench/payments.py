@@ -45,9 +45,10 @@ import psycopg
 from sqlalchemy import insert
 
 from import_persons import AREA_CODES, reset_schema
-from qinqing.audit.service import Actor
+from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
 from qinqing.config import Env, Settings
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.family.models import FamilyLink, FamilyLinkMember
 from qinqing.family.views import pair_key
 from qinqing.identity.ric import parse, with_check_digit
@@ -56,7 +57,6 @@ from qinqing.ledger.accounts import funding_code, personal_code
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount, LedgerTransfer
 from qinqing.persons.models import Person, PersonIdNumber
 from qinqing.persons.service import new_person
-from qinqing.runtime import build_runtime
 
 REGION = "150600"
 BALANCE = 10**12  # fen: nobody runs out during the run

@@ -24,9 +24,10 @@ from sqlalchemy import text
 
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.app import create_app
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.db import make_engine
-from qinqing.runtime import Runtime, build_runtime
+from qinqing.runtime import Runtime
 from qinqing.schema.distribution_check import read_schema
 from qinqing.schema.migrate import upgrade
 

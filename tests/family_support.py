@@ -17,8 +17,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from qinqing.access.principal import Principal
 from qinqing.auth.models import PersonAccount
-from qinqing.auth.principal import Principal
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from support import id_number, login, register

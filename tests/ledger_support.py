@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
 from qinqing.kit.errors import DomainError

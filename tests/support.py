@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor
+from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
 from qinqing.auth.sms import SIMULATED_FILE
 from qinqing.auth.verification import simulated_face_token

@@ -28,9 +28,9 @@ from playwright.sync_api import Browser, Page, Playwright
 from qinqing.auth import service as auth
 from qinqing.config import Env, Settings
 from qinqing.entrypoints import demo
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.identity import ric
 from qinqing.persons.service import new_person
-from qinqing.runtime import build_runtime
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

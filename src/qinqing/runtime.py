@@ -1,19 +1,39 @@
-"""What a running Qinqing needs, built once per process: settings, database, vault,
-policies and clock. The API and the CLI both start from here."""
+"""What a running Qinqing needs, built once per process by ``entrypoints.bootstrap``:
+settings, database, vault, policies, clock, the domain events' subscribers and
+whom a partner's API client acts for. Every service takes it; only the startup
+wiring builds it."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from qinqing.config import Env, Settings
-from qinqing.identity.vault import Vault, load_or_create_key_file, parse_key
+import typer
+from sqlalchemy.orm import Session
+
+from qinqing.config import Settings
+from qinqing.identity.vault import Vault
 from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database
-from qinqing.regions.policy import PolicyRegistry, load_policies
+from qinqing.kit.events import EventBus
+from qinqing.regions.policy import PolicyRegistry
 
 
-class StartupError(Exception):
-    """The service refuses to start; the message says why (and never holds a secret)."""
+class CustomerDirectory(Protocol):
+    """Whether a partner (a bank, by its code) counts the person as its customer: a
+    partner's API client acts only for its customers. The partner's package answers
+    it (``banks.access``); the startup wiring plugs it in."""
+
+    def __call__(
+        self, session: Session, partner_code: str | None, person_id: uuid.UUID | None, /
+    ) -> bool: ...
+
+
+def no_customers(
+    _session: Session, _partner_code: str | None, _person_id: uuid.UUID | None, /
+) -> bool:
+    return False
 
 
 @dataclass
@@ -23,105 +43,17 @@ class Runtime:
     vault: Vault
     policies: PolicyRegistry
     clock: Clock = field(default_factory=SystemClock)
+    events: EventBus = field(default_factory=EventBus)
+    customers: CustomerDirectory = no_customers
 
 
-def load_master_key(settings: Settings) -> bytes:
-    if settings.secret_key:
-        return parse_key(settings.secret_key)
-    if settings.is_production:
-        raise StartupError(
-            "production mode needs QINQING_SECRET_KEY (32 bytes, base64 or hex); "
-            "generate one with `qinqing keygen`"
-        )
-    return load_or_create_key_file(settings.key_file)
-
-
-def build_runtime(
-    settings: Settings | None = None,
-    *,
-    clock: Clock | None = None,
-    migrate: bool = True,
-    rotating_ok: bool = False,
-) -> Runtime:
-    """``rotating_ok``: only for ``qinqing keys rotate``, which may (must) start while
-    a rotation is unfinished."""
-    from qinqing.identity import keys
-    from qinqing.regions.policy import sync_regions
-    from qinqing.schema import citus
-    from qinqing.schema.migrate import upgrade
-
-    settings = settings or Settings()
-    try:
-        distributed = citus.wanted(settings.distributed, settings.resolved_database_url)
-    except citus.DistributionError as exc:
-        raise StartupError(str(exc)) from None
-    policies = load_policies(settings.policy_dir)
-    vault = Vault(load_master_key(settings))
-    clock = clock or SystemClock()
-    db = Database(settings.resolved_database_url)
-    # The audit chain's MAC key travels with every session (audit.service.vault_of).
-    db.sessions.configure(info={"vault": vault})
-    try:
-        if migrate:
-            try:
-                upgrade(db.engine, distributed=distributed)
-            except citus.DistributionError as exc:
-                raise StartupError(
-                    f"{exc}\n(rolled back: no migration of this run applied, no table placed)"
-                ) from None
-        try:
-            with db.unit_of_work() as session:
-                keys.ensure(session, vault, clock.now(), rotating_ok=rotating_ok)
-        except keys.KeyCheckError as exc:
-            raise StartupError(f"refusing to start: {exc}") from None
-        if on_citus(db):
-            # Every row lock on one shard, one owner at a time (qinqing.kit.locking).
-            db.sessions.configure(info={"vault": vault, "one_lock_per_row": True})
-        with db.unit_of_work() as session:
-            sync_regions(session, policies)
-        rt = Runtime(settings=settings, db=db, vault=vault, policies=policies, clock=clock)
-        if settings.effective_env is Env.production:
-            check_production(rt)
-    except BaseException:
-        # A refused start must not leave its pool's connections open.
-        db.dispose()
-        raise
+def cli_runtime(ctx: typer.Context, *, rotating_ok: bool = False) -> Runtime:
+    """The runtime of a CLI command. The root command (``entrypoints.cli``) puts the
+    startup wiring's opener in the context, so a domain's commands get a runtime
+    without importing the wiring; the caller disposes of it."""
+    opener = ctx.find_root().obj
+    if not callable(opener):
+        raise RuntimeError("a qinqing command runs under the root `qinqing` command")
+    rt = opener(rotating_ok=rotating_ok)
+    assert isinstance(rt, Runtime)
     return rt
-
-
-def check_production(rt: Runtime) -> None:
-    """docs/guide.md §7: refuse the simulated face and SMS providers and default staff passwords."""
-    from sqlalchemy import select
-
-    from qinqing.auth.models import StaffUser
-
-    problems = []
-    if rt.settings.face_provider not in ("none", "simulated"):
-        problems.append(f"unknown face provider {rt.settings.face_provider!r}")
-    if rt.settings.face_provider == "simulated":
-        problems.append("the `simulated` face provider is for demo and tests only")
-    from qinqing.auth.sms import KNOWN_PROVIDERS
-
-    sms = rt.settings.effective_sms_provider
-    if sms not in KNOWN_PROVIDERS:
-        problems.append(f"unknown SMS provider {sms!r} (QINQING_SMS_PROVIDER)")
-    if sms == "simulated":
-        problems.append("the `simulated` SMS provider is for demo and tests only")
-    with rt.db.unit_of_work() as session:
-        defaults = (
-            session.execute(select(StaffUser.username).where(StaffUser.default_password.is_(True)))
-            .scalars()
-            .all()
-        )
-    if defaults:
-        problems.append("staff still on a default password: " + ", ".join(sorted(defaults)))
-    if problems:
-        raise StartupError("production mode refuses to start: " + "; ".join(problems))
-
-
-def on_citus(db: Database) -> bool:
-    """Whether the database is a Citus coordinator (its extension is installed)."""
-    from qinqing.schema import citus
-
-    with db.engine.connect() as conn:
-        return citus.citus_version(conn) is not None

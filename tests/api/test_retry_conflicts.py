@@ -19,11 +19,11 @@ from qinqing.contributions import service as contributions
 from qinqing.contributions.models import Contribution
 from qinqing.entrypoints.app import create_app
 from qinqing.kit import db as dbmod
-from qinqing.kit.db import Database, RetryLater, conflict_of
+from qinqing.kit.db import Database, RetryLater, conflict_of, on_citus
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.regions.models import Region
-from qinqing.runtime import Runtime, on_citus
+from qinqing.runtime import Runtime
 from support import add_client, add_person
 
 API = "/api/v1"

@@ -9,8 +9,9 @@ import json
 from sqlalchemy import delete, select, update
 from typer.testing import CliRunner
 
+from qinqing.audit.actor import Actor
 from qinqing.audit.models import AuditEntry, AuditHead
-from qinqing.audit.service import Actor, record, verify
+from qinqing.audit.service import record, verify
 from qinqing.identity.vault import Vault
 from qinqing.runtime import Runtime
 
@@ -68,14 +69,14 @@ def test_truncated_tail_is_detected(rt: Runtime) -> None:
 
 def test_rehashed_entry_still_breaks_the_next_link(rt: Runtime) -> None:
     """A forger who recomputes an entry's own hash is caught by the following entry."""
-    from qinqing.audit.service import _digest, _fields
+    from qinqing.audit.service import _fields, digest
 
     _append(rt, 4)
     with rt.db.unit_of_work() as s:
         e = s.get(AuditEntry, 2)
         assert e is not None
         e.reason = "forged"
-        e.hash = _digest(rt.vault, e.prev_hash, e.seq, _fields(e))
+        e.hash = digest(rt.vault, e.prev_hash, e.seq, _fields(e))
     with rt.db.unit_of_work() as s:
         result = verify(s)
     assert not result.ok and result.first_bad_seq == 3
@@ -119,7 +120,7 @@ def test_rewritten_and_rechained_entry_is_tampered(rt: Runtime) -> None:
 
 def test_rechained_under_another_key_is_tampered(rt: Runtime) -> None:
     """Even a well-formed keyed chain is refused when the key is not ours."""
-    from qinqing.audit.service import _digest, _fields, head_mac
+    from qinqing.audit.service import _fields, digest, head_mac
 
     _append(rt, 3)
     thief = Vault(bytes(range(32)))
@@ -128,7 +129,7 @@ def test_rechained_under_another_key_is_tampered(rt: Runtime) -> None:
         rows = s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars().all()
         for e in rows:
             e.reason = "rewritten"
-            e.prev_hash, e.hash = prev, _digest(thief, prev, e.seq, _fields(e))
+            e.prev_hash, e.hash = prev, digest(thief, prev, e.seq, _fields(e))
             prev = e.hash
         s.execute(update(AuditHead).values(seq=3, hash=prev, mac=head_mac(thief, 3, prev)))
     with rt.db.unit_of_work() as s:

@@ -98,7 +98,7 @@ def test_login_lockout_per_account_survives_restart(
     rt: Runtime, client: TestClient, clock: FrozenClock
 ) -> None:
     from qinqing.entrypoints.app import create_app
-    from qinqing.runtime import build_runtime
+    from qinqing.entrypoints.bootstrap import build_runtime
 
     _, number = add_person(rt)
     register(client, number, "张三", "13800138000")

@@ -189,7 +189,7 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     """`qinqing serve` as started: a local peer rotating X-Forwarded-For is still one
     address (uvicorn's own proxy handling, which trusts 127.0.0.1, is off)."""
     captured: dict[str, Any] = {}
-    monkeypatch.setattr(serve, "runtime", lambda: rt)
+    monkeypatch.setattr(serve, "open_runtime", lambda: rt)
     monkeypatch.setattr("qinqing.kit.logs.configure", lambda **_: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: captured.update(app=app, **kw))
     serve.run(host="127.0.0.1", port=8000, demo=False)

@@ -11,9 +11,10 @@ from sqlalchemy import select
 
 from qinqing.auth import service
 from qinqing.auth.models import PersonAccount
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
-from qinqing.runtime import Runtime, build_runtime
+from qinqing.runtime import Runtime
 from support import PASSWORD, person_with_account
 
 API = "/api/v1"

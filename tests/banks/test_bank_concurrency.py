@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from banks_support import add_bank, card_number, link_customer, receiver
 from family_support import new_person
-from qinqing.auth.principal import CLIENT_SCOPES, Principal
+from qinqing.access.principal import CLIENT_SCOPES, Principal
 from qinqing.banks import service
 from qinqing.banks.webhooks import deliver_webhooks
 from qinqing.kit.clock import FrozenClock

@@ -15,17 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from qinqing.access.principal import Principal
+from qinqing.accounting.clearing import clear
+from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
-from qinqing.auth.principal import Principal
 from qinqing.contributions.models import Contribution, MonthClosing
 from qinqing.contributions.service import close_month, post_contribution
 from qinqing.entrypoints.cli import app as cli_app
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.accounts import funding_code, personal_code
-from qinqing.ledger.clearing import clear
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount, LedgerTransfer
-from qinqing.ledger.reconcile import reconcile
 from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from counter_support import audit_entries, counter_family
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
+from qinqing.auth.models import IdDocumentFailures
 from qinqing.counter import service
-from qinqing.counter.models import IdDocumentFailures
 from qinqing.runtime import Runtime
 from qinqing.unbind.service import UnbindRefused
 from support import id_number

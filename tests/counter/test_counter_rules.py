@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from qinqing.auth import rules as id_rules
 from qinqing.counter import rules
 from qinqing.kit.errors import DomainError
 from support import id_number
@@ -14,15 +15,15 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)
 
 
-@pytest.mark.parametrize("doc_type", rules.DOCUMENT_TYPES)
-def test_both_documents_carry_the_id_number(doc_type: rules.DocumentType) -> None:
+@pytest.mark.parametrize("doc_type", id_rules.DOCUMENT_TYPES)
+def test_both_documents_carry_the_id_number(doc_type: id_rules.DocumentType) -> None:
     number = id_number(seq=7)
-    assert rules.document_number(doc_type, f" {number.lower()} ", TODAY) == number
+    assert id_rules.document_number(doc_type, f" {number.lower()} ", TODAY) == number
 
 
 def test_a_malformed_document_number_is_an_id_number_error() -> None:
     with pytest.raises(DomainError) as err:
-        rules.document_number("medical_card", "12345", TODAY)
+        id_rules.document_number("medical_card", "12345", TODAY)
     assert err.value.code == "ID_NUMBER_LENGTH"
 
 
@@ -61,15 +62,15 @@ def test_an_18_digit_serial_that_is_no_id_number_is_a_form_number() -> None:
 
 
 def test_the_lockout_counts_to_the_limit_then_locks_and_starts_again() -> None:
-    state = rules.Lockout(0, None)
+    state = id_rules.Lockout(0, None)
     for expected in (1, 2, 3, 4):
-        state = rules.after_mismatch(state.failures, NOW, max_failures=5, lock_hours=3)
-        assert state == rules.Lockout(expected, None)
+        state = id_rules.after_mismatch(state.failures, NOW, max_failures=5, lock_hours=3)
+        assert state == id_rules.Lockout(expected, None)
         assert state.remaining(5) == 5 - expected
-    state = rules.after_mismatch(state.failures, NOW, max_failures=5, lock_hours=3)
-    assert state == rules.Lockout(0, NOW + timedelta(hours=3))
-    assert rules.is_locked(state.locked_until, NOW + timedelta(hours=3) - timedelta(seconds=1))
-    assert not rules.is_locked(state.locked_until, NOW + timedelta(hours=3))
+    state = id_rules.after_mismatch(state.failures, NOW, max_failures=5, lock_hours=3)
+    assert state == id_rules.Lockout(0, NOW + timedelta(hours=3))
+    assert id_rules.is_locked(state.locked_until, NOW + timedelta(hours=3) - timedelta(seconds=1))
+    assert not id_rules.is_locked(state.locked_until, NOW + timedelta(hours=3))
 
 
 def test_every_request_status_has_an_outcome_on_the_receipt() -> None:

@@ -21,8 +21,7 @@ from counter_support import (
     unbind_body,
 )
 from ledger_support import fund, institution_headers
-from qinqing.auth.models import StaffUser
-from qinqing.counter.models import IdDocumentFailures
+from qinqing.auth.models import IdDocumentFailures, StaffUser
 from qinqing.identity.masking import mask_id_number
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime

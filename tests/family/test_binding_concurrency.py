@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from family_support import Party, bind, new_person, principal_of
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.family import service
 from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from conftest import TEST_KEY
 from family_support import API, bind, make_active_link, new_person, principal_of
 from qinqing.audit.models import AuditEntry
+from qinqing.entrypoints.cli import app as cli_app
 from qinqing.family import service
 from qinqing.family.models import FamilyLink
 from qinqing.kit.clock import FrozenClock
-from qinqing.notify.cli import notify_app
 from qinqing.notify.models import Notification
 from qinqing.notify.sender import MAX_ATTEMPTS, LogSender, deliver
 from qinqing.runtime import Runtime
@@ -150,10 +150,10 @@ def test_cli_deliver(
     monkeypatch.setenv("QINQING_SECRET_KEY", TEST_KEY)
     monkeypatch.setenv("QINQING_ENV", "test")
     monkeypatch.setenv("QINQING_DATA_DIR", str(tmp_path / "cli-data"))
-    result = CliRunner().invoke(notify_app, ["deliver", "--json"])
+    result = CliRunner().invoke(cli_app, ["notify", "deliver", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"delivered": pending}
-    result = CliRunner().invoke(notify_app, ["deliver"])
+    result = CliRunner().invoke(cli_app, ["notify", "deliver"])
     assert result.exit_code == 0, result.output
     assert "delivered 0" in result.stdout
     with rt.db.unit_of_work() as s:

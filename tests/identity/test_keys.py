@@ -13,17 +13,19 @@ from sqlalchemy import LargeBinary, select
 from typer.testing import CliRunner
 
 from conftest import TEST_KEY
+from qinqing.access.principal import Principal
 from qinqing.audit.service import verify
-from qinqing.auth.principal import Principal
 from qinqing.config import Settings
 from qinqing.entrypoints.app import create_app
+from qinqing.entrypoints.bootstrap import StartupError, build_runtime
 from qinqing.http import idempotency
 from qinqing.identity import keys
 from qinqing.identity.vault import Vault, generate_key, parse_key
 from qinqing.kit.clock import FrozenClock
+from qinqing.ops import keys as rotation
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, id_number_of
-from qinqing.runtime import Runtime, StartupError, build_runtime
+from qinqing.runtime import Runtime
 from qinqing.schema.models import Base
 from support import add_person, login, register
 
@@ -82,7 +84,7 @@ def test_serve_with_a_wrong_key_refuses_to_start(rt: Runtime) -> None:
 
 def test_readyz_fails_once_the_key_no_longer_matches(rt: Runtime, client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
-    keys.rotate(rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), rt.clock.now)
+    rotation.rotate(rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), rt.clock.now)
     r = client.get("/readyz")
     assert r.status_code == 503 and "retired key" in r.json()["secret_key"]
 
@@ -130,7 +132,7 @@ def test_rotation_moves_everything_to_the_new_key(
     rt: Runtime, client: TestClient, clock: FrozenClock
 ) -> None:
     number, phone = _populate(rt, client)
-    counts = keys.rotate(
+    counts = rotation.rotate(
         rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now, batch=2
     )
     assert counts["persons"] == 6 + 6 and counts["person_accounts"] == 1
@@ -147,7 +149,7 @@ def test_rotation_with_one_lock_per_row_moves_everything(
     locked by its own key), here on any database."""
     number, phone = _populate(rt, client)
     rt.db.sessions.configure(info={"vault": rt.vault, "one_lock_per_row": True})
-    counts = keys.rotate(
+    counts = rotation.rotate(
         rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now, batch=2
     )
     assert counts["persons"] == 6 + 6 and counts["person_accounts"] == 1
@@ -169,7 +171,7 @@ def test_an_interrupted_rotation_blocks_starts_and_resumes(
             raise Stop
 
     with pytest.raises(Stop):
-        keys.rotate(
+        rotation.rotate(
             rt.db,
             Vault(parse_key(TEST_KEY)),
             Vault(parse_key(OTHER_KEY)),
@@ -182,9 +184,11 @@ def test_an_interrupted_rotation_blocks_starts_and_resumes(
             build_runtime(_with_key(rt.settings, key), migrate=False)
     assert client.get("/readyz").status_code == 503
     # A different new key may not take over the half-done rotation.
-    with pytest.raises(keys.RotationError, match="different new key"):
-        keys.rotate(rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(generate_key())), clock.now)
-    keys.rotate(rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now)
+    with pytest.raises(rotation.RotationError, match="different new key"):
+        rotation.rotate(
+            rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(generate_key())), clock.now
+        )
+    rotation.rotate(rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now)
     _check_under(_with_key(rt.settings, OTHER_KEY), clock, number, phone)
 
 
@@ -210,7 +214,7 @@ def test_cli_rotate_takes_the_new_key_from_the_environment(
 
 def test_every_ciphertext_column_is_known_to_the_rotation() -> None:
     """A ciphertext column the rotation skipped would be unreadable after it."""
-    known = {(c.table.__tablename__, c.cipher) for c in keys.vaulted_columns()}
+    known = {(c.table.__tablename__, c.cipher) for c in rotation.vaulted_columns()}
     binary = {
         (table.name, col.name)
         for table in Base.metadata.sorted_tables
@@ -222,7 +226,7 @@ def test_every_ciphertext_column_is_known_to_the_rotation() -> None:
 
 def test_every_table_keyed_by_a_blind_index_follows_the_rotation() -> None:
     """A look-up table left on the old key would stop finding duplicates after it."""
-    cols = keys.vaulted_columns()
+    cols = rotation.vaulted_columns()
     index_names = {c.index for c in cols if c.index}
     followed = {c.table.__tablename__ for c in cols} | {
         c.lookup.table.__tablename__ for c in cols if c.lookup
@@ -263,7 +267,7 @@ def test_bank_links_and_webhook_secrets_survive_a_rotation(
         masked = link.json()["account_number_masked"]
         assert masked == mask_account(kept)
 
-        counts = keys.rotate(
+        counts = rotation.rotate(
             rt.db, Vault(parse_key(TEST_KEY)), Vault(parse_key(OTHER_KEY)), clock.now, batch=1
         )
         assert counts["bank_links"] == 2 and counts["bank_webhook_endpoints"] == 1

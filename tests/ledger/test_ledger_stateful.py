@@ -14,11 +14,11 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from sqlalchemy import select
 
 from ledger_support import fund, make_family
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
+from qinqing.accounting.reconcile import reconcile
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 from support import add_client

@@ -21,15 +21,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import SYSTEM
+from qinqing.audit.actor import SYSTEM
 from qinqing.contributions.service import close_month
 from qinqing.family.models import FamilyLink
 from qinqing.family.service import bind_persons, lock_persons
 from qinqing.family.views import pair_key
+from qinqing.kit.db import on_citus
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
-from qinqing.runtime import Runtime, on_citus
+from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind_service
 from support import OPERATOR, add_person, by_id, id_number
 

@@ -25,9 +25,9 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 
 from ledger_support import API, fund, institution_headers
+from qinqing.accounting.reconcile import reconcile
 from qinqing.contributions.service import close_month
 from qinqing.kit.errors import DomainError
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments.service import expire_holds
 from qinqing.runtime import Runtime
 from support import OPERATOR, add_client, id_number

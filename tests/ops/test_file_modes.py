@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from qinqing.config import Env, Settings
-from qinqing.runtime import build_runtime
+from qinqing.entrypoints.bootstrap import build_runtime
 from support import add_person
 
 

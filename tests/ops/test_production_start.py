@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from qinqing.audit.service import Actor
+from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
 from qinqing.config import Env, Settings
-from qinqing.runtime import StartupError, build_runtime
+from qinqing.entrypoints.bootstrap import StartupError, build_runtime
 
 
 def _prod(settings: Settings, **changes: object) -> Settings:

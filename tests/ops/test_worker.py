@@ -22,7 +22,7 @@ from banks_support import add_bank, card_number, link_customer, receiver
 from family_support import new_person
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.auth.models import AccessToken
-from qinqing.entrypoints.worker import Job, Worker
+from qinqing.entrypoints.worker import JOBS, Job, Worker
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
@@ -88,7 +88,7 @@ ONE_OF_EACH = {
 def test_one_pass_does_each_job(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
     _something_for_each_job(rt, client)
     clock.advance(timedelta(hours=73))  # past the 72 h hold expiry and the 24 h key retention
-    worker = Worker(rt)
+    worker = Worker(rt, JOBS)
     done = worker.run_once()
     assert done == ONE_OF_EACH
     assert _count(rt, Notification, Notification.delivered_at.is_(None)) == 0
@@ -100,7 +100,7 @@ def test_one_pass_does_each_job(rt: Runtime, client: TestClient, clock: FrozenCl
 def test_live_rows_are_left_alone(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
     _something_for_each_job(rt, client)
     clock.advance(timedelta(minutes=5))
-    done = Worker(rt).run_once()
+    done = Worker(rt, JOBS).run_once()
     assert done["expire_holds"] == 0 and done["purge_idempotency_keys"] == 0
     assert done["purge_access_tokens"] == 0
     assert _count(rt, Payment, Payment.status == "authorized") == 1

@@ -14,12 +14,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from ledger_support import API, Family, authorize_body, fund, institution_headers, make_family
+from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import AccessToken, ApiClient
-from qinqing.auth.principal import token_digest
+from qinqing.auth.tokens import token_digest
+from qinqing.kit.db import on_citus
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments.fast import FastPath
-from qinqing.runtime import Runtime, on_citus
+from qinqing.runtime import Runtime
 
 
 @pytest.fixture

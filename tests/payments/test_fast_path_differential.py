@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from ledger_support import Family, fund, institution_headers, make_family, through_fast
+from qinqing.access.principal import Principal
+from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import AccessToken
-from qinqing.auth.principal import Principal, principal_from_token
+from qinqing.auth.tokens import principal_from_token
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.payments.models import Payment

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ledger_support import fund, institution_headers, make_family, through_fast
-from qinqing.auth.principal import Principal, principal_from_token
+from qinqing.access.principal import Principal
+from qinqing.accounting.reconcile import reconcile
+from qinqing.auth.tokens import principal_from_token
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime

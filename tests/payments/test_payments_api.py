@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from ledger_support import API, Family, authorize_body, fund, institution_headers, make_family
+from qinqing.accounting.reconcile import reconcile
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.runtime import Runtime
 
 

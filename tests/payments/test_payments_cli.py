@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typer.testing import CliRunner
 
 from ledger_support import fund, make_family
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.entrypoints.cli import app
 from qinqing.kit.clock import FrozenClock
 from qinqing.payments import service as payments

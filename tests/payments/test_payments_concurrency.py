@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from concurrency import race
 from ledger_support import fund, institution_principal, make_family
+from qinqing.accounting.reconcile import reconcile
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 

@@ -21,12 +21,13 @@ from factories import (
     with_wrong_check_digit,
     write_persons_csv,
 )
+from qinqing.audit.actor import Actor
 from qinqing.audit.models import AuditEntry
-from qinqing.audit.service import Actor, verify
+from qinqing.audit.service import verify
+from qinqing.entrypoints.cli import app as cli_app
 from qinqing.kit.db import Base
 from qinqing.kit.errors import DomainError
 from qinqing.persons import importer
-from qinqing.persons.cli import persons_app
 from qinqing.persons.importer import ImportReport, Refusal, import_csv
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, PHONE_KIND
@@ -425,7 +426,7 @@ def cli_env(rt: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
 
 
 def test_cli_json_output(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
-    result = CliRunner().invoke(persons_app, ["import", str(mixed_csv), "--json"])
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(mixed_csv), "--json"])
     assert result.exit_code == 2, result.output  # some rows refused, the others taken
     out = json.loads(result.stdout)
     assert set(out) == {"taken", "refused"}
@@ -439,7 +440,7 @@ def test_cli_json_output(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
 
 
 def test_cli_summary_and_table(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
-    result = CliRunner().invoke(persons_app, ["import", str(mixed_csv)])
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(mixed_csv)])
     assert result.exit_code == 2, result.output
     assert f"taken 4, refused {len(EXPECTED_REFUSALS)}" in result.stdout
     assert "ID_NUMBER_CHECK_DIGIT" in result.stdout
@@ -449,7 +450,7 @@ def test_cli_summary_and_table(rt: Runtime, cli_env: None, mixed_csv: Path) -> N
 def test_cli_table_is_capped(rt: Runtime, cli_env: None, tmp_path: Path) -> None:
     rows = [person_row(make_id_number(seq=i), scheme="nope") for i in range(55)]
     path = write_persons_csv(tmp_path / "many.csv", rows)
-    result = CliRunner().invoke(persons_app, ["import", str(path)], terminal_width=200)
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(path)], terminal_width=200)
     assert result.exit_code == 1, result.output  # every row refused: nothing imported
     assert "taken 0, refused 55" in result.stdout
     assert "and 5 more refused rows" in result.stdout
@@ -457,7 +458,9 @@ def test_cli_table_is_capped(rt: Runtime, cli_env: None, tmp_path: Path) -> None
 
 
 def test_cli_missing_file(cli_env: None, tmp_path: Path) -> None:
-    result = CliRunner().invoke(persons_app, ["import", str(tmp_path / "nope.csv"), "--json"])
+    result = CliRunner().invoke(
+        cli_app, ["persons", "import", str(tmp_path / "nope.csv"), "--json"]
+    )
     assert result.exit_code == 1
     assert "no such file" in result.stderr
     assert result.stdout == ""
@@ -465,7 +468,7 @@ def test_cli_missing_file(cli_env: None, tmp_path: Path) -> None:
 
 def test_cli_bad_header(rt: Runtime, cli_env: None, tmp_path: Path) -> None:
     path = write_persons_csv(tmp_path / "bad.csv", [person_row(A)], header=None)
-    result = CliRunner().invoke(persons_app, ["import", str(path), "--json"])
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(path), "--json"])
     assert result.exit_code == 1
     assert "CSV_HEADER_INVALID" in result.stderr
     assert "id_number,name,region_code,scheme,status,phone" in result.stderr
@@ -486,13 +489,13 @@ def test_cli_exit_status_is_0_when_every_row_is_taken(
     rt: Runtime, cli_env: None, tmp_path: Path
 ) -> None:
     path = write_persons_csv(tmp_path / "good.csv", [person_row(A), person_row(B)])
-    result = CliRunner().invoke(persons_app, ["import", str(path), "--json"])
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"taken": 2, "refused": []}
 
 
 def test_cli_a_directory_is_named_as_one(cli_env: None, tmp_path: Path) -> None:
-    result = CliRunner().invoke(persons_app, ["import", str(tmp_path), "--json"])
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(tmp_path), "--json"])
     assert result.exit_code == 1
     assert "is a directory, not a CSV file" in result.stderr
     assert "no such file" not in result.stderr
@@ -541,19 +544,21 @@ def test_a_gbk_file_imports_with_encoding_gbk(rt: Runtime, tmp_path: Path) -> No
 
 def test_cli_gbk_file_without_and_with_encoding(rt: Runtime, cli_env: None, tmp_path: Path) -> None:
     path = _gbk_file(tmp_path / "excel.csv")
-    refused = CliRunner().invoke(persons_app, ["import", str(path), "--json"])
+    refused = CliRunner().invoke(cli_app, ["persons", "import", str(path), "--json"])
     assert refused.exit_code == 1
     assert "CSV_NOT_UTF8" in refused.stderr
     assert "GBK" in refused.stderr and "--encoding gbk" in refused.stderr
     assert "CSV UTF-8" in refused.stderr
     assert refused.stderr.count("UTF-8") < 5  # one message, not one per row
-    taken = CliRunner().invoke(persons_app, ["import", str(path), "--json", "--encoding", "GBK"])
+    taken = CliRunner().invoke(
+        cli_app, ["persons", "import", str(path), "--json", "--encoding", "GBK"]
+    )
     assert taken.exit_code == 0, taken.output
     assert json.loads(taken.stdout)["taken"] == 2
 
 
 def test_cli_refuses_an_unknown_encoding(cli_env: None, tmp_path: Path) -> None:
     path = write_persons_csv(tmp_path / "x.csv", [person_row(A)])
-    result = CliRunner().invoke(persons_app, ["import", str(path), "--encoding", "latin-1"])
+    result = CliRunner().invoke(cli_app, ["persons", "import", str(path), "--encoding", "latin-1"])
     assert result.exit_code == 1
     assert "use utf-8 or gbk" in result.stderr

@@ -24,19 +24,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from conftest import PG_URL, TEST_KEY, private_schema, with_options
+from qinqing.access.principal import Principal
+from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import AccountLogin, PersonAccount
-from qinqing.auth.principal import Principal
 from qinqing.config import Env, Settings
 from qinqing.entrypoints import demo
 from qinqing.entrypoints.app import create_app
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.family.models import FamilyLink, FamilyLinkMember
 from qinqing.identity import ric
 from qinqing.ledger.models import LedgerAccount, LedgerSystemAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments import service as payments
 from qinqing.payments.models import Payment, PaymentKey, PaymentReference
 from qinqing.persons.models import Person, PersonIdNumber
-from qinqing.runtime import build_runtime
 
 # The last commit of the release before the schema was made distributable.
 PREVIOUS_RELEASE = "d18cae724e8c6536c951ebd44b4ce086601600ad"

@@ -13,7 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.http import idempotency
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.kit.clock import FrozenClock

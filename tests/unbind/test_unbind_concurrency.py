@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from ledger_support import fund
+from qinqing.access.principal import Principal
 from qinqing.audit import service as audit
 from qinqing.audit.models import AuditEntry
 from qinqing.auth.models import PersonAccount
-from qinqing.auth.principal import Principal
 from qinqing.auth.verification import (
     FaceVerification,
     PaymentPasswordVerification,

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.auth.verification import FaceVerification, simulated_face_token
 from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from family_support import new_person
 from ledger_support import authorize_body, institution_headers
+from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers import rules

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from concurrency import race
 from ledger_support import institution_principal
+from qinqing.accounting.reconcile import reconcile
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
-from qinqing.ledger.reconcile import reconcile
 from qinqing.payments.models import Payment
 from qinqing.payments.service import Outcome
 from qinqing.runtime import Runtime

@@ -26,23 +26,12 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qinqing.audit.actor import Actor
 from qinqing.audit.models import AuditEntry, AuditHead
 from qinqing.identity.vault import Vault
 from qinqing.kit.clock import as_utc
 
 GENESIS = "0" * 64
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    kind: str  # person | staff | client | operator | system
-    id: str
-    channel: (
-        str  # app | wechat | counter | review | admin | bank | institution | collector | system
-    )
-
-
-SYSTEM = Actor("system", "qinqing", "system")
 
 
 def _canonical(prev_hash: str, seq: int, fields: dict[str, Any]) -> bytes:
@@ -55,7 +44,7 @@ def _canonical(prev_hash: str, seq: int, fields: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def _digest(vault: Vault, prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
+def digest(vault: Vault, prev_hash: str, seq: int, fields: dict[str, Any]) -> str:
     return vault.audit_mac(_canonical(prev_hash, seq, fields))
 
 
@@ -123,7 +112,7 @@ def record(
         hash="",
     )
     vault = vault_of(session)
-    entry.hash = _digest(vault, head.hash, entry.seq, _fields(entry))
+    entry.hash = digest(vault, head.hash, entry.seq, _fields(entry))
     session.add(entry)
     head.seq, head.hash = entry.seq, entry.hash
     head.mac = head_mac(vault, entry.seq, entry.hash)
@@ -192,7 +181,7 @@ def verify(
             return VerifyResult(checked, expected_seq, "entry missing (sequence gap)", "tampered")
         if e.prev_hash != prev:
             return VerifyResult(checked, e.seq, "previous-hash link broken", "tampered")
-        if _digest(vault, prev, e.seq, _fields(e)) != e.hash:
+        if digest(vault, prev, e.seq, _fields(e)) != e.hash:
             return VerifyResult(
                 checked, e.seq, "entry content does not match its keyed hash", "tampered"
             )
@@ -275,7 +264,7 @@ def rechain(
             raise ChainBroken(e.seq)
         old_hash = e.hash
         e.prev_hash = cursor.new_prev
-        e.hash = _digest(new, cursor.new_prev, e.seq, fields)
+        e.hash = digest(new, cursor.new_prev, e.seq, fields)
         cursor.seq, cursor.old_prev, cursor.new_prev = e.seq, old_hash, e.hash
         done += 1
     if done == 0:

@@ -10,8 +10,9 @@ from urllib.parse import unquote_plus
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
 
+from qinqing.accounting.statements import balance_of
 from qinqing.auth import registration, service
-from qinqing.auth.principal import PersonDep, PrincipalDep
+from qinqing.auth.deps import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
     LoginIn,
     LoginOut,
@@ -28,7 +29,6 @@ from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.problems import locale_of, problem
 from qinqing.kit import i18n
 from qinqing.kit.errors import DomainError
-from qinqing.ledger.statements import balance_of
 from qinqing.persons.models import Person
 from qinqing.persons.service import person_view
 

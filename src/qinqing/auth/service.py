@@ -14,11 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor, record
+from qinqing.access.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
 from qinqing.auth import throttle
 from qinqing.auth.models import AccessToken, AccountLogin, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
-from qinqing.auth.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal, new_token, token_digest
+from qinqing.auth.tokens import new_token, token_digest
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.kit.errors import DomainError

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.auth.models import PersonAccount
+from qinqing.auth.service import verify_payment_password
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
@@ -97,7 +98,6 @@ def verify(
     """Raise VERIFICATION_REQUIRED / _FAILED / _LOCKED (or FACE_UNAVAILABLE,
     PAYMENT_PASSWORD_NOT_SET) unless the person verified. Failures of the
     payment password are counted and committed (see auth.service)."""
-    from qinqing.auth.service import verify_payment_password
 
     if verification is None:
         raise DomainError("VERIFICATION_REQUIRED", 409)

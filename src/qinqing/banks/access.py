@@ -1,8 +1,8 @@
 """Who is a bank's customer: a person with an active bank link to that bank.
 
 A bank client acts only for its customers; for anyone else every answer is
-the 404 an unknown id gets. Kept free of other domain imports so the family
-and unbind parts can ask it without an import cycle.
+the 404 an unknown id gets. The core asks through ``Runtime.customers``, which
+the startup wiring points at :func:`is_customer`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
 from qinqing.banks.models import BankLink, BankLinkStatus
-
-
-def is_bank(principal: Principal) -> bool:
-    return principal.kind == "client" and principal.role == "bank" and bool(principal.bank_code)
 
 
 def is_customer(session: Session, bank_code: str | None, person_id: uuid.UUID | None) -> bool:

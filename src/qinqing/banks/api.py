@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import PrincipalDep
+from qinqing.auth.deps import PrincipalDep
 from qinqing.banks import service
 from qinqing.banks.models import BankLink, BankLinkStatus
 from qinqing.banks.schemas import BankFamilyOut, BankLinkIn, BankLinkOut, BankLinkPage

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import typer
 from rich.table import Table
 
-from qinqing.kit.cli import console, domain_fail, operator, print_json, runtime
+from qinqing.audit.actor import operator
+from qinqing.banks.webhooks import deliver_webhooks, list_events, retry_event
+from qinqing.kit.cli import console, domain_fail, print_json
 from qinqing.kit.errors import DomainError
+from qinqing.kit.jobs import Job, Worker, install_signal_handlers, stop_requested
+from qinqing.kit.logs import configure
+from qinqing.runtime import Runtime, cli_runtime
 
 webhooks_app = typer.Typer(help="Webhooks to partner banks (the outbox).", no_args_is_help=True)
 
@@ -18,14 +25,14 @@ def _webhooks() -> None:
 
 @webhooks_app.command("list")
 def list_command(
+    ctx: typer.Context,
     failed: bool = typer.Option(False, "--failed", help="only events that gave up"),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Webhook events, newest first (bodies are not shown)."""
-    from qinqing.banks.webhooks import list_events
 
-    rt = runtime()
+    rt = cli_runtime(ctx)
     with rt.db.unit_of_work() as session:
         rows = [
             {
@@ -63,11 +70,12 @@ def list_command(
 
 
 @webhooks_app.command("retry")
-def retry_command(event_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def retry_command(
+    ctx: typer.Context, event_id: str, as_json: bool = typer.Option(False, "--json")
+) -> None:
     """Queue a failed event again, under the same webhook-id."""
-    from qinqing.banks.webhooks import retry_event
 
-    rt = runtime()
+    rt = cli_runtime(ctx)
     try:
         with rt.db.unit_of_work() as session:
             event = retry_event(session, rt, event_id, actor=operator())
@@ -84,6 +92,7 @@ def retry_command(event_id: str, as_json: bool = typer.Option(False, "--json")) 
 
 @webhooks_app.command("deliver")
 def deliver_command(
+    ctx: typer.Context,
     once: bool = typer.Option(False, "--once", help="one pass, then exit"),
     limit: int = typer.Option(100, "--limit", min=1, max=10_000),
     interval: float = typer.Option(5.0, "--interval", min=0.5, help="seconds between passes"),
@@ -95,11 +104,6 @@ def deliver_command(
     runs that one job alone (the same worker loop and signal handling), e.g. to
     drain a backlog after an outage. Running both at once is safe.
     """
-    from datetime import datetime
-
-    from qinqing.banks.webhooks import deliver_webhooks
-    from qinqing.entrypoints.worker import Job, Worker, install_signal_handlers, stop_requested
-    from qinqing.runtime import Runtime
 
     total = 0
 
@@ -109,14 +113,12 @@ def deliver_command(
         total += n
         return n
 
-    rt = runtime()
+    rt = cli_runtime(ctx)
     worker = Worker(rt, [Job("deliver_webhooks", job)], interval=interval)
     try:
         if once:
             failed = worker.run_once()["deliver_webhooks"] < 0
         else:
-            from qinqing.kit.logs import configure
-
             configure(
                 json_lines=rt.settings.log_json
                 if rt.settings.log_json is not None

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from stdnum import luhn
 
+from qinqing.identity.masking import mask_account_number
 from qinqing.kit.errors import DomainError
 
 # Card numbers (ISO/IEC 7812; UnionPay cards are 16 to 19 digits) end in a Luhn
@@ -37,7 +38,6 @@ def normalize_account_number(raw: str, *, check_digit: bool = True) -> str:
 
 def mask_account(number: str) -> str:
     """``6214********2345``: the issuer prefix and the last four digits only."""
-    from qinqing.identity.masking import mask_account_number
 
     return mask_account_number(number)
 

@@ -16,14 +16,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from qinqing.access.principal import Principal
+from qinqing.access.roles import is_bank_client
 from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
-from qinqing.auth.principal import Principal
 from qinqing.banks import rules
-from qinqing.banks.access import is_bank
 from qinqing.banks.models import BankAccountIndex, BankLink, BankLinkStatus
 from qinqing.banks.webhooks import bank_link_event
 from qinqing.family.models import FamilyLink
+from qinqing.family.service import family_of
 from qinqing.identity import ric
 from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.notify.service import enqueue
@@ -50,7 +51,7 @@ def _require(principal: Principal, scope: str) -> None:
     if principal.kind == "person":
         return
     if principal.kind == "client":
-        if not is_bank(principal) or scope not in principal.scopes:
+        if not is_bank_client(principal) or scope not in principal.scopes:
             raise DomainError("INSUFFICIENT_SCOPE", 403, scope=scope)
         return
     raise forbidden()
@@ -278,7 +279,6 @@ def customer_family(
     link = _visible(session, principal, _parse_id(link_id))
     if link is None or link.status != BankLinkStatus.active:
         raise not_found(SUBJECT)
-    from qinqing.family.service import family_of
 
     return family_of(session, rt, link.person_id)
 

@@ -40,11 +40,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from qinqing.audit.service import Actor, record
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
 from qinqing.banks.access import active_links_of
 from qinqing.banks.models import BankLink, EventStatus, WebhookEndpoint, WebhookEvent
+from qinqing.family.events import UnbindRef
 from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import claim
@@ -232,16 +234,6 @@ def bank_link_event(
         )
         n += 1
     return n
-
-
-@dataclass(frozen=True, slots=True)
-class UnbindRef:
-    """What a family event says about an unbind request (ids and codes only)."""
-
-    id: uuid.UUID
-    status: str
-    on_behalf_of: str
-    channel: str
 
 
 def family_event(

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from qinqing.auth.principal import Principal, require_scope
+from qinqing.access.principal import Principal
+from qinqing.auth.deps import scope_dep
 from qinqing.contributions import service as contributions
 from qinqing.contributions.schemas import (
     ContributionIn,
@@ -23,7 +24,7 @@ from qinqing.kit.fen import FenQuery
 router = APIRouter()
 
 CONTRIBUTIONS_TAG = "contributions"
-CollectorDep = Annotated[Principal, require_scope("contributions")]
+CollectorDep = Annotated[Principal, scope_dep("contributions")]
 
 
 @router.get(

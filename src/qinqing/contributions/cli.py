@@ -7,7 +7,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from qinqing.kit.cli import console, operator, print_json, run_once, runtime
+from qinqing.audit.actor import operator
+from qinqing.contributions.service import close_month
+from qinqing.kit.cli import console, print_json, run_once
+from qinqing.runtime import cli_runtime
 
 contributions_app = typer.Typer(help="Monthly contributions.", no_args_is_help=True)
 
@@ -19,17 +22,17 @@ def _contributions() -> None:
 
 @contributions_app.command("close-month")
 def close_month_command(
+    ctx: typer.Context,
     period: Annotated[str, typer.Argument(help="the month to close, YYYY-MM (China time)")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Mark active employee and flexible-employment persons without a contribution
     for PERIOD as in arrears, in every region not yet closed for it."""
-    from qinqing.contributions.service import close_month
 
-    rt = runtime()
+    rt = cli_runtime(ctx)
     actor = operator()
     closings = run_once(
-        rt, lambda session: close_month(session, rt, period, actor), what="close-month"
+        rt.db, lambda session: close_month(session, rt, period, actor), what="close-month"
     )
     period = period.strip()
     if as_json:

@@ -36,8 +36,9 @@ from datetime import datetime
 from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor, record
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
 from qinqing.contributions import rules
 from qinqing.contributions.models import Contribution, MonthClosing
 from qinqing.contributions.rules import current_period, period_end, previous_period

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal, require_staff
+from qinqing.access.principal import Principal
+from qinqing.auth.deps import staff_dep
 from qinqing.counter import receipt, service
 from qinqing.counter.schemas import (
     CounterBindIn,
@@ -44,7 +45,7 @@ from qinqing.unbind.service import UnbindRefused
 
 router = APIRouter(prefix="/counter", tags=["counter"])
 
-ClerkDep = Annotated[Principal, require_staff("clerk")]
+ClerkDep = Annotated[Principal, staff_dep("clerk")]
 
 
 def masked_link_out(

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qinqing.counter.rules import FORM_NUMBER_MAX, FORM_NUMBER_PATTERN, DocumentType
+from qinqing.auth.rules import DocumentType
+from qinqing.counter.rules import FORM_NUMBER_MAX, FORM_NUMBER_PATTERN
 from qinqing.family.schemas import YEARLY_LIMIT_CEILING_FEN, RelationName
 from qinqing.family.views import LinkOut
 from qinqing.unbind.schemas import RequestRef

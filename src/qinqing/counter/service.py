@@ -20,10 +20,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from qinqing.access.principal import Principal
 from qinqing.audit.service import record
+from qinqing.auth import documents
+from qinqing.auth import rules as id_rules
 from qinqing.auth.models import StaffUser
-from qinqing.auth.principal import Principal
-from qinqing.counter import documents, rules
+from qinqing.counter import rules
 from qinqing.family import service as family_service
 from qinqing.family.access import links_of, load_link
 from qinqing.family.models import FamilyLink
@@ -50,7 +52,7 @@ def require_clerk(principal: Principal) -> str:
 class Document:
     """An ID document as the clerk attests it: its type and the number read from it."""
 
-    type: rules.DocumentType
+    type: id_rules.DocumentType
     number: str
     name: str | None = None
 
@@ -155,8 +157,8 @@ def unbind(
     require_clerk(principal)
     form = rules.check_form_number(form_number)
     now = rt.clock.now()
-    number = rules.document_number(document.type, document.number, today_in_china(now))
-    link = load_link(session, principal, link_id, lock=True)
+    number = id_rules.document_number(document.type, document.number, today_in_china(now))
+    link = load_link(session, rt, principal, link_id, lock=True)
     person = session.get(Person, link.holder_id if on_behalf_of == "holder" else link.member_id)
     assert person is not None
 
@@ -181,7 +183,7 @@ def unbind(
         person,
         on_behalf_of,
         verify_person=verify_person,
-        verification_method=rules.ID_DOCUMENT_METHOD,
+        verification_method=id_rules.ID_DOCUMENT_METHOD,
         reason=reason,
         form_number=form,
         audit_details={"form_number": form, "id_document_type": document.type},
@@ -215,8 +217,8 @@ def bind(
     region = require_clerk(principal)
     form = rules.check_form_number(form_number)
     today = today_in_china(rt.clock.now())
-    holder_number = rules.document_number(holder.type, holder.number, today)
-    member_number = rules.document_number(member.type, member.number, today)
+    holder_number = id_rules.document_number(holder.type, holder.number, today)
+    member_number = id_rules.document_number(member.type, member.number, today)
     holder_person = find_by_id_number(session, rt.vault, holder_number)
     if (
         holder_person is None
@@ -236,7 +238,7 @@ def bind(
         relation=relation,
         mutual_aid=mutual_aid,
         yearly_limit_fen=yearly_limit_fen,
-        consent_method=rules.ID_DOCUMENT_METHOD,
+        consent_method=id_rules.ID_DOCUMENT_METHOD,
         audit_details={
             "form_number": form,
             "holder_id_document_type": holder.type,

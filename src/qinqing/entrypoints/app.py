@@ -5,18 +5,36 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from html import escape
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qinqing import __version__
+from qinqing.accounting.api import router as statements_router
+from qinqing.auth.api import router as auth_router
+from qinqing.banks.api import router as banks_router
+from qinqing.contributions.api import router as contributions_router
+from qinqing.counter.api import router as counter_router
+from qinqing.family.api import router as family_router
 from qinqing.http import problems
 from qinqing.http.input_guard import InputGuard
 from qinqing.http.middleware import RequestContext
 from qinqing.http.retry import RetryConflicts
+from qinqing.identity import keys
+from qinqing.notify.api import router as notify_router
+from qinqing.payments.api import router as payments_router
+from qinqing.payments.api import statements_router as link_payments_router
+from qinqing.payments.fast import FastPath
+from qinqing.payments.lane import PaymentLane
+from qinqing.regions.api import router as regions_router
 from qinqing.runtime import Runtime
+from qinqing.unbind.api import router as unbind_router
+from qinqing.vouchers.api import router as vouchers_router
+from qinqing.web.install import install as install_web
 
 API_PREFIX = "/api/v1"
 
@@ -32,8 +50,6 @@ def freeze_startup_heap() -> None:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    from qinqing.payments.fast import FastPath
-    from qinqing.payments.lane import PaymentLane
 
     fast = FastPath.for_runtime(runtime)
 
@@ -66,19 +82,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Added before the request-id middleware, so it runs inside it (same id per attempt).
     app.add_middleware(RetryConflicts)
 
-    from qinqing.auth.api import router as auth_router
-    from qinqing.banks.api import router as banks_router
-    from qinqing.contributions.api import router as contributions_router
-    from qinqing.counter.api import router as counter_router
-    from qinqing.family.api import router as family_router
-    from qinqing.ledger.api import router as statements_router
-    from qinqing.notify.api import router as notify_router
-    from qinqing.payments.api import router as payments_router
-    from qinqing.payments.api import statements_router as link_payments_router
-    from qinqing.regions.api import router as regions_router
-    from qinqing.unbind.api import router as unbind_router
-    from qinqing.vouchers.api import router as vouchers_router
-
     api = APIRouter(prefix=API_PREFIX)
     for router in (
         auth_router,
@@ -97,8 +100,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     # The web app's pages at / (after the API, whose error handlers it wraps).
-    from qinqing.web import install as install_web
-
     install_web(app)
     app.add_middleware(InputGuard)
     # Outermost: even the guard's refusals get a request id and the headers.
@@ -138,7 +139,6 @@ def create_app(runtime: Runtime) -> FastAPI:
 
 
 def _key_problem(runtime: Runtime) -> str | None:
-    from qinqing.identity import keys
 
     try:
         with runtime.db.unit_of_work() as session:
@@ -177,10 +177,6 @@ DOCS_CSP = (
 
 def _mount_docs(app: FastAPI) -> None:
     """Swagger UI from the pinned ``swagger-ui-bundle-v2`` package (Apache-2.0)."""
-    from html import escape
-
-    from fastapi.responses import Response
-    from swagger_ui_bundle import swagger_ui_path
 
     app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     page = _DOCS_HTML.format(title=escape(app.title))

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from qinqing.config import Settings
 from qinqing.entrypoints.app import create_app, freeze_startup_heap
+from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.kit.logs import configure
-from qinqing.runtime import build_runtime
 
 
 def app_factory() -> FastAPI:

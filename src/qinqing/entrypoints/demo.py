@@ -15,11 +15,21 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor
+from qinqing.access.principal import CLIENT_SCOPES, Principal
+from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
-from qinqing.auth.models import StaffUser
+from qinqing.auth.models import ApiClient, PersonAccount, StaffUser
+from qinqing.banks import service as banks
+from qinqing.banks.models import BankLink, WebhookEndpoint
+from qinqing.banks.webhooks import set_endpoint
 from qinqing.config import Env, Settings
+from qinqing.contributions.rules import current_period, previous_period
+from qinqing.contributions.service import post_contribution
+from qinqing.family import service as family
+from qinqing.family.models import FamilyLink, LinkStatus
+from qinqing.family.views import pair_key
 from qinqing.identity import ric
+from qinqing.payments import service as payments
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, new_person
 from qinqing.runtime import Runtime
@@ -166,9 +176,6 @@ def _load_family(session: Session, rt: Runtime) -> int:
     """Bind the demo families through the family service (same rules, audit and
     notices). A pair that was ever linked is left alone, so a link unbound while
     trying the demo is not brought back. Returns how many links were created."""
-    from qinqing.family import service as family
-    from qinqing.family.models import FamilyLink, LinkStatus
-    from qinqing.family.views import pair_key
 
     def person(first17: str) -> Person:
         found = find_by_id_number(session, rt.vault, ric.with_check_digit(first17))
@@ -207,10 +214,6 @@ def _load_money(session: Session, rt: Runtime) -> None:
     """Three months of contributions for the Ordos employees, through the collector,
     and one open hospital hold on 张伟's account for 李娜's bill — so the unbind
     check of that link shows UNSETTLED_PAYMENTS, as a real family might see it."""
-    from qinqing.auth.principal import Principal
-    from qinqing.contributions.rules import current_period, previous_period
-    from qinqing.contributions.service import post_contribution
-    from qinqing.payments import service as payments
 
     collector = Principal(
         "client",
@@ -259,11 +262,6 @@ DEMO_ACCOUNT = "6214830123452343"
 def _load_banks(session: Session, rt: Runtime) -> int:
     """The demo bank's webhook endpoint and its one customer (张伟, an active bank link),
     made through the bank services; a link ended while trying the demo stays ended."""
-    from qinqing.auth.models import ApiClient
-    from qinqing.auth.principal import CLIENT_SCOPES, Principal
-    from qinqing.banks import service as banks
-    from qinqing.banks.models import BankLink, WebhookEndpoint
-    from qinqing.banks.webhooks import set_endpoint
 
     client = session.get(ApiClient, DEMO_BANK_ID)
     if client is None:
@@ -305,7 +303,6 @@ def _load_banks(session: Session, rt: Runtime) -> int:
 
 
 def _set_payment_passwords(session: Session, rt: Runtime) -> None:
-    from qinqing.auth.models import PersonAccount
 
     for acct in session.execute(select(PersonAccount)).scalars():
         acct.payment_password_hash = auth.passwords(rt).hash(PAYMENT_PASSWORD)

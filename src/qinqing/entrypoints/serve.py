@@ -8,7 +8,11 @@ import sys
 import uvicorn
 
 from qinqing.config import Settings
-from qinqing.kit.cli import fail, print_json, runtime
+from qinqing.entrypoints import demo as demo_data
+from qinqing.entrypoints.app import create_app, freeze_startup_heap
+from qinqing.entrypoints.bootstrap import open_runtime
+from qinqing.kit.cli import fail, print_json
+from qinqing.kit.logs import configure
 
 
 def run(
@@ -20,10 +24,6 @@ def run(
     reset: bool = False,
     demo_json: bool = False,
 ) -> None:
-    from qinqing.entrypoints import demo as demo_data
-    from qinqing.entrypoints.app import create_app, freeze_startup_heap
-    from qinqing.kit.logs import configure
-
     if reset:
         try:
             removed = demo_data.reset(Settings())
@@ -40,7 +40,7 @@ def run(
         # The demo's face checks (registration without a phone, unbinding) use the
         # simulated provider unless one is named; production refuses it anyway.
         os.environ.setdefault("QINQING_FACE_PROVIDER", "simulated")
-    rt = runtime()
+    rt = open_runtime()
     configure(
         json_lines=rt.settings.log_json
         if rt.settings.log_json is not None

@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
-from qinqing.banks.access import is_bank, is_customer
+from qinqing.access.principal import Principal
+from qinqing.access.roles import is_bank_client
 from qinqing.family.models import FamilyLink, FamilyLinkMember
 from qinqing.kit.errors import not_found
+from qinqing.runtime import Runtime
 
 
 def parse_id(raw: str) -> uuid.UUID:
@@ -42,20 +43,25 @@ def may_see(link: FamilyLink, principal: Principal) -> bool:
     """Without the database: a bank client's reach is decided by :func:`load_link`."""
     if principal.kind == "person":
         return role_in(link, principal.person_id) is not None
-    if is_bank(principal):
+    if is_bank_client(principal):
         return True
     return principal.region_code == link.region_code
 
 
-def bank_reaches(session: Session, principal: Principal, link: FamilyLink) -> bool:
+def bank_reaches(session: Session, rt: Runtime, principal: Principal, link: FamilyLink) -> bool:
     """A bank client reaches a link through a party that is its customer."""
     return any(
-        is_customer(session, principal.bank_code, pid) for pid in (link.holder_id, link.member_id)
+        rt.customers(session, principal.bank_code, pid) for pid in (link.holder_id, link.member_id)
     )
 
 
 def load_link(
-    session: Session, principal: Principal, link_id: str | uuid.UUID, *, lock: bool = False
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link_id: str | uuid.UUID,
+    *,
+    lock: bool = False,
 ) -> FamilyLink:
     """The link if the caller may see it (row-locked when asked), else NOT_FOUND."""
     lid = link_id if isinstance(link_id, uuid.UUID) else parse_id(link_id)
@@ -68,7 +74,7 @@ def load_link(
     link = session.execute(stmt).scalar_one_or_none()
     if link is None or not may_see(link, principal):
         raise not_found("link")
-    if is_bank(principal) and not bank_reaches(session, principal, link):
+    if is_bank_client(principal) and not bank_reaches(session, rt, principal, link):
         raise not_found("link")
     return link
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from qinqing.auth.principal import PersonDep, PrincipalDep
+from qinqing.auth.deps import PersonDep, PrincipalDep
 from qinqing.family import service
 from qinqing.family.schemas import BindIn, ConsentIn, FamilyOut
 from qinqing.family.views import LinkOut, link_out
@@ -130,5 +130,5 @@ def get_link(link_id: str, principal: PrincipalDep, session: SessionDep, rt: Run
     full). Unknown ids and links the caller may not see answer 404 alike."""
     if principal.kind not in ("person", "staff"):
         raise forbidden()
-    link = service.get_link(session, principal, link_id)
+    link = service.get_link(session, rt, principal, link_id)
     return link_out(session, rt, link, principal)

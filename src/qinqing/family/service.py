@@ -21,12 +21,13 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor, record
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
 from qinqing.auth.verification import FaceVerification, PaymentPasswordVerification, verify
-from qinqing.banks.webhooks import family_event
 from qinqing.family import rules
 from qinqing.family.access import links_of, load_link, role_in
+from qinqing.family.events import LINK_ACTIVATED, LINK_ENDED, FamilyEvent
 from qinqing.family.models import OPEN_STATUSES, FamilyLink, LinkStatus
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
@@ -247,7 +248,7 @@ def bind_persons(
     else:
         for pid, role in ((holder.id, "holder"), (member.id, "member")):
             enqueue(session, person_id=pid, kind="link.bound", at=now, payload=_payload(link, role))
-        family_event(session, "family_link.activated", link, now)
+        rt.events.publish(session, FamilyEvent(LINK_ACTIVATED, link, now))
     session.flush()
     return link
 
@@ -269,7 +270,7 @@ def consent(
     since the holder's status or the policy may have changed meanwhile.
     """
     now = rt.clock.now()
-    link = load_link(session, principal, link_id, lock=True)
+    link = load_link(session, rt, principal, link_id, lock=True)
     if role_in(link, principal.person_id) != "member":
         raise DomainError("NOT_THE_MEMBER", 403)
     if link.status != LinkStatus.pending_consent:
@@ -326,7 +327,7 @@ def activate(
         at=now,
         payload=_payload(link, "holder"),
     )
-    family_event(session, "family_link.activated", link, now)
+    rt.events.publish(session, FamilyEvent(LINK_ACTIVATED, link, now))
     session.flush()
     return link
 
@@ -337,7 +338,7 @@ def decline(
     """Either party ends a link that is still waiting for consent: the member
     declines it, the holder withdraws it. No verification: it only takes access away."""
     now = rt.clock.now()
-    link = load_link(session, principal, link_id, lock=True)
+    link = load_link(session, rt, principal, link_id, lock=True)
     role = role_in(link, principal.person_id)
     if role is None:
         raise forbidden()
@@ -371,7 +372,7 @@ def decline(
         at=now,
         payload=_payload(link, other_role),
     )
-    family_event(session, "family_link.ended", link, now)
+    rt.events.publish(session, FamilyEvent(LINK_ENDED, link, now))
     session.flush()
     return link
 
@@ -411,6 +412,8 @@ def family_of(session: Session, rt: Runtime, pid: uuid.UUID) -> dict[str, list[F
     }
 
 
-def get_link(session: Session, principal: Principal, link_id: str | uuid.UUID) -> FamilyLink:
+def get_link(
+    session: Session, rt: Runtime, principal: Principal, link_id: str | uuid.UUID
+) -> FamilyLink:
     """One link for a party or staff of its region; anything else is NOT_FOUND."""
-    return load_link(session, principal, link_id)
+    return load_link(session, rt, principal, link_id)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.family.access import role_in
 from qinqing.family.models import FamilyLink
 from qinqing.persons.models import Person

@@ -49,10 +49,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.identity.vault import Vault
 from qinqing.kit.db import insert_ignore
@@ -120,21 +120,21 @@ def request_hash(vault: Vault, method: str, path: str, body: Any) -> str:
     return vault.index("idempotency", f"{method.upper()}\n{path}\n{canonical_json(body)}")
 
 
-def _context(caller: str, key: str) -> str:
+def seal_context(caller: str, key: str) -> str:
     return f"idempotency\x00{caller}\x00{key}"
 
 
 def seal_answer(vault: Vault, caller: str, key: str, body: Any) -> dict[str, object]:
     """The stored form of an answer: sealed JSON, nothing in clear."""
     plain = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return {"sealed": base64.b64encode(vault.seal(_context(caller, key), plain)).decode()}
+    return {"sealed": base64.b64encode(vault.seal(seal_context(caller, key), plain)).decode()}
 
 
 def open_answer(vault: Vault, caller: str, key: str, stored: dict[str, object]) -> Any:
     sealed = stored.get("sealed")
     if not isinstance(sealed, str):
         return stored.get("body")  # written before answers were sealed
-    return json.loads(vault.unseal(_context(caller, key), base64.b64decode(sealed)))
+    return json.loads(vault.unseal(seal_context(caller, key), base64.b64decode(sealed)))
 
 
 def reserve(
@@ -277,7 +277,6 @@ def run_for_request(
 
 def purge_idempotency_keys(session: Session, now: datetime, limit: int = 5000) -> int:
     """Delete up to ``limit`` keys older than ``RETENTION``; how many (the worker's job)."""
-    from sqlalchemy import tuple_
 
     old = (
         select(IdempotencyKey.caller, IdempotencyKey.key)

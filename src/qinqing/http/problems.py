@@ -7,10 +7,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qinqing.kit import i18n
+from qinqing.kit.db import RETRY_AFTER_SECONDS
 from qinqing.kit.errors import DomainError
 
 log = logging.getLogger("qinqing.errors")
@@ -60,7 +62,6 @@ def problem(
 def retry_later(request: Request) -> JSONResponse:
     """503 RETRY_LATER: the request's transaction kept losing a conflict with
     concurrent ones (it was rolled back each time; nothing of it was applied)."""
-    from qinqing.kit.db import RETRY_AFTER_SECONDS
 
     seconds = {"retry_after": RETRY_AFTER_SECONDS}
     return problem(
@@ -161,7 +162,6 @@ _DOCUMENTED = {
 
 def document(app: FastAPI) -> None:
     """Every operation documents its problem+json answers (and no plain-JSON 422)."""
-    from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from qinqing.kit.db import private_dir
+
 NONCE_BYTES = 12
 KEY_VERSION = b"\x01"  # the first key of a database
 _KEY_CHECK_TEXT = b"qinqing key check: this database's master key"
@@ -63,7 +65,6 @@ def load_or_create_key_file(path: Path) -> bytes:
     """The embedded default's key: created once with mode 0600, then reused."""
     if path.exists():
         return parse_key(path.read_text())
-    from qinqing.kit.db import private_dir
 
     private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -31,7 +31,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -336,13 +338,25 @@ class Database:
         self.engine.dispose()
 
 
+def citus_version(connection: Connection) -> str | None:
+    """The installed Citus extension's version; None on SQLite or plain PostgreSQL."""
+    if connection.dialect.name != "postgresql":
+        return None
+    version = connection.execute(
+        text("SELECT extversion FROM pg_extension WHERE extname = 'citus'")
+    ).scalar()
+    return None if version is None else str(version)
+
+
+def on_citus(db: Database) -> bool:
+    """Whether the database is a Citus coordinator (its extension is installed)."""
+    with db.engine.connect() as conn:
+        return citus_version(conn) is not None
+
+
 def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on either database (get-or-create without a race)."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         session.execute(pg_insert(model).values(**values).on_conflict_do_nothing())
     else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         session.execute(sqlite_insert(model).values(**values).on_conflict_do_nothing())

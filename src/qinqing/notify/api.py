@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, or_, select
 
-from qinqing.auth.principal import PersonDep
+from qinqing.auth.deps import PersonDep
 from qinqing.http.deps import SessionDep
 from qinqing.kit.errors import not_found
 from qinqing.notify.models import Notification

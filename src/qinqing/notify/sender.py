@@ -14,7 +14,8 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from qinqing.audit.service import Actor, record
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
 from qinqing.kit.locking import claim
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime

@@ -13,16 +13,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import (
-    BearerDep,
-    PersonDep,
-    Principal,
-    bearer_token,
-    check_scope,
-    principal_from_token,
-    require_scope,
-    token_digest,
-)
+from qinqing.access.principal import Principal
+from qinqing.access.roles import check_scope
+from qinqing.auth.deps import BearerDep, PersonDep, bearer_token, scope_dep
+from qinqing.auth.tokens import principal_from_token, token_digest
 from qinqing.family.access import load_link
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, run_for_request
@@ -49,7 +43,7 @@ from qinqing.vouchers import service as vouchers
 router = APIRouter(tags=["payments"])
 # Included after the ledger's statement route, as one "statements" group with it.
 statements_router = APIRouter(tags=["statements"])
-InstitutionDep = Annotated[Principal, require_scope("payments")]
+InstitutionDep = Annotated[Principal, scope_dep("payments")]
 
 
 def payment_out(o: payments.Outcome) -> PaymentOut:
@@ -303,7 +297,7 @@ def link_payments(
     link_id: str, principal: PersonDep, session: SessionDep, rt: RuntimeDep
 ) -> LinkPaymentsOut:
     """This year's mutual-aid payments on the link, with the yearly limit used (its parties only)."""
-    link = load_link(session, principal, link_id)
+    link = load_link(session, rt, principal, link_id)
     lp = statements.link_payments(session, link, rt.clock.now())
     return LinkPaymentsOut(
         link_id=str(link.id),

@@ -7,7 +7,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from qinqing.kit.cli import console, operator, print_json, run_once, runtime
+from qinqing.audit.actor import operator
+from qinqing.audit.service import record
+from qinqing.kit.cli import console, print_json, run_once
+from qinqing.payments.service import expire_holds
+from qinqing.runtime import cli_runtime
 
 payments_app = typer.Typer(help="Mutual-aid payments.", no_args_is_help=True)
 
@@ -19,13 +23,12 @@ def _payments() -> None:
 
 @payments_app.command("expire")
 def expire_command(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Release every hold past its region's hold_expiry_hours."""
-    from qinqing.audit.service import record
-    from qinqing.payments.service import expire_holds
 
-    rt = runtime()
+    rt = cli_runtime(ctx)
     actor = operator()
 
     def expire(session: Session) -> int:
@@ -43,7 +46,7 @@ def expire_command(
             )
         return count
 
-    count = run_once(rt, expire, what="payments expire")
+    count = run_once(rt.db, expire, what="payments expire")
     if as_json:
         print_json({"expired": count})
     else:

@@ -42,15 +42,16 @@ from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.http.idempotency import caller_of, open_answer, request_hash, seal_answer
 from qinqing.identity import ric
 from qinqing.kit.clock import as_utc
+from qinqing.kit.db import on_citus
 from qinqing.kit.errors import DomainError
 from qinqing.payments import rules
 from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
 from qinqing.persons.service import ID_KIND
-from qinqing.runtime import Runtime, on_citus
+from qinqing.runtime import Runtime
 
 log = logging.getLogger("qinqing.payments")
 

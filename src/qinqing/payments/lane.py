@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from qinqing.auth.principal import token_digest
+from qinqing.auth.tokens import token_digest
 from qinqing.http.idempotency import check_key
 from qinqing.http.problems import refusal
 from qinqing.http.retry import read_body, replay_body

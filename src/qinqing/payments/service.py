@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, Uuid, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
 from qinqing.kit.errors import DomainError

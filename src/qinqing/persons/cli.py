@@ -16,9 +16,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from qinqing.kit.cli import console, domain_fail, fail, operator, print_json, runtime
+from qinqing.audit.actor import operator
+from qinqing.kit.cli import console, domain_fail, fail, print_json
 from qinqing.kit.errors import DomainError
 from qinqing.persons.importer import ENCODINGS, EXPECTED_HEADER, ImportReport, import_csv
+from qinqing.runtime import cli_runtime
 
 TABLE_LIMIT = 50
 # Exit status of `persons import`, for scripts: every row taken (or none to take),
@@ -33,9 +35,9 @@ def _persons() -> None:
     """Insured persons (参保人)."""
 
 
-def _run(file: Path, *, show_progress: bool, encoding: str) -> ImportReport:
+def _run(ctx: typer.Context, file: Path, *, show_progress: bool, encoding: str) -> ImportReport:
     try:
-        rt = runtime()
+        rt = cli_runtime(ctx)
     except typer.Exit:
         # A service that cannot start imported nothing (status 2 means "some refused").
         raise typer.Exit(EXIT_NOTHING_IMPORTED) from None
@@ -78,6 +80,7 @@ def _print_report(report: ImportReport) -> None:
 
 @persons_app.command("import")
 def import_(
+    ctx: typer.Context,
     file: Annotated[
         Path,
         typer.Argument(help=f"CSV with the header {EXPECTED_HEADER}", show_default=False),
@@ -108,7 +111,9 @@ def import_(
     if not file.is_file():
         fail(f"{file} is not a regular file", code=EXIT_NOTHING_IMPORTED)
     try:
-        report = _run(file, show_progress=not as_json and console.is_terminal, encoding=encoding)
+        report = _run(
+            ctx, file, show_progress=not as_json and console.is_terminal, encoding=encoding
+        )
     except DomainError as exc:
         if exc.code == "CSV_HEADER_INVALID":
             fail(

@@ -52,15 +52,16 @@ import psycopg
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor, record
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.identity.vault import Vault
+from qinqing.kit.db import citus_version
 from qinqing.kit.errors import DomainError
 from qinqing.persons.models import Person, PersonIdNumber, PersonStatus, Scheme
 from qinqing.persons.service import ID_KIND, PHONE_KIND
 from qinqing.runtime import Runtime
-from qinqing.schema.citus import citus_version
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import AddConstraint
 
+from qinqing.kit.db import citus_version
 from qinqing.schema.distribution import LOCAL, REFERENCE, TABLES, Distributed
 from qinqing.schema.distribution_check import (
     MAP,
@@ -55,16 +56,6 @@ def wanted(value: str, database_url: str) -> bool:
             "coordinator (PostgreSQL with the citus extension), not SQLite"
         )
     return True
-
-
-def citus_version(connection: Connection) -> str | None:
-    """The installed Citus extension's version; None on SQLite or plain PostgreSQL."""
-    if connection.dialect.name != "postgresql":
-        return None
-    version = connection.execute(
-        text("SELECT extversion FROM pg_extension WHERE extname = 'citus'")
-    ).scalar()
-    return None if version is None else str(version)
 
 
 def require_citus(connection: Connection) -> None:

@@ -8,6 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from qinqing.schema import citus
+
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
@@ -28,7 +30,6 @@ def upgrade(engine: Engine, *, distributed: bool = False) -> None:
         if not distributed:
             command.upgrade(cfg, "head")
             return
-        from qinqing.schema import citus
 
         citus.prepare(conn)
         with citus.placing_new_tables(conn):

@@ -4,6 +4,7 @@ from qinqing.audit.models import AuditEntry, AuditHead
 from qinqing.auth.models import (
     AccessToken,
     ApiClient,
+    IdDocumentFailures,
     LoginThrottle,
     PersonAccount,
     RegistrationCode,
@@ -11,7 +12,6 @@ from qinqing.auth.models import (
 )
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
 from qinqing.contributions.models import Contribution, MonthClosing
-from qinqing.counter.models import IdDocumentFailures
 from qinqing.family.models import FamilyLink
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.identity.keys import VaultKey

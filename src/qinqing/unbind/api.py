@@ -16,7 +16,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal, PrincipalDep, require_staff
+from qinqing.access.principal import Principal
+from qinqing.auth.deps import PrincipalDep, staff_dep
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
@@ -39,7 +40,7 @@ from qinqing.unbind.schemas import (
 
 router = APIRouter(tags=["unbind"])
 
-ReviewerDep = Annotated[Principal, require_staff("reviewer")]
+ReviewerDep = Annotated[Principal, staff_dep("reviewer")]
 PartyParam = Literal["holder", "member"]
 
 

@@ -21,8 +21,10 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from qinqing.access.principal import Principal
+from qinqing.access.roles import is_bank_client
 from qinqing.audit.service import record
-from qinqing.auth.principal import Principal
+from qinqing.auth import documents as id_documents
 from qinqing.auth.verification import (
     FaceVerification,
     PaymentPasswordVerification,
@@ -30,10 +32,14 @@ from qinqing.auth.verification import (
     payment_password_locked,
     verify,
 )
-from qinqing.banks.access import is_bank, is_customer
-from qinqing.banks.webhooks import UnbindRef, family_event
-from qinqing.counter import documents as counter_documents
 from qinqing.family.access import load_link, role_in
+from qinqing.family.events import (
+    LINK_ENDED,
+    UNBIND_DECIDED,
+    UNBIND_PENDING_REVIEW,
+    FamilyEvent,
+    UnbindRef,
+)
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
 from qinqing.kit.errors import DomainError, forbidden, not_found
@@ -140,11 +146,11 @@ def _initiator_facts(
 def _counter_facts(session: Session, person: Person, now: datetime) -> rules.InitiatorFacts:
     """The party served at the counter: the ID document is the only way to verify
     there, so the check reports VERIFICATION_LOCKED exactly when the counter's
-    document verification is locked for them (``qinqing.counter.documents``)."""
+    document verification is locked for them (``qinqing.auth.documents``)."""
     return rules.InitiatorFacts(
         person_id=person.id,
         insurance_status=person.status,
-        payment_password_locked_until=counter_documents.locked_until(session, person.id, now),
+        payment_password_locked_until=id_documents.locked_until(session, person.id, now),
         face_available=False,
         id_document_available=False,
     )
@@ -172,7 +178,7 @@ def _customer(session: Session, rt: Runtime, id_number: str) -> Person | None:
 
 
 def _sole_customer_side(
-    session: Session, principal: Principal, link: FamilyLink, parameter: str
+    session: Session, rt: Runtime, principal: Principal, link: FamilyLink, parameter: str
 ) -> Party:
     """The side of the link that is the bank's customer, for a bank that did not
     name one: the bank reaches the link through exactly that party. When both
@@ -182,7 +188,7 @@ def _sole_customer_side(
         ("holder", link.holder_id),
         ("member", link.member_id),
     )
-    sides = [side for side, pid in parties if is_customer(session, principal.bank_code, pid)]
+    sides = [side for side, pid in parties if rt.customers(session, principal.bank_code, pid)]
     if not sides:
         raise not_found("link")
     if len(sides) > 1:
@@ -219,9 +225,9 @@ def check(
     # Before the link is looked up, so the answer is the same for every link id.
     if principal.kind == "staff" and on_behalf_of is None:
         raise DomainError("PARTY_REQUIRED", 422, parameter="on_behalf_of")
-    link = load_link(session, principal, link_id)
+    link = load_link(session, rt, principal, link_id)
     if principal.kind == "client" and on_behalf_of is None:
-        on_behalf_of = _sole_customer_side(session, principal, link, "customer")
+        on_behalf_of = _sole_customer_side(session, rt, principal, link, "customer")
     now = rt.clock.now()
     person: Person | None
     role: Party | None
@@ -234,7 +240,7 @@ def check(
         role = on_behalf_of
         person = _party_person(session, link, role)
         # A bank checks only for its customer: the other side answers like an unknown id.
-        if is_bank(principal) and not is_customer(session, principal.bank_code, person.id):
+        if is_bank_client(principal) and not rt.customers(session, principal.bank_code, person.id):
             raise not_found("link")
     policy = rt.policies.policy(link.region_code)
     facts = (
@@ -285,13 +291,13 @@ def unbind(
         # Clerks unbind at the counter (with an ID document), not here.
         raise forbidden()
 
-    link = load_link(session, principal, link_id, lock=True)
+    link = load_link(session, rt, principal, link_id, lock=True)
     person: Person | None
     if principal.kind == "person":
         assert principal.person_id is not None
         person = session.get(Person, principal.person_id)
     elif customer_id_number is None:
-        side = _sole_customer_side(session, principal, link, "customer_id_number")
+        side = _sole_customer_side(session, rt, principal, link, "customer_id_number")
         person = _party_person(session, link, side)
     else:
         person = _customer(session, rt, customer_id_number)
@@ -300,7 +306,7 @@ def unbind(
         if (
             person is None
             or role_in(link, person.id) is None
-            or not is_customer(session, principal.bank_code, person.id)
+            or not rt.customers(session, principal.bank_code, person.id)
         ):
             raise not_found("link")
     role: Party | None = role_in(link, person.id) if person else None  # type: ignore[assignment]
@@ -425,20 +431,22 @@ def submit(
         details=details,
     )
     _notify_parties(session, link, request, kind, now)
-    _bank_events(session, link, request, now)
+    _announce(session, rt, link, request, now)
     session.flush()
     return UnbindOutcome(request=request, link=link)
 
 
-def _bank_events(session: Session, link: FamilyLink, request: UnbindRequest, at: datetime) -> None:
-    """Webhooks to the parties' banks: the request's state, and the link's end if it ended."""
+def _announce(
+    session: Session, rt: Runtime, link: FamilyLink, request: UnbindRequest, at: datetime
+) -> None:
+    """The events partners hear of: the request's state, and the link's end if it ended."""
     ref = UnbindRef(request.id, request.status, request.on_behalf_of, request.channel)
     if request.status == RequestStatus.pending_review:
-        family_event(session, "unbind_request.pending_review", link, at, request=ref)
+        rt.events.publish(session, FamilyEvent(UNBIND_PENDING_REVIEW, link, at, ref))
     elif request.status in (RequestStatus.approved, RequestStatus.rejected):
-        family_event(session, "unbind_request.decided", link, at, request=ref)
+        rt.events.publish(session, FamilyEvent(UNBIND_DECIDED, link, at, ref))
     if link.status == LinkStatus.ended:
-        family_event(session, "family_link.ended", link, at, request=ref)
+        rt.events.publish(session, FamilyEvent(LINK_ENDED, link, at, ref))
 
 
 def _end(
@@ -501,7 +509,7 @@ def may_see_request(session: Session, principal: Principal, request: UnbindReque
         return principal.region_code == request.region_code
     # A client sees the requests it made itself (a bank: wherever its customer's link is).
     return (
-        (is_bank(principal) or principal.region_code == request.region_code)
+        (is_bank_client(principal) or principal.region_code == request.region_code)
         and request.actor_kind == "client"
         and request.actor_id == principal.id
     )
@@ -617,6 +625,6 @@ def decide(
         details={"request_id": str(request.id), "region_code": link.region_code},
     )
     _notify_parties(session, link, request, kind, now)
-    _bank_events(session, link, request, now)
+    _announce(session, rt, link, request, now)
     session.flush()
     return UnbindOutcome(request=request, link=link)

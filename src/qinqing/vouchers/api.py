@@ -8,13 +8,14 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from qinqing.auth.principal import PersonDep, Principal, require_scope
+from qinqing.access.principal import Principal
+from qinqing.auth.deps import PersonDep, scope_dep
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.vouchers import service
 from qinqing.vouchers.schemas import IssueIn, RedeemIn, RedeemOut, VoucherOut
 
 router = APIRouter(tags=["vouchers"])
-InstitutionDep = Annotated[Principal, require_scope("payments")]
+InstitutionDep = Annotated[Principal, scope_dep("payments")]
 # The answer carries a live token: no cache may keep it.
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.http.idempotency import check_key, run_idempotent
 from qinqing.kit import i18n
 from qinqing.kit.errors import DomainError

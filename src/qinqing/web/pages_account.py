@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from qinqing.auth import service as auth
-from qinqing.auth.principal import principal_from_token
+from qinqing.auth.tokens import principal_from_token
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.i18n import SUPPORTED
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text

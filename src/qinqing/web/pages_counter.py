@@ -18,9 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
+from qinqing.auth import rules as id_rules
 from qinqing.counter import receipt as receipt_pdf
-from qinqing.counter import rules as counter_rules
 from qinqing.counter import service as counter
 from qinqing.counter.api import render_blocker
 from qinqing.family.views import link_out
@@ -40,7 +40,7 @@ from qinqing.web.translations import N_
 router = APIRouter(include_in_schema=False)
 
 Party = Literal["holder", "member"]
-DOCUMENT_TYPES = counter_rules.DOCUMENT_TYPES
+DOCUMENT_TYPES = id_rules.DOCUMENT_TYPES
 # Which field a counter refusal belongs to, for the error summary's links.
 UNBIND_FIELDS = {
     "FORM_NUMBER_INVALID": "form_number",
@@ -53,7 +53,7 @@ def _party(raw: str | None) -> Party:
     return "member" if raw == "member" else "holder"
 
 
-def _document_type(raw: str | None) -> counter_rules.DocumentType:
+def _document_type(raw: str | None) -> id_rules.DocumentType:
     return "medical_card" if raw == "medical_card" else "resident_id"
 
 
@@ -317,7 +317,7 @@ def outcome(
         "counter_outcome.html",
         data=data,
         served_id=str(served_id),
-        document_label=counter_rules.DOCUMENT_LABELS,
+        document_label=id_rules.DOCUMENT_LABELS,
     )
 
 

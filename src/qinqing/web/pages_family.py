@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from qinqing.access.principal import Principal
 from qinqing.auth import service as auth
-from qinqing.auth.principal import Principal
 from qinqing.auth.verification import PaymentPasswordVerification
 from qinqing.family import service as family
 from qinqing.family.models import FamilyLink
@@ -199,7 +199,7 @@ def pending_request(session: Session, link: FamilyLink) -> UnbindRequest | None:
 def member_page(
     link_id: str, request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    link = family.get_link(session, principal, link_id)
+    link = family.get_link(session, rt, principal, link_id)
     out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
     return page(
@@ -222,7 +222,7 @@ def _consent_page(
     link_id: str,
     errors: Errors | None = None,
 ) -> Response:
-    link = family.get_link(session, principal, link_id)
+    link = family.get_link(session, rt, principal, link_id)
     out = link_out(session, rt, link, principal)
     if out.your_role != "member" or out.status != "pending_consent":
         return redirect(request, rt, f"/family/links/{link.id}")

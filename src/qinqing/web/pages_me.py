@@ -10,15 +10,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from qinqing.access.principal import Principal
+from qinqing.accounting import api as ledger_api
 from qinqing.auth import api as auth_api
 from qinqing.auth import service as auth
-from qinqing.auth.principal import Principal
 from qinqing.family import service as family
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError, not_found
-from qinqing.ledger import api as ledger_api
 from qinqing.notify import api as notify_api
 from qinqing.persons.models import Person
+from qinqing.runtime import Runtime
 from qinqing.web import labels
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
 from qinqing.web.render import page, redirect, t
@@ -104,7 +105,12 @@ def payment_password_submit(
 
 
 def _notice_text(
-    request: Request, session: Session, principal: Principal, kind: str, payload: dict[str, Any]
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    kind: str,
+    payload: dict[str, Any],
 ) -> tuple[str, str | None]:
     """The notice as a sentence, and the page it is about."""
     template = labels.NOTICE.get(kind, labels.NOTICE_OTHER)
@@ -112,7 +118,7 @@ def _notice_text(
     name, href = "", None
     if isinstance(link_id, str):
         try:
-            link = family.get_link(session, principal, link_id)
+            link = family.get_link(session, rt, principal, link_id)
         except DomainError:
             link = None
         if link is not None:
@@ -143,7 +149,7 @@ def notifications(
     found = notify_api.my_notifications(principal, session, limit=20, before=cursor)
     items = []
     for n in found.items:
-        text, href = _notice_text(request, session, principal, n.kind, n.payload)
+        text, href = _notice_text(request, session, rt, principal, n.kind, n.payload)
         items.append({"text": text, "href": href, "at": n.created_at})
     return page(
         request, rt, session, "notifications.html", items=items, next_before=found.next_before

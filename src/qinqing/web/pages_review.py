@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime

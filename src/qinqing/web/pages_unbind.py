@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from qinqing.access.principal import Principal
 from qinqing.auth import service as auth
-from qinqing.auth.principal import Principal
 from qinqing.auth.verification import (
     FaceVerification,
     PaymentPasswordVerification,

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal
+from qinqing.access.principal import Principal
 from qinqing.family import service as family
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
@@ -54,7 +54,7 @@ def _whom(
         me = session.get(Person, principal.person_id)
         assert me is not None
         return {"name": me.name, "relation": None, "link_id": None, "role": "self"}
-    link = family.get_link(session, principal, link_id)
+    link = family.get_link(session, rt, principal, link_id)
     out = link_out(session, rt, link, principal)
     return {
         "name": out.member.name,

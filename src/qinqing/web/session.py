@@ -24,7 +24,8 @@ from urllib.parse import quote
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from qinqing.auth.principal import Principal, principal_from_token, token_digest
+from qinqing.access.principal import Principal
+from qinqing.auth.tokens import principal_from_token, token_digest
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError
 from qinqing.kit.i18n import DEFAULT_LOCALE, SUPPORTED

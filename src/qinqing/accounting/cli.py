@@ -6,8 +6,14 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.orm import Session
 
-from qinqing.kit.cli import console, operator, print_json, run_once, runtime
+from qinqing.accounting.clearing import Cleared, clear
+from qinqing.accounting.reconcile import reconcile_snapshot
+from qinqing.audit.actor import operator
+from qinqing.audit.service import record
+from qinqing.kit.cli import console, print_json, run_once
+from qinqing.runtime import cli_runtime
 
 ledger_app = typer.Typer(help="The personal-account ledger.", no_args_is_help=True)
 
@@ -19,12 +25,12 @@ def _ledger() -> None:
 
 @ledger_app.command("reconcile")
 def reconcile_command(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Prove balance == sum(entries) and held == open holds for every account; exit 1 if not."""
-    from qinqing.ledger.reconcile import reconcile_snapshot
 
-    rt = runtime()
+    rt = cli_runtime(ctx)
     try:
         found = reconcile_snapshot(rt.db)
     finally:
@@ -59,16 +65,13 @@ def reconcile_command(
 
 @ledger_app.command("clear")
 def clear_command(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Post the settled payments and contributions not yet cleared to the institutions'
     and regions' accounts (the worker does this on every pass)."""
-    from sqlalchemy.orm import Session
 
-    from qinqing.audit.service import record
-    from qinqing.ledger.clearing import Cleared, clear
-
-    rt = runtime()
+    rt = cli_runtime(ctx)
     actor = operator()
 
     def run(session: Session) -> Cleared:
@@ -86,7 +89,7 @@ def clear_command(
             )
         return done
 
-    done = run_once(rt, run, what="ledger clear")
+    done = run_once(rt.db, run, what="ledger clear")
     if as_json:
         print_json(
             {"payments": done.payments, "contributions": done.contributions, "posted": done.posted}

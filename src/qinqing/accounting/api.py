@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from qinqing.auth.principal import PersonDep
+from qinqing.accounting import statements
+from qinqing.accounting.schemas import EntryOut, HoldOut, MemberRef, StatementOut
+from qinqing.auth.deps import PersonDep
 from qinqing.http.deps import RuntimeDep, SessionDep
-from qinqing.ledger import statements
-from qinqing.ledger.schemas import EntryOut, HoldOut, MemberRef, StatementOut
 from qinqing.persons.models import Person
 
 router = APIRouter(tags=["statements"])

@@ -7,7 +7,11 @@ import os
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from qinqing.kit.cli import console, fail, operator, print_json, runtime
+from qinqing.audit.actor import operator
+from qinqing.identity.vault import Vault, VaultKeyError, parse_key
+from qinqing.kit.cli import console, fail, print_json
+from qinqing.ops import keys
+from qinqing.runtime import cli_runtime
 
 keys_app = typer.Typer(help="The master secret key.", no_args_is_help=True)
 
@@ -21,6 +25,7 @@ def _keys() -> None:
 
 @keys_app.command("rotate")
 def rotate_command(
+    ctx: typer.Context,
     batch: int = typer.Option(1000, "--batch", min=1, max=100_000, help="rows per transaction"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -29,9 +34,6 @@ def rotate_command(
     Stop `serve` and `worker` first. QINQING_SECRET_KEY is the current (old) key.
     Resumable: if interrupted, run the same command again.
     """
-    from qinqing.identity import keys
-    from qinqing.identity.vault import Vault, VaultKeyError, parse_key
-
     raw = os.environ.get(NEW_KEY_VAR)
     if not raw:
         fail(f"set {NEW_KEY_VAR} to the new key (`qinqing keygen`); it is never an argument")
@@ -39,7 +41,7 @@ def rotate_command(
         new = Vault(parse_key(raw))
     except VaultKeyError as exc:
         fail(str(exc).replace("QINQING_SECRET_KEY", NEW_KEY_VAR), code=2)
-    rt = runtime(rotating_ok=True)
+    rt = cli_runtime(ctx, rotating_ok=True)
     try:
         with Progress(
             TextColumn("{task.description}"),

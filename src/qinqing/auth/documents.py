@@ -22,9 +22,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from qinqing.audit.service import Actor, record
-from qinqing.counter import rules
-from qinqing.counter.models import IdDocumentFailures
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
+from qinqing.auth import rules
+from qinqing.auth.models import IdDocumentFailures
 from qinqing.kit.db import insert_ignore
 from qinqing.kit.errors import DomainError
 from qinqing.persons.models import Person

@@ -1,0 +1,29 @@
+"""Mount the web app on the API's FastAPI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from qinqing.web import errors
+from qinqing.web.pages_account import router as account
+from qinqing.web.pages_counter import router as counter
+from qinqing.web.pages_family import router as family
+from qinqing.web.pages_help import router as help_
+from qinqing.web.pages_me import router as me
+from qinqing.web.pages_register import router as register
+from qinqing.web.pages_review import router as review
+from qinqing.web.pages_unbind import router as unbind
+from qinqing.web.pages_voucher import router as voucher
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages at ``/`` and the assets at ``/static`` (the API stays at /api/v1)."""
+    for router in (account, register, me, family, unbind, voucher, review, counter, help_):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    errors.install(app)
