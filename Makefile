@@ -47,6 +47,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The whole suite, SQLite and PostgreSQL cases alike.
 test: lint
@@ -71,7 +72,7 @@ bench-payments: install
 # .po files to .mo (optional: the app compiles a missing or stale .mo in memory).
 WEB = src/qinqing/web
 locales-extract: install
-	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k N_ --no-location --sort-output -o $(WEB)/locales/messages.pot $(WEB)
+	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k N_ --no-location --sort-output -o $(WEB)/locales/messages.pot $(WEB) src/qinqing/family/relations.py
 	$(BIN)/pybabel update -i $(WEB)/locales/messages.pot -d $(WEB)/locales -l en -N --ignore-obsolete --ignore-pot-creation-date -w 100
 
 locales: install

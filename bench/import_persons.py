@@ -30,7 +30,8 @@ from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.identity.ric import area_known, with_check_digit
 from qinqing.identity.vault import generate_key
 from qinqing.kit.db import make_engine
-from qinqing.persons.importer import EXPECTED_HEADER, import_csv
+from qinqing.persons.import_file import EXPECTED_HEADER
+from qinqing.persons.importer import import_csv
 from qinqing.schema.migrate import upgrade
 
 TARGET_SECONDS = 120.0

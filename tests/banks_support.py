@@ -15,7 +15,7 @@ from stdnum import luhn
 
 from qinqing.auth import service as auth
 from qinqing.auth.models import ApiClient
-from qinqing.banks.webhooks import set_endpoint
+from qinqing.banks.endpoints import set_endpoint
 from qinqing.runtime import Runtime
 from support import OPERATOR
 

@@ -17,7 +17,7 @@ from qinqing.identity.vault import Vault
 from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database
 from qinqing.kit.events import EventBus
-from qinqing.regions.policy import PolicyRegistry
+from qinqing.regions.registry import PolicyRegistry
 
 
 class CustomerDirectory(Protocol):

@@ -14,7 +14,7 @@ from banks_support import add_bank, card_number, link_customer, receiver
 from family_support import new_person
 from qinqing.access.principal import CLIENT_SCOPES, Principal
 from qinqing.banks import service
-from qinqing.banks.webhooks import deliver_webhooks
+from qinqing.banks.delivery import deliver_webhooks
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime

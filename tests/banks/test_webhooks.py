@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from banks_support import API, add_bank, card_number, link_customer, receiver
 from family_support import PAYMENT_PASSWORD, bind, consent, make_active_link, new_person
 from qinqing.banks import rules
+from qinqing.banks.delivery import deliver_webhooks
 from qinqing.banks.models import WebhookEvent
-from qinqing.banks.webhooks import deliver_webhooks
 from qinqing.entrypoints.cli import app
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime

@@ -81,9 +81,10 @@ def test_every_request_status_has_an_outcome_on_the_receipt() -> None:
     assert rules.outcome_label("pending_review") == "审核中"
 
 
-def test_every_relation_has_a_label_on_the_receipt() -> None:
+def test_every_relation_has_a_name_for_the_receipt_and_pages() -> None:
     from typing import get_args
 
+    from qinqing.family.relations import RELATION_NAMES
     from qinqing.family.schemas import RelationName
 
-    assert set(get_args(RelationName)) == set(rules.RELATION_LABELS)
+    assert set(get_args(RelationName)) == set(RELATION_NAMES)

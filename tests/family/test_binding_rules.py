@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from qinqing.family import rules
 from qinqing.family.rules import BindRequest, OpenLink, PartyFacts
 from qinqing.kit.errors import DomainError
-from qinqing.regions.policy import MutualAidScope, Policy, load_policies
+from qinqing.regions.loading import load_policies
+from qinqing.regions.policy import MutualAidScope, Policy
 
 TODAY = date(2026, 11, 23)
 NATIONAL = load_policies(None).national()

@@ -247,10 +247,10 @@ def test_bank_links_and_webhook_secrets_survive_a_rotation(
 
     from banks_support import API, add_bank, card_number, link_customer, receiver
     from family_support import new_person
+    from qinqing.banks.delivery import deliver_webhooks
     from qinqing.banks.models import BankAccountIndex
     from qinqing.banks.rules import mask_account
     from qinqing.banks.service import ACCOUNT_KIND
-    from qinqing.banks.webhooks import deliver_webhooks
 
     clock.set(datetime.now(UTC))  # the receiver checks signature times against real time
     with receiver() as rec:

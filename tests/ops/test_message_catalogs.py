@@ -7,7 +7,7 @@ from pathlib import Path
 
 import qinqing
 from qinqing.kit import i18n
-from qinqing.persons.importer import _REASONS as IMPORT_ROW_REASONS
+from qinqing.persons.import_rows import REASONS as IMPORT_ROW_REASONS
 
 SRC = Path(qinqing.__file__).parent
 CODE = re.compile(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"')

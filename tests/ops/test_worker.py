@@ -301,8 +301,8 @@ def test_a_stopped_pass_hands_unsent_claims_back(
 ) -> None:
     """In process: the stop asked during the first send; the rest go back, and the
     next worker sends them under their own ids."""
+    from qinqing.banks.delivery import deliver_webhooks as deliver_now
     from qinqing.banks.models import WebhookEvent
-    from qinqing.banks.webhooks import deliver_webhooks as deliver_now
 
     with receiver() as rec:
         bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)

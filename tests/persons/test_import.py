@@ -28,7 +28,8 @@ from qinqing.entrypoints.cli import app as cli_app
 from qinqing.kit.db import Base
 from qinqing.kit.errors import DomainError
 from qinqing.persons import importer
-from qinqing.persons.importer import ImportReport, Refusal, import_csv
+from qinqing.persons.import_rows import Refusal
+from qinqing.persons.importer import ImportReport, import_csv
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, PHONE_KIND
 from qinqing.runtime import Runtime

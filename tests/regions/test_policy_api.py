@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from qinqing.kit.errors import DomainError
 from qinqing.regions.api import router
-from qinqing.regions.policy import load_policies
+from qinqing.regions.loading import load_policies
 
 
 @pytest.fixture(scope="module")

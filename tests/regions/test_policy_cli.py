@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qinqing.regions.cli import policy_app
-from qinqing.regions.policy import load_policies
+from qinqing.regions.loading import load_policies
 
 runner = CliRunner()
 

@@ -9,19 +9,19 @@ from sqlalchemy import select
 
 from qinqing.kit.db import Base, Database
 from qinqing.kit.errors import DomainError
+from qinqing.regions.loading import load_policies
 from qinqing.regions.models import Region
 from qinqing.regions.policy import (
     ContributionPolicy,
     MutualAidScope,
     Policy,
     PolicyError,
-    PolicyRegistry,
     Rounding,
     UnbindReview,
     is_known_region_code,
-    load_policies,
-    sync_regions,
 )
+from qinqing.regions.registry import PolicyRegistry
+from qinqing.regions.service import sync_regions
 
 SHIPPED = "qinqing/regions/policies/"
 NATIONAL = SHIPPED + "national.toml"

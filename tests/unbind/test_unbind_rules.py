@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from qinqing.kit import i18n
-from qinqing.regions.policy import Policy, load_policies
+from qinqing.regions.loading import load_policies
+from qinqing.regions.policy import Policy
 from qinqing.unbind import rules
 from qinqing.unbind.rules import (
     Blocker,

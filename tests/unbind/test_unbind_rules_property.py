@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qinqing.kit.clock import CHINA_TZ
-from qinqing.regions.policy import BlockingStatus, Policy, load_policies
+from qinqing.regions.loading import load_policies
+from qinqing.regions.policy import BlockingStatus, Policy
 from qinqing.unbind import rules
 from qinqing.unbind.rules import (
     HoldsSummary,

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from qinqing.contributions.models import Contribution
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.payments.formulas import open_hold
 from qinqing.payments.models import Payment
-from qinqing.payments.statements import open_hold
 from qinqing.persons.models import Person
 
 

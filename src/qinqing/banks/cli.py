@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from qinqing.audit.actor import operator
-from qinqing.banks.webhooks import deliver_webhooks, list_events, retry_event
+from qinqing.banks.delivery import deliver_webhooks, list_events, retry_event
 from qinqing.kit.cli import console, domain_fail, print_json
 from qinqing.kit.errors import DomainError
 from qinqing.kit.jobs import Job, Worker, install_signal_handlers, stop_requested

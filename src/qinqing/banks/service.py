@@ -22,7 +22,7 @@ from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
 from qinqing.banks.models import BankAccountIndex, BankLink, BankLinkStatus
-from qinqing.banks.webhooks import bank_link_event
+from qinqing.banks.outbox import bank_link_event
 from qinqing.family.models import FamilyLink
 from qinqing.family.service import family_of
 from qinqing.identity import ric

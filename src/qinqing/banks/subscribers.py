@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from qinqing.banks.webhooks import family_event
+from qinqing.banks.outbox import family_event
 from qinqing.family.events import FamilyEvent
 from qinqing.kit.events import EventBus
 

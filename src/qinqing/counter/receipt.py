@@ -24,6 +24,7 @@ from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
 from qinqing.counter import rules
 from qinqing.counter.service import ReceiptData
+from qinqing.family.relations import RELATION_NAMES
 from qinqing.kit.clock import CHINA_TZ, as_utc
 
 FONT = "STSong-Light"
@@ -62,7 +63,7 @@ def lines(data: ReceiptData) -> list[tuple[str, str]]:
         ("家庭成员", f"{data.member_name}  {data.member_id_number}"),
         (
             "关系",
-            f"{rules.RELATION_LABELS.get(data.relation, data.relation)}"
+            f"{RELATION_NAMES.get(data.relation, data.relation)}"
             f"（家庭共济：{'是' if data.mutual_aid else '否'}）",
         ),
         ("办理时间", beijing_time(data.created_at)),

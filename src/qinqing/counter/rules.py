@@ -64,16 +64,6 @@ OUTCOME_LABELS: dict[str, str] = {
     "rejected": "审核未通过，关系继续有效",
 }
 
-RELATION_LABELS: dict[str, str] = {
-    "spouse": "配偶",
-    "father": "父亲",
-    "mother": "母亲",
-    "child": "子女",
-    "sibling": "兄弟姐妹",
-    "grandparent": "祖父母/外祖父母",
-    "grandchild": "孙子女/外孙子女",
-}
-
 PARTY_LABELS: dict[str, str] = {"holder": "绑定人本人", "member": "被绑定的家庭成员本人"}
 
 

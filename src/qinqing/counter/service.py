@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
+from qinqing.access.roles import require_clerk
 from qinqing.audit.service import record
 from qinqing.auth import documents
 from qinqing.auth import rules as id_rules
@@ -32,20 +33,14 @@ from qinqing.family.models import FamilyLink
 from qinqing.family.rules import today_in_china
 from qinqing.identity import ric
 from qinqing.identity.masking import mask_id_number, mask_name
-from qinqing.kit.errors import DomainError, forbidden, not_found
+from qinqing.kit.errors import DomainError, not_found
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, find_by_id_number, id_number_of
 from qinqing.runtime import Runtime
+from qinqing.unbind import review as unbind_review
 from qinqing.unbind import service as unbind_service
 
 PERSON_SUBJECT = "person"
-
-
-def require_clerk(principal: Principal) -> str:
-    """The clerk's region; anyone else is 403 (whether or not the thing exists)."""
-    if principal.kind != "staff" or principal.role != "clerk" or not principal.region_code:
-        raise forbidden()
-    return principal.region_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +280,7 @@ def receipt(session: Session, rt: Runtime, principal: Principal, request_id: str
     """The receipt of a counter unbind of the clerk's region (any clerk there may
     reprint it; it names the clerk who handled it). Other requests: 404."""
     region = require_clerk(principal)
-    request = unbind_service.peek_request(session, _request_id(request_id))
+    request = unbind_review.peek_request(session, _request_id(request_id))
     if request is None or request.region_code != region or request.channel != "counter":
         raise not_found("unbind_request")
     link = session.get(FamilyLink, (request.holder_id, request.link_id))

@@ -18,7 +18,9 @@ from qinqing.kit.cli import fail
 from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database, on_citus
 from qinqing.ops.legacy import key_legacy_storage
-from qinqing.regions.policy import PolicyError, load_policies, sync_regions
+from qinqing.regions.loading import load_policies
+from qinqing.regions.policy import PolicyError
+from qinqing.regions.service import sync_regions
 from qinqing.runtime import Runtime
 from qinqing.schema import citus
 from qinqing.schema.migrate import upgrade

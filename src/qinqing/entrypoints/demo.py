@@ -20,8 +20,8 @@ from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
 from qinqing.auth.models import ApiClient, PersonAccount, StaffUser
 from qinqing.banks import service as banks
+from qinqing.banks.endpoints import set_endpoint
 from qinqing.banks.models import BankLink, WebhookEndpoint
-from qinqing.banks.webhooks import set_endpoint
 from qinqing.config import Env, Settings
 from qinqing.contributions.rules import current_period, previous_period
 from qinqing.contributions.service import post_contribution

@@ -29,7 +29,7 @@ from sqlalchemy import delete, or_, select
 from qinqing.accounting import clearing
 from qinqing.auth import registration, throttle
 from qinqing.auth.models import AccessToken
-from qinqing.banks import webhooks
+from qinqing.banks import delivery
 from qinqing.http import idempotency
 from qinqing.kit.jobs import Job, Worker, install_signal_handlers, stop_requested
 from qinqing.notify import sender
@@ -111,7 +111,7 @@ def deliver_webhooks(rt: Runtime, now: datetime) -> int:
     """Send a batch of due webhook events to the partner banks (each claim and
     each outcome is its own short transaction; the HTTP calls are outside them)."""
 
-    return webhooks.deliver_webhooks(rt, now, WEBHOOK_BATCH, stop=stop_requested)
+    return delivery.deliver_webhooks(rt, now, WEBHOOK_BATCH, stop=stop_requested)
 
 
 def purge_voucher_tokens(rt: Runtime, now: datetime) -> int:

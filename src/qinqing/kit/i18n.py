@@ -80,3 +80,9 @@ def text(code: str, locale: str, params: dict[str, Any] | None = None) -> tuple[
             hint = variant
             break
     return message, (hint.format_map(values) if hint else None)
+
+
+def N_(message: str) -> str:
+    """Mark a message id for the web app's catalogs (``make locales-extract``); it is
+    translated where it is shown."""
+    return message

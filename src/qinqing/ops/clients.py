@@ -7,7 +7,7 @@ import typer
 
 from qinqing.audit.actor import operator
 from qinqing.auth import service
-from qinqing.banks.webhooks import set_endpoint
+from qinqing.banks.endpoints import set_endpoint
 from qinqing.kit.cli import console, domain_fail, print_json
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import cli_runtime

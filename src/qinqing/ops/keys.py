@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from qinqing.audit.models import AuditHead
 from qinqing.audit.service import ChainBroken, RechainCursor, digest, rechain, record
 from qinqing.auth.models import AccountLogin, PersonAccount
+from qinqing.banks.endpoints import SECRET_KIND
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint
 from qinqing.banks.service import ACCOUNT_KIND
-from qinqing.banks.webhooks import SECRET_KIND
 from qinqing.http.idempotency import seal_context
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.identity.keys import CURRENT, NEXT, RETIRED, VaultKey, known_keys, problem

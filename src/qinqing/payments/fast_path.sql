@@ -177,7 +177,8 @@ BEGIN
                              ELSE p.amount_fen END), 0)
       INTO v_used FROM payments p
      WHERE p.holder_id = h_id AND p.link_id = l_id AND p.year = p_year
-       AND p.status IN ('authorized', 'settled');
+       -- payments/formulas.py counts_toward_limit: settled, or an open hold.
+       AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now));
   END IF;
 
   -- The decision, in payments/rules.py's order.

@@ -13,18 +13,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.auth.models import ApiClient
 from qinqing.family.models import FamilyLink
-from qinqing.payments.models import Payment, PaymentStatus
+from qinqing.payments.formulas import open_hold, yearly_usage
+from qinqing.payments.models import Payment
 from qinqing.payments.rules import local_year
-
-
-def open_hold(now: datetime) -> ColumnElement[bool]:
-    """A payment that still holds money at ``now`` (authorized and not expired)."""
-    return and_(Payment.status == PaymentStatus.authorized.value, Payment.expires_at > now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,25 +52,8 @@ def link_payments(session: Session, link: FamilyLink, now: datetime) -> LinkPaym
             .order_by(Payment.created_at.desc(), Payment.id.desc())
         ).scalars()
     )
-    used = session.execute(
-        select(
-            func.coalesce(
-                func.sum(
-                    case(
-                        (Payment.status == PaymentStatus.settled.value, Payment.settled_fen),
-                        else_=Payment.amount_fen,
-                    )
-                ),
-                0,
-            )
-        ).where(
-            Payment.holder_id == link.holder_id,
-            Payment.link_id == link.id,
-            Payment.year == year,
-            or_(Payment.status == PaymentStatus.settled.value, open_hold(now)),
-        )
-    ).scalar_one()
-    return LinkPayments(year, link.mutual_aid_yearly_limit_fen, int(used), payments)
+    used = yearly_usage(session, [(link.holder_id, link.id)], year, now)[link.id]
+    return LinkPayments(year, link.mutual_aid_yearly_limit_fen, used, payments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,8 @@ from rich.table import Table
 from qinqing.audit.actor import operator
 from qinqing.kit.cli import console, domain_fail, fail, print_json
 from qinqing.kit.errors import DomainError
-from qinqing.persons.importer import ENCODINGS, EXPECTED_HEADER, ImportReport, import_csv
+from qinqing.persons.import_file import ENCODINGS, EXPECTED_HEADER
+from qinqing.persons.importer import ImportReport, import_csv
 from qinqing.runtime import cli_runtime
 
 TABLE_LIMIT = 50

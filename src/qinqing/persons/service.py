@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,11 @@ from qinqing.persons.models import Person, PersonIdNumber
 
 ID_KIND = "id_number"
 PHONE_KIND = "phone"
+
+
+def get_person(session: Session, person_id: uuid.UUID | None) -> Person | None:
+    """A person by id (on their own shard), or None."""
+    return None if person_id is None else session.get(Person, person_id)
 
 
 def find_by_id_number(

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from qinqing.kit.errors import DomainError
-from qinqing.regions.policy import PolicyRegistry
+from qinqing.regions.registry import PolicyRegistry
 from qinqing.regions.schemas import PolicyOut, RegionOut
 
 router = APIRouter(tags=["regions"])

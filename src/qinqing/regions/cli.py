@@ -11,7 +11,9 @@ from stdnum import numdb
 
 from qinqing.config import Settings
 from qinqing.kit.errors import DomainError
-from qinqing.regions.policy import PolicyError, PolicyRegistry, load_policies
+from qinqing.regions.loading import load_policies
+from qinqing.regions.policy import PolicyError
+from qinqing.regions.registry import PolicyRegistry
 
 policy_app = typer.Typer(help="Region policies: the effective values and where they came from.")
 

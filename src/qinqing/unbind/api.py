@@ -25,6 +25,7 @@ from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.http.problems import locale_of
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
+from qinqing.unbind import review as unbind_review
 from qinqing.unbind import rules, service
 from qinqing.unbind.models import RequestStatus, UnbindRequest
 from qinqing.unbind.schemas import (
@@ -147,7 +148,7 @@ def get_unbind_request(
     request_id: str, principal: PrincipalDep, session: SessionDep, rt: RuntimeDep
 ) -> UnbindRequestOut:
     """One unbind request: for its parties, staff of its region and the client that made it."""
-    req, link = service.get_request(session, principal, request_id)
+    req, link = unbind_review.get_request(session, principal, request_id)
     return request_out(session, rt, req, link, principal)
 
 
@@ -161,7 +162,7 @@ def review_queue(
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> UnbindRequestPage:
     """The reviewer's queue (审核): requests of the reviewer's own region, oldest first."""
-    rows, total = service.review_queue(
+    rows, total = unbind_review.review_queue(
         session, principal, status=status, page=page, page_size=page_size
     )
     return UnbindRequestPage(
@@ -193,7 +194,9 @@ def decide(
     """
 
     def handler() -> tuple[int, UnbindRequestOut]:
-        outcome = service.decide(session, rt, principal, request_id, body.decision, body.comment)
+        outcome = unbind_review.decide(
+            session, rt, principal, request_id, body.decision, body.comment
+        )
         return 200, request_out(session, rt, outcome.request, outcome.link, principal)
 
     return run_for_request(

@@ -1,4 +1,5 @@
-"""Unbinding (解除绑定): the check, the submission and the review (docs/guide.md §3).
+"""Unbinding (解除绑定): the check and the submission (docs/guide.md §3); the review
+of a request that waits for it is ``unbind.review``.
 
 Every decision comes from :func:`qinqing.unbind.rules.blockers`; this module
 only loads the facts, locks the rows that decide, verifies the person, writes
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
-from qinqing.access.roles import is_bank_client
+from qinqing.access.roles import is_bank_client, require_staff
 from qinqing.audit.service import record
 from qinqing.auth import documents as id_documents
 from qinqing.auth.verification import (
@@ -33,24 +34,17 @@ from qinqing.auth.verification import (
     verify,
 )
 from qinqing.family.access import load_link, role_in
-from qinqing.family.events import (
-    LINK_ENDED,
-    UNBIND_DECIDED,
-    UNBIND_PENDING_REVIEW,
-    FamilyEvent,
-    UnbindRef,
-)
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
 from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.kit.i18n import DEFAULT_LOCALE
-from qinqing.notify.service import enqueue
 from qinqing.payments.service import open_holds_for_link
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
 from qinqing.regions.policy import UnbindReview
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules
+from qinqing.unbind.effects import announce, end_link, notify_parties
 from qinqing.unbind.models import RequestStatus, UnbindRequest
 
 Party = Literal["holder", "member"]
@@ -218,8 +212,7 @@ def check(
         if on_behalf_of is not None:
             raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="on_behalf_of")
     elif principal.kind == "staff":
-        if principal.role != "clerk":
-            raise forbidden()
+        require_staff(principal, "clerk")
     elif FAMILY_SCOPE not in principal.scopes:
         raise DomainError("INSUFFICIENT_SCOPE", 403, scope=FAMILY_SCOPE)
     # Before the link is looked up, so the answer is the same for every link id.
@@ -411,7 +404,7 @@ def submit(
         link.updated_at = now
         action, kind = "unbind.requested", "unbind.pending_review"
     else:
-        _end(
+        end_link(
             link,
             by_kind=principal.kind,
             by_id=principal.id,
@@ -430,201 +423,7 @@ def submit(
         reason=reason,
         details=details,
     )
-    _notify_parties(session, link, request, kind, now)
-    _announce(session, rt, link, request, now)
-    session.flush()
-    return UnbindOutcome(request=request, link=link)
-
-
-def _announce(
-    session: Session, rt: Runtime, link: FamilyLink, request: UnbindRequest, at: datetime
-) -> None:
-    """The events partners hear of: the request's state, and the link's end if it ended."""
-    ref = UnbindRef(request.id, request.status, request.on_behalf_of, request.channel)
-    if request.status == RequestStatus.pending_review:
-        rt.events.publish(session, FamilyEvent(UNBIND_PENDING_REVIEW, link, at, ref))
-    elif request.status in (RequestStatus.approved, RequestStatus.rejected):
-        rt.events.publish(session, FamilyEvent(UNBIND_DECIDED, link, at, ref))
-    if link.status == LinkStatus.ended:
-        rt.events.publish(session, FamilyEvent(LINK_ENDED, link, at, ref))
-
-
-def _end(
-    link: FamilyLink, *, by_kind: str, by_id: str, channel: str, reason: str | None, at: datetime
-) -> None:
-    link.status = LinkStatus.ended
-    link.ended_at = at
-    link.ended_by_kind = by_kind
-    link.ended_by_id = by_id
-    link.ended_channel = channel
-    link.end_reason = reason
-    link.updated_at = at
-
-
-def _notify_parties(
-    session: Session, link: FamilyLink, request: UnbindRequest, kind: str, at: datetime
-) -> None:
-    for role, person_id in (("holder", link.holder_id), ("member", link.member_id)):
-        enqueue(
-            session,
-            person_id=person_id,
-            kind=kind,
-            at=at,
-            payload={
-                "link_id": str(link.id),
-                "request_id": str(request.id),
-                "your_role": role,
-                "initiated_by": request.on_behalf_of,
-                "status": request.status,
-            },
-        )
-
-
-# --- requests and review -----------------------------------------------------------------
-
-
-def _parse_request_id(raw: str | uuid.UUID) -> uuid.UUID:
-    if isinstance(raw, uuid.UUID):
-        return raw
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise not_found("unbind_request") from None
-
-
-def peek_request(session: Session, request_id: uuid.UUID) -> UnbindRequest | None:
-    """A request by its id alone, unlocked: it names its holder, by which it is then
-    read or locked on its shard. (Requests are looked up by id only by reviewers
-    and the parties' own screens, so a search of every shard is acceptable.)"""
-    return session.execute(
-        select(UnbindRequest).where(UnbindRequest.id == request_id)
-    ).scalar_one_or_none()
-
-
-def may_see_request(session: Session, principal: Principal, request: UnbindRequest) -> bool:
-    if principal.kind == "person":
-        link = session.get(FamilyLink, (request.holder_id, request.link_id))
-        return link is not None and role_in(link, principal.person_id) is not None
-    if principal.kind == "staff":
-        return principal.region_code == request.region_code
-    # A client sees the requests it made itself (a bank: wherever its customer's link is).
-    return (
-        (is_bank_client(principal) or principal.region_code == request.region_code)
-        and request.actor_kind == "client"
-        and request.actor_id == principal.id
-    )
-
-
-def get_request(
-    session: Session, principal: Principal, request_id: str | uuid.UUID
-) -> tuple[UnbindRequest, FamilyLink]:
-    """One request and its link, if the caller may see it (else NOT_FOUND)."""
-    request = peek_request(session, _parse_request_id(request_id))
-    if request is None or not may_see_request(session, principal, request):
-        raise not_found("unbind_request")
-    link = session.get(FamilyLink, (request.holder_id, request.link_id))
-    assert link is not None
-    return request, link
-
-
-def _require_reviewer(principal: Principal) -> str:
-    if principal.kind != "staff" or principal.role != "reviewer" or not principal.region_code:
-        raise forbidden()
-    return principal.region_code
-
-
-def review_queue(
-    session: Session,
-    principal: Principal,
-    *,
-    status: RequestStatus = RequestStatus.pending_review,
-    page: int = 1,
-    page_size: int = 20,
-) -> tuple[list[tuple[UnbindRequest, FamilyLink]], int]:
-    """A reviewer's region's requests in ``status``, oldest first: one page and the total."""
-    region = _require_reviewer(principal)
-    where = (UnbindRequest.region_code == region, UnbindRequest.status == status.value)
-    total = session.execute(
-        select(func.count()).select_from(UnbindRequest).where(*where)
-    ).scalar_one()
-    rows = session.execute(
-        select(UnbindRequest, FamilyLink)
-        .join(
-            FamilyLink,
-            (FamilyLink.holder_id == UnbindRequest.holder_id)
-            & (FamilyLink.id == UnbindRequest.link_id),
-        )
-        .where(*where)
-        .order_by(UnbindRequest.created_at, UnbindRequest.id)
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    ).all()
-    return [(r, link) for r, link in rows], int(total)
-
-
-def decide(
-    session: Session,
-    rt: Runtime,
-    principal: Principal,
-    request_id: str | uuid.UUID,
-    decision: Literal["approve", "reject"],
-    comment: str | None = None,
-) -> UnbindOutcome:
-    """A reviewer of the request's region approves (the link ends) or rejects it
-    (the link is active again). Either way both parties are notified."""
-    region = _require_reviewer(principal)
-    rid = _parse_request_id(request_id)
-    peek = peek_request(session, rid)
-    if peek is None or peek.region_code != region:
-        raise not_found("unbind_request")
-    if decision == "reject" and not (comment and comment.strip()):
-        raise DomainError("COMMENT_REQUIRED", 422)
-    # Lock order: the link, then the request.
-    link = session.execute(
-        select(FamilyLink)
-        .where(FamilyLink.holder_id == peek.holder_id, FamilyLink.id == peek.link_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    request = session.execute(
-        select(UnbindRequest)
-        .where(UnbindRequest.holder_id == peek.holder_id, UnbindRequest.id == rid)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    if request.status != RequestStatus.pending_review or link.status != LinkStatus.unbinding:
-        raise DomainError("REQUEST_NOT_PENDING", 409, request_status=request.status)
-    now = rt.clock.now()
-    request.decided_at = now
-    request.decided_by = principal.id
-    request.decision_comment = comment
-    if decision == "approve":
-        request.status = RequestStatus.approved
-        _end(
-            link,
-            by_kind=request.actor_kind,
-            by_id=request.actor_id,
-            channel=request.channel,
-            reason=request.reason,
-            at=now,
-        )
-        action, kind = "unbind.review.approved", "unbind.approved"
-    else:
-        request.status = RequestStatus.rejected
-        link.status = LinkStatus.active
-        link.updated_at = now
-        action, kind = "unbind.review.rejected", "unbind.rejected"
-    record(
-        session,
-        actor=principal.actor,
-        action=action,
-        subject_kind=LINK_SUBJECT,
-        subject_id=link.id,
-        at=now,
-        reason=comment,
-        details={"request_id": str(request.id), "region_code": link.region_code},
-    )
-    _notify_parties(session, link, request, kind, now)
-    _announce(session, rt, link, request, now)
+    notify_parties(session, link, request, kind, now)
+    announce(session, rt, link, request, now)
     session.flush()
     return UnbindOutcome(request=request, link=link)

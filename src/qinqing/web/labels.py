@@ -3,6 +3,7 @@ unbind blocker. Marked with ``N_`` for extraction and translated where shown."""
 
 from __future__ import annotations
 
+from qinqing.family.relations import RELATION_NAMES
 from qinqing.web.translations import N_
 
 INSURANCE_STATUS = {
@@ -25,15 +26,7 @@ LINK_STATUS = {
     "ended": N_("已解除"),
 }
 
-RELATION = {
-    "spouse": N_("配偶"),
-    "father": N_("父亲"),
-    "mother": N_("母亲"),
-    "child": N_("子女"),
-    "sibling": N_("兄弟姐妹"),
-    "grandparent": N_("祖父母、外祖父母"),
-    "grandchild": N_("孙子女、外孙子女"),
-}
+RELATION = RELATION_NAMES
 
 REQUEST_STATUS = {
     "completed": N_("解除成功"),

@@ -26,9 +26,9 @@ from qinqing.counter.api import render_blocker
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.errors import not_found
-from qinqing.persons.models import Person
-from qinqing.persons.service import id_number_of, person_view
+from qinqing.persons.service import get_person, id_number_of, person_view
 from qinqing.runtime import Runtime
+from qinqing.unbind import review as unbind_review
 from qinqing.unbind import service as unbind
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.pages_family import BIND_FIELDS, ID_NUMBER_CODES, mutual_aid_choice
@@ -168,7 +168,7 @@ def _lookup_by_id(
         pid = uuid.UUID(person_id)
     except ValueError:
         raise not_found("person") from None
-    person = session.get(Person, pid)
+    person = get_person(session, pid)
     if person is None:
         raise not_found("person")
     return counter.lookup(session, rt, principal, id_number_of(rt.vault, person), None)
@@ -308,7 +308,7 @@ def outcome(
     request_id: str, request: Request, principal: ClerkPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
     data = counter.receipt(session, rt, principal, request_id)
-    _req, link = unbind.get_request(session, principal, request_id)
+    _req, link = unbind_review.get_request(session, principal, request_id)
     served_id = link.holder_id if data.on_behalf_of == "holder" else link.member_id
     return page(
         request,

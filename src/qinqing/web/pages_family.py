@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
@@ -18,9 +17,9 @@ from qinqing.family.models import FamilyLink
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.payments import statements
-from qinqing.persons.models import Person
+from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
-from qinqing.unbind.models import RequestStatus, UnbindRequest
+from qinqing.unbind import review as unbind_review
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
@@ -106,7 +105,7 @@ def _bind_page(
     values: dict[str, str],
     errors: Errors | None = None,
 ) -> Response:
-    person = session.get(Person, principal.person_id)
+    person = get_person(session, principal.person_id)
     assert person is not None
     policy = rt.policies.policy(person.region_code)
     return page(
@@ -186,15 +185,6 @@ def bind_submit(
     return redirect(request, rt, f"/family/links/{answer['link_id']}?done={done}")
 
 
-def pending_request(session: Session, link: FamilyLink) -> UnbindRequest | None:
-    return session.execute(
-        select(UnbindRequest).where(
-            UnbindRequest.link_id == link.id,
-            UnbindRequest.status == RequestStatus.pending_review.value,
-        )
-    ).scalar_one_or_none()
-
-
 @router.get("/family/links/{link_id}")
 def member_page(
     link_id: str, request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
@@ -210,7 +200,7 @@ def member_page(
         link=out,
         other=other,
         usage=usage(session, rt, link),
-        pending=pending_request(session, link),
+        pending=unbind_review.pending_review(session, link),
     )
 
 

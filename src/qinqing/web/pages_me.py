@@ -18,7 +18,7 @@ from qinqing.family import service as family
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.notify import api as notify_api
-from qinqing.persons.models import Person
+from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.web import labels
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
@@ -123,7 +123,7 @@ def _notice_text(
             link = None
         if link is not None:
             other = link.member_id if link.holder_id == principal.person_id else link.holder_id
-            person = session.get(Person, other)
+            person = get_person(session, other)
             name = person.name if person else ""
             href = f"/family/links/{link.id}"
     request_id = payload.get("request_id")

@@ -13,7 +13,7 @@ from qinqing.access.principal import Principal
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime
-from qinqing.unbind import service as unbind
+from qinqing.unbind import review as unbind_review
 from qinqing.unbind.models import RequestStatus
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
@@ -32,7 +32,7 @@ def queue(
     rt: RuntimeDep,
     page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> Response:
-    rows, total = unbind.review_queue(
+    rows, total = unbind_review.review_queue(
         session, principal, status=RequestStatus.pending_review, page=page_no, page_size=PAGE_SIZE
     )
     items = [(req, link_out(session, rt, link, principal)) for req, link in rows]
@@ -60,7 +60,7 @@ def _detail(
     values: dict[str, str] | None = None,
     errors: Errors | None = None,
 ) -> Response:
-    req, link = unbind.get_request(session, principal, request_id)
+    req, link = unbind_review.get_request(session, principal, request_id)
     return page(
         request,
         rt,
@@ -112,7 +112,7 @@ def decide(
         )
 
     def handler() -> tuple[int, dict[str, str]]:
-        outcome = unbind.decide(
+        outcome = unbind_review.decide(
             session, rt, principal, request_id, decision, values["comment"] or None
         )
         return 200, {"status": outcome.request.status}

@@ -26,6 +26,7 @@ from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.payments import statements
 from qinqing.runtime import Runtime
+from qinqing.unbind import review as unbind_review
 from qinqing.unbind import rules
 from qinqing.unbind import service as unbind
 from qinqing.web.forms import Errors, FormDep, attempt, form_key, new_form_key, once
@@ -143,7 +144,7 @@ def unbind_submit(
 def outcome(
     request_id: str, request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    req, link = unbind.get_request(session, principal, request_id)
+    req, link = unbind_review.get_request(session, principal, request_id)
     out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
     return page(request, rt, session, "unbind_outcome.html", req=req, link=out, other=other)

@@ -24,7 +24,7 @@ from qinqing.access.principal import Principal
 from qinqing.family import service as family
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
-from qinqing.persons.models import Person
+from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
@@ -51,7 +51,7 @@ def _whom(
 ) -> dict[str, str | None]:
     """Whose voucher it is: the person themselves, or the member of a held link."""
     if link_id is None:
-        me = session.get(Person, principal.person_id)
+        me = get_person(session, principal.person_id)
         assert me is not None
         return {"name": me.name, "relation": None, "link_id": None, "role": "self"}
     link = family.get_link(session, rt, principal, link_id)

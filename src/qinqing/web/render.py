@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy.orm import Session
 
 from qinqing.identity.masking import mask_id_number
-from qinqing.persons.models import Person
+from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.unbind.rules import local_day, local_time, yuan
 from qinqing.web import labels
@@ -107,7 +107,7 @@ def base_context(request: Request, rt: Runtime, session: Session | None) -> dict
         user = getattr(request.state, "web_principal", None)
     user_name = None
     if user is not None and user.kind == "person" and session is not None:
-        person = session.get(Person, user.person_id)
+        person = get_person(session, user.person_id)
         user_name = person.name if person else None
     other = "en" if prefs.locale == "zh-CN" else "zh-CN"
     return {

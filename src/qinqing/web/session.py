@@ -24,6 +24,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request, Response
 from sqlalchemy.orm import Session
 
+from qinqing.access import roles
 from qinqing.access.principal import Principal
 from qinqing.auth.tokens import principal_from_token, token_digest
 from qinqing.http.deps import RuntimeDep, SessionDep
@@ -138,30 +139,28 @@ def optional_user(request: Request, session: SessionDep, rt: RuntimeDep) -> Prin
     return session_principal(request, session, rt)
 
 
-def require_person(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
+def _signed_in(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
     principal = session_principal(request, session, rt)
     if principal is None:
         raise LoginRequired(_here(request), bool(request.state.session_expired))
-    if principal.kind != "person":
-        raise DomainError("FORBIDDEN", 403)
+    return principal
+
+
+def require_person(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
+    principal = _signed_in(request, session, rt)
+    roles.require_person(principal)
     return principal
 
 
 def require_reviewer(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
-    principal = session_principal(request, session, rt)
-    if principal is None:
-        raise LoginRequired(_here(request), bool(request.state.session_expired))
-    if principal.kind != "staff" or principal.role != "reviewer":
-        raise DomainError("FORBIDDEN", 403)
+    principal = _signed_in(request, session, rt)
+    roles.require_reviewer(principal)
     return principal
 
 
 def require_clerk(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
-    principal = session_principal(request, session, rt)
-    if principal is None:
-        raise LoginRequired(_here(request), bool(request.state.session_expired))
-    if principal.kind != "staff" or principal.role != "clerk":
-        raise DomainError("FORBIDDEN", 403)
+    principal = _signed_in(request, session, rt)
+    roles.require_clerk(principal)
     return principal
 
 

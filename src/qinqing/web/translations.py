@@ -23,7 +23,9 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from qinqing.kit.i18n import DEFAULT_LOCALE, SUPPORTED
+from qinqing.kit.i18n import DEFAULT_LOCALE, N_, SUPPORTED
+
+__all__ = ["N_"]
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 DOMAIN = "messages"
@@ -61,8 +63,3 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(current_locale.get()).ngettext(singular, plural, n)
-
-
-def N_(message: str) -> str:
-    """Mark a string for extraction; it is translated where it is shown."""
-    return message

@@ -1,0 +1,106 @@
+"""A bank client's webhook endpoint: its URL (checked) and its signing secret (shown
+once, stored encrypted)."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from qinqing.audit.actor import Actor
+from qinqing.audit.service import record
+from qinqing.auth.models import ApiClient
+from qinqing.banks.models import WebhookEndpoint
+from qinqing.kit.errors import DomainError
+from qinqing.runtime import Runtime
+
+log = logging.getLogger("qinqing.webhooks")
+
+SECRET_KIND = "webhook_secret"  # noqa: S105 - a vault field kind, not a secret
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix
+TIMEOUT_SECONDS = 5.0
+# A claimed row is due again after this if its worker died mid-delivery.
+LEASE = timedelta(seconds=120)
+USER_AGENT = "Qinqing-Webhooks/1"
+
+EVENT_TYPES = (
+    "bank_link.created",
+    "bank_link.ended",
+    "family_link.activated",
+    "family_link.ended",
+    "unbind_request.pending_review",
+    "unbind_request.decided",
+)
+
+
+def new_secret() -> str:
+    """``whsec_`` + base64 of 32 random bytes (Standard Webhooks' secret format)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_url(url: str) -> str:
+    """https, or http to a loopback address (a receiver on the same machine); 422 otherwise."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError:
+        raise DomainError("WEBHOOK_URL_INVALID", 422) from None
+    if len(url) > 2048 or not host or parts.username or parts.password:
+        raise DomainError("WEBHOOK_URL_INVALID", 422)
+    if parts.scheme == "https":
+        return url
+    if parts.scheme == "http" and _loopback(host):
+        return url
+    raise DomainError("WEBHOOK_URL_INVALID", 422)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def set_endpoint(
+    session: Session,
+    rt: Runtime,
+    client: ApiClient,
+    url: str,
+    *,
+    actor: Actor,
+    secret: str | None = None,
+) -> str:
+    """Give a bank client a webhook URL and a new signing secret; the secret is
+    returned this once and stored only encrypted (vault kind ``webhook_secret``)."""
+    if client.kind != "bank":
+        raise DomainError("WEBHOOK_ONLY_FOR_BANKS", 422)
+    url = check_url(url)
+    secret = secret or new_secret()
+    now = rt.clock.now()
+    endpoint = session.get(WebhookEndpoint, client.id)
+    if endpoint is None:
+        endpoint = WebhookEndpoint(client_id=client.id, created_at=now)
+        session.add(endpoint)
+    endpoint.url = url
+    endpoint.secret_cipher = rt.vault.encrypt(SECRET_KIND, secret)
+    endpoint.enabled = True
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="webhook.endpoint.set",
+        subject_kind="api_client",
+        subject_id=client.id,
+        at=now,
+        details={"scheme": urlsplit(url).scheme},
+    )
+    return secret
