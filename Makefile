@@ -55,7 +55,7 @@ test: lint
 
 bench-import: install
 	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true
-	$(BIN)/python bench/import_persons.py --rows 1000000
+	$(BIN)/python -m bench.import_persons --rows 1000000
 
 # Needs pgbench, psql and wrk (apt-get install -y wrk) and PostgreSQL on this machine
 # (its CPU is read from /proc); wipes the named database. Options go in
@@ -64,7 +64,7 @@ BENCH_DB ?= qinqing_bench
 BENCH_PAYMENTS_ARGS ?=
 bench-payments: install
 	createdb -h 127.0.0.1 -U postgres $(BENCH_DB) 2>/dev/null || true
-	$(BIN)/python bench/payments.py \
+	$(BIN)/python -m bench.payments \
 	    --database-url postgresql+psycopg://postgres@127.0.0.1:5432/$(BENCH_DB) $(BENCH_PAYMENTS_ARGS)
 
 # The web app's message catalogs: re-extract the msgids from templates and code and

@@ -1,4 +1,4 @@
--- wrk script for bench/payments.py: each connection authorizes a payment for a
+-- wrk script for bench.payments (load.py): each connection authorizes a payment for a
 -- random bound family, and the thread settles every authorized payment next.
 -- Responses are told apart by their body ("authorized" / "settled").
 

@@ -1,0 +1,1 @@
+"""What the benchmarks share, and the tools that are not about one of them."""

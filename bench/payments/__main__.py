@@ -1,0 +1,115 @@
+"""``python -m bench.payments``: set up, then interleaved rounds of (a) (b) [(c)] (d), then the report.
+
+See the package's docstring and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common.database import libpq_url, psql, reset_schema
+from bench.payments.baseline import drop_pgbench, init_pgbench, measure_pgbench
+from bench.payments.cpu import Cluster
+from bench.payments.figures import Figures
+from bench.payments.load import measure_batches, measure_single
+from bench.payments.options import parse_args
+from bench.payments.report import line, report, write_json
+from bench.payments.server import start_server, token
+from bench.payments.setup import read_pairs, seed
+from qinqing.config import Env, Settings
+from qinqing.entrypoints.bootstrap import build_runtime
+from qinqing.identity.vault import generate_key
+
+
+def main() -> int:
+    args = parse_args()
+    for tool in ("pgbench", "wrk", "psql"):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            raise SystemExit(f"{tool} is needed (apt-get install -y {tool})")
+
+    db = libpq_url(args.database_url)
+    cluster = Cluster.find(db)
+    out = Path(tempfile.mkdtemp(prefix="qinqing-bench-"))
+    reset_schema(args.database_url)
+    key = generate_key()
+    settings = Settings(
+        database_url=args.database_url, env=Env.test, secret_key=key, data_dir=out / "data"
+    )
+    rt = build_runtime(settings, migrate=False)
+    t0 = time.perf_counter()
+    client_id = seed(rt, args.families, out / "families.csv")
+    rt.db.dispose()
+    families = out / "families.csv"
+    pairs = read_pairs(families)
+    print(f"seeded {args.families} funded families in {time.perf_counter() - t0:.1f} s")
+    init_pgbench(db, args.pgbench_scale)
+    psql(db, "ANALYZE")
+
+    servers = {
+        "b": start_server(args.database_url, key, args.port, args.workers, out / "server.log", {})
+    }
+    if args.grouped:
+        servers["c"] = start_server(
+            args.database_url,
+            key,
+            args.port + 1,
+            args.workers,
+            out / "server-grouped.log",
+            {"QINQING_GROUP_COMMIT": "on"},
+        )
+    rounds: list[dict[str, Figures]] = []
+    try:
+        for name, srv in servers.items():  # first requests pay for imports and connections
+            tok = token(srv.port, client_id)
+            measure_single(name, srv, tok, families, max(int(args.warmup), 1), cluster)
+            measure_batches(srv, tok, pairs, 0, 1, 100, cluster, f"warm{name}")
+        print(
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
+            f"pgbench scale {args.pgbench_scale}; server: qinqing serve --workers {args.workers}; "
+            f"batches: {args.batch_clients} clients x {args.batch_size} operations; "
+            f"autovacuum {cluster.autovacuum} (ANALYZE and CHECKPOINT before each round)"
+        )
+        for i in range(args.repeat):
+            print(f"round {i + 1}/{args.repeat}")
+            # Stands in for autovacuum's analyze (off on some clusters): without it the
+            # growing payments table keeps its empty-table plans (see docs/benchmarks.md).
+            psql(db, "ANALYZE")
+            # The seeding, pgbench's own set-up and the previous round leave dirty
+            # buffers; a checkpoint flushing them in the middle of a 10 s window
+            # stalls every commit's WAL flush (seen here as p99 spikes of 40-140 ms
+            # while the server log showed a checkpoint's sync phase). Each round
+            # starts from a clean checkpoint instead, as pgbench runs usually do.
+            psql(db, "CHECKPOINT")
+            row: dict[str, Figures] = {}
+            row["a"] = measure_pgbench(db, cluster, args.seconds, out / f"pgbench-{i}")
+            print(line(row["a"]), flush=True)
+            for name, srv in servers.items():
+                tok = token(srv.port, client_id)
+                row[name] = measure_single(name, srv, tok, families, args.seconds, cluster)
+                print(line(row[name]), flush=True)
+            srv = servers["b"]
+            tok = token(srv.port, client_id)
+            row["d"] = measure_batches(
+                srv, tok, pairs, args.seconds, args.batch_clients, args.batch_size, cluster, f"r{i}"
+            )
+            print(line(row["d"]), flush=True)
+            rounds.append(row)
+    finally:
+        for srv in servers.values():
+            srv.proc.terminate()
+            srv.proc.wait(10)
+        drop_pgbench(db)
+    summary = report(rounds, args.grouped, args)
+    print(f"server log: {out / 'server.log'}")
+    if args.json:
+        write_json(args.json, args, summary, rounds)
+        print(f"figures written to {args.json}")
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
