@@ -17,8 +17,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from guardian_support import register_guardians
 from qinqing.access.principal import Principal
 from qinqing.auth.models import PersonAccount
+from qinqing.family.rules import age_on
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from support import id_number, login, register
@@ -229,7 +231,8 @@ def make_active_link(
 ) -> MadeLink:
     """An active link between a new (or the given) holder and member, both with app
     accounts and payment password ``PAYMENT_PASSWORD``. Bound and consented over the
-    API; a member under the consent age (pass ``member_born``) is bound directly."""
+    API; a member under the consent age (pass ``member_born``) is bound directly by
+    the holder as their registered guardian."""
     if holder is None:
         holder = new_person(
             rt, name="绑定人", region=region, scheme=holder_scheme, born=HOLDER_BORN, client=client
@@ -245,6 +248,8 @@ def make_active_link(
             sex=member_sex or sex,
             client=client,
         )
+    if member_born is not None and age_on(member_born, rt.clock.now().date()) < 16:
+        register_guardians(rt, member.id_number, holder.id_number)
     r = bind(
         client,
         holder.headers,

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from banks_support import API, Bank, add_bank, card_number, client_headers, link_customer
 from counter_support import bind_body, unbind_body
-from family_support import PAYMENT_PASSWORD, Party, new_person
+from family_support import PAYMENT_PASSWORD, Party, bind, new_person
 from qinqing.banks.models import BankLink
 from qinqing.family.models import FamilyLink
 from qinqing.runtime import Runtime
@@ -224,6 +224,39 @@ def _unbound_at_the_counter(w: World) -> dict[str, str]:
     return {"request": r.json()["request"]["id"]}
 
 
+def _waiting_for_proof(w: World) -> dict[str, str]:
+    """A young child of the region bound by someone who is no registered guardian."""
+    holder = new_person(w.rt, name="孙强", client=w.client)
+    child = new_person(w.rt, name="孙小雨", sex="F", born=date(2016, 6, 1), account=False)
+    r = bind(w.client, holder.headers, child.id_number, child.name, "child")
+    assert r.status_code == 201 and r.json()["status"] == "pending_proof", r.text
+    return {"link": r.json()["id"]}
+
+
+def _proof_body(w: World, actor: str, ctx: dict[str, str]) -> dict[str, Any]:
+    return {
+        "json": {
+            "document": {"type": "birth_certificate", "number": "N440123456"},
+            "form_number": "QQ-PROOF-0001",
+        }
+    }
+
+
+def _link_status(w: World, ctx: dict[str, str]) -> object:
+    return load_link(w.rt, ctx["link"]).status
+
+
+def _proof_seen_at_the_counter(w: World) -> dict[str, str]:
+    ctx = _waiting_for_proof(w)
+    r = w.client.post(
+        f"{API}/counter/links/{ctx['link']}/proof",
+        headers=w.headers["clerk"],
+        **_proof_body(w, "clerk", ctx),
+    )
+    assert r.status_code == 200, r.text
+    return {"proof": r.json()["proof_id"]}
+
+
 def _cells(*statuses: Cell) -> dict[str, Cell]:
     assert len(statuses) == len(ACTORS)
     return dict(zip(ACTORS, statuses, strict=True))
@@ -313,6 +346,22 @@ ROWS = [
         state=_family_links,
     ),
     Row(
+        "counter: a minor's guardianship proof seen",
+        "POST",
+        "/counter/links/{link}/proof",
+        _cells(403, 403, 200, 404, 403, 403, 403, 403, 401),
+        prepare=_waiting_for_proof,
+        request=_proof_body,
+        state=_link_status,
+    ),
+    Row(
+        "counter: the proof's receipt",
+        "GET",
+        "/counter/link-proofs/{proof}/receipt.pdf",
+        _cells(403, 403, 200, 404, 403, 403, 403, 403, 401),
+        prepare=_proof_seen_at_the_counter,
+    ),
+    Row(
         "counter: the unbind receipt",
         "GET",
         "/counter/unbind-requests/{request}/receipt.pdf",
@@ -378,5 +427,5 @@ def test_every_counter_and_bank_endpoint_has_a_row(client: TestClient) -> None:
         for method in operations
     }
     covered = {(row.method, shape(API + row.path)) for row in ROWS}
-    assert len(served) == 8
+    assert len(served) == 10
     assert served <= covered, served - covered

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from counter_support import audit_entries, bind_body, clerk, counter_bind
+from guardian_support import register_guardians
 from qinqing.family.models import FamilyLink
 from qinqing.identity.masking import mask_id_number
 from qinqing.runtime import Runtime
@@ -102,18 +103,31 @@ def test_the_apps_binding_rules_decide(rt: Runtime, client: TestClient) -> None:
     r = counter_bind(
         client, desk, bind_body(holder, "王建国", member, "李秀英", form_number="QQ-BIND-0002")
     )
-    assert (r.status_code, r.json()["code"]) == (409, "DUPLICATE_LINK")
-    assert r.json()["refusals"] == ["DUPLICATE_LINK", "RELATION_ALREADY_BOUND"]
+    # The request's own refusals come first (the app decides them before any look-up).
+    assert (r.status_code, r.json()["code"]) == (409, "RELATION_ALREADY_BOUND")
+    assert r.json()["refusals"] == ["RELATION_ALREADY_BOUND", "DUPLICATE_LINK"]
     assert links(rt) == 1
 
 
-def test_a_young_child_is_bound_directly_and_only_as_a_child(
+def test_a_young_child_is_bound_directly_only_by_a_registered_guardian(
     rt: Runtime, client: TestClient
 ) -> None:
     holder, child = holder_and_member(rt, member_born=date(2016, 6, 1))
     desk = clerk(rt, client, "eeds-clerk")
     r = counter_bind(client, desk, bind_body(holder, "王建国", child, "李秀英", relation="spouse"))
     assert (r.status_code, r.json()["code"]) == (409, "MINOR_NEEDS_PARENT")
+    # No guardian on record: the clerk's binding waits for the proof as the app's does.
+    r = counter_bind(client, desk, bind_body(holder, "王建国", child, "李秀英", relation="child"))
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "pending_proof"
+
+
+def test_a_registered_guardian_binds_a_young_child_at_the_counter(
+    rt: Runtime, client: TestClient
+) -> None:
+    holder, child = holder_and_member(rt, member_born=date(2016, 6, 1))
+    register_guardians(rt, child, holder)
+    desk = clerk(rt, client, "eeds-clerk")
     r = counter_bind(client, desk, bind_body(holder, "王建国", child, "李秀英", relation="child"))
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "active" and r.json()["consent_required"] is False

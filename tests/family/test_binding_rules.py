@@ -57,6 +57,7 @@ def codes(
     pol: Policy | None = None,
     links: list[OpenLink] | None = None,
     today: date = TODAY,
+    binds: int = 0,
 ) -> list[str]:
     return [
         r.code
@@ -67,8 +68,14 @@ def codes(
             policy=pol or NATIONAL,
             open_links=links or [],
             today=today,
+            member_binds_this_month=binds,
         )
     ]
+
+
+# The four relations a region may narrow the list to (the national default admits all
+# seven close relatives since 国办发〔2024〕38号).
+FOUR = ("spouse", "father", "mother", "child")
 
 
 def test_a_plain_binding_is_allowed() -> None:
@@ -81,17 +88,17 @@ def test_a_plain_binding_is_allowed() -> None:
 SINGLE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("self link", {"m": member(id=H, birth_date=date(1985, 1, 1), sex="M")}, "SELF_LINK"),
     (
-        "sibling not admitted nationally",
-        {"relation": "sibling", "m": member(sex="M")},
+        "sibling not admitted where a region narrows the list",
+        {
+            "relation": "sibling",
+            "m": member(sex="M"),
+            "pol": policy(relations=FOUR, mutual_aid_relations=FOUR),
+        },
         "RELATION_NOT_ADMITTED",
     ),
     (
         "mutual aid not for sibling here",
-        {
-            "relation": "sibling",
-            "aid": True,
-            "pol": policy(relations=(*NATIONAL.relations, "sibling")),
-        },
+        {"relation": "sibling", "aid": True, "pol": policy(mutual_aid_relations=FOUR)},
         "MUTUAL_AID_RELATION_NOT_ADMITTED",
     ),
     ("limit without mutual aid", {"limit": 100}, "YEARLY_LIMIT_INVALID"),
@@ -122,6 +129,12 @@ SINGLE_CASES: list[tuple[str, dict[str, Any], str]] = [
         "MINOR_NEEDS_PARENT",
     ),
     ("an open link with the member", {"links": [link(H, M, "child")]}, "DUPLICATE_LINK"),
+    ("the member's new holders this month", {"binds": 2}, "MEMBER_BIND_LIMIT_REACHED"),
+    (
+        "the member's new holders, a region's lower allowance",
+        {"binds": 1, "pol": policy(member_binds_per_month=1)},
+        "MEMBER_BIND_LIMIT_REACHED",
+    ),
     ("an open link the other way", {"links": [link(M, H, "spouse")]}, "DUPLICATE_LINK"),
     (
         "a second spouse",
@@ -237,6 +250,20 @@ ALLOWED_CASES: list[tuple[str, dict[str, Any]]] = [
         {"relation": "child", "m": member(birth_date=date(2000, 1, 1)), "links": others(3)},
     ),
     ("an ended link is not an open link", {"links": []}),
+    ("one new holder this month already", {"binds": 1}),
+    ("close relatives everywhere: a sibling", {"relation": "sibling", "aid": True}),
+    (
+        "close relatives everywhere: a grandparent",
+        {"relation": "grandparent", "aid": True, "m": member(birth_date=date(1930, 1, 1))},
+    ),
+    (
+        "a young grandchild bound by a grandparent",
+        {"relation": "grandchild", "m": member(birth_date=date(2016, 6, 1))},
+    ),
+    (
+        "a young sibling bound by an adult sibling",
+        {"relation": "sibling", "m": member(birth_date=date(2014, 6, 1))},
+    ),
     (
         "a young child bound by a parent",
         {"relation": "child", "m": member(birth_date=date(2015, 6, 1))},
@@ -305,22 +332,24 @@ def test_combinations_are_reported_in_order() -> None:
         limit=0,
         links=[*others(4), link(H, uuid.UUID(int=9), "spouse"), link(M, H, "child")],
     )
+    # The request's own refusals first (decided before the member is looked up), then
+    # those that depend on the member found.
     assert found == [
         "YEARLY_LIMIT_INVALID",
         "HOLDER_NOT_ACTIVE",
-        "DUPLICATE_LINK",
         "RELATION_ALREADY_BOUND",
         "MEMBER_LIMIT_REACHED",
         "MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER",
+        "DUPLICATE_LINK",
         "MEMBER_NOT_INSURED",
         "MUTUAL_AID_OUT_OF_SCOPE",
     ]
 
 
 def test_relation_not_admitted_hides_the_mutual_aid_relation_refusal() -> None:
-    assert codes(relation="grandparent", aid=True, m=member(birth_date=date(1930, 1, 1))) == [
-        "RELATION_NOT_ADMITTED"
-    ]
+    narrowed = policy(relations=FOUR, mutual_aid_relations=FOUR)
+    old = member(birth_date=date(1930, 1, 1))
+    assert codes(relation="grandparent", aid=True, m=old, pol=narrowed) == ["RELATION_NOT_ADMITTED"]
 
 
 def test_minor_as_father_is_implausible_and_needs_a_parent() -> None:
@@ -381,12 +410,14 @@ def test_today_is_the_beijing_date() -> None:
 def test_check_raises_the_first_with_all_codes() -> None:
     with pytest.raises(DomainError) as info:
         rules.check(
-            holder=holder(status="arrears"),
-            member=member(),
-            request=BindRequest("spouse", False, 5),
-            policy=NATIONAL,
-            open_links=[],
-            today=TODAY,
+            rules.refusals(
+                holder=holder(status="arrears"),
+                member=member(),
+                request=BindRequest("spouse", False, 5),
+                policy=NATIONAL,
+                open_links=[],
+                today=TODAY,
+            )
         )
     assert info.value.code == "YEARLY_LIMIT_INVALID"
     assert info.value.status == 422
@@ -450,3 +481,56 @@ def test_refusals_are_sorted_unique_and_explain_each_rule(
     assert ("MEMBER_LIMIT_REACHED" in found) == (n_links >= 5)
     if not aid:
         assert not {"MEMBER_NOT_INSURED", "MUTUAL_AID_OUT_OF_SCOPE", "ONE_DIRECTION"} & set(found)
+
+
+# --- what a granted binding starts as --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("born", "guardian", "consented", "status"),
+    [
+        (date(1986, 5, 5), False, False, "pending_consent"),
+        (date(1986, 5, 5), True, False, "pending_consent"),
+        (date(1986, 5, 5), False, True, "active"),
+        (date(2015, 6, 1), True, False, "active"),
+        (date(2015, 6, 1), False, False, "pending_proof"),
+        # Consent given at the counter proves nothing about a minor's guardianship.
+        (date(2015, 6, 1), False, True, "pending_proof"),
+        (date(2010, 11, 23), False, False, "pending_consent"),
+        (date(2010, 11, 24), False, False, "pending_proof"),
+    ],
+)
+def test_initial_status(born: date, guardian: bool, consented: bool, status: str) -> None:
+    assert (
+        rules.initial_status(
+            born, NATIONAL, TODAY, holder_is_guardian=guardian, consent_given=consented
+        )
+        == status
+    )
+
+
+def test_the_request_is_decided_from_what_was_typed() -> None:
+    """Before the look-up, the ID number's birth date and sex decide the request's own
+    refusals; a member's registry state plays no part in them."""
+    typed = rules.Typed(date(2015, 6, 1), "F", is_holder=False)
+    found = rules.request_refusals(
+        holder=holder(),
+        typed=typed,
+        request=BindRequest("spouse", True, None),
+        policy=NATIONAL,
+        open_links=[],
+        today=TODAY,
+    )
+    assert [r.code for r in found] == ["MINOR_NEEDS_PARENT"]
+    me = rules.Typed(date(1985, 1, 1), "M", is_holder=True)
+    assert [
+        r.code
+        for r in rules.request_refusals(
+            holder=holder(),
+            typed=me,
+            request=BindRequest("spouse", False, None),
+            policy=NATIONAL,
+            open_links=[],
+            today=TODAY,
+        )
+    ] == ["SELF_LINK"]

@@ -21,6 +21,7 @@ from family_support import (
     relogin,
     set_status,
 )
+from guardian_support import register_guardians
 from qinqing.audit.models import AuditEntry
 from qinqing.audit.service import verify as verify_chain
 from qinqing.auth.verification import simulated_face_token
@@ -140,9 +141,12 @@ def test_consent_with_the_simulated_face(rt: Runtime, client: TestClient) -> Non
     assert r.json()["status"] == "active"
 
 
-def test_a_young_child_is_bound_directly(rt: Runtime, client: TestClient) -> None:
+def test_a_young_child_is_bound_directly_by_a_registered_guardian(
+    rt: Runtime, client: TestClient
+) -> None:
     parent = new_person(rt, client=client)
     child = new_person(rt, name="张子涵", born=date(2015, 6, 1), sex="F", account=False)
+    register_guardians(rt, child.id_number, parent.id_number)
     r = bind(client, parent.headers, child.id_number, "张子涵", "child", mutual_aid=True)
     assert r.status_code == 201, r.text
     link = r.json()
@@ -150,6 +154,27 @@ def test_a_young_child_is_bound_directly(rt: Runtime, client: TestClient) -> Non
     assert link["activated_at"] is not None
     assert notices(rt, parent) == ["link.bound"]
     assert notices(rt, child) == ["link.bound"]
+
+
+def test_anyone_else_binding_a_young_child_must_prove_guardianship(
+    rt: Runtime, client: TestClient
+) -> None:
+    """The outside review's finding, replayed: an adult of another city binds a child
+    under 16 as "child". The link waits for proof and allows nothing."""
+    parent = new_person(rt, client=client)
+    stranger = new_person(rt, region="440100", client=client)
+    child = new_person(rt, name="张子涵", born=date(2015, 6, 1), sex="F", account=False)
+    register_guardians(rt, child.id_number, parent.id_number)
+    r = bind(client, stranger.headers, child.id_number, "张子涵", "child")
+    assert r.status_code == 201, r.text
+    link = r.json()
+    assert link["status"] == "pending_proof" and link["activated_at"] is None
+    # What the stranger typed, nothing the registry holds.
+    assert link["member"]["status"] is None and link["member"]["region_code"] is None
+    assert link["member"]["id"] is None and link["member"]["scheme"] is None
+    assert notices(rt, stranger) == ["link.proof_required"]
+    # The registered guardian is told, with the binder's name masked.
+    assert notices(rt, parent) == ["link.guardian_notice"]
 
 
 def test_a_sixteen_year_old_child_consents(rt: Runtime, client: TestClient) -> None:
@@ -212,6 +237,8 @@ def _self(rt: Runtime, c: TestClient, h: Party, mp: pytest.MonkeyPatch) -> Calla
 
 
 def _sibling(rt: Runtime, c: TestClient, h: Party, mp: pytest.MonkeyPatch) -> Callable[[], Any]:
+    # The national default admits all seven close relatives; a region may narrow them.
+    override_policy(rt, mp, relations=("spouse", "father", "mother", "child"))
     m = _member(rt)
     return lambda: bind(c, h.headers, m.id_number, m.name, "sibling")
 

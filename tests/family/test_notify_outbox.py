@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from conftest import TEST_KEY
 from family_support import API, bind, make_active_link, new_person, principal_of
+from guardian_support import register_guardians
 from qinqing.audit.models import AuditEntry
 from qinqing.entrypoints.cli import app as cli_app
 from qinqing.family import service
@@ -35,6 +36,7 @@ def _count(rt: Runtime, *where: object) -> int:
 def test_notices_commit_or_roll_back_with_the_link(rt: Runtime, client: TestClient) -> None:
     holder = new_person(rt, client=client)
     kid = new_person(rt, born=date(2015, 1, 1), sex="F", account=False)
+    register_guardians(rt, kid.id_number, holder.id_number)
     principal = principal_of(rt, holder.id)
     with pytest.raises(RuntimeError), rt.db.unit_of_work() as s:
         service.bind(
@@ -59,6 +61,7 @@ def test_my_notifications_newest_first_and_paged(
     holder = new_person(rt, client=client)
     kids = [new_person(rt, born=date(2014, 1, 1 + i), sex="F", account=False) for i in range(5)]
     for kid in kids:
+        register_guardians(rt, kid.id_number, holder.id_number)
         assert bind(client, holder.headers, kid.id_number, kid.name, "child").status_code == 201
         clock.advance(timedelta(seconds=1 if kid is not kids[2] else 0))
     url = f"{API}/me/notifications"
@@ -131,6 +134,7 @@ class FailingSender:
 def test_a_failed_send_is_retried_then_left_alone(rt: Runtime, client: TestClient) -> None:
     holder = new_person(rt, client=client)
     kid = new_person(rt, born=date(2015, 1, 1), sex="F", account=False)
+    register_guardians(rt, kid.id_number, holder.id_number)
     bind(client, holder.headers, kid.id_number, kid.name, "child")
     assert deliver(rt, sender=FailingSender()) == 0
     with rt.db.unit_of_work() as s:

@@ -49,7 +49,15 @@ def test_region_policy(client: TestClient) -> None:
     assert policy["contribution"]["base_floor"] == 338500
     assert policy["contribution"]["base_ceiling"] == 1692300
     assert policy["contribution"]["personal"]["medical"] == 20
-    assert policy["relations"] == ["spouse", "father", "mother", "child"]
+    assert policy["relations"] == [
+        "spouse",
+        "father",
+        "mother",
+        "child",
+        "sibling",
+        "grandparent",
+        "grandchild",
+    ]
     assert policy["unbind_review"] == "none"
     assert body["sources"]["contribution.base_floor"] == "qinqing/regions/policies/150600.toml"
     assert body["sources"]["max_members"] == "qinqing/regions/policies/national.toml"

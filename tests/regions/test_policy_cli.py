@@ -36,7 +36,15 @@ def test_explain_json() -> None:
     assert values["hold_expiry_hours"]["unit"] == "hours"
     assert values["max_members"]["unit"] is None
     assert values["max_members"]["source"] == "qinqing/regions/policies/national.toml"
-    assert values["relations"]["value"] == ["spouse", "father", "mother", "child"]
+    assert values["relations"]["value"] == [
+        "spouse",
+        "father",
+        "mother",
+        "child",
+        "sibling",
+        "grandparent",
+        "grandchild",
+    ]
 
 
 def test_explain_table() -> None:

@@ -69,14 +69,26 @@ def test_guangzhou_reviews_unbinds_and_admits_close_relatives(shipped: PolicyReg
     assert policy.mutual_aid_scope is MutualAidScope.province
     assert policy.admits("sibling") and policy.admits("grandparent")
     assert policy.admits("grandchild")
-    assert not shipped.policy("150600").admits("sibling")
+
+
+CLOSE_RELATIVES = ("spouse", "father", "mother", "child", "sibling", "grandparent", "grandchild")
+
+
+def test_close_relatives_everywhere_since_2024(shipped: PolicyRegistry) -> None:
+    """国办发〔2024〕38号: every province admits the seven close relatives, for links and
+    for mutual aid; every shipped region inherits that."""
+    for code in shipped.codes():
+        assert shipped.policy(code).relations == CLOSE_RELATIVES, code
+        assert shipped.policy(code).mutual_aid_relations == CLOSE_RELATIVES, code
 
 
 def test_national_default_has_the_spec_values(shipped: PolicyRegistry) -> None:
     national = shipped.national()
     assert national.max_members == 5
-    assert national.mutual_aid_relations == ("spouse", "father", "mother", "child")
-    assert national.relations == ("spouse", "father", "mother", "child")
+    assert national.mutual_aid_relations == CLOSE_RELATIVES
+    assert national.relations == CLOSE_RELATIVES
+    assert national.member_binds_per_month == 2
+    assert national.bind_lookups_per_day == 10
     assert national.mutual_aid_scope == "region"
     assert national.one_direction is False
     assert national.consent_age == 16
@@ -115,7 +127,8 @@ def test_explain_covers_every_key_in_order(shipped: PolicyRegistry) -> None:
     assert len(keys) == len(set(keys))
     values = {item.key: item.value for item in shipped.explain("150600")}
     assert values["contribution.base_floor"] == 338500
-    assert values["relations"] == ["spouse", "father", "mother", "child"]
+    assert values["relations"] == list(CLOSE_RELATIVES)
+    assert "member_binds_per_month" in keys and "bind_lookups_per_day" in keys
 
 
 def test_unknown_region_is_a_domain_error(shipped: PolicyRegistry) -> None:
@@ -308,7 +321,8 @@ def test_ceiling_below_floor(tmp_path: Path) -> None:
 
 
 def test_mutual_aid_relation_outside_relations(tmp_path: Path) -> None:
-    error = refused(tmp_path, "150600.toml", 'mutual_aid_relations = ["spouse", "sibling"]\n')
+    narrowed = 'relations = ["spouse", "child"]\nmutual_aid_relations = ["spouse", "sibling"]\n'
+    error = refused(tmp_path, "150600.toml", narrowed)
     assert error.key == "mutual_aid_relations"
     assert "sibling" in error.reason
 

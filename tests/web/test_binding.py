@@ -100,7 +100,7 @@ def test_the_member_may_decline(server: Server, page: Page, browser: Browser) ->
     page.goto(server.url + "/me/family/add")
     page.get_by_label("家人姓名").fill("张小雨")
     page.get_by_label("家人身份证号码").fill(ZHANG_XIAOYU_ID)
-    page.get_by_label("子女").check()
+    page.get_by_label("子女", exact=True).check()
     page.get_by_role("button", name="提交绑定申请").click()
     expect(page.locator("main")).to_contain_text("待家人确认")
 

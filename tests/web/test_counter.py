@@ -132,7 +132,7 @@ def test_counter_binds_a_family_that_came_together(server: Server, page: Page) -
     member.get_by_label("姓名").fill("张小雨")
     member.get_by_label("社会保障卡").check()
     member.get_by_label("证件号码").fill(ZHANG_XIAOYU_ID)
-    page.get_by_role("group", name="家庭成员是绑定人的").get_by_label("子女").check()
+    page.get_by_role("group", name="家庭成员是绑定人的").get_by_label("子女", exact=True).check()
     page.get_by_label("申请表编号").fill("EEDS-BIND-0001")
     page.get_by_role("button", name="确认绑定").click()
 

@@ -101,8 +101,9 @@ class AccessToken(Base):
 
 
 class LoginThrottle(Base):
-    """Throttle counters keyed by an HMAC (never plaintext): failed logins per account
-    and per source address, SMS sends per ID number and per address (auth.throttle)."""
+    """Throttle counters keyed by an HMAC or an opaque id (never plaintext): failed
+    logins per account and per source address, SMS sends per ID number and per
+    address (auth.throttle), failed member look-ups per holder (family.lookups)."""
 
     __tablename__ = "login_throttle"
 

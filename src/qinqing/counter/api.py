@@ -24,6 +24,8 @@ from qinqing.counter import receipt, service
 from qinqing.counter.schemas import (
     CounterBindIn,
     CounterPersonOut,
+    CounterProofIn,
+    CounterProofOut,
     CounterUnbindIn,
     CounterUnbindOut,
     LookupIn,
@@ -193,6 +195,76 @@ def bind(
 
     return run_for_request(
         request, session, rt, principal, key, body.model_dump(mode="json"), handler
+    )
+
+
+@router.post(
+    "/links/{link_id}/proof",
+    response_model=CounterProofOut,
+    summary="The guardianship proof of a minor's binding, seen at the counter",
+)
+def proof(
+    link_id: str,
+    body: CounterProofIn,
+    request: Request,
+    principal: ClerkDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """A clerk of the **member's** region saw the 出生医学证明, the 户口本 or a court's
+    guardianship document for a `pending_proof` link: the link becomes `active`
+    (the binding rules decided again). 404 for a link the clerk's region does not
+    serve; 409 `LINK_NOT_PENDING_PROOF`; 422 `DOCUMENT_NUMBER_INVALID`,
+    `FORM_NUMBER_INVALID`. The receipt says what was seen. Send an
+    `Idempotency-Key` to make a retry safe."""
+
+    def handler() -> tuple[int, CounterProofOut]:
+        proof, link = service.accept_proof(
+            session,
+            rt,
+            principal,
+            link_id,
+            document_type=body.document.type,
+            document_number=body.document.number,
+            form_number=body.form_number,
+        )
+        return 200, CounterProofOut(
+            proof_id=str(proof.id),
+            link=masked_link_out(session, rt, link, principal),
+            receipt_url=f"/api/v1/counter/link-proofs/{proof.id}/receipt.pdf",
+        )
+
+    return run_for_request(
+        request, session, rt, principal, key, body.model_dump(mode="json"), handler
+    )
+
+
+@router.get(
+    "/link-proofs/{proof_id}/receipt.pdf",
+    response_class=Response,
+    summary="The printed receipt (回执) of a guardianship proof seen at the counter",
+    responses={
+        200: {
+            "description": "The receipt, an A5 PDF",
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def proof_receipt_pdf(
+    proof_id: str, principal: ClerkDep, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    """The receipt of a guardianship proof seen at a counter of the clerk's region
+    (the member's): the document (its number masked), the form number, the link
+    (parties masked), the time and the clerk. Other proofs: 404."""
+    data = service.proof_receipt(session, rt, principal, proof_id)
+    return Response(
+        receipt.render(data),
+        media_type="application/pdf",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'inline; filename="receipt-{data.request_id}.pdf"',
+        },
     )
 
 

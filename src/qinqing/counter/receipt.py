@@ -29,6 +29,11 @@ from qinqing.kit.clock import CHINA_TZ, as_utc
 
 FONT = "STSong-Light"
 TITLE = "医保亲情账户解除绑定回执"
+TITLES = {"unbind": TITLE, "proof": "医保亲情账户监护关系查验回执"}
+BUSINESS = {
+    "unbind": "解除亲情关系（窗口代办）",
+    "proof": "未成年人亲情账户监护关系查验（窗口查验证明材料）",
+}
 HOTLINE = "12333"
 
 _registered = False
@@ -56,7 +61,7 @@ def lines(data: ReceiptData) -> list[tuple[str, str]]:
     """The receipt's fields in print order: (label, value)."""
     out = [
         ("经办机构", f"{agency_name(data)}（统筹区 {data.region_code}）"),
-        ("业务类型", "解除亲情关系（窗口代办）"),
+        ("业务类型", BUSINESS.get(data.business, data.business)),
         ("申请表编号", data.form_number),
         ("申请方", rules.PARTY_LABELS.get(data.on_behalf_of, data.on_behalf_of)),
         ("绑定人", f"{data.holder_name}  {data.holder_id_number}"),
@@ -66,6 +71,7 @@ def lines(data: ReceiptData) -> list[tuple[str, str]]:
             f"{RELATION_NAMES.get(data.relation, data.relation)}"
             f"（家庭共济：{'是' if data.mutual_aid else '否'}）",
         ),
+        *([("监护证明", data.proof_document)] if data.proof_document else []),
         ("办理时间", beijing_time(data.created_at)),
         ("办理结果", rules.outcome_label(data.status)),
     ]
@@ -95,14 +101,15 @@ def render(data: ReceiptData) -> bytes:
     buf = io.BytesIO()
     page_w, page_h = A5
     pdf = canvas.Canvas(buf, pagesize=A5, invariant=True, pageCompression=1)
-    pdf.setTitle(TITLE)
+    title = TITLES.get(data.business, TITLE)
+    pdf.setTitle(title)
     pdf.setAuthor(agency_name(data))
-    pdf.setSubject(f"unbind request {data.request_id}")
+    pdf.setSubject(f"{data.business} {data.request_id}")
 
     left, right = 14 * mm, page_w - 14 * mm
     y = page_h - 20 * mm
     pdf.setFont(font, 15)
-    pdf.drawCentredString(page_w / 2, y, TITLE)
+    pdf.drawCentredString(page_w / 2, y, title)
     y -= 6 * mm
     pdf.setLineWidth(0.6)
     pdf.line(left, y, right, y)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from qinqing.auth.rules import DocumentType
 from qinqing.counter.rules import FORM_NUMBER_MAX, FORM_NUMBER_PATTERN
-from qinqing.family.schemas import YEARLY_LIMIT_CEILING_FEN, RelationName
+from qinqing.family.schemas import YEARLY_LIMIT_CEILING_FEN, DocumentTypeName, RelationName
 from qinqing.family.views import LinkOut
 from qinqing.unbind.schemas import RequestRef
 
@@ -124,3 +124,26 @@ class CounterBindIn(BaseModel):
     )
     form_number: str = FORM_NUMBER_FIELD
     reason: str | None = REASON_FIELD
+
+
+class ProofDocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: DocumentTypeName = Field(
+        description="birth_certificate (出生医学证明), household_register (户口本) or "
+        "guardianship_order (监护证明 / a court's order)"
+    )
+    number: str = Field(min_length=1, max_length=64, description="the document's own number")
+
+
+class CounterProofIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    document: ProofDocumentIn
+    form_number: str = FORM_NUMBER_FIELD
+
+
+class CounterProofOut(BaseModel):
+    proof_id: str
+    link: LinkOut
+    receipt_url: str = Field(description="the printed receipt (回执), a PDF")

@@ -27,12 +27,14 @@ from qinqing.auth import documents
 from qinqing.auth import rules as id_rules
 from qinqing.auth.models import StaffUser
 from qinqing.counter import rules
+from qinqing.family import proofs
 from qinqing.family import service as family_service
 from qinqing.family.access import links_of, load_link
-from qinqing.family.models import FamilyLink
+from qinqing.family.models import FamilyLink, LinkProof
+from qinqing.family.proof_rules import DOCUMENT_NAMES
 from qinqing.family.rules import today_in_china
 from qinqing.identity import ric
-from qinqing.identity.masking import mask_id_number, mask_name
+from qinqing.identity.masking import mask_document_number, mask_id_number, mask_name
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, find_by_id_number, id_number_of
@@ -244,6 +246,38 @@ def bind(
     return link
 
 
+# --- guardianship proof seen at the counter ------------------------------------------
+
+
+def accept_proof(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link_id: str,
+    *,
+    document_type: str,
+    document_number: str,
+    form_number: str,
+) -> tuple[LinkProof, FamilyLink]:
+    """A clerk of the member's region saw the guardianship proof of a ``pending_proof``
+    link (出生医学证明, 户口本 or a court's guardianship document): the link becomes
+    active. The document's number is kept encrypted; the form number is checked like
+    every form number here."""
+    region = require_clerk(principal)
+    form = rules.check_form_number(form_number)
+    link = proofs.find_for_member_region(session, link_id, region)
+    proof = proofs.seen_at_counter(
+        session,
+        rt,
+        principal,
+        link,
+        document_type=document_type,
+        document_number=document_number,
+        form_number=form,
+    )
+    return proof, link
+
+
 # --- the receipt -------------------------------------------------------------
 
 
@@ -267,6 +301,9 @@ class ReceiptData:
     created_at: datetime
     decided_at: datetime | None
     decision_comment: str | None
+    # What the receipt is for: an unbind (the default) or a guardianship proof seen.
+    business: str = "unbind"
+    proof_document: str | None = None
 
 
 def _request_id(raw: str) -> uuid.UUID:
@@ -274,6 +311,47 @@ def _request_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise not_found("unbind_request") from None
+
+
+def proof_receipt(
+    session: Session, rt: Runtime, principal: Principal, proof_id: str
+) -> ReceiptData:
+    """The receipt of a guardianship proof seen at a counter of the clerk's region (the
+    member's); other proofs: 404."""
+    region = require_clerk(principal)
+    item = proofs.get_for_staff(session, principal, proof_id)
+    proof, link = item.proof, item.link
+    if proof.channel != "counter" or proof.region_code != region:
+        raise not_found("link_proof")
+    holder = session.get(Person, link.holder_id)
+    member = session.get(Person, link.member_id)
+    assert holder is not None and member is not None
+    try:
+        clerk = session.get(StaffUser, uuid.UUID(proof.created_by_id))
+    except ValueError:
+        clerk = None
+    number = proofs.document_number_of(rt, proof) or ""
+    shown = mask_document_number(number)
+    return ReceiptData(
+        request_id=str(proof.id),
+        status="proof_accepted",
+        region_code=proof.region_code,
+        region_name=rt.policies.region(proof.region_code).name,
+        clerk_username=clerk.username if clerk else proof.created_by_id,
+        form_number=proof.form_number or "",
+        on_behalf_of="holder",
+        relation=link.relation,
+        mutual_aid=link.mutual_aid,
+        holder_name=mask_name(holder.name),
+        holder_id_number=mask_id_number(id_number_of(rt.vault, holder)),
+        member_name=mask_name(member.name),
+        member_id_number=mask_id_number(id_number_of(rt.vault, member)),
+        created_at=proof.created_at,
+        decided_at=None,
+        decision_comment=None,
+        business="proof",
+        proof_document=f"{DOCUMENT_NAMES.get(proof.document_type, proof.document_type)}  {shown}",
+    )
 
 
 def receipt(session: Session, rt: Runtime, principal: Principal, request_id: str) -> ReceiptData:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
@@ -37,6 +38,8 @@ from qinqing.vouchers.api import router as vouchers_router
 from qinqing.web.install import install as install_web
 
 API_PREFIX = "/api/v1"
+# Routes that take a file (multipart): a larger body, binary content (http.input_guard).
+UPLOADS = re.compile(r"(/api/v1)?/family/links/[^/]+/proof")
 
 
 def freeze_startup_heap() -> None:
@@ -101,7 +104,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api)
     # The web app's pages at / (after the API, whose error handlers it wraps).
     install_web(app)
-    app.add_middleware(InputGuard)
+    app.add_middleware(InputGuard, uploads=UPLOADS)
     # Outermost: even the guard's refusals get a request id and the headers.
     app.add_middleware(RequestContext)
     if runtime.settings.trusted_proxy_list:

@@ -29,9 +29,10 @@ from qinqing.family import service as family
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
+from qinqing.kit.db import insert_ignore
 from qinqing.payments import service as payments
-from qinqing.persons.models import Person
-from qinqing.persons.service import find_by_id_number, new_person
+from qinqing.persons.models import Person, PersonGuardian
+from qinqing.persons.service import ID_KIND, find_by_id_number, new_person
 from qinqing.runtime import Runtime
 
 DEMO_ACTOR = Actor("operator", "demo-loader", "admin")
@@ -49,6 +50,9 @@ class DemoPerson:
     status: str
     phone: str | None
     account: bool = False
+    # A minor's registered guardians (first 17 digits of their ID numbers), as the
+    # registry's household register names them.
+    guardians: tuple[str, ...] = ()
 
     @property
     def id_number(self) -> str:
@@ -62,7 +66,15 @@ PEOPLE = [
     # Issued under 伊克昭盟东胜市 (152701), a code abolished in 2001: still valid.
     DemoPerson("15270119520118001", "张建国", "150600", "resident", "active", "13800000003", True),
     DemoPerson("15270119540905002", "王秀英", "150600", "resident", "arrears", None),
-    DemoPerson("15060220150601002", "张子涵", "150600", "resident", "active", None),
+    DemoPerson(
+        "15060220150601002",
+        "张子涵",
+        "150600",
+        "resident",
+        "active",
+        None,
+        guardians=("15060219850312003", "15060219870721004"),
+    ),
     # 广州 — the 陈 family (a manual-review region).
     DemoPerson("44010619800215001", "陈明", "440100", "employee", "active", "13900000001", True),
     DemoPerson("44010419820430002", "林芳", "440100", "flexible", "active", "13900000002", True),
@@ -103,6 +115,7 @@ def load(rt: Runtime) -> bool:
     with rt.db.unit_of_work() as session:
         if session.execute(select(StaffUser.id).where(StaffUser.username == "demo-clerk")).first():
             # Persons and staff are there; add any family link a newer demo knows of.
+            _load_guardians(session, rt)
             return (_load_family(session, rt) + _load_banks(session, rt)) > 0
         for p in PEOPLE:
             ident = ric.parse(p.id_number, date.today())
@@ -120,6 +133,7 @@ def load(rt: Runtime) -> bool:
                     )
                 )
         session.flush()
+        _load_guardians(session, rt)
         for p in PEOPLE:
             if p.account and p.phone:
                 auth.open_account(
@@ -170,6 +184,27 @@ FAMILY = [
     ("44010619800215001", "44010419820430002", "spouse", True, True),
     ("44010619800215001", "44010619550101003", "father", False, False),
 ]
+
+
+def _load_guardians(session: Session, rt: Runtime) -> None:
+    """The demo minors' registered guardians (what `persons import` takes from the
+    registry's ``guardians`` column)."""
+    now = rt.clock.now()
+    for p in PEOPLE:
+        if not p.guardians:
+            continue
+        minor = find_by_id_number(session, rt.vault, p.id_number)
+        assert minor is not None
+        for first17 in p.guardians:
+            insert_ignore(
+                session,
+                PersonGuardian,
+                {
+                    "person_id": minor.id,
+                    "guardian_index": rt.vault.index(ID_KIND, ric.with_check_digit(first17)),
+                    "created_at": now,
+                },
+            )
 
 
 def _load_family(session: Session, rt: Runtime) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
 from qinqing.access.roles import is_bank_client
-from qinqing.family.models import FamilyLink, FamilyLinkMember
+from qinqing.family.models import PENDING_STATUSES, FamilyLink, FamilyLinkMember
 from qinqing.kit.errors import not_found
 from qinqing.runtime import Runtime
 
@@ -75,6 +75,18 @@ def load_link(
     if link is None or not may_see(link, principal):
         raise not_found("link")
     if is_bank_client(principal) and not bank_reaches(session, rt, principal, link):
+        raise not_found("link")
+    return link
+
+
+def load_usable_link(
+    session: Session, rt: Runtime, principal: Principal, link_id: str | uuid.UUID
+) -> FamilyLink:
+    """As :func:`load_link`, for what a link lets its parties do (the member's
+    e-voucher, the payments and costs on it): a link still waiting for consent or
+    proof allows nothing, and answers the 404 an unknown id gets, to its holder too."""
+    link = load_link(session, rt, principal, link_id)
+    if link.status in PENDING_STATUSES:
         raise not_found("link")
     return link
 

@@ -10,7 +10,9 @@ from sqlalchemy import (
     Boolean,
     Connection,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
+    LargeBinary,
     String,
     Text,
     Uuid,
@@ -24,14 +26,21 @@ from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class LinkStatus(StrEnum):
-    pending_consent = "pending_consent"
+    pending_consent = "pending_consent"  # the member (of consent age) has not accepted yet
+    pending_proof = "pending_proof"  # a minor's binder who is no registered guardian must prove it
     active = "active"
     unbinding = "unbinding"  # an unbind request waits for review
     ended = "ended"
 
 
-OPEN_STATUSES = (LinkStatus.pending_consent, LinkStatus.active, LinkStatus.unbinding)
-_OPEN_SQL = "status IN ('pending_consent', 'active', 'unbinding')"
+OPEN_STATUSES = (
+    LinkStatus.pending_consent,
+    LinkStatus.pending_proof,
+    LinkStatus.active,
+    LinkStatus.unbinding,
+)
+PENDING_STATUSES = (LinkStatus.pending_consent, LinkStatus.pending_proof)
+OPEN_SQL = "status IN ('pending_consent', 'pending_proof', 'active', 'unbinding')"
 
 
 class FamilyLink(Base):
@@ -52,16 +61,16 @@ class FamilyLink(Base):
             "holder_id",
             "pair_key",
             unique=True,
-            sqlite_where=text(_OPEN_SQL),
-            postgresql_where=text(_OPEN_SQL),
+            sqlite_where=text(OPEN_SQL),
+            postgresql_where=text(OPEN_SQL),
         ),
         Index(
             "uq_family_links_open_unique_relation",
             "holder_id",
             "relation",
             unique=True,
-            sqlite_where=text(_OPEN_SQL + " AND relation IN ('spouse', 'father', 'mother')"),
-            postgresql_where=text(_OPEN_SQL + " AND relation IN ('spouse', 'father', 'mother')"),
+            sqlite_where=text(OPEN_SQL + " AND relation IN ('spouse', 'father', 'mother')"),
+            postgresql_where=text(OPEN_SQL + " AND relation IN ('spouse', 'father', 'mother')"),
         ),
     )
 
@@ -102,6 +111,9 @@ class FamilyLinkMember(Base):
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
     link_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     holder_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # When the link was requested: the member's new holders per month count these
+    # (None for links made before it was recorded).
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 @event.listens_for(FamilyLink, "after_insert")
@@ -109,6 +121,54 @@ def _index_member(_mapper: Any, connection: Connection, link: FamilyLink) -> Non
     """Every link gets its member-side row in the same flush."""
     connection.execute(
         insert(FamilyLinkMember).values(
-            member_id=link.member_id, link_id=link.id, holder_id=link.holder_id
+            member_id=link.member_id,
+            link_id=link.id,
+            holder_id=link.holder_id,
+            created_at=link.created_at,
         )
     )
+
+
+class ProofStatus(StrEnum):
+    pending = "pending"  # uploaded, waiting for a reviewer
+    approved = "approved"  # the link became active
+    rejected = "rejected"  # the link ended
+
+
+class LinkProof(Base):
+    """Proof that a minor's binder is their guardian (出生医学证明, 户口本 or a court's
+    guardianship document): uploaded by the holder and decided by a reviewer of the
+    member's region, or seen by a clerk there (``channel`` ``counter``: the document's
+    number and the paper form's, no file). The file and the document number are kept
+    only encrypted (vault kinds ``link_proof`` and ``proof_document_number``). On the
+    holder's shard, with the link."""
+
+    __tablename__ = "link_proofs"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["holder_id", "link_id"], ["family_links.holder_id", "family_links.id"]
+        ),
+        Index("ix_link_proofs_link", "holder_id", "link_id"),
+        Index("ix_link_proofs_queue", "region_code", "status", "created_at"),
+    )
+
+    holder_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    link_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    member_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The member's region: its reviewers and clerks decide.
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    document_type: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # app | counter
+    content_type: Mapped[str | None] = mapped_column(String(32))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    content_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
+    document_number_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
+    form_number: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by_kind: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decision_comment: Mapped[str | None] = mapped_column(Text)

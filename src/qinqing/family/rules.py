@@ -1,11 +1,14 @@
 """Binding rules (docs/guide.md §3.2): pure decisions over plain values, no I/O.
 
-``refusals`` is the single source of "may this holder bind this member?". The
-service loads the facts (with the deciding rows locked), calls it at binding
-and again at consent, and raises the first refusal. The order of the list is
-fixed (``ORDER``) so the answer to a request is always the same code:
-request-shaped refusals first (422), then those that depend on the persons'
-state and their other links (409).
+``refusals`` is the single source of "may this holder bind this member?". It is
+two halves, in ``ORDER``: :func:`request_refusals` needs only the request, the
+holder and what the holder typed (the member's ID number gives a birth date
+and a sex), so the service decides it *before* looking the member up — a
+probe with a request that cannot be granted learns nothing about the registry;
+:func:`member_refusals` needs the member found in the registry. The service
+raises the first refusal of each half in turn, and decides both again at
+consent and at proof. :func:`initial_status` says what a granted binding
+starts as (``pending_consent``, ``pending_proof`` or ``active``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ RELATION_SEX = {"father": "M", "mother": "F"}
 # Relations whose member is of an older (+1) or a younger (-1) generation.
 RELATION_GENERATION = {"father": 1, "mother": 1, "grandparent": 1, "child": -1, "grandchild": -1}
 
-# code -> HTTP status; the order is the order refusals are reported in.
-ORDER: dict[str, int] = {
+# Relations a member under the consent age may be bound with: the binder is of an
+# older generation (a parent, a grandparent) or an adult sibling — a guardian.
+MINOR_RELATIONS = frozenset({"child", "grandchild", "sibling"})
+
+# code -> HTTP status; the order is the order refusals are reported in. The request's
+# own refusals come first: they are decided before the member is looked up.
+REQUEST_ORDER: dict[str, int] = {
     "SELF_LINK": 422,
     "RELATION_NOT_ADMITTED": 422,
     "MUTUAL_AID_RELATION_NOT_ADMITTED": 422,
@@ -38,14 +46,18 @@ ORDER: dict[str, int] = {
     "HOLDER_NOT_ACTIVE": 409,
     "RELATION_IMPLAUSIBLE": 409,
     "MINOR_NEEDS_PARENT": 409,
-    "DUPLICATE_LINK": 409,
     "RELATION_ALREADY_BOUND": 409,
     "MEMBER_LIMIT_REACHED": 409,
     "MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER": 409,
+}
+MEMBER_ORDER: dict[str, int] = {
+    "DUPLICATE_LINK": 409,
+    "MEMBER_BIND_LIMIT_REACHED": 409,
     "MEMBER_NOT_INSURED": 409,
     "MUTUAL_AID_OUT_OF_SCOPE": 409,
     "ONE_DIRECTION": 409,
 }
+ORDER: dict[str, int] = {**REQUEST_ORDER, **MEMBER_ORDER}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +126,7 @@ def in_scope(holder_region: str, member_region: str, scope: MutualAidScope) -> b
     return holder_region == member_region
 
 
-def _plausible(holder: PartyFacts, member: PartyFacts, relation: str) -> bool:
+def _plausible(holder: PartyFacts, member: PartyFacts | Typed, relation: str) -> bool:
     sex = RELATION_SEX.get(relation)
     if sex is not None and member.sex != sex:
         return False
@@ -126,35 +138,43 @@ def _plausible(holder: PartyFacts, member: PartyFacts, relation: str) -> bool:
     return True
 
 
-def refusals(
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """What the holder typed about the member, before anyone is looked up: the ID
+    number's birth date and sex, and whether it is the holder's own number."""
+
+    birth_date: date
+    sex: str
+    is_holder: bool
+
+
+def typed_from(member: PartyFacts, holder: PartyFacts) -> Typed:
+    return Typed(member.birth_date, member.sex, member.id == holder.id)
+
+
+def request_refusals(
     *,
     holder: PartyFacts,
-    member: PartyFacts,
+    typed: Typed,
     request: BindRequest,
     policy: Policy,
     open_links: Iterable[OpenLink],
     today: date,
 ) -> list[Refusal]:
-    """Every reason the holder may not bind the member, in ``ORDER``; empty = allowed.
+    """Every reason the request cannot be granted whoever the member is, in ``ORDER``.
 
-    ``policy`` is the holder's region's policy. ``open_links`` are the open
-    links that involve the holder or the member (any others are ignored), not
-    counting the link being decided when it is re-checked at consent.
+    ``policy`` is the holder's region's policy; ``open_links`` the holder's open
+    links (others are ignored), without the link being decided when re-checked.
     """
-    links = [
-        link for link in open_links if {link.holder_id, link.member_id} & {holder.id, member.id}
-    ]
+    as_holder = [link for link in open_links if link.holder_id == holder.id]
     out: list[Refusal] = []
     relation = request.relation
-
-    if holder.id == member.id:
+    if typed.is_holder:
         out.append(Refusal("SELF_LINK"))
-
     if not policy.admits(relation):
         out.append(Refusal("RELATION_NOT_ADMITTED", {"relation": relation}))
     elif request.mutual_aid and not policy.mutual_aid_admits(relation):
         out.append(Refusal("MUTUAL_AID_RELATION_NOT_ADMITTED", {"relation": relation}))
-
     limit = request.yearly_limit_fen
     cap = policy.mutual_aid_yearly_limit_max_fen
     if limit is not None:
@@ -164,36 +184,107 @@ def refusals(
             out.append(_limit_invalid("not_positive", cap))
         elif cap > 0 and limit > cap:
             out.append(_limit_invalid("above_max", cap))
-
     if holder.status != "active":
         out.append(Refusal("HOLDER_NOT_ACTIVE", {"holder_status": holder.status}))
-
-    if holder.id != member.id and not _plausible(holder, member, relation):
+    if not typed.is_holder and not _plausible(holder, typed, relation):
         out.append(Refusal("RELATION_IMPLAUSIBLE", {"relation": relation}))
-
-    if not needs_consent(member, policy, today) and relation != "child":
+    if age_on(typed.birth_date, today) < policy.consent_age and relation not in MINOR_RELATIONS:
         out.append(Refusal("MINOR_NEEDS_PARENT", {"consent_age": policy.consent_age}))
-
-    as_holder = [link for link in links if link.holder_id == holder.id]
-    if any({link.holder_id, link.member_id} == {holder.id, member.id} for link in links):
-        out.append(Refusal("DUPLICATE_LINK"))
     if relation in SINGLE_RELATIONS and any(link.relation == relation for link in as_holder):
         out.append(Refusal("RELATION_ALREADY_BOUND", {"relation": relation}))
     if len(as_holder) >= policy.max_members:
         out.append(Refusal("MEMBER_LIMIT_REACHED", {"max_members": policy.max_members}))
+    if request.mutual_aid and holder.scheme != "employee":
+        out.append(Refusal("MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER"))
+    return out
 
+
+def member_refusals(
+    *,
+    holder: PartyFacts,
+    member: PartyFacts,
+    request: BindRequest,
+    policy: Policy,
+    open_links: Iterable[OpenLink],
+    member_binds_this_month: int,
+) -> list[Refusal]:
+    """Every reason that depends on the member found in the registry, in ``ORDER``.
+
+    ``open_links`` are the open links of either party; ``member_binds_this_month``
+    the links to the member requested this calendar month (``None``-free count),
+    not counting the link being decided when re-checked.
+    """
+    links = [
+        link for link in open_links if {link.holder_id, link.member_id} & {holder.id, member.id}
+    ]
+    out: list[Refusal] = []
+    if any({link.holder_id, link.member_id} == {holder.id, member.id} for link in links):
+        out.append(Refusal("DUPLICATE_LINK"))
+    if member_binds_this_month >= policy.member_binds_per_month:
+        out.append(
+            Refusal("MEMBER_BIND_LIMIT_REACHED", {"per_month": policy.member_binds_per_month})
+        )
     if request.mutual_aid:
-        if holder.scheme != "employee":
-            out.append(Refusal("MUTUAL_AID_NEEDS_EMPLOYEE_HOLDER"))
         if member.status == "terminated":
             out.append(Refusal("MEMBER_NOT_INSURED"))
         if not in_scope(holder.region_code, member.region_code, policy.mutual_aid_scope):
             out.append(Refusal("MUTUAL_AID_OUT_OF_SCOPE", {"scope": policy.mutual_aid_scope.value}))
         if policy.one_direction and _crosses_direction(holder.id, member.id, links):
             out.append(Refusal("ONE_DIRECTION"))
-
-    out.sort(key=lambda r: list(ORDER).index(r.code))
     return out
+
+
+def refusals(
+    *,
+    holder: PartyFacts,
+    member: PartyFacts,
+    request: BindRequest,
+    policy: Policy,
+    open_links: Iterable[OpenLink],
+    today: date,
+    member_binds_this_month: int = 0,
+) -> list[Refusal]:
+    """Every reason the holder may not bind the member, in ``ORDER``; empty = allowed."""
+    links = list(open_links)
+    found = request_refusals(
+        holder=holder,
+        typed=typed_from(member, holder),
+        request=request,
+        policy=policy,
+        open_links=links,
+        today=today,
+    ) + member_refusals(
+        holder=holder,
+        member=member,
+        request=request,
+        policy=policy,
+        open_links=links,
+        member_binds_this_month=member_binds_this_month,
+    )
+    found.sort(key=lambda r: list(ORDER).index(r.code))
+    return found
+
+
+def initial_status(
+    member_birth_date: date,
+    policy: Policy,
+    today: date,
+    *,
+    holder_is_guardian: bool,
+    consent_given: bool = False,
+) -> str:
+    """What a granted binding starts as (docs/guide.md §3.2).
+
+    A member of ``consent_age`` or older consents with their own verification
+    (``pending_consent``, or ``active`` when they consented in the same act, at
+    the counter). A younger member is ``active`` at once only when the holder is
+    among their registered guardians; anyone else must prove guardianship
+    (``pending_proof``: a document at the counter, or an upload a reviewer
+    approves).
+    """
+    if age_on(member_birth_date, today) >= policy.consent_age:
+        return "active" if consent_given else "pending_consent"
+    return "active" if holder_is_guardian else "pending_proof"
 
 
 def _limit_invalid(reason: str, cap: int) -> Refusal:
@@ -218,23 +309,7 @@ def as_error(found: Sequence[Refusal]) -> DomainError:
     )
 
 
-def check(
-    *,
-    holder: PartyFacts,
-    member: PartyFacts,
-    request: BindRequest,
-    policy: Policy,
-    open_links: Iterable[OpenLink],
-    today: date,
-) -> None:
+def check(found: Sequence[Refusal]) -> None:
     """Raise the first refusal (``as_error``), if any."""
-    found = refusals(
-        holder=holder,
-        member=member,
-        request=request,
-        policy=policy,
-        open_links=open_links,
-        today=today,
-    )
     if found:
         raise as_error(found)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,3 +57,50 @@ class FamilyOut(BaseModel):
 
     as_holder: list[LinkOut] = Field(description="links where you are the holder (绑定人)")
     as_member: list[LinkOut] = Field(description="links where you are the bound member")
+
+
+DocumentTypeName = Literal["birth_certificate", "household_register", "guardianship_order"]
+
+
+class ProofOut(BaseModel):
+    """An uploaded guardianship proof, as its holder sees it."""
+
+    id: str
+    link_id: str
+    status: Literal["pending", "approved", "rejected"]
+
+
+class ProofReviewOut(BaseModel):
+    """A guardianship proof as a reviewer or clerk of the member's region sees it."""
+
+    id: str
+    link_id: str
+    status: Literal["pending", "approved", "rejected"]
+    document_type: DocumentTypeName
+    channel: str
+    content_type: str | None = Field(description="image/jpeg, image/png or application/pdf")
+    size_bytes: int | None
+    document_url: str | None = Field(
+        description="the file itself (reviewers and clerks of the member's region only)"
+    )
+    form_number: str | None = Field(description="the paper form, for a proof seen at the counter")
+    created_at: datetime
+    decided_at: datetime | None
+    decision_comment: str | None
+    link: LinkOut
+
+
+class ProofPage(BaseModel):
+    items: list[ProofReviewOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class ProofDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    comment: str | None = Field(
+        default=None, max_length=500, description="required to reject: why, for the holder"
+    )

@@ -12,29 +12,46 @@ stay as the last line of defence.
 
 from __future__ import annotations
 
+import hmac
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
+from qinqing.access.roles import require_person
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
 from qinqing.auth.verification import FaceVerification, PaymentPasswordVerification, verify
-from qinqing.family import rules
+from qinqing.family import lookups, rules
 from qinqing.family.access import links_of, load_link, role_in
 from qinqing.family.events import LINK_ACTIVATED, LINK_ENDED, FamilyEvent
-from qinqing.family.models import OPEN_STATUSES, FamilyLink, LinkStatus
+from qinqing.family.models import (
+    OPEN_STATUSES,
+    PENDING_STATUSES,
+    FamilyLink,
+    FamilyLinkMember,
+    LinkStatus,
+)
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
+from qinqing.identity.masking import mask_name
+from qinqing.kit.clock import china_month_start
 from qinqing.kit.errors import DomainError, forbidden
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
-from qinqing.persons.service import find_by_id_number
+from qinqing.persons.service import (
+    ID_KIND,
+    find_by_id_number,
+    get_person,
+    guardians_of,
+    persons_by_index,
+)
 from qinqing.runtime import Runtime
 
 # 我的家庭成员 shows ended links for this long after they ended.
@@ -88,6 +105,23 @@ def open_links_of(
     ]
 
 
+def member_binds_this_month(
+    session: Session, member_id: uuid.UUID, now: datetime, *, exclude: uuid.UUID | None = None
+) -> int:
+    """Links to the member requested this calendar month (Beijing), on the member's shard."""
+    where: list[ColumnElement[bool]] = [
+        FamilyLinkMember.member_id == member_id,
+        FamilyLinkMember.created_at >= china_month_start(now),
+    ]
+    if exclude is not None:
+        where.append(FamilyLinkMember.link_id != exclude)
+    return int(
+        session.execute(
+            select(func.count()).select_from(FamilyLinkMember).where(*where)
+        ).scalar_one()
+    )
+
+
 def _refusals(
     session: Session,
     rt: Runtime,
@@ -105,6 +139,7 @@ def _refusals(
         policy=rt.policies.policy(holder.region_code),
         open_links=open_links_of(session, (holder.id, member.id), exclude=exclude),
         today=rules.today_in_china(now),
+        member_binds_this_month=member_binds_this_month(session, member.id, now, exclude=exclude),
     )
 
 
@@ -119,7 +154,7 @@ def _conflict(exc: IntegrityError) -> DomainError | None:
 
 
 def _payload(link: FamilyLink, role: str) -> dict[str, Any]:
-    """Notice payloads: ids and codes only, never personal data."""
+    """Notice payloads: ids and codes only (a guardian's notice adds a masked name)."""
     return {
         "link_id": str(link.id),
         "relation": link.relation,
@@ -129,6 +164,14 @@ def _payload(link: FamilyLink, role: str) -> dict[str, Any]:
 
 
 # --- bind ------------------------------------------------------------------------
+
+
+def _name_matches(registered: str | None, typed: str) -> bool:
+    """The typed name is the registered one (NFC, trimmed), compared in constant time;
+    an unknown person is compared against a stand-in so both misses cost the same."""
+    a = unicodedata.normalize("NFC", (registered or "\x00").strip()).encode()
+    b = unicodedata.normalize("NFC", typed.strip()).encode()
+    return hmac.compare_digest(a, b) and registered is not None
 
 
 def bind(
@@ -142,20 +185,51 @@ def bind(
     mutual_aid: bool,
     yearly_limit_fen: int | None = None,
 ) -> FamilyLink:
-    """The logged-in person binds a member found by ID number and name."""
-    if principal.kind != "person" or principal.person_id is None:
-        raise forbidden()
+    """The logged-in person binds a member found by ID number and name.
+
+    Nothing about the registry is revealed before it must be: the request is
+    decided first (``rules.request_refusals``: the relation, the limits, the
+    amounts, the holder's own state — and what the ID number itself says);
+    an unknown ID number and a name that does not match then answer the same
+    ``MEMBER_NOT_FOUND``, and count against the holder's daily allowance of
+    failed look-ups (``family.lookups``; past it, 429 until the next day).
+    """
+    holder_id = require_person(principal)
     now = rt.clock.now()
-    ident = ric.parse(member_id_number, rules.today_in_china(now))
+    today = rules.today_in_china(now)
+    ident = ric.parse(member_id_number, today)
+    holder = get_person(session, holder_id)
+    if holder is None:
+        raise forbidden()
+    policy = rt.policies.policy(holder.region_code)
+    wait = lookups.wait_seconds(session, holder.id, policy.bind_lookups_per_day, now)
+    if wait:
+        raise DomainError("BIND_LOOKUPS_EXHAUSTED", 429, retry_after=wait)
+    request = rules.BindRequest(relation, mutual_aid, yearly_limit_fen)
+    typed = rules.Typed(
+        ident.birth_date,
+        ident.sex,
+        hmac.compare_digest(rt.vault.index(ID_KIND, ident.number), holder.id_number_index),
+    )
+    rules.check(
+        rules.request_refusals(
+            holder=_facts(holder),
+            typed=typed,
+            request=request,
+            policy=policy,
+            open_links=open_links_of(session, [holder.id]),
+            today=today,
+        )
+    )
     member = find_by_id_number(session, rt.vault, ident.number)
-    # One answer for "no such person" and "the name does not match".
-    if member is None or member.name != member_name.strip():
-        raise DomainError("MEMBER_NOT_FOUND", 422)
+    if not _name_matches(member.name if member else None, member_name) or member is None:
+        lookups.count_failure(session, holder.id, now)
+        raise DomainError("MEMBER_NOT_FOUND", 422, commit=True)
     return bind_persons(
         session,
         rt,
         actor=principal.actor,
-        holder_id=principal.person_id,
+        holder_id=holder.id,
         member_id=member.id,
         relation=relation,
         mutual_aid=mutual_aid,
@@ -178,13 +252,16 @@ def bind_persons(
 ) -> FamilyLink:
     """Lock both persons, decide by ``rules.refusals``, insert, audit and notify.
 
-    The link is ``pending_consent`` when the member is of consent age, else
-    ``active`` at once (a parent binding a young child). ``consent_method``
-    says the member gave their consent in this same act (at the counter, with
-    their ID document): the link is then ``active`` at once and the method is
-    recorded. ``audit_details`` are added to the audit entry (no personal data).
+    The link starts as ``rules.initial_status`` says: ``pending_consent`` for a
+    member of consent age (or ``active`` when ``consent_method`` says they
+    consented in this same act, at the counter with their ID document);
+    for a younger member ``active`` only when the holder is one of their
+    registered guardians, else ``pending_proof``. The member's registered
+    guardians are told of every binding of their child by someone else.
+    ``audit_details`` are added to the audit entry (no personal data).
     """
     now = rt.clock.now()
+    today = rules.today_in_china(now)
     persons = lock_persons(session, (holder_id, member_id))
     holder, member = persons[holder_id], persons[member_id]
     request = rules.BindRequest(relation, mutual_aid, yearly_limit_fen)
@@ -192,8 +269,16 @@ def bind_persons(
     if found:
         raise rules.as_error(found)
     policy = rt.policies.policy(holder.region_code)
-    consent_required = rules.needs_consent(_facts(member), policy, rules.today_in_china(now))
-    pending = consent_required and consent_method is None
+    guardians = guardians_of(session, member.id)
+    status = rules.initial_status(
+        member.birth_date,
+        policy,
+        today,
+        holder_is_guardian=holder.id_number_index in guardians,
+        consent_given=consent_method is not None,
+    )
+    consent_required = rules.needs_consent(_facts(member), policy, today)
+    active = status == LinkStatus.active
     link = FamilyLink(
         holder_id=holder.id,
         member_id=member.id,
@@ -201,14 +286,14 @@ def bind_persons(
         relation=relation,
         mutual_aid=mutual_aid,
         mutual_aid_yearly_limit_fen=yearly_limit_fen,
-        status=(LinkStatus.pending_consent if pending else LinkStatus.active).value,
+        status=status,
         region_code=holder.region_code,
         created_at=now,
         created_by_kind=actor.kind,
         created_by_id=actor.id,
         created_channel=actor.channel,
         consent_required=consent_required,
-        activated_at=None if pending else now,
+        activated_at=now if active else None,
         updated_at=now,
     )
     try:
@@ -237,7 +322,7 @@ def bind_persons(
             **(audit_details or {}),
         },
     )
-    if pending:
+    if status == LinkStatus.pending_consent:
         enqueue(
             session,
             person_id=member.id,
@@ -245,12 +330,58 @@ def bind_persons(
             at=now,
             payload=_payload(link, "member"),
         )
+    elif status == LinkStatus.pending_proof:
+        enqueue(
+            session,
+            person_id=holder.id,
+            kind="link.proof_required",
+            at=now,
+            payload=_payload(link, "holder"),
+        )
     else:
         for pid, role in ((holder.id, "holder"), (member.id, "member")):
             enqueue(session, person_id=pid, kind="link.bound", at=now, payload=_payload(link, role))
         rt.events.publish(session, FamilyEvent(LINK_ACTIVATED, link, now))
+    _tell_guardians(session, link, holder, guardians, now)
     session.flush()
     return link
+
+
+def _tell_guardians(
+    session: Session, link: FamilyLink, holder: Person, guardians: set[str], at: datetime
+) -> None:
+    """Each registered guardian of the member who is insured here, but not the holder,
+    hears of the binding: who (the holder's masked name), and how to object (the
+    notice's text: unbind at the counter of the member's region, or call 12333)."""
+    for index, person_id in sorted(persons_by_index(session, guardians).items()):
+        if index == holder.id_number_index or person_id == holder.id:
+            continue
+        enqueue(
+            session,
+            person_id=person_id,
+            kind="link.guardian_notice",
+            at=at,
+            payload={
+                "link_id": str(link.id),
+                "relation": link.relation,
+                "link_status": link.status,
+                "your_role": "guardian",
+                "holder_name_masked": mask_name(holder.name),
+            },
+        )
+
+
+def end_link(
+    link: FamilyLink, *, by_kind: str, by_id: str, channel: str, reason: str | None, at: datetime
+) -> None:
+    """A link ends, kept with who, when, why and through which channel."""
+    link.status = LinkStatus.ended
+    link.ended_at = at
+    link.ended_by_kind = by_kind
+    link.ended_by_id = by_id
+    link.ended_channel = channel
+    link.end_reason = reason
+    link.updated_at = at
 
 
 # --- consent and decline ---------------------------------------------------------
@@ -299,13 +430,16 @@ def activate(
     *,
     actor: Actor,
     verification_method: str,
+    action: str = "family.consent",
+    notice: str = "link.consented",
+    details: dict[str, Any] | None = None,
 ) -> FamilyLink:
-    """Re-decide the rules and make a pending link active (the caller holds the locks)."""
+    """Re-decide the rules and make a pending link active (the caller holds the locks):
+    the member consented (``family.consent``) or the guardianship was proven
+    (``family.proof.approved``, ``family.proof.counter``)."""
     now = rt.clock.now()
     request = rules.BindRequest(link.relation, link.mutual_aid, link.mutual_aid_yearly_limit_fen)
     found = _refusals(session, rt, holder, member, request, now, exclude=link.id)
-    # Consent itself is what the age rule asks for; it cannot refuse a consent.
-    found = [r for r in found if r.code != "MINOR_NEEDS_PARENT"]
     if found:
         raise rules.as_error(found)
     link.status = LinkStatus.active.value
@@ -314,16 +448,16 @@ def activate(
     record(
         session,
         actor=actor,
-        action="family.consent",
+        action=action,
         subject_kind=SUBJECT,
         subject_id=link.id,
         at=now,
-        details={"verification_method": verification_method},
+        details={"verification_method": verification_method, **(details or {})},
     )
     enqueue(
         session,
         person_id=link.holder_id,
-        kind="link.consented",
+        kind=notice,
         at=now,
         payload=_payload(link, "holder"),
     )
@@ -335,23 +469,25 @@ def activate(
 def decline(
     session: Session, rt: Runtime, principal: Principal, link_id: str | uuid.UUID
 ) -> FamilyLink:
-    """Either party ends a link that is still waiting for consent: the member
-    declines it, the holder withdraws it. No verification: it only takes access away."""
+    """Either party ends a link that is still waiting (for consent or for proof): the
+    member declines it, the holder withdraws it. No verification: it only takes
+    access away."""
     now = rt.clock.now()
     link = load_link(session, rt, principal, link_id, lock=True)
     role = role_in(link, principal.person_id)
     if role is None:
         raise forbidden()
-    if link.status != LinkStatus.pending_consent:
+    if link.status not in PENDING_STATUSES:
         raise DomainError("LINK_NOT_PENDING", 409, link_status=link.status)
     reason = "declined by the member" if role == "member" else "withdrawn by the holder"
-    link.status = LinkStatus.ended.value
-    link.ended_at = now
-    link.ended_by_kind = principal.kind
-    link.ended_by_id = principal.id
-    link.ended_channel = principal.channel
-    link.end_reason = reason
-    link.updated_at = now
+    end_link(
+        link,
+        by_kind=principal.kind,
+        by_id=principal.id,
+        channel=principal.channel,
+        reason=reason,
+        at=now,
+    )
     record(
         session,
         actor=principal.actor,

@@ -29,3 +29,10 @@ def mask_name(name: str) -> str:
     if len(name) <= 1:
         return name
     return name[0] + "*" * (len(name) - 1)
+
+
+def mask_document_number(number: str) -> str:
+    """A document's number on a printed slip: only its last four characters
+    (``******3456``), so a lost receipt does not carry it."""
+    tail = number[-4:] if len(number) > 4 else ""
+    return "*" * max(len(number) - len(tail), 4) + tail

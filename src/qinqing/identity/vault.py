@@ -117,13 +117,20 @@ class Vault:
         return mac.hexdigest()
 
     def encrypt(self, kind: str, value: str) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return self._prefix() + nonce + self._aead.encrypt(nonce, value.encode(), kind.encode())
+        return self.encrypt_bytes(kind, value.encode())
 
     def decrypt(self, kind: str, blob: bytes) -> str:
+        return self.decrypt_bytes(kind, blob).decode()
+
+    def encrypt_bytes(self, kind: str, data: bytes) -> bytes:
+        """As :meth:`encrypt`, for a file (a guardianship proof) rather than a text."""
+        nonce = os.urandom(NONCE_BYTES)
+        return self._prefix() + nonce + self._aead.encrypt(nonce, data, kind.encode())
+
+    def decrypt_bytes(self, kind: str, blob: bytes) -> bytes:
         self._check_version(blob)
         nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
-        return self._aead.decrypt(nonce, sealed, kind.encode()).decode()
+        return self._aead.decrypt(nonce, sealed, kind.encode())
 
 
 def blob_version(blob: bytes) -> int:

@@ -44,3 +44,15 @@ CHINA_TZ = timezone(timedelta(hours=8), "CST")
 def china_date(moment: datetime) -> date:
     """The calendar date in China at an instant (naive instants are taken as UTC)."""
     return as_utc(moment).astimezone(CHINA_TZ).date()
+
+
+def china_day_start(moment: datetime) -> datetime:
+    """The instant the China calendar day of ``moment`` began (aware, CST)."""
+    day = china_date(moment)
+    return datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ)
+
+
+def china_month_start(moment: datetime) -> datetime:
+    """The instant the China calendar month of ``moment`` began (aware, CST)."""
+    day = china_date(moment)
+    return datetime(day.year, day.month, 1, tzinfo=CHINA_TZ)

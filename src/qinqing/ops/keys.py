@@ -30,6 +30,8 @@ from qinqing.auth.models import AccountLogin, PersonAccount
 from qinqing.banks.endpoints import SECRET_KIND
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint
 from qinqing.banks.service import ACCOUNT_KIND
+from qinqing.family.models import LinkProof
+from qinqing.family.proofs import PROOF_FILE_KIND, PROOF_NUMBER_KIND
 from qinqing.http.idempotency import seal_context
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.identity.keys import CURRENT, NEXT, RETIRED, VaultKey, known_keys, problem
@@ -67,6 +69,8 @@ class VaultedColumn:
     kind: str
     index: str | None = None
     lookup: LookupTable | None = None
+    # A file (bytes), not a text: re-encrypted as bytes.
+    binary: bool = False
 
     def __post_init__(self) -> None:
         if self.lookup is not None and self.index is None:
@@ -98,6 +102,8 @@ def vaulted_columns() -> list[VaultedColumn]:
             LookupTable(BankAccountIndex, "account_index"),
         ),
         VaultedColumn(WebhookEndpoint, "secret_cipher", SECRET_KIND),
+        VaultedColumn(LinkProof, "content_cipher", PROOF_FILE_KIND, binary=True),
+        VaultedColumn(LinkProof, "document_number_cipher", PROOF_NUMBER_KIND),
     ]
 
 
@@ -177,6 +183,14 @@ def _reencrypt_table(
                 for n, col in enumerate(columns):
                     blob = getattr(row, col.cipher)
                     if blob is None or blob_version(blob) == new.version:
+                        continue
+                    if col.binary:
+                        setattr(
+                            row,
+                            col.cipher,
+                            new.encrypt_bytes(col.kind, old.decrypt_bytes(col.kind, blob)),
+                        )
+                        changed += 1
                         continue
                     value = old.decrypt(col.kind, blob)
                     setattr(row, col.cipher, new.encrypt(col.kind, value))

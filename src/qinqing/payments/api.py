@@ -17,7 +17,7 @@ from qinqing.access.principal import Principal
 from qinqing.access.roles import check_scope
 from qinqing.auth.deps import BearerDep, PersonDep, bearer_token, scope_dep
 from qinqing.auth.tokens import principal_from_token, token_digest
-from qinqing.family.access import load_link
+from qinqing.family.access import load_usable_link
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, run_for_request
 from qinqing.http.problems import locale_of
@@ -296,8 +296,9 @@ def batch(
 def link_payments(
     link_id: str, principal: PersonDep, session: SessionDep, rt: RuntimeDep
 ) -> LinkPaymentsOut:
-    """This year's mutual-aid payments on the link, with the yearly limit used (its parties only)."""
-    link = load_link(session, rt, principal, link_id)
+    """This year's mutual-aid payments on the link, with the yearly limit used (its parties
+    only; a link still waiting for consent or proof answers 404)."""
+    link = load_usable_link(session, rt, principal, link_id)
     lp = statements.link_payments(session, link, rt.clock.now())
     return LinkPaymentsOut(
         link_id=str(link.id),

@@ -12,7 +12,10 @@ from typing import IO
 from qinqing.kit.errors import DomainError
 
 COLUMNS: tuple[str, ...] = ("id_number", "name", "region_code", "scheme", "status", "phone")
+# Optional last column: a minor's registered guardians' ID numbers, ";"-separated.
+GUARDIANS = "guardians"
 EXPECTED_HEADER = ",".join(COLUMNS)
+HEADERS = (COLUMNS, (*COLUMNS, GUARDIANS))
 DEFAULT_CHUNK_ROWS = 20_000
 # A real row is under 400 bytes; anything far longer is a broken file, and reading
 # it whole would let one line take the process's memory.
@@ -122,11 +125,11 @@ def records(source: CsvSource) -> Iterator[tuple[int, list[str], str | None]]:
         yield start, fields, None
 
 
-def check_header(record: tuple[int, list[str], str | None] | None) -> None:
-    if (
-        record is None
-        or record[0] != 1
-        or record[2] is not None
-        or [f.strip() for f in record[1]] != list(COLUMNS)
-    ):
-        raise DomainError("CSV_HEADER_INVALID", 422, expected=EXPECTED_HEADER)
+def check_header(record: tuple[int, list[str], str | None] | None) -> tuple[str, ...]:
+    """The file's columns: exactly ``EXPECTED_HEADER``, optionally followed by
+    ``guardians``; else 422 ``CSV_HEADER_INVALID`` (nothing is imported)."""
+    if record is not None and record[0] == 1 and record[2] is None:
+        columns = tuple(f.strip() for f in record[1])
+        if columns in HEADERS:
+            return columns
+    raise DomainError("CSV_HEADER_INVALID", 422, expected=EXPECTED_HEADER)

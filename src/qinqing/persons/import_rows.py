@@ -20,6 +20,7 @@ from qinqing.persons.models import PersonStatus, Scheme
 from qinqing.persons.service import ID_KIND, PHONE_KIND
 
 NAME_MAX = 64
+MAX_GUARDIANS = 6
 SCHEMES = frozenset(s.value for s in Scheme)
 STATUSES = frozenset(s.value for s in PersonStatus)
 
@@ -38,7 +39,8 @@ ID_REASONS = {
     ),
 }
 REASONS = {
-    "COLUMNS_INVALID": f"the row must have exactly {len(COLUMNS)} fields ({EXPECTED_HEADER})",
+    "COLUMNS_INVALID": "the row must have as many fields as the header "
+    f"({EXPECTED_HEADER}, optionally ,guardians)",
     "ENCODING_INVALID": "the row is not valid text in the file's encoding (UTF-8 by default)",
     "CSV_MALFORMED": "the row is not well-formed CSV",
     "ROW_TOO_LONG": f"the row is longer than {ROW_MAX_BYTES} bytes, the limit for one row",
@@ -48,6 +50,8 @@ REASONS = {
     "STATUS_INVALID": "the status must be one of " + ", ".join(s.value for s in PersonStatus),
     "PHONE_INVALID": "the phone must be empty or an 11-digit mainland mobile number",
     "PERSON_EXISTS": "a person with this ID number is already registered",
+    "GUARDIANS_INVALID": f"the guardians must be up to {MAX_GUARDIANS} valid ID numbers "
+    "separated by ';', none of them the person's own",
 }
 
 
@@ -90,19 +94,46 @@ def refusal(line: int, code: str) -> Refusal:
 
 
 class RowValidator:
-    """Validates and vault-encodes rows; remembers accepted ID numbers to find duplicates."""
+    """Validates and vault-encodes rows; remembers accepted ID numbers to find duplicates,
+    and each accepted person's guardians (blind indexes) in ``guardians``."""
 
-    def __init__(self, vault: Vault, today: date, regions: frozenset[str]) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        today: date,
+        regions: frozenset[str],
+        columns: tuple[str, ...] = COLUMNS,
+    ) -> None:
         self._vault = vault
         self._today = today
         self._regions = regions
+        self._columns = len(columns)
         # first 17 digits of an accepted ID number -> its line (the 18th follows from them)
         self._seen: dict[int, int] = {}
+        # person id (as staged) -> the guardians' ID-number blind indexes
+        self.guardians: dict[uuid.UUID, tuple[str, ...]] = {}
+
+    def _guardians(self, raw: str, own: str) -> tuple[str, ...] | None:
+        """The guardians' blind indexes (deduplicated), or None when the field is wrong."""
+        found: list[str] = []
+        for part in raw.split(";"):
+            if not part.strip():
+                continue
+            try:
+                number = ric.parse(part, self._today).number
+            except ric.InvalidIdNumber:
+                return None
+            if number == own:
+                return None
+            index = self._vault.index(ID_KIND, number)
+            if index not in found:
+                found.append(index)
+        return tuple(found) if len(found) <= MAX_GUARDIANS else None
 
     def row(self, line: int, fields: list[str]) -> StagedRow | Refusal:
-        if len(fields) != len(COLUMNS):
+        if len(fields) != self._columns:
             return refusal(line, "COLUMNS_INVALID")
-        raw_id, raw_name, raw_region, raw_scheme, raw_status, raw_phone = fields
+        raw_id, raw_name, raw_region, raw_scheme, raw_status, raw_phone = fields[:6]
         try:
             ident = ric.parse(raw_id, self._today)
         except ric.InvalidIdNumber as exc:
@@ -124,15 +155,24 @@ class RowValidator:
             phone = normalize_phone(raw_phone)
             if phone is None:
                 return refusal(line, "PHONE_INVALID")
+        guardians: tuple[str, ...] = ()
+        if self._columns > len(COLUMNS):
+            parsed = self._guardians(fields[6], ident.number)
+            if parsed is None:
+                return refusal(line, "GUARDIANS_INVALID")
+            guardians = parsed
         key = int(ident.number[:17])
         first = self._seen.setdefault(key, line)
         if first != line:
             return Refusal(line, "DUPLICATE_IN_FILE", f"the same ID number is on line {first}")
         vault = self._vault
         number = ident.number
+        person_id = uuid.uuid4()
+        if guardians:
+            self.guardians[person_id] = guardians
         return (
             line,
-            uuid.uuid4(),
+            person_id,
             vault.index(ID_KIND, number),
             vault.encrypt(ID_KIND, number),
             name,

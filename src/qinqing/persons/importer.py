@@ -1,6 +1,8 @@
 """Bulk import of insured persons from CSV (docs/guide.md §3.1, §5.2 ``persons import``).
 
 The file has a header row, exactly ``id_number,name,region_code,scheme,status,phone``
+(optionally followed by ``,guardians``: a minor's registered guardians' ID numbers,
+``;``-separated)
 (UTF-8 with an optional BOM, or GBK when asked for), then one person per row; a row
 may not exceed ``ROW_MAX_BYTES``. A file that is not UTF-8 but reads as GBK (what
 Excel saves as "CSV" on Chinese Windows) is refused as a whole, before anything is
@@ -44,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import insert
+
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
 from qinqing.kit.db import citus_version
@@ -59,6 +63,7 @@ from qinqing.persons.import_file import (
 )
 from qinqing.persons.import_rows import Refusal, RowValidator, StagedRow, refusal
 from qinqing.persons.import_writers import CitusWriter, PostgresWriter, SqlAlchemyWriter, Writer
+from qinqing.persons.models import PersonGuardian
 from qinqing.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -102,7 +107,6 @@ def import_csv(
         raise ValueError(f"unsupported encoding {encoding!r}")
     now = rt.clock.now()
     regions = frozenset(r.code for r in rt.policies.regions())
-    validator = RowValidator(rt.vault, now.date(), regions)
     total_bytes = path.stat().st_size
     refused: list[Refusal] = []
     taken = 0
@@ -113,7 +117,8 @@ def import_csv(
         fh.seek(0)
         source = CsvSource(fh, encoding)
         rows_in = import_file.records(source)
-        check_header(next(rows_in, None))
+        columns = check_header(next(rows_in, None))
+        validator = RowValidator(rt.vault, now.date(), regions, columns)
 
         with rt.db.unit_of_work() as session:
             writer: Writer
@@ -123,6 +128,22 @@ def import_csv(
                 writer = CitusWriter(session, now)
             else:
                 writer = PostgresWriter(session, now)
+
+            def store(rows: list[StagedRow]) -> list[int]:
+                """The chunk's persons, then the guardians of those taken (same thread,
+                same transaction)."""
+                existing = writer.write(rows)
+                skipped = set(existing)
+                taken_guardians = [
+                    {"person_id": r[1], "guardian_index": g, "created_at": now}
+                    for r in rows
+                    if r[0] not in skipped
+                    for g in validator.guardians.pop(r[1], ())
+                ]
+                if taken_guardians:
+                    session.execute(insert(PersonGuardian), taken_guardians)
+                return existing
+
             # One writer thread: the database stores chunk n while we prepare chunk n + 1.
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="qinqing-import") as pool:
                 in_flight: tuple[int, Future[list[int]]] | None = None
@@ -139,7 +160,7 @@ def import_csv(
                 def submit(rows: list[StagedRow]) -> None:
                     nonlocal in_flight
                     settle()
-                    in_flight = (len(rows), pool.submit(writer.write, rows))
+                    in_flight = (len(rows), pool.submit(store, rows))
                     if on_progress is not None:
                         on_progress(source.bytes_read, total_bytes)
 

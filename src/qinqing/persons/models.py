@@ -63,3 +63,16 @@ def _index_id_number(_mapper: Any, connection: Connection, person: Person) -> No
     connection.execute(
         insert(PersonIdNumber).values(id_number_index=person.id_number_index, person_id=person.id)
     )
+
+
+class PersonGuardian(Base):
+    """A minor's registered guardian (监护人) from the household register (户籍), as the
+    registry import's ``guardians`` column names them: kept as the blind index of the
+    guardian's ID number, so a guardian need not be insured here to be known, and a
+    database dump reveals no ID number. On the minor's shard."""
+
+    __tablename__ = "person_guardians"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    guardian_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from qinqing.identity.masking import mask_id_number, mask_phone
 from qinqing.identity.ric import IdNumber
 from qinqing.identity.vault import Vault
-from qinqing.persons.models import Person, PersonIdNumber
+from qinqing.persons.models import Person, PersonGuardian, PersonIdNumber
 
 ID_KIND = "id_number"
 PHONE_KIND = "phone"
@@ -21,6 +21,29 @@ PHONE_KIND = "phone"
 def get_person(session: Session, person_id: uuid.UUID | None) -> Person | None:
     """A person by id (on their own shard), or None."""
     return None if person_id is None else session.get(Person, person_id)
+
+
+def guardians_of(session: Session, person_id: uuid.UUID) -> set[str]:
+    """The blind indexes of a person's registered guardians' ID numbers (the registry's
+    ``guardians`` column; empty for an adult or a minor without any on record)."""
+    return set(
+        session.execute(
+            select(PersonGuardian.guardian_index).where(PersonGuardian.person_id == person_id)
+        ).scalars()
+    )
+
+
+def persons_by_index(session: Session, indexes: set[str]) -> dict[str, uuid.UUID]:
+    """ID-number blind index -> person id, for the indexes that name an insured person."""
+    if not indexes:
+        return {}
+    return dict(
+        session.execute(
+            select(PersonIdNumber.id_number_index, PersonIdNumber.person_id).where(
+                PersonIdNumber.id_number_index.in_(sorted(indexes))
+            )
+        ).all()
+    )
 
 
 def find_by_id_number(

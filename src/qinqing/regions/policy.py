@@ -169,6 +169,10 @@ class Policy(BaseModel):
 
     relations: tuple[Relation, ...] = Field(min_length=1)
     max_members: Count
+    # New holders one member may get per calendar month; failed member look-ups per
+    # holder per day (docs/family.md).
+    member_binds_per_month: Annotated[int, Strict(), Field(ge=1)]
+    bind_lookups_per_day: Annotated[int, Strict(), Field(ge=1)]
     mutual_aid_relations: tuple[Relation, ...]
     mutual_aid_scope: MutualAidScope
     one_direction: Annotated[bool, Strict()]

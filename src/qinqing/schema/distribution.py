@@ -66,10 +66,12 @@ TABLES: Final[dict[str, Distributed | Placement]] = {
     "bank_links": Distributed("person_id"),
     "bank_webhook_events": Distributed("person_id"),
     "vouchers": Distributed("person_id"),
+    "person_guardians": Distributed("person_id"),
     # Family-scoped, co-located by the holder (the person who pays).
     "family_links": Distributed("holder_id"),
     "unbind_requests": Distributed("holder_id"),
     "payments": Distributed("holder_id"),
+    "link_proofs": Distributed("holder_id"),
     # The links seen from the member's side: co-located with the member.
     "family_link_members": Distributed("member_id"),
     # Look-up tables for global uniqueness, each distributed by its own key.

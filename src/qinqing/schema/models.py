@@ -12,14 +12,14 @@ from qinqing.auth.models import (
 )
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint, WebhookEvent
 from qinqing.contributions.models import Contribution, MonthClosing
-from qinqing.family.models import FamilyLink
+from qinqing.family.models import FamilyLink, LinkProof
 from qinqing.http.idempotency_models import IdempotencyKey
 from qinqing.identity.keys import VaultKey
 from qinqing.kit.db import Base
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.notify.models import Notification
 from qinqing.payments.models import Payment
-from qinqing.persons.models import Person
+from qinqing.persons.models import Person, PersonGuardian
 from qinqing.regions.models import Region
 from qinqing.unbind.models import UnbindRequest
 from qinqing.vouchers.models import Voucher, VoucherToken
@@ -39,12 +39,14 @@ __all__ = [
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransfer",
+    "LinkProof",
     "LoginThrottle",
     "MonthClosing",
     "Notification",
     "Payment",
     "Person",
     "PersonAccount",
+    "PersonGuardian",
     "Region",
     "RegistrationCode",
     "StaffUser",

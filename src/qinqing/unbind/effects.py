@@ -35,18 +35,6 @@ def announce(
         rt.events.publish(session, FamilyEvent(LINK_ENDED, link, at, ref))
 
 
-def end_link(
-    link: FamilyLink, *, by_kind: str, by_id: str, channel: str, reason: str | None, at: datetime
-) -> None:
-    link.status = LinkStatus.ended
-    link.ended_at = at
-    link.ended_by_kind = by_kind
-    link.ended_by_id = by_id
-    link.ended_channel = channel
-    link.end_reason = reason
-    link.updated_at = at
-
-
 def notify_parties(
     session: Session, link: FamilyLink, request: UnbindRequest, kind: str, at: datetime
 ) -> None:

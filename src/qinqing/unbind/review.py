@@ -15,9 +15,10 @@ from qinqing.access.roles import is_bank_client, require_reviewer
 from qinqing.audit.service import record
 from qinqing.family.access import role_in
 from qinqing.family.models import FamilyLink, LinkStatus
+from qinqing.family.service import end_link
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.runtime import Runtime
-from qinqing.unbind.effects import announce, end_link, notify_parties
+from qinqing.unbind.effects import announce, notify_parties
 from qinqing.unbind.models import RequestStatus, UnbindRequest
 from qinqing.unbind.service import LINK_SUBJECT, UnbindOutcome
 

@@ -35,6 +35,7 @@ from qinqing.auth.verification import (
 )
 from qinqing.family.access import load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
+from qinqing.family.service import end_link
 from qinqing.identity import ric
 from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.kit.i18n import DEFAULT_LOCALE
@@ -44,7 +45,7 @@ from qinqing.persons.service import find_by_id_number
 from qinqing.regions.policy import UnbindReview
 from qinqing.runtime import Runtime
 from qinqing.unbind import rules
-from qinqing.unbind.effects import announce, end_link, notify_parties
+from qinqing.unbind.effects import announce, notify_parties
 from qinqing.unbind.models import RequestStatus, UnbindRequest
 
 Party = Literal["holder", "member"]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.accounting.statements import balance_of
 from qinqing.audit import service as audit
-from qinqing.family.access import load_link, parse_id
+from qinqing.family.access import load_usable_link, parse_id
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity.masking import mask_id_number, mask_name
 from qinqing.kit.errors import DomainError
@@ -66,7 +66,7 @@ def issue(session: Session, rt: Runtime, principal: Principal, link_id: str | No
     link: FamilyLink | None = None
     if link_id is not None:
         # A party's link, or the 404 an unknown id gets.
-        link = load_link(session, rt, principal, parse_id(link_id))
+        link = load_usable_link(session, rt, principal, parse_id(link_id))
         if link.holder_id != me:
             raise DomainError("VOUCHER_HOLDER_ONLY", 403)
         if link.status != LinkStatus.active.value:
