@@ -47,7 +47,7 @@ from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
 from qinqing.persons.service import (
     ID_KIND,
-    find_by_id_number,
+    find_in_constant_work,
     get_person,
     guardians_of,
     persons_by_index,
@@ -221,7 +221,7 @@ def bind(
             today=today,
         )
     )
-    member = find_by_id_number(session, rt.vault, ident.number)
+    member = find_in_constant_work(session, rt.vault, ident.number)
     if not _name_matches(member.name if member else None, member_name) or member is None:
         lookups.count_failure(session, holder.id, now)
         raise DomainError("MEMBER_NOT_FOUND", 422, commit=True)
