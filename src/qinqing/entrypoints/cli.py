@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from qinqing.accounting.cli import ledger_app
 from qinqing.audit.cli import audit_app
 from qinqing.auth.cli import staff_app
 from qinqing.banks.cli import webhooks_app
+from qinqing.config import Settings
 from qinqing.contributions.cli import contributions_app
 from qinqing.entrypoints.bootstrap import open_runtime
 from qinqing.entrypoints.serve import run
 from qinqing.entrypoints.worker import JOBS, Worker, install_signal_handlers
 from qinqing.identity.vault import generate_key
-from qinqing.kit.cli import console, fail, print_json
+from qinqing.kit.cli import console, err_console, fail, print_json
 from qinqing.kit.logs import configure
 from qinqing.notify.cli import notify_app
+from qinqing.ops.backup import BackupError, backup
 from qinqing.ops.cli import keys_app
 from qinqing.ops.clients import clients_app
 from qinqing.payments.cli import payments_app
@@ -30,7 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: schema and backups.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (staff_app, "staff"),
@@ -126,6 +131,48 @@ def db_upgrade(ctx: typer.Context) -> None:
     console.print(
         f"database at [bold]{rt.db.engine.url.render_as_string(hide_password=True)}[/] "
         f"is up to date{placed}"
+    )
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Path = typer.Argument(..., help="the new file to write the copy to"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A consistent copy of the embedded SQLite database, while the service runs.
+
+    Restore: put the copy as qinqing.sqlite3 in a data directory with the same
+    secret.key (or QINQING_SECRET_KEY). PostgreSQL: pg_dump (docs/operations.md).
+    """
+    settings = Settings()
+    with Progress(
+        TextColumn("copying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        disable=as_json or not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task("pages", total=None)
+        try:
+            made = backup(
+                settings, file, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        except BackupError as exc:
+            fail(str(exc), code=2)
+    if as_json:
+        print_json(
+            {
+                "backup": str(made.path),
+                "bytes": made.bytes,
+                "pages": made.pages,
+                "key": made.key_source,
+            }
+        )
+        return
+    console.print(f"[green]backup written[/]: {made.path} ({made.bytes} bytes, {made.pages} pages)")
+    console.print(
+        f"[yellow]The copy is unreadable without the vault key[/] ({made.key_source}). "
+        "Keep the key safe and apart from the backups; a restore needs both."
     )
 
 
