@@ -273,6 +273,12 @@ def test_client_authenticates_with_http_basic(rt: Runtime, client: TestClient) -
     assert garbled.status_code == 401 and garbled.json()["code"] == "INVALID_CLIENT"
     nothing = client.post(f"{API}/auth/token", data=form)
     assert nothing.status_code == 401 and nothing.json()["error"] == "invalid_client"
+    # RFC 6749 §5.2: a description client libraries can show, in printable ASCII,
+    # whatever language the caller asked for.
+    zh = client.post(f"{API}/auth/token", data=form, headers={"Accept-Language": "zh-CN"})
+    for answer in (bad, garbled, nothing, zh):
+        description = answer.json()["error_description"]
+        assert description and description.isascii() and description.isprintable()
 
 
 def test_credentials_in_header_and_body_at_once_are_refused(

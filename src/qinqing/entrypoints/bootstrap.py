@@ -14,7 +14,7 @@ from qinqing.banks.access import is_customer
 from qinqing.config import Env, Settings
 from qinqing.identity import keys
 from qinqing.identity.vault import Vault, VaultKeyError, load_or_create_key_file, parse_key
-from qinqing.kit.cli import fail
+from qinqing.kit.cli import err_console, fail
 from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database, on_citus
 from qinqing.ops.legacy import key_legacy_storage
@@ -104,9 +104,20 @@ def build_runtime(
 
 def open_runtime(*, rotating_ok: bool = False) -> Runtime:
     """Build the runtime for a command (the CLI, ``serve``); a refused start prints why
-    and exits 2."""
+    and exits 2. A command about to create a new embedded data directory says so
+    on stderr: run from another folder, it would otherwise make a second, empty
+    database beside the one the running service uses."""
+    settings = Settings()
+    if not settings.database_url and not settings.data_dir.exists():
+        err_console.print(
+            f"[yellow]note:[/] creating a new data directory {settings.data_dir.resolve()} "
+            "(no Qinqing data was there). To use an existing one — a running demo's — run "
+            "from its folder or set QINQING_DATA_DIR.",
+            highlight=False,
+            soft_wrap=True,
+        )
     try:
-        return build_runtime(Settings(), rotating_ok=rotating_ok)
+        return build_runtime(settings, rotating_ok=rotating_ok)
     except REFUSALS as exc:
         fail(str(exc), code=2)
 

@@ -56,6 +56,10 @@ def problem(
         if key not in body and isinstance(value, str | int | float | bool):
             body[key] = value
     body.update(extra or {})
+    if "error" in body and "error_description" not in body:
+        # OAuth 2.0 errors (RFC 6749 §5.2): client libraries show error_description,
+        # which must be printable ASCII, so it is the English message.
+        body["error_description"] = i18n.text(code, "en", params)[0]
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
