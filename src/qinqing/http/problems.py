@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qinqing.kit import i18n
@@ -70,6 +70,38 @@ def retry_later(request: Request) -> JSONResponse:
     seconds = {"retry_after": RETRY_AFTER_SECONDS}
     return problem(
         request, 503, "RETRY_LATER", seconds, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
+# What a browser shows while the database is away (pages render from the database,
+# so this one does not): plain, both languages, no script.
+_UNAVAILABLE_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>服务暂时不可用 Service unavailable</title></head>
+<body style="font:20px/1.5 sans-serif;max-width:36em;margin:2em auto;padding:0 1em">
+<h1>服务暂时不可用</h1><p>系统正在恢复，您的操作没有被执行。请稍后刷新页面；如需帮助请拨打 12333。</p>
+<p lang="en">The service is recovering; nothing was changed. Please reload in a moment;
+for help call 12333.</p></body></html>"""
+
+
+def unavailable(request: Request) -> Response:
+    """503 DATABASE_UNAVAILABLE: the database cannot be reached; nothing was applied.
+    The API answers problem+json; a page, a short HTML page."""
+    seconds = {"retry_after": RETRY_AFTER_SECONDS}
+    if not request.url.path.startswith("/api/") and "text/html" in request.headers.get(
+        "accept", ""
+    ):
+        return HTMLResponse(
+            _UNAVAILABLE_PAGE,
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
+        )
+    return problem(
+        request,
+        503,
+        "DATABASE_UNAVAILABLE",
+        seconds,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 

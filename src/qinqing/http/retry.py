@@ -8,8 +8,11 @@ the transaction has already been rolled back, nothing of it is left, and this
 middleware replays the same request (same body) from the start, reads
 included, at most :func:`qinqing.kit.db.attempts_for` times in all (4; SQLite busy,
 which has already waited for the write lock, 2) with a short jittered pause. After the last attempt the answer is ``503`` problem+json ``RETRY_LATER``
-with ``Retry-After``, never a 500. A response that has already started is never
-replayed.
+with ``Retry-After``, never a 500. A database that cannot be reached at all
+(refused, shutting down, a pool that waited in vain: ``kit.db.unavailable_of``)
+is answered at once with ``503`` ``DATABASE_UNAVAILABLE`` and ``Retry-After``,
+logged as a warning without a traceback. A response that has already started is
+never replayed.
 
 A request must therefore have no effect outside the database that a second run
 would repeat; the ones that talk to the outside (a face check, an SMS) do so
@@ -18,12 +21,16 @@ idempotently or after the commit.
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from qinqing.http.problems import retry_later
+from qinqing.http.problems import retry_later, unavailable
 from qinqing.kit import db
+
+log = logging.getLogger("qinqing.db")
 
 
 class RetryConflicts:
@@ -57,12 +64,21 @@ class RetryConflicts:
                 await self.app(scope, replay_body(body, receive), tracking_send)
                 return
             except Exception as exc:
-                conflict = db.conflict_of(exc)
-                if conflict is None or started:
+                if started:
                     raise
-                if not rt.db.note_conflict(conflict, attempt, what):
-                    break
-                await anyio.sleep(db.backoff(attempt))
+                conflict = db.conflict_of(exc)
+                if conflict is not None and rt.db.note_conflict(conflict, attempt, what):
+                    await anyio.sleep(db.backoff(attempt))
+                    continue
+                if db.unavailable_of(exc):
+                    # No traceback: an outage is an operator's alarm, not a bug.
+                    log.warning("database unavailable on %s: %s", what, type(exc).__name__)
+                    response = unavailable(Request(scope))
+                    await response(scope, replay_body(b"", receive), send)
+                    return
+                if conflict is None:
+                    raise
+                break
         response = retry_later(Request(scope))
         await response(scope, replay_body(b"", receive), send)
 

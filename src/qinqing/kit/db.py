@@ -54,6 +54,8 @@ DISCONNECT_ATTEMPTS = 2
 # What a 503 RETRY_LATER tells the client to wait, in seconds.
 RETRY_AFTER_SECONDS = 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 2
+POOL_TIMEOUT_S = 5
 # PostgreSQL SQLSTATEs that a fresh run of the same transaction may not meet again.
 RETRYABLE_SQLSTATES = {"40001": "serialization_failure", "40P01": "deadlock_detected"}
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
@@ -86,6 +88,43 @@ def conflict_of(exc: BaseException) -> str | None:
                 return "sqlite_busy"
         todo.extend([getattr(err, "orig", None), err.__cause__, err.__context__])
     return None
+
+
+# SQLSTATE classes and codes of a database that is not there: connection exceptions
+# (08xxx), an administrator's or a crash's shutdown, "the database system is
+# starting up / shutting down" (57P01-57P03).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def unavailable_of(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database cannot be reached at all:
+    refused or failed connections, a server shutting down, a pool that waited in
+    vain. The request did nothing; it should be answered 503 at once, not retried
+    here (the caller retries after ``Retry-After``)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        state = getattr(err, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        name = type(err).__name__
+        module = type(err).__module__
+        # psycopg's connection failures (no SQLSTATE: refused, reset, timed out) and
+        # psycopg_pool's PoolTimeout; SQLAlchemy's own pool timeout.
+        if (
+            module.startswith("psycopg")
+            and name in ("OperationalError", "PoolTimeout")
+            and not state
+        ):
+            return True
+        if module.startswith("sqlalchemy") and name == "TimeoutError":
+            return True
+        todo.extend([getattr(err, "orig", None), err.__cause__, err.__context__])
+    return False
 
 
 def attempts_for(conflict: str) -> int:
@@ -159,6 +198,12 @@ def make_engine(
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
+    # While the database is away a request must fail fast (503), not hang: a new
+    # connection gives up after CONNECT_TIMEOUT_S (libpq's least), a request that
+    # waits for a pooled one after POOL_TIMEOUT_S.
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
+    if "connect_timeout" not in url:
+        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_S})
     # No ping before every checkout (a round trip per request): a connection the
     # server dropped fails its first statement, and the unit of work is run again
     # on a fresh one (``conflict_of`` → "disconnect").
