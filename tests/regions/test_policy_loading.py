@@ -454,3 +454,22 @@ def test_sync_regions_inserts_and_updates(tmp_path: Path) -> None:
             ("500000", "重庆市", "50"),
         ]
     database.dispose()
+
+
+def test_resident_contribution_and_cross_region_defaults(shipped: PolicyRegistry) -> None:
+    """共济缴费 and 共济额度 (the 2026 notice): the national default pays a relative's
+    resident insurance in the autumn window and goes across regions by a quota."""
+    national = shipped.national()
+    assert national.cross_region == "quota"
+    r = national.resident
+    assert r.annual_contribution_fen == 40000
+    assert r.window() == ((9, 1), (12, 31))
+    assert (r.late_payment, r.waiting_period_days) == ("waiting_period", 90)
+
+
+@pytest.mark.parametrize(
+    "window", ["9-1/12-31", "09-01", "13-01/12-31", "09-31/12-31", "12-31/09-01", "09-01/12-32"]
+)
+def test_an_enrollment_window_that_is_not_one_is_refused(tmp_path: Path, window: str) -> None:
+    error = refused(tmp_path, "150600.toml", f'[resident]\nenrollment_window = "{window}"\n')
+    assert error.key == "resident.enrollment_window"

@@ -162,6 +162,56 @@ class ContributionPolicy(BaseModel):
         return whole
 
 
+class CrossRegion(StrEnum):
+    none = "none"  # mutual aid only within the scope
+    quota = "quota"  # beyond it through a 共济额度 (the 2026 national notice)
+
+
+class LatePayment(StrEnum):
+    refused = "refused"
+    waiting_period = "waiting_period"
+
+
+_WINDOW = re.compile(r"(\d\d)-(\d\d)/(\d\d)-(\d\d)")
+
+
+class ResidentPolicy(BaseModel):
+    """城乡居民基本医疗保险: the yearly individual contribution and its enrollment window
+    (集中参保期), for cover from 1 January of the year after the window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    annual_contribution_fen: Annotated[int, Strict(), Field(ge=1)]
+    # "MM-DD/MM-DD" within one calendar year, e.g. "09-01/12-31".
+    enrollment_window: str
+    late_payment: LatePayment
+    waiting_period_days: Annotated[int, Strict(), Field(ge=0, le=366)]
+
+    @field_validator("enrollment_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        m = _WINDOW.fullmatch(value)
+        if m is None:
+            raise _custom("must be MM-DD/MM-DD, e.g. 09-01/12-31")
+        start, end = (int(m[1]), int(m[2])), (int(m[3]), int(m[4]))
+        for month, day in (start, end):
+            if not 1 <= month <= 12 or not 1 <= day <= _DAYS_IN_MONTH[month - 1]:
+                raise _custom("{value} is not a date of the year", value=value)
+        if end < start:
+            raise _custom("the window must end after it starts, within one year")
+        return value
+
+    def window(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((month, day), (month, day)): the window's first and last days."""
+        m = _WINDOW.fullmatch(self.enrollment_window)
+        assert m is not None
+        return (int(m[1]), int(m[2])), (int(m[3]), int(m[4]))
+
+
+# Days in each month, a leap year's February (a window may end on 02-29).
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 class Policy(BaseModel):
     """One region's effective policy. Every key is set by a file, none by code."""
 
@@ -175,6 +225,8 @@ class Policy(BaseModel):
     bind_lookups_per_day: Annotated[int, Strict(), Field(ge=1)]
     mutual_aid_relations: tuple[Relation, ...]
     mutual_aid_scope: MutualAidScope
+    # Beyond the scope: no mutual aid, or through a 共济额度 (a locked quota).
+    cross_region: CrossRegion
     one_direction: Annotated[bool, Strict()]
     consent_age: Annotated[int, Strict(), Field(ge=0, le=18)]
     unbind_review: UnbindReview
@@ -186,6 +238,7 @@ class Policy(BaseModel):
     # How long a 医保电子凭证 token is valid after it is shown.
     voucher_ttl_seconds: Annotated[int, Strict(), Field(ge=10, le=3600)]
     contribution: ContributionPolicy
+    resident: ResidentPolicy
 
     @field_validator("relations", "unbind_blocking_statuses")
     @classmethod
