@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     # Payment password (docs/guide.md §3): 5 consecutive failures lock it for 3 hours.
     payment_max_failures: int = 5
     payment_lock_hours: int = 3
+    # Institution probes (docs/ledger.md "Probes by ID number"): an institution's
+    # authorizations by two bare ID numbers refused for a reason about the persons
+    # (MUTUAL_AID_UNAVAILABLE) are counted per client and hour; past this many, its
+    # bare-ID authorizations answer 429 AUTHORIZE_RATE_LIMITED until the hour is over.
+    authorize_failures_per_hour: int = Field(default=60, ge=1)
+    # A family e-voucher an institution redeemed (or paid with) in the last this many
+    # hours lets it see the real refusal of a bare-ID authorization for that holder
+    # and member: the holder showed it the link.
+    authorize_voucher_hours: int = Field(default=24, ge=1, le=24 * 30)
     # argon2id cost; lowered only by the test suite.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -1,12 +1,15 @@
 """What a running Qinqing needs, built once per process by ``entrypoints.bootstrap``:
-settings, database, vault, policies, clock, the domain events' subscribers and
-whom a partner's API client acts for. Every service takes it; only the startup
+settings, database, vault, policies, clock, the domain events' subscribers,
+whom a partner's API client acts for and which family e-vouchers an institution
+was shown. Every service takes it; only the startup
 wiring builds it."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import typer
@@ -36,6 +39,27 @@ def no_customers(
     return False
 
 
+Pair = tuple[uuid.UUID, uuid.UUID]
+
+
+class ShownVouchers(Protocol):
+    """Of these (holder, member) pairs, those for which the institution ``client_id``
+    claimed (redeemed or paid with) a family e-voucher shown since ``since``: the
+    holder showed it the link, so it is told an authorization's real refusal. The
+    vouchers package answers it (``vouchers.service.shown_to``); the startup wiring
+    plugs it in."""
+
+    def __call__(
+        self, session: Session, client_id: str, pairs: Collection[Pair], since: datetime, /
+    ) -> set[Pair]: ...
+
+
+def none_shown(
+    _session: Session, _client_id: str, _pairs: Collection[Pair], _since: datetime, /
+) -> set[Pair]:
+    return set()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -45,6 +69,7 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     events: EventBus = field(default_factory=EventBus)
     customers: CustomerDirectory = no_customers
+    shown_vouchers: ShownVouchers = none_shown
 
 
 def cli_runtime(ctx: typer.Context, *, rotating_ok: bool = False) -> Runtime:

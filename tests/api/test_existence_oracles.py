@@ -1,10 +1,13 @@
 """No existence oracle: what a client may not see is answered exactly like what
 does not exist — the same status and the same problem body (both databases).
 
-- a collector or institution asking about a person insured in another region
-  gets the unknown ID number's 404 PERSON_NOT_FOUND (not 403 REGION_MISMATCH);
-- an institution naming a party of another region who is not linked to the one
-  in its region gets the same, before its reference is even looked at;
+- a collector asking about a person insured in another region gets the unknown
+  ID number's 404 PERSON_NOT_FOUND (not 403 REGION_MISMATCH);
+- an institution authorizing by two bare ID numbers gets one answer, 409
+  MUTUAL_AID_UNAVAILABLE, for an unknown number, a party elsewhere, and two
+  persons of its region without a link (and for every other refusal about the
+  persons: tests/payments/test_institution_probes.py); a bill reference it used
+  before is refused first, the same for all of them;
 - a bank client asking for the unbind check of a party that is not its
   customer gets the unknown link's 404.
 """
@@ -79,7 +82,7 @@ def test_an_institution_gets_one_answer_for_elsewhere_and_unknown(
     elsewhere = authorize(fam.holder_number, fam.member_number)
     assert elsewhere == authorize(UNKNOWN, fam.member_number)
     assert elsewhere == authorize(fam.holder_number, UNKNOWN)
-    assert elsewhere[0] == 404 and elsewhere[1]["code"] == "PERSON_NOT_FOUND"
+    assert elsewhere[0] == 409 and elsewhere[1]["code"] == "MUTUAL_AID_UNAVAILABLE"
 
 
 def cross_region_pair(rt: Runtime, *, linked: bool) -> tuple[str, str]:
@@ -126,7 +129,10 @@ def test_a_party_elsewhere_without_a_link_is_answered_like_an_unknown_one(
 
     elsewhere, unknown = authorize(m_number), authorize(UNKNOWN)
     assert elsewhere == unknown
-    assert unknown[0] == 404 and unknown[1]["code"] == "PERSON_NOT_FOUND"
+    if reference_used:  # the request's own mistake, before anything about the persons
+        assert unknown[0] == 409 and unknown[1]["code"] == "PAYMENT_REFERENCE_EXISTS"
+    else:
+        assert unknown[0] == 409 and unknown[1]["code"] == "MUTUAL_AID_UNAVAILABLE"
 
     batch = client.post(
         f"{API}/payments/batch",
@@ -146,14 +152,10 @@ def test_a_party_elsewhere_without_a_link_is_answered_like_an_unknown_one(
     )
     assert batch.status_code == 200, batch.text
     a, b = batch.json()["results"]
-    assert (
-        (a["code"], a["message"])
-        == (b["code"], b["message"])
-        == (
-            "PERSON_NOT_FOUND",
-            unknown[1]["title"],
-        )
-    )
+    assert (a["code"], a["message"]) == (b["code"], b["message"])
+    assert a["code"] == "MUTUAL_AID_UNAVAILABLE"
+    if not reference_used:
+        assert a["message"] == unknown[1]["title"]
 
 
 def test_a_linked_party_of_another_region_can_still_be_paid_for(
@@ -172,14 +174,18 @@ def test_a_linked_party_of_another_region_can_still_be_paid_for(
     assert r.status_code == 201, r.text
 
 
-def test_two_persons_of_the_region_without_a_link_are_told_so(
+def test_two_persons_of_the_region_without_a_link_are_told_no_more_than_a_stranger(
     rt: Runtime, client: TestClient
 ) -> None:
-    """Both visible to the institution: the real reason is no secret."""
+    """Both insured in the institution's region: whether they are linked is still
+    theirs to show (the family e-voucher), so the answer is an unknown number's."""
     fam = make_family(rt, mutual_aid=False)
     inst = institution_headers(rt, client)
     r = client.post(f"{API}/payments/authorize", json=authorize_body(fam, 100, "N"), headers=inst)
-    assert r.status_code == 409 and r.json()["code"] == "NO_MUTUAL_AID_LINK"
+    body = {**authorize_body(fam, 100, "N2"), "member_id_number": UNKNOWN}
+    stranger = client.post(f"{API}/payments/authorize", json=body, headers=inst)
+    assert answer(r) == answer(stranger)
+    assert r.status_code == 409 and r.json()["code"] == "MUTUAL_AID_UNAVAILABLE"
 
 
 # --- bank clients and the unbind check --------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grimp
 import pytest
+from importlinter import configuration
 from importlinter.application.use_cases import lint_imports
 
 import qinqing
@@ -111,4 +112,5 @@ def test_no_hidden_in_function_imports() -> None:
 
 def test_the_import_contracts_are_kept() -> None:
     """pyproject.toml's import-linter contracts (as `make lint` runs them)."""
+    configuration.configure()  # what the lint-imports command does before it lints
     assert lint_imports(config_filename=str(SRC.parents[1] / "pyproject.toml")) is True

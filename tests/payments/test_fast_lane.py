@@ -145,7 +145,8 @@ def test_a_warm_answer_is_the_cold_answer(
             headers={**inst, "Accept-Language": "zh-CN"},
         )
     )
-    assert cold == warm and cold[0] == 409 and cold[2]["code"] == "INSUFFICIENT_BALANCE"
+    # (By bare ID numbers, a short balance is told as any refusal about the persons.)
+    assert cold == warm and cold[0] == 409 and cold[2]["code"] == "MUTUAL_AID_UNAVAILABLE"
     assert cold[1].startswith("application/problem+json")
     # An unknown payment.
     missing = "00000000-0000-4000-8000-000000000000"
@@ -166,7 +167,7 @@ def test_keyed_settle_and_void_replay_and_a_refused_keyed_request_can_be_retried
 ) -> None:
     keyed = {**inst, "Idempotency-Key": "bill-9-auth"}
     refused = _authorize(client, keyed, fam, 12_000, "K9")
-    assert refused.status_code == 409 and refused.json()["code"] == "INSUFFICIENT_BALANCE"
+    assert refused.status_code == 409 and refused.json()["code"] == "MUTUAL_AID_UNAVAILABLE"
     fund(rt, fam.holder_id, 5_000)
     # The refusal did not keep the key: the same retry now succeeds, and then replays.
     first = _authorize(client, keyed, fam, 12_000, "K9")

@@ -4,9 +4,13 @@ The same random sequences of authorize / settle / void / funding / time
 passing run through :func:`qinqing.payments.service.execute` (which asks
 ``payments/rules.py``) in one world and through the server-side functions of
 ``fast_path.sql`` in an identical second world. Every step must give the same
-outcome (refusal code, status, amounts, expiry), and at the end every holder's
-balance and held amount and every payment's state must be the same, and the
-ledger must reconcile.
+outcome (refusal code, status, amounts, expiry, a throttled call's wait) and
+write the same audit entries for the refusals told MUTUAL_AID_UNAVAILABLE (their
+real reasons and counts), and at the end every holder's balance and held amount,
+every payment's state and the institutions' probe counters must be the same, and
+the ledger must reconcile. The sequences include unknown ID numbers, a family
+insured in another region, family vouchers the institution was shown (the real
+reasons), and a low probe limit (AUTHORIZE_RATE_LIMITED).
 """
 
 from __future__ import annotations
@@ -24,17 +28,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from ledger_support import Family, fund, institution_headers, make_family, through_fast
+from ledger_support import Family, fund, institution_headers, make_family
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
-from qinqing.auth.models import AccessToken
+from qinqing.audit.models import AuditEntry
+from qinqing.auth.models import AccessToken, LoginThrottle
 from qinqing.auth.tokens import principal_from_token
 from qinqing.kit.clock import FrozenClock
+from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
+from qinqing.vouchers.models import Voucher
+from support import id_number
 
 # (yearly limit, mutual aid, holder scheme): a limited link, an unlimited one, a
 # link without mutual aid, and a resident holder (who may not pay for others).
@@ -44,6 +52,10 @@ SHAPES = [
     (None, False, "employee"),
     (None, True, "resident"),
 ]
+
+FAR = "440100"  # the region of one more family: neither party insured where the institution is
+UNKNOWN = id_number(area="150602", born=date(1940, 1, 1), seq=321)
+PROBE_LIMIT = 4  # refusals told MUTUAL_AID_UNAVAILABLE per hour before the 429s
 
 amount = st.one_of(st.integers(1, 25_000), st.integers(1, 25_000), st.integers(-2, 0))
 # Mostly the two families whose links allow payments.
@@ -58,6 +70,11 @@ step = st.one_of(
     st.tuples(st.just("void"), st.integers(0, 4), st.just(0), st.just(0)),
     st.tuples(st.just("fund"), payer, st.integers(1, 30_000), st.just(0)),
     st.tuples(st.just("time"), st.integers(1, 80), st.just(0), st.just(0)),
+    # a member whose ID number nobody has; the family of another region
+    st.tuples(st.just("unknown"), payer, amount, st.just(0)),
+    st.tuples(st.just("far"), st.just(0), amount, st.just(0)),
+    # the holder of a family (len(SHAPES): the far one) shows the institution a voucher
+    st.tuples(st.just("show"), st.integers(0, len(SHAPES)), st.just(0), st.just(0)),
 )
 
 
@@ -65,6 +82,7 @@ step = st.one_of(
 class World:
     families: list[Family]
     payments: list[uuid.UUID]
+    far: Family
 
 
 def _world(rt: Runtime, seq: itertools.count[int]) -> World:
@@ -81,7 +99,12 @@ def _world(rt: Runtime, seq: itertools.count[int]) -> World:
         )
         fund(rt, fam.holder_id, 30_000)
         fams.append(fam)
-    return World(fams, [])
+    n = next(seq)
+    far = make_family(
+        rt, seq=n % 400 + 1, born=date(1950, 1, 1) + timedelta(days=n), region=FAR, area="440106"
+    )
+    fund(rt, far.holder_id, 30_000, region=FAR)
+    return World(fams, [], far)
 
 
 def _op(world: World, s: tuple[str, int, int, int], ref: str) -> payments.Op:
@@ -90,9 +113,83 @@ def _op(world: World, s: tuple[str, int, int, int], ref: str) -> payments.Op:
         # The a-th most recent authorization, or (rarely) none at all.
         pid = world.payments[-1 - a] if a < len(world.payments) else uuid.UUID(int=a + 1)
         return payments.Settle(str(pid), n) if kind == "settle" else payments.Void(str(pid))
+    if kind == "far":
+        return payments.Authorize(world.far.holder_number, world.far.member_number, n, ref)
     fam = world.families[a]
+    if kind == "unknown":
+        return payments.Authorize(fam.holder_number, UNKNOWN, n, ref)
     member = world.families[(a + 1) % len(SHAPES)] if kind == "cross" else fam
     return payments.Authorize(fam.holder_number, member.member_number, n, ref)
+
+
+def _show(rt: Runtime, world: World, a: int, institution: Principal) -> None:
+    """The family's holder showed the institution the member's voucher (it redeemed it)."""
+    fam, region = (world.far, FAR) if a == len(SHAPES) else (world.families[a], "150600")
+    now = rt.clock.now()
+    with rt.db.unit_of_work() as s:
+        s.add(
+            Voucher(
+                person_id=fam.holder_id,
+                id=uuid.uuid4(),
+                subject_id=fam.member_id,
+                link_id=fam.link_id,
+                region_code=region,
+                channel="app",
+                created_at=now,
+                expires_at=now + timedelta(seconds=60),
+                claimed_by=institution.id,
+                claimed_at=now,
+            )
+        )
+
+
+async def _through_fast(fast: FastPath, principal: Principal, op: payments.Op) -> payments.Outcome:
+    """One operation through the fast path, as the engine would report it (a refusal
+    is an Outcome with its code, and a throttled one's wait)."""
+
+    def answer(o: payments.Outcome) -> tuple[int, Any]:
+        return 200, o
+
+    try:
+        if isinstance(op, payments.Authorize):
+            ix = fast.indexes(op)
+            assert ix is not None
+            reply = await fast.authorize(principal, op, ix, None, answer)
+        else:
+            reply = await fast.resolve(principal, op, None, answer)
+    except DomainError as exc:
+        return payments.Outcome(ok=False, code=exc.code, retry_after=exc.params.get("retry_after"))
+    assert isinstance(reply.body, payments.Outcome)
+    return reply.body
+
+
+def _probes(rt: Runtime, institution: Principal) -> list[tuple[Any, ...]]:
+    """The institution's probe audit entries (which rows they name, not their ids)."""
+    with rt.db.unit_of_work() as s:
+        rows = s.execute(
+            select(AuditEntry.action, AuditEntry.at, AuditEntry.details)
+            .where(AuditEntry.actor_id == institution.id)
+            .order_by(AuditEntry.seq)
+        ).all()
+    return [
+        (
+            action,
+            at,
+            d.get("code"),
+            d.get("failures"),
+            d.get("limit"),
+            *(d.get(k) is None for k in ("holder_id", "member_id", "link_id")),
+        )
+        for action, at, d in rows
+    ]
+
+
+def _counter(rt: Runtime, institution: Principal) -> tuple[Any, ...] | None:
+    with rt.db.unit_of_work() as s:
+        row = s.get(LoginThrottle, f"probe:{institution.id}")
+        if row is None:
+            return None
+        return (row.failures, row.window_started_at, row.locked_until, row.last_failure_at)
 
 
 def _seen(world: World, outcome: payments.Outcome, op: payments.Op) -> tuple[Any, ...]:
@@ -107,13 +204,14 @@ def _seen(world: World, outcome: payments.Outcome, op: payments.Op) -> tuple[Any
         outcome.settled_fen,
         outcome.released_fen if outcome.ok else None,
         outcome.expires_at,
+        outcome.retry_after,
     )
 
 
 def _state(rt: Runtime, world: World) -> list[Any]:
     with rt.db.unit_of_work() as s:
         out: list[Any] = []
-        for fam in world.families:
+        for fam in [*world.families, world.far]:
             acct = s.execute(
                 select(LedgerAccount.balance_fen, LedgerAccount.held_fen).where(
                     LedgerAccount.person_id == fam.holder_id
@@ -158,6 +256,7 @@ def test_fast_path_decides_as_the_engine(
             out.append(p)
         return out
 
+    rt.settings.authorize_failures_per_hour = PROBE_LIMIT
     seq = itertools.count(1)
     refs = itertools.count(1)
 
@@ -185,18 +284,25 @@ def test_fast_path_decides_as_the_engine(
                         fund(rt, a.families[s[1]].holder_id, s[2])
                         fund(rt, b.families[s[1]].holder_id, s[2])
                         continue
+                    if kind == "show":
+                        _show(rt, a, s[1], orm_inst)
+                        _show(rt, b, s[1], fast_inst)
+                        continue
                     # Reference 0 is always new; 1..6 may repeat one used before.
                     ref = f"N{next(refs)}" if s[3] == 0 else reused[s[3]]
                     op_a, op_b = _op(a, s, ref), _op(b, s, ref)
                     with rt.db.unit_of_work() as session:
                         got_a = payments.execute(session, rt, orm_inst, [op_a])[0]
-                    got_b = await through_fast(fast, fast_inst, op_b)
+                    got_b = await _through_fast(fast, fast_inst, op_b)
                     assert _seen(a, got_a, op_a) == _seen(b, got_b, op_b), (s, got_a, got_b)
+                    if not (got_a.ok and got_b.ok):  # a refusal may be audited
+                        assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
             finally:
                 await fast.close()
 
         asyncio.run(go())
         assert _state(rt, a) == _state(rt, b)
+        assert _counter(rt, orm_inst) == _counter(rt, fast_inst)
 
     run()
     with rt.db.unit_of_work() as s:

@@ -1,10 +1,15 @@
 """Payments over HTTP on both databases: authorize → settle / void, each once;
-holds expire; idempotent retries; the ledger reconciles after every scenario."""
+holds expire; idempotent retries; the ledger reconciles after every scenario.
+
+An authorization by bare ID numbers refused for a reason about the persons is
+answered MUTUAL_AID_UNAVAILABLE (tests/payments/test_institution_probes.py); the
+rules are checked here through the real reason in the audit log."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +17,7 @@ from sqlalchemy import select
 
 from ledger_support import API, Family, authorize_body, fund, institution_headers, make_family
 from qinqing.accounting.reconcile import reconcile
+from qinqing.audit.models import AuditEntry
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
@@ -47,6 +53,20 @@ def _account(rt: Runtime, fam: Family) -> tuple[int, int]:
         return a.balance_fen, a.held_fen
 
 
+def _refused_for(rt: Runtime, r: Any, reason: str) -> None:
+    """The one answer an institution gets without a voucher, and the real reason in
+    the audit log's last probe entry."""
+    assert (r.status_code, r.json()["code"]) == (409, "MUTUAL_AID_UNAVAILABLE"), r.text
+    with rt.db.read_only() as s:
+        entry = s.execute(
+            select(AuditEntry)
+            .where(AuditEntry.action == "payment.authorize_refused")
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        ).scalar_one()
+        assert entry.details["code"] == reason
+
+
 def _auth(client: TestClient, inst: dict[str, str], fam: Family, amount: int, ref: str) -> dict:
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(fam, amount, ref), headers=inst
@@ -70,12 +90,14 @@ def test_authorize_then_settle_less_releases_the_rest(
     assert _account(rt, fam) == (100_000 - 23_050, 0)
 
 
-def test_insufficient_balance(client: TestClient, fam: Family, inst: dict[str, str]) -> None:
+def test_insufficient_balance(
+    rt: Runtime, client: TestClient, fam: Family, inst: dict[str, str]
+) -> None:
     _auth(client, inst, fam, 60_000, "A")
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(fam, 40_001, "B"), headers=inst
     )
-    assert r.status_code == 409 and r.json()["code"] == "INSUFFICIENT_BALANCE"
+    _refused_for(rt, r, "INSUFFICIENT_BALANCE")
     _auth(client, inst, fam, 40_000, "C")
 
 
@@ -86,7 +108,7 @@ def test_yearly_limit(rt: Runtime, client: TestClient, inst: dict[str, str]) -> 
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(fam, 20_001, "Y2"), headers=inst
     )
-    assert r.status_code == 409 and r.json()["code"] == "YEARLY_LIMIT_EXCEEDED"
+    _refused_for(rt, r, "YEARLY_LIMIT_EXCEEDED")
     # Settling for less frees the difference of the limit.
     client.post(
         f"{API}/payments/{first['payment_id']}/settle", json={"amount_fen": 25_000}, headers=inst
@@ -100,11 +122,11 @@ def test_ended_link_and_non_mutual_aid(
     ended = make_family(rt, seq=3, link_status="ended")
     fund(rt, ended.holder_id, 10_000)
     r = client.post(f"{API}/payments/authorize", json=authorize_body(ended, 100, "E"), headers=inst)
-    assert r.status_code == 409 and r.json()["code"] == "NO_MUTUAL_AID_LINK"
+    _refused_for(rt, r, "NO_MUTUAL_AID_LINK")
     plain = make_family(rt, seq=4, mutual_aid=False)
     fund(rt, plain.holder_id, 10_000)
     r = client.post(f"{API}/payments/authorize", json=authorize_body(plain, 100, "F"), headers=inst)
-    assert r.status_code == 409 and r.json()["code"] == "NO_MUTUAL_AID_LINK"
+    _refused_for(rt, r, "NO_MUTUAL_AID_LINK")
 
 
 def test_non_employee_and_inactive_holder(
@@ -114,13 +136,13 @@ def test_non_employee_and_inactive_holder(
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(resident, 100, "R"), headers=inst
     )
-    assert r.status_code == 409 and r.json()["code"] == "HOLDER_NOT_EMPLOYEE"
+    _refused_for(rt, r, "HOLDER_NOT_EMPLOYEE")
     arrears = make_family(rt, seq=6, holder_status="arrears")
     fund(rt, arrears.holder_id, 10_000)
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(arrears, 100, "S"), headers=inst
     )
-    assert r.status_code == 409 and r.json()["code"] == "PAYER_NOT_ACTIVE"
+    _refused_for(rt, r, "PAYER_NOT_ACTIVE")
 
 
 def test_settle_more_than_held_double_settle_and_void_after_settle(
@@ -162,7 +184,7 @@ def test_hold_expires_after_policy_hours(
     r = client.post(
         f"{API}/payments/authorize", json=authorize_body(fam, 20_000, "X2"), headers=inst
     )
-    assert r.json()["code"] == "INSUFFICIENT_BALANCE"
+    _refused_for(rt, r, "INSUFFICIENT_BALANCE")
     clock.advance(timedelta(seconds=2))
     # Lazily released: a new hold now fits, and the old one cannot be settled.
     _auth(client, inst, fam, 20_000, "X3")
@@ -229,7 +251,7 @@ def test_institution_of_another_region(rt: Runtime, client: TestClient, fam: Fam
     far = institution_headers(rt, client, region="440100")
     r = client.post(f"{API}/payments/authorize", json=authorize_body(fam, 100, "G"), headers=far)
     # As for an unknown number (tests/api/test_existence_oracles.py).
-    assert r.status_code == 404 and r.json()["code"] == "PERSON_NOT_FOUND"
+    _refused_for(rt, r, "PERSON_NOT_FOUND")
 
 
 def test_scope_is_required(rt: Runtime, client: TestClient, fam: Family) -> None:
@@ -261,7 +283,7 @@ def test_batch_results_in_order_and_failures_do_not_undo_others(
     assert [x["ok"] for x in res] == [True, False, True, False, False]
     assert [x["code"] for x in res] == [
         None,
-        "INSUFFICIENT_BALANCE",
+        "MUTUAL_AID_UNAVAILABLE",
         None,
         "PAYMENT_REFERENCE_EXISTS",
         "PAYMENT_NOT_FOUND",

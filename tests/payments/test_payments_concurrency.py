@@ -45,7 +45,10 @@ def test_concurrent_authorizations_never_overdraw(pg: Runtime) -> None:
     outcomes = [r for r in results if isinstance(r, payments.Outcome)]
     assert len(outcomes) == 8, results
     assert sum(o.ok for o in outcomes) == 3  # 3 × 30 000 ≤ 100 000 < 4 × 30 000
-    assert {o.code for o in outcomes if not o.ok} == {"INSUFFICIENT_BALANCE"}
+    # By bare ID numbers a short balance is told MUTUAL_AID_UNAVAILABLE.
+    assert {(o.code, o.detail) for o in outcomes if not o.ok} == {
+        ("MUTUAL_AID_UNAVAILABLE", "INSUFFICIENT_BALANCE")
+    }
     with rt.db.unit_of_work() as s:
         acct = s.execute(
             select(LedgerAccount).where(LedgerAccount.code == personal_code(fam.holder_id))

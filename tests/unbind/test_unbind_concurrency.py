@@ -259,7 +259,9 @@ def test_unbind_and_payment_authorization_never_both_win(rt: Runtime) -> None:
                     op = payments.Authorize(h, m, 2_000, f"R-{h[-6:]}")
                     return payments.authorize(s, rt, institution, op).ok
             except DomainError as exc:
-                assert exc.code == "NO_MUTUAL_AID_LINK"  # the link has ended
+                # The link has ended (NO_MUTUAL_AID_LINK, told by bare ID numbers as
+                # MUTUAL_AID_UNAVAILABLE).
+                assert exc.code == "MUTUAL_AID_UNAVAILABLE"
                 return False
 
         unbound, authorized = run_together(do_unbind, do_authorize)

@@ -42,6 +42,13 @@ def _row(session: Session, key: str, now: datetime) -> LoginThrottle:
     ).scalar_one()
 
 
+def locked_counter(session: Session, key: str, now: datetime) -> LoginThrottle:
+    """The counter of ``key`` (created empty, its window starting ``now``, if it is
+    new), locked ``FOR NO KEY UPDATE`` for this transaction: for counters another
+    package keeps in this table (the payments' probe counter)."""
+    return _row(session, key, now)
+
+
 def _seconds(delta: timedelta) -> int:
     return max(1, math.ceil(delta.total_seconds()))
 

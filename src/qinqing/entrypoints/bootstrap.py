@@ -24,6 +24,7 @@ from qinqing.regions.service import sync_regions
 from qinqing.runtime import Runtime
 from qinqing.schema import citus
 from qinqing.schema.migrate import upgrade
+from qinqing.vouchers.service import shown_to
 
 
 class StartupError(Exception):
@@ -47,9 +48,11 @@ def load_master_key(settings: Settings) -> bytes:
 
 def wire(rt: Runtime) -> Runtime:
     """Plug the partners into the core: banks hear the family and unbind events
-    (their webhooks) and say whom a bank client acts for."""
+    (their webhooks) and say whom a bank client acts for; the vouchers say which
+    links an institution was shown (the payments' detailed refusals)."""
     bank_subscribers.install(rt.events)
     rt.customers = is_customer
+    rt.shown_vouchers = shown_to
     return rt
 
 

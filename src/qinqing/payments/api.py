@@ -168,7 +168,12 @@ async def authorize(
 ) -> JSONResponse:
     """Place a hold on the holder's personal account for a bound member's bill.
     Name the two persons by ID number, or by the family e-voucher the holder showed
-    (`voucher_token`: used up by the payment)."""
+    (`voucher_token`: used up by the payment).
+
+    By ID numbers, without a voucher of that holder and member this institution
+    redeemed, every refusal about the persons is one answer, 409
+    `MUTUAL_AID_UNAVAILABLE` (ask for the e-voucher); past the hourly limit of such
+    refusals, 429 `AUTHORIZE_RATE_LIMITED` with `Retry-After`."""
     fast = fast_path_of(request)
     if fast is not None:
         reply = await fast_authorize(fast, principal, body, key, request.url.path)
@@ -281,7 +286,11 @@ def batch(
                 assert res.code
                 results.append(
                     BatchResult(
-                        index=i, ok=False, code=res.code, message=i18n.text(res.code, locale)[0]
+                        index=i,
+                        ok=False,
+                        code=res.code,
+                        message=i18n.text(res.code, locale)[0],
+                        retry_after=res.retry_after,
                     )
                 )
         ok = sum(r.ok for r in results)

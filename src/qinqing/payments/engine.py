@@ -12,12 +12,19 @@ One phase per function, in this order, each reading what the ones before found:
 5. :func:`_lock_accounts` — the payers' accounts, ascending, ``FOR NO KEY UPDATE``;
 6. :func:`_lock_payments` — the payments to resolve and the accounts' overdue holds;
 7. :func:`_usage` — the yearly usage of the links with a limit (``formulas.yearly_usage``);
-8. :func:`_decide` — each operation in order against the in-memory state
+8. :func:`_probe_budget` — how many more bare-ID authorizations this institution may
+   see refused this hour (``payments.probes``), and, when that may run out within
+   this run, the pairs it was shown a voucher for;
+9. :func:`_decide` — each operation in order against the in-memory state
    (``payments.rules``), overdue holds released first;
-9. :func:`_flush` — every write in bulk.
+10. :func:`_shown` — which refused bare-ID authorizations were for a pair the
+    institution was shown a voucher for (they keep their real refusal);
+11. :func:`_flush` — every write in bulk;
+12. :func:`_count_probes` — the refusals told MUTUAL_AID_UNAVAILABLE counted
+    against the institution's hour and audited with their real reasons.
 
 Locks follow the global order (``docs/ledger.md`` "Lock order"): links, accounts,
-payments.
+payments, the institution's probe counter, the audit head.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import locked
 from qinqing.ledger.accounts import institution_code, lock_personal, system_account, transfer_rows
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
-from qinqing.payments import rules
+from qinqing.payments import probes, rules
 from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_key
 from qinqing.payments.formulas import overdue_hold, yearly_usage
 from qinqing.payments.models import Payment, PaymentKey, PaymentReference, PaymentStatus
@@ -103,6 +110,16 @@ class _Run:
     pays: dict[uuid.UUID, _Pay] = field(default_factory=dict)
     usage: dict[uuid.UUID, int] = field(default_factory=dict)
     writes: _Writes = field(default_factory=_Writes)
+    # Both persons found, visible to the institution or not (the voucher look-up).
+    found: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    # Bare-ID authorizations this institution may still see refused this hour (None:
+    # none in this run), and when its window began.
+    budget: int | None = None
+    window_started: datetime | None = None
+    # The pairs it was shown a voucher for, when known before deciding.
+    shown: set[tuple[uuid.UUID, uuid.UUID]] | None = None
+    # Refusals told UNAVAILABLE, by operation: counted and audited at the end.
+    probed: dict[int, probes.Probe] = field(default_factory=dict)
 
     @property
     def me(self) -> str:
@@ -125,8 +142,11 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     _lock_accounts(run)
     _lock_payments(run)
     _usage(run)
+    _probe_budget(run)
     _decide(run)
+    _shown(run)
     _flush(run)
+    _count_probes(run)
     return [o if o is not None else refused("PAYMENT_NOT_FOUND") for o in run.out]
 
 
@@ -195,16 +215,12 @@ def _lock_links(run: _Run) -> None:
     """3. Links between the named pairs, FOR SHARE (against concurrent unbinds)."""
     for i, (h, m) in run.numbers.items():
         holder, member = run.persons.get(h), run.persons.get(m)
-        # Neither party insured in the institution's region: the same answer as
-        # an unknown ID number (no oracle of who is insured elsewhere).
-        if (
-            holder is None
-            or member is None
-            or run.principal.region_code not in (holder.region_code, member.region_code)
-        ):
-            run.out[i] = refused("PERSON_NOT_FOUND")
-        else:
-            run.pairs[i] = (holder, member)
+        if holder is not None and member is not None:
+            run.found[i] = (holder, member)
+            # Neither party insured in the institution's region: nothing is locked,
+            # and the answer is an unknown ID number's (``_authorize``).
+            if run.principal.region_code in (holder.region_code, member.region_code):
+                run.pairs[i] = (holder, member)
     if not run.pairs:
         return
     wanted = sorted({(h.id, m.id) for h, m in run.pairs.values()}, key=str)
@@ -342,6 +358,29 @@ def _usage(run: _Run) -> None:
     )
 
 
+def _bare(op: Op) -> bool:
+    return isinstance(op, Authorize) and not op.by_voucher
+
+
+def _probe_budget(run: _Run) -> None:
+    """8. How many more bare-ID authorizations the institution may see refused this
+    hour (read without a lock). When this run could use it up, the pairs it was
+    shown a voucher for are read now, so each refusal is known to count or not as
+    it is decided; otherwise only the refused ones are looked up, afterwards."""
+    bare = [i for i in run.numbers if _bare(run.ops[i])]
+    if not bare:
+        return
+    failures, run.window_started = probes.window(run.session, run.me, run.now)
+    run.budget = max(0, run.rt.settings.authorize_failures_per_hour - failures)
+    if 0 < run.budget < len(bare):
+        run.shown = run.rt.shown_vouchers(
+            run.session,
+            run.me,
+            [(h.id, m.id) for i, (h, m) in run.found.items() if i in bare],
+            probes.shown_since(run.rt, run.now),
+        )
+
+
 def _release(run: _Run, p: _Pay, status: str) -> None:
     """An open hold ends (settled, voided): its account and its link's usage let go."""
     held_acct = run.accounts[p.account_id]
@@ -379,16 +418,22 @@ def _decide(run: _Run) -> None:
 
 
 def _authorize(run: _Run, i: int, op: Authorize, batch_refs: set[str]) -> Outcome:
+    # The request's own mistakes first: they say nothing about the persons.
+    if op.reference in run.used_refs or op.reference in batch_refs:
+        return refused("PAYMENT_REFERENCE_EXISTS")
+    if _bare(op) and run.budget is not None and run.budget <= 0:
+        assert run.window_started is not None
+        return refused(rules.THROTTLED, retry_after=rules.probe_wait(run.window_started, run.now))
+    if i not in run.pairs:
+        # Unknown, or nobody insured in the institution's region: one answer.
+        return _refusal(run, i, op, "PERSON_NOT_FOUND", None)
     holder, member = run.pairs[i]
     link = run.links.get((holder.id, member.id))
     # A party of another region is visible only through an active mutual-aid link
-    # to the one in the region; without it, the answer is the unknown number's,
-    # before anything else is looked at.
+    # to the one in the region; without it, the answer is the unknown number's.
     both_here = holder.region_code == member.region_code == run.principal.region_code
     if link is None and not both_here:
-        return refused("PERSON_NOT_FOUND")
-    if op.reference in run.used_refs or op.reference in batch_refs:
-        return refused("PAYMENT_REFERENCE_EXISTS")
+        return _refusal(run, i, op, "PERSON_NOT_FOUND", None)
     payer_acct = run.by_person.get(holder.id)
     facts = rules.AuthorizeFacts(
         link_active_mutual_aid=link is not None,
@@ -400,7 +445,7 @@ def _authorize(run: _Run, i: int, op: Authorize, batch_refs: set[str]) -> Outcom
         used_this_year_fen=run.usage.get(link.id, 0) if link else 0,
     )
     if code := rules.authorize_refusal(facts):
-        return refused(code)
+        return _refusal(run, i, op, code, link)
     assert link is not None and payer_acct is not None
     hours = run.rt.policies.policy(link.region_code).hold_expiry_hours
     pid = uuid.uuid4()
@@ -429,6 +474,28 @@ def _authorize(run: _Run, i: int, op: Authorize, batch_refs: set[str]) -> Outcom
         run.usage[link.id] += op.amount_fen
     batch_refs.add(op.reference)
     return Outcome(True, None, pid, PaymentStatus.authorized.value, op.amount_fen, None, 0, expires)
+
+
+def _refusal(run: _Run, i: int, op: Authorize, code: str, link: Any) -> Outcome:
+    """A refused authorization as the institution is told it: a refusal about the
+    persons, by bare ID numbers, is UNAVAILABLE unless the institution was shown a
+    voucher for the pair (decided here when known, else by :func:`_shown`)."""
+    if not rules.collapses(code, shown=op.by_voucher):
+        return refused(code)
+    pair = run.found.get(i)
+    if run.shown is not None:
+        if pair is not None and (pair[0].id, pair[1].id) in run.shown:
+            return refused(code)
+        assert run.budget is not None
+        run.budget -= 1
+    holder, member = (run.persons.get(n) for n in run.numbers[i])
+    run.probed[i] = probes.Probe(
+        code,
+        holder.id if holder is not None else None,
+        member.id if member is not None else None,
+        link.id if link is not None else None,
+    )
+    return refused(rules.UNAVAILABLE, detail=code)
 
 
 def _settle(run: _Run, p: _Pay, op: Settle) -> Outcome:
@@ -473,8 +540,28 @@ def _post(
     payer.dirty = True
 
 
+def _shown(run: _Run) -> None:
+    """10. Refusals told UNAVAILABLE before the vouchers were looked up: those for a
+    pair the institution was shown a voucher for get their real code back."""
+    if run.shown is not None or not run.probed:
+        return
+    pairs = {
+        i: (p.holder_id, p.member_id)
+        for i, p in run.probed.items()
+        if p.holder_id is not None and p.member_id is not None
+    }
+    if not pairs:
+        return
+    shown = run.rt.shown_vouchers(
+        run.session, run.me, list(pairs.values()), probes.shown_since(run.rt, run.now)
+    )
+    for i, pair in pairs.items():
+        if pair in shown:
+            run.out[i] = refused(run.probed.pop(i).code)
+
+
 def _flush(run: _Run) -> None:
-    """9. Write everything in bulk."""
+    """11. Write everything in bulk."""
     session, writes = run.session, run.writes
     # The look-up rows first: a reference taken meanwhile fails here, before the rest.
     insert_rows(
@@ -529,3 +616,13 @@ def _flush(run: _Run) -> None:
         {"person_id": "uuid", "id": "uuid"},
         {"balance_fen": "bigint", "held_fen": "bigint"},
     )
+
+
+def _count_probes(run: _Run) -> None:
+    """12. Count the refusals told UNAVAILABLE against the institution's hour (its
+    counter locked after the payments), and audit each with its real reason."""
+    if not run.probed:
+        return
+    found = [run.probed[i] for i in sorted(run.probed)]
+    failures = probes.count(run.session, run.rt, run.me, len(found), run.now)
+    probes.audit_probes(run.session, run.rt, run.principal, found, failures, run.now)

@@ -12,7 +12,11 @@ commit.
 
 The function decides exactly as :func:`qinqing.payments.service.execute`
 would for one operation (see the SQL file's header and the differential test
-that holds the two to each other). Everything that is not the common case —
+that holds the two to each other), institution probes included: a refusal about
+the persons is told MUTUAL_AID_UNAVAILABLE and counted in the function's
+transaction, and its audit entry (the real reason) is written right after, in a
+transaction of its own, since the audit chain's key never reaches the database
+(``payments.probes``). Everything that is not the common case —
 a token not seen in the last seconds, a voucher, an ID number that does not
 parse — goes to the ordinary path, so its answers are the ordinary ones.
 
@@ -34,6 +38,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -41,6 +46,7 @@ from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
 from qinqing.http.idempotency import caller_of, open_answer, request_hash, seal_answer
@@ -48,7 +54,7 @@ from qinqing.identity import ric
 from qinqing.kit.clock import as_utc
 from qinqing.kit.db import on_citus
 from qinqing.kit.errors import DomainError
-from qinqing.payments import rules
+from qinqing.payments import probes, rules
 from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
 from qinqing.persons.service import ID_KIND
 from qinqing.runtime import Runtime
@@ -62,7 +68,7 @@ MAX_GROUP = 32
 
 _AUTHORIZE = (
     "SELECT * FROM qinqing_payment_authorize("
-    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _RESOLVE = "SELECT * FROM qinqing_payment_resolve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _COMPLETE = (
@@ -244,9 +250,12 @@ class FastPath:
             uuid.uuid4(),
             self._regions,
             self._hours,
+            probes.key(principal.id),
+            self.rt.settings.authorize_failures_per_hour,
+            probes.shown_since(self.rt, now),
             *_key_params(keyed),
         )
-        return await self._call(principal, _AUTHORIZE, params, keyed, answer)
+        return await self._call(principal, _AUTHORIZE, params, keyed, answer, now)
 
     async def resolve(
         self, principal: Principal, op: Settle | Void, keyed: Keyed | None, answer: Answer
@@ -255,16 +264,17 @@ class FastPath:
             pid = uuid.UUID(op.payment_id)
         except ValueError:
             raise DomainError("PAYMENT_NOT_FOUND", 404) from None
+        now = self.rt.clock.now()
         params = (
             principal.token_hash,
             principal.id,
             principal.region_code,
-            self.rt.clock.now(),
+            now,
             pid,
             op.amount_fen if isinstance(op, Settle) else None,
             *_key_params(keyed),
         )
-        return await self._call(principal, _RESOLVE, params, keyed, answer)
+        return await self._call(principal, _RESOLVE, params, keyed, answer, now)
 
     async def _call(
         self,
@@ -273,32 +283,50 @@ class FastPath:
         params: tuple[Any, ...],
         keyed: Keyed | None,
         answer: Answer,
+        now: datetime,
     ) -> Reply:
         if keyed is None:
             if self.group_commit:
                 row = await self._grouped(sql, params)
             else:
                 row = await self._alone(sql, params)
+            await self._audit_probe(principal, row, now)
             return self._reply(principal, row, None, answer)
-        async with self._connection() as conn:
-            # BEGIN and the call in one round trip; the answer (or the key's
-            # release) and COMMIT in the second.
-            async with conn.pipeline(), conn.transaction():
-                row = await (await conn.execute(sql, params)).fetchone()
-                try:
-                    reply = self._reply(principal, row, keyed, answer)
-                except DomainError as exc:
-                    if exc.commit:  # a refusal: the key is given back
-                        await conn.execute(_RELEASE, (keyed.caller, keyed.key))
-                    refusal = exc
-                else:
-                    if not reply.replayed:
-                        sealed = seal_answer(self.rt.vault, keyed.caller, keyed.key, reply.body)
-                        await conn.execute(
-                            _COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
-                        )
-                    return reply
-            raise refusal
+        # BEGIN and the call in one round trip; the answer (or the key's release) and
+        # COMMIT in the second.
+        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+            row = await (await conn.execute(sql, params)).fetchone()
+            try:
+                reply = self._reply(principal, row, keyed, answer)
+            except DomainError as exc:
+                if exc.commit:  # a refusal: the key is given back
+                    await conn.execute(_RELEASE, (keyed.caller, keyed.key))
+                refusal = exc
+            else:
+                if not reply.replayed:
+                    sealed = seal_answer(self.rt.vault, keyed.caller, keyed.key, reply.body)
+                    await conn.execute(
+                        _COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
+                    )
+                return reply
+        # Committed: the probe the function counted is audited.
+        await self._audit_probe(principal, row, now)
+        raise refusal
+
+    async def _audit_probe(self, principal: Principal, row: Any, now: datetime) -> None:
+        """A refusal the function told as MUTUAL_AID_UNAVAILABLE (and counted) gets its
+        audit entry with the real reason, in a transaction of its own: the audit
+        chain's MAC key never reaches the database."""
+        detail: str | None = getattr(row, "detail", None)
+        if row is None or row.code != rules.UNAVAILABLE or detail is None:
+            return
+        probe = probes.Probe(detail, row.probe_holder, row.probe_member, row.probe_link)
+        failures: int = row.probe_failures
+
+        def record(session: Session) -> None:
+            probes.audit_probes(session, self.rt, principal, [probe], failures, now)
+
+        await asyncio.to_thread(self.rt.db.run, record, what="payment probe audit")
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -394,6 +422,8 @@ class FastPath:
             raise DomainError("UNAUTHENTICATED", 401)
         if code == "IDEMPOTENCY_MISMATCH":
             raise DomainError(code, 409)
+        if code == rules.THROTTLED:
+            raise DomainError(code, STATUS_OF[code], commit=True, retry_after=row.retry_after)
         # A refusal commits what the function released on the way (overdue holds).
         raise DomainError(code, STATUS_OF.get(code, 409), commit=True)
 

@@ -8,7 +8,8 @@
 -- (ascending id, SKIP LOCKED when the account holds something); overdue holds
 -- of the locked account are released first and stay released even when the
 -- operation is refused. The refusal codes are the ones payments/rules.py
--- gives, checked in its order. tests/payments/test_fast_path_differential.py
+-- gives, checked in its order, and told to an institution as the engine tells
+-- them (payments/probes.py: MUTUAL_AID_UNAVAILABLE, AUTHORIZE_RATE_LIMITED). tests/payments/test_fast_path_differential.py
 -- runs random operation sequences through both and requires the same outcomes
 -- and balances; change one, change the other.
 --
@@ -120,23 +121,40 @@ BEGIN
   END IF;
 END $$;
 
+-- The signature before institution probes (0010_payment_probes): replaced below.
+DROP FUNCTION IF EXISTS qinqing_payment_authorize(
+  text, text, text, timestamptz, int, text, text, bigint, text, uuid, text[], int[],
+  text, text, text, text);
+
+-- An authorization by two ID numbers (payments by voucher stay on the engine). A
+-- refusal about the persons is answered MUTUAL_AID_UNAVAILABLE, with the real
+-- code in `detail` and the rows it named for the caller's audit entry, unless the
+-- institution claimed a family voucher for the pair shown after p_shown_since; it
+-- is then counted against the client's hour (login_throttle row p_probe_key,
+-- payments/probes.py), and past p_probe_limit of them the client's calls are
+-- AUTHORIZE_RATE_LIMITED (`retry_after` seconds) until the hour is over.
 CREATE OR REPLACE FUNCTION qinqing_payment_authorize(
   p_token text, p_client text, p_region text, p_now timestamptz, p_year int,
   p_holder_ix text, p_member_ix text, p_amount bigint, p_reference text,
   p_payment_id uuid, p_policy_regions text[], p_policy_hours int[],
+  p_probe_key text, p_probe_limit int, p_shown_since timestamptz,
   p_caller text, p_key text, p_operation text, p_hash text,
   OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
   OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
-  OUT replay_status int, OUT replay_response json)
+  OUT replay_status int, OUT replay_response json,
+  OUT detail text, OUT probe_holder uuid, OUT probe_member uuid, OUT probe_link uuid,
+  OUT probe_failures int, OUT retry_after int)
 LANGUAGE plpgsql AS $$
 DECLARE
   h_id uuid; h_region text; h_status text; h_scheme text;
   m_id uuid; m_region text;
   l_id uuid; l_region text; l_limit bigint;
   a_id uuid; a_balance bigint; a_held bigint;
+  v_visible boolean;
   v_released bigint := 0;
   v_used bigint := 0;
   v_hours int;
+  v_failures int; v_started timestamptz;
 BEGIN
   SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
     FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
@@ -152,52 +170,92 @@ BEGIN
   SELECT p.id, p.region_code INTO m_id, m_region
     FROM person_id_numbers n JOIN persons p ON p.id = n.person_id
    WHERE n.id_number_index = p_member_ix;
-  -- Neither party insured in the institution's region: the unknown number's answer.
-  IF h_id IS NULL OR m_id IS NULL OR p_region IS DISTINCT FROM h_region
-                                   AND p_region IS DISTINCT FROM m_region THEN
-    code := 'PERSON_NOT_FOUND'; RETURN;
+  -- Neither party insured in the institution's region: nothing is locked, and the
+  -- answer is an unknown number's.
+  v_visible := h_id IS NOT NULL AND m_id IS NOT NULL
+               AND NOT (p_region IS DISTINCT FROM h_region AND p_region IS DISTINCT FROM m_region);
+
+  IF v_visible THEN
+    -- Lock order: the link (FOR SHARE, against a concurrent unbind), the account,
+    -- the payments.
+    SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen INTO l_id, l_region, l_limit
+      FROM family_links fl
+     WHERE fl.holder_id = h_id AND fl.member_id = m_id
+       AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+     ORDER BY fl.id FOR SHARE;
+    SELECT a.id, a.balance_fen, a.held_fen INTO a_id, a_balance, a_held
+      FROM ledger_accounts a WHERE a.person_id = h_id ORDER BY a.id FOR NO KEY UPDATE;
+    IF a_held > 0 THEN
+      SELECT lk2.released INTO v_released
+        FROM qinqing_lock_payments(h_id, NULL, p_now, true) lk2;
+      a_held := a_held - v_released;
+    END IF;
+    IF l_limit IS NOT NULL THEN
+      SELECT coalesce(sum(CASE WHEN p.status = 'settled' THEN p.settled_fen
+                               ELSE p.amount_fen END), 0)
+        INTO v_used FROM payments p
+       WHERE p.holder_id = h_id AND p.link_id = l_id AND p.year = p_year
+         -- payments/formulas.py counts_toward_limit: settled, or an open hold.
+         AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now));
+    END IF;
   END IF;
 
-  -- Lock order: the link (FOR SHARE, against a concurrent unbind), the account,
-  -- the payments.
-  SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen INTO l_id, l_region, l_limit
-    FROM family_links fl
-   WHERE fl.holder_id = h_id AND fl.member_id = m_id
-     AND fl.status = 'active' AND fl.mutual_aid IS TRUE
-   ORDER BY fl.id FOR SHARE;
-  SELECT a.id, a.balance_fen, a.held_fen INTO a_id, a_balance, a_held
-    FROM ledger_accounts a WHERE a.person_id = h_id ORDER BY a.id FOR NO KEY UPDATE;
-  IF a_held > 0 THEN
-    SELECT lk2.released INTO v_released
-      FROM qinqing_lock_payments(h_id, NULL, p_now, true) lk2;
-    a_held := a_held - v_released;
-  END IF;
-  IF l_limit IS NOT NULL THEN
-    SELECT coalesce(sum(CASE WHEN p.status = 'settled' THEN p.settled_fen
-                             ELSE p.amount_fen END), 0)
-      INTO v_used FROM payments p
-     WHERE p.holder_id = h_id AND p.link_id = l_id AND p.year = p_year
-       -- payments/formulas.py counts_toward_limit: settled, or an open hold.
-       AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now));
-  END IF;
-
-  -- The decision, in payments/rules.py's order.
-  IF l_id IS NULL AND NOT (h_region = m_region AND m_region = p_region) THEN
-    code := 'PERSON_NOT_FOUND';
-  ELSIF EXISTS (SELECT 1 FROM payment_references r
-                 WHERE r.client_id = p_client AND r.reference = p_reference) THEN
+  -- The decision, in the engine's order: the request's own mistakes, the client's
+  -- hour (payments/rules.py probe_window), then payments/rules.py's.
+  IF EXISTS (SELECT 1 FROM payment_references r
+              WHERE r.client_id = p_client AND r.reference = p_reference) THEN
     code := 'PAYMENT_REFERENCE_EXISTS';
-  ELSIF l_id IS NULL THEN
-    code := 'NO_MUTUAL_AID_LINK';
-  ELSIF h_scheme <> 'employee' THEN
-    code := 'HOLDER_NOT_EMPLOYEE';
-  ELSIF h_status <> 'active' THEN
-    code := 'PAYER_NOT_ACTIVE';
-  ELSIF l_limit IS NOT NULL AND v_used + p_amount > l_limit THEN
-    code := 'YEARLY_LIMIT_EXCEEDED';
-  ELSIF p_amount > coalesce(a_balance - a_held, 0) THEN
-    code := 'INSUFFICIENT_BALANCE';
+  ELSE
+    SELECT t.failures, t.window_started_at INTO v_failures, v_started
+      FROM login_throttle t WHERE t.key = p_probe_key;
+    IF v_started IS NULL OR v_failures IS NULL OR p_now - v_started >= interval '1 hour' THEN
+      v_failures := 0; v_started := p_now;
+    END IF;
+    IF v_failures >= p_probe_limit THEN
+      code := 'AUTHORIZE_RATE_LIMITED';
+      retry_after := greatest(1, ceil(extract(epoch FROM v_started + interval '1 hour' - p_now)));
+    ELSIF NOT v_visible OR (l_id IS NULL AND NOT (h_region = m_region AND m_region = p_region)) THEN
+      code := 'PERSON_NOT_FOUND';
+    ELSIF l_id IS NULL THEN
+      code := 'NO_MUTUAL_AID_LINK';
+    ELSIF h_scheme <> 'employee' THEN
+      code := 'HOLDER_NOT_EMPLOYEE';
+    ELSIF h_status <> 'active' THEN
+      code := 'PAYER_NOT_ACTIVE';
+    ELSIF l_limit IS NOT NULL AND v_used + p_amount > l_limit THEN
+      code := 'YEARLY_LIMIT_EXCEEDED';
+    ELSIF p_amount > coalesce(a_balance - a_held, 0) THEN
+      code := 'INSUFFICIENT_BALANCE';
+    END IF;
   END IF;
+
+  -- payments/rules.py ABOUT_THE_PERSONS, told as one code unless the institution was
+  -- shown the member's voucher (vouchers.service.shown_to); then counted.
+  IF code IN ('PERSON_NOT_FOUND', 'NO_MUTUAL_AID_LINK', 'HOLDER_NOT_EMPLOYEE',
+              'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE')
+     AND NOT (h_id IS NOT NULL AND m_id IS NOT NULL AND EXISTS (
+       SELECT 1 FROM vouchers v
+        WHERE v.person_id = h_id AND v.subject_id = m_id AND v.link_id IS NOT NULL
+          AND v.claimed_by = p_client AND v.created_at > p_shown_since)) THEN
+    detail := code;
+    code := 'MUTUAL_AID_UNAVAILABLE';
+    probe_holder := h_id; probe_member := m_id; probe_link := l_id;
+    -- The counter, locked after the payments (payments/probes.py count).
+    INSERT INTO login_throttle (key, failures, window_started_at)
+    VALUES (p_probe_key, 0, p_now) ON CONFLICT DO NOTHING;
+    SELECT t.failures, t.window_started_at INTO v_failures, v_started
+      FROM login_throttle t WHERE t.key = p_probe_key FOR NO KEY UPDATE;
+    IF p_now - v_started >= interval '1 hour' THEN
+      v_failures := 0; v_started := p_now;
+    END IF;
+    probe_failures := v_failures + 1;
+    UPDATE login_throttle t
+       SET failures = probe_failures, window_started_at = v_started, last_failure_at = p_now,
+           locked_until = CASE WHEN probe_failures >= p_probe_limit
+                               THEN v_started + interval '1 hour' END
+     WHERE t.key = p_probe_key;
+  END IF;
+
   IF code IS NULL THEN
     v_hours := p_policy_hours[array_position(p_policy_regions, l_region)];
     IF v_hours IS NULL THEN

@@ -22,6 +22,8 @@ STATUS_OF = {
     "PERSON_NOT_FOUND": 404,
     "PAYMENT_NOT_FOUND": 404,
     "PAYMENT_REFERENCE_EXISTS": 409,
+    "MUTUAL_AID_UNAVAILABLE": 409,
+    "AUTHORIZE_RATE_LIMITED": 429,
 }
 
 
@@ -34,6 +36,9 @@ class Authorize:
     member_id_number: str
     amount_fen: int
     reference: str
+    # The holder showed the institution the member's e-voucher for this payment (pay by
+    # voucher): the real refusal is told, and nothing is counted as a probe.
+    by_voucher: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +65,23 @@ class Outcome:
     settled_fen: int | None = None
     released_fen: int = 0
     expires_at: datetime | None = None
+    # MUTUAL_AID_UNAVAILABLE: the real refusal behind it. For the audit log only —
+    # never part of an answer.
+    detail: str | None = None
+    # AUTHORIZE_RATE_LIMITED: seconds until the client's window is over.
+    retry_after: int | None = None
 
     def raise_if_refused(self, *, commit: bool) -> Outcome:
         if not self.ok:
             assert self.code is not None
-            # commit: a hold found overdue while refusing is released for good.
-            raise DomainError(self.code, STATUS_OF.get(self.code, 409), commit=commit)
+            status = STATUS_OF.get(self.code, 409)
+            # commit: a hold found overdue while refusing is released for good, and a
+            # probe is counted.
+            if self.retry_after is not None:
+                raise DomainError(self.code, status, commit=commit, retry_after=self.retry_after)
+            raise DomainError(self.code, status, commit=commit)
         return self
 
 
-def refused(code: str) -> Outcome:
-    return Outcome(ok=False, code=code)
+def refused(code: str, *, detail: str | None = None, retry_after: int | None = None) -> Outcome:
+    return Outcome(ok=False, code=code, detail=detail, retry_after=retry_after)

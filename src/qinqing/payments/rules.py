@@ -7,8 +7,9 @@ these functions; the HTTP path, the batch path and the tests share them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from qinqing.kit.clock import CHINA_TZ, as_utc
 
@@ -71,3 +72,50 @@ def settle_refusal(status: str, held_fen: int, amount_fen: int) -> str | None:
 
 def void_refusal(status: str) -> str | None:
     return _resolved(status)
+
+
+# --- institution probes (docs/ledger.md "Probes by ID number") ----------------------
+
+UNAVAILABLE = "MUTUAL_AID_UNAVAILABLE"
+THROTTLED = "AUTHORIZE_RATE_LIMITED"
+
+# The refusals of an authorization that say something about the two persons — who
+# is insured where, whether they are linked, the holder's scheme, status, limit and
+# balance. By two bare ID numbers, an institution the holder has shown no voucher
+# is told only UNAVAILABLE for any of them. The request-shaped refusals
+# (AMOUNT_INVALID, ID_NUMBER_*, PAYMENT_REFERENCE_EXISTS) stay as they are.
+ABOUT_THE_PERSONS = frozenset(
+    {
+        "PERSON_NOT_FOUND",
+        "NO_MUTUAL_AID_LINK",
+        "HOLDER_NOT_EMPLOYEE",
+        "PAYER_NOT_ACTIVE",
+        "YEARLY_LIMIT_EXCEEDED",
+        "INSUFFICIENT_BALANCE",
+    }
+)
+
+# The refused bare-ID authorizations an institution may be told UNAVAILABLE are
+# counted in windows of this length (fast_path.sql repeats it as interval '1 hour').
+PROBE_WINDOW = timedelta(hours=1)
+
+
+def collapses(code: str, *, shown: bool) -> bool:
+    """Whether the institution is told UNAVAILABLE instead of ``code``: a refusal
+    about the persons, for an authorization without a voucher the holder showed it."""
+    return not shown and code in ABOUT_THE_PERSONS
+
+
+def probe_window(
+    failures: int | None, started: datetime | None, now: datetime
+) -> tuple[int, datetime]:
+    """The (failures, start) of the client's current window: a window a full
+    ``PROBE_WINDOW`` old, or none yet, starts afresh now."""
+    if failures is None or started is None or now - started >= PROBE_WINDOW:
+        return 0, now
+    return failures, started
+
+
+def probe_wait(started: datetime, now: datetime) -> int:
+    """Whole seconds until the window that began at ``started`` is over (at least 1)."""
+    return max(1, math.ceil((started + PROBE_WINDOW - now).total_seconds()))

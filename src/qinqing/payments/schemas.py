@@ -86,6 +86,11 @@ class BatchResult(BaseModel):
     settled_fen: int | None = None
     code: str | None = Field(default=None, description="why the operation was refused")
     message: str | None = None
+    retry_after: int | None = Field(
+        default=None,
+        description="AUTHORIZE_RATE_LIMITED: seconds until authorizations by ID number "
+        "are answered again",
+    )
 
 
 class BatchOut(BaseModel):

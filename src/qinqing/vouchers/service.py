@@ -11,6 +11,7 @@ finds it used; a refused payment rolls back and leaves the voucher unused.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -307,6 +308,7 @@ def execute(
                 id_number_of(rt.vault, f.subject),
                 op.amount_fen,
                 op.reference,
+                by_voucher=True,
             )
         engine_ops.append(op)
         engine_index.append(i)
@@ -342,6 +344,32 @@ def authorize(
     if not res.ok and res.code in STATUS_OF:
         raise DomainError(res.code, STATUS_OF[res.code], commit=True)
     return res.raise_if_refused(commit=True)
+
+
+def shown_to(
+    session: Session,
+    client_id: str,
+    pairs: Collection[tuple[uuid.UUID, uuid.UUID]],
+    since: datetime,
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Of these (holder, member) pairs, those for which the institution ``client_id``
+    claimed (redeemed or paid with) a family voucher shown since ``since``
+    (``Runtime.shown_vouchers``: the payments tell it their real refusals). One
+    read by the vouchers' owner, the holder; ``fast_path.sql`` repeats it."""
+    if not pairs:
+        return set()
+    wanted = sorted(set(pairs), key=str)
+    rows = session.execute(
+        select(Voucher.person_id, Voucher.subject_id)
+        .where(
+            pairs_in(session, Voucher.person_id, Voucher.subject_id, wanted),
+            Voucher.link_id.is_not(None),
+            Voucher.claimed_by == client_id,
+            Voucher.created_at > since,
+        )
+        .distinct()
+    )
+    return {(row.person_id, row.subject_id) for row in rows}
 
 
 def purge_tokens(session: Session, before: datetime, *, limit: int = 5000) -> int:
