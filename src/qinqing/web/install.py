@@ -14,6 +14,7 @@ from qinqing.web.pages_family import router as family
 from qinqing.web.pages_help import router as help_
 from qinqing.web.pages_me import router as me
 from qinqing.web.pages_proof import router as proof
+from qinqing.web.pages_proof_review import router as proof_review
 from qinqing.web.pages_register import router as register
 from qinqing.web.pages_review import router as review
 from qinqing.web.pages_unbind import router as unbind
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         unbind,
         voucher,
         review,
+        proof_review,
         counter,
         help_,
     ):
