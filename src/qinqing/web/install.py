@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from qinqing.web import errors
 from qinqing.web.pages_account import router as account
 from qinqing.web.pages_counter import router as counter
+from qinqing.web.pages_counter_proof import router as counter_proof
 from qinqing.web.pages_family import router as family
 from qinqing.web.pages_help import router as help_
 from qinqing.web.pages_me import router as me
@@ -36,6 +37,7 @@ def install(app: FastAPI) -> None:
         review,
         proof_review,
         counter,
+        counter_proof,
         help_,
     ):
         app.include_router(router)
