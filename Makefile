@@ -72,7 +72,7 @@ bench-payments: install
 # .po files to .mo (optional: the app compiles a missing or stale .mo in memory).
 WEB = src/qinqing/web
 locales-extract: install
-	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k N_ --no-location --sort-output -o $(WEB)/locales/messages.pot $(WEB) src/qinqing/family/relations.py
+	$(BIN)/pybabel extract -F $(WEB)/babel.cfg -k N_ --no-location --sort-output -o $(WEB)/locales/messages.pot $(WEB) src/qinqing/family/relations.py src/qinqing/family/proof_rules.py
 	$(BIN)/pybabel update -i $(WEB)/locales/messages.pot -d $(WEB)/locales -l en -N --ignore-obsolete --ignore-pot-creation-date -w 100
 
 locales: install

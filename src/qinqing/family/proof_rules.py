@@ -18,6 +18,7 @@ import unicodedata
 from typing import Literal
 
 from qinqing.kit.errors import DomainError
+from qinqing.kit.i18n import N_
 
 DocumentType = Literal["birth_certificate", "household_register", "guardianship_order"]
 DOCUMENT_TYPES: tuple[DocumentType, ...] = (
@@ -25,11 +26,12 @@ DOCUMENT_TYPES: tuple[DocumentType, ...] = (
     "household_register",
     "guardianship_order",
 )
-# What the pages, the receipt and the messages call each document.
+# What the pages, the receipt and the messages call each document (message ids of
+# the web app's catalogs: ``make locales-extract`` reads this file too).
 DOCUMENT_NAMES: dict[str, str] = {
-    "birth_certificate": "出生医学证明",
-    "household_register": "户口本",
-    "guardianship_order": "监护证明（法院判决或裁定）",
+    "birth_certificate": N_("出生医学证明"),
+    "household_register": N_("户口本"),
+    "guardianship_order": N_("监护证明（法院判决或裁定）"),
 }
 MAX_FILE_BYTES = 5 * 1024 * 1024
 DOCUMENT_NUMBER_MAX = 64

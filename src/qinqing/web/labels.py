@@ -3,6 +3,7 @@ unbind blocker. Marked with ``N_`` for extraction and translated where shown."""
 
 from __future__ import annotations
 
+from qinqing.family.proof_rules import DOCUMENT_NAMES
 from qinqing.family.relations import RELATION_NAMES
 from qinqing.web.translations import N_
 
@@ -21,12 +22,25 @@ SCHEME = {
 
 LINK_STATUS = {
     "pending_consent": N_("待家人确认"),
+    "pending_proof": N_("待提交监护证明"),
     "active": N_("已生效"),
     "unbinding": N_("解除审核中"),
     "ended": N_("已解除"),
 }
 
+# A ``pending_proof`` link whose uploaded proof waits for a reviewer.
+PROOF_UNDER_REVIEW = N_("监护证明审核中")
+
 RELATION = RELATION_NAMES
+
+# The guardianship documents (出生医学证明, 户口本, 监护证明), named once in family.proof_rules.
+PROOF_DOCUMENT = DOCUMENT_NAMES
+
+PROOF_STATUS = {
+    "pending": N_("审核中"),
+    "approved": N_("已通过"),
+    "rejected": N_("未通过"),
+}
 
 REQUEST_STATUS = {
     "completed": N_("解除成功"),
@@ -52,7 +66,8 @@ SCOPE = {
     "nation": N_("全国范围"),
 }
 
-# One line per notice kind; %(name)s is the other party of the link.
+# One line per notice kind; %(name)s is the other party of the link (for
+# ``link.guardian_notice``: the holder's masked name from the notice itself).
 NOTICE = {
     "link.requested": N_("%(name)s 请求将您绑定为家庭成员，请确认或拒绝。"),
     "link.bound": N_("您与 %(name)s 的亲情关系已生效。"),
@@ -64,6 +79,16 @@ NOTICE = {
     "unbind.approved": N_("与 %(name)s 的解除绑定申请已审核通过，亲情关系已解除。"),
     "unbind.rejected": N_("与 %(name)s 的解除绑定申请未通过审核，亲情关系继续有效。"),
     "contribution.arrears_cleared": N_("欠费已补缴，参保状态已恢复正常。"),
+    "link.proof_required": N_(
+        "绑定 %(name)s 还需要证明您是孩子的监护人：请上传出生医学证明、户口本或监护证明，"
+        "或带原件到孩子参保地的医保经办机构窗口办理。证明通过前，这条绑定不能使用。"
+    ),
+    "link.guardian_notice": N_(
+        "%(name)s 申请将您监护的孩子绑定为家庭成员（医保亲情账户）。如果您不同意，"
+        "请携带户口本到孩子参保地的医保经办机构窗口申请解除，或拨打 12333 咨询。"
+    ),
+    "link.proof_approved": N_("监护证明已通过，您与 %(name)s 的亲情关系已生效。"),
+    "link.proof_rejected": N_("监护证明未通过审核，绑定 %(name)s 的申请已结束。点击查看原因。"),
 }
 NOTICE_OTHER = N_("您有一条新消息。")
 
@@ -126,6 +151,12 @@ BLOCKER_HELP = {
 DONE = {
     "bound_pending": N_("绑定申请已发送，等待家人确认。"),
     "bound": N_("绑定成功，亲情关系已生效。"),
+    "bound_proof": N_("绑定申请已提交。还需要证明您是孩子的监护人，证明通过后才生效。"),
+    "proof_uploaded": N_("监护证明已提交，正在等待经办机构审核；审核结果会通过消息通知您。"),
+    "proof_decided": N_("审核结果已提交，绑定人会收到通知。"),
+    "counter_bound_proof": N_(
+        "绑定已登记，还需要查验监护证明：绑定人不是户口本上登记的监护人，查验后才生效。"
+    ),
     "consented": N_("您已确认绑定，亲情关系已生效。"),
     "declined": N_("已拒绝这条绑定申请。"),
     "withdrawn": N_("已撤回这条绑定申请。"),

@@ -435,7 +435,11 @@ def bind_submit(
             yearly_limit_fen=limit_fen,
             form_number=values["form_number"],
         )
-        return 201, {"link_id": str(link.id), "holder_id": str(link.holder_id)}
+        return 201, {
+            "link_id": str(link.id),
+            "holder_id": str(link.holder_id),
+            "status": link.status,
+        }
 
     body = {k: v for k, v in values.items() if k != "idempotency_key"} | {
         f"{side}_document_number": n for side, n in numbers.items()
@@ -459,4 +463,7 @@ def bind_submit(
             )
             errors.add(field, text)
         return _bind_page(request, session, rt, principal, values, errors)
-    return redirect(request, rt, f"/counter/persons/{answer['holder_id']}?done=counter_bound")
+    # A child bound by someone who is not a registered guardian waits for the proof,
+    # which the holder's record then offers to check (查验监护证明).
+    done = "counter_bound_proof" if answer.get("status") == "pending_proof" else "counter_bound"
+    return redirect(request, rt, f"/counter/persons/{answer['holder_id']}?done={done}")

@@ -1,4 +1,8 @@
-"""我的家庭成员, 添加家庭成员, a member's page, the member's consent and decline."""
+"""我的家庭成员, 添加家庭成员, a member's page, the member's consent and decline.
+
+A binding that needs guardianship proof (``pending_proof``) is explained before
+it is submitted and leads to the member's page, where the holder uploads the
+proof (``pages_proof``)."""
 
 from __future__ import annotations
 
@@ -12,14 +16,16 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.auth import service as auth
 from qinqing.auth.verification import PaymentPasswordVerification
+from qinqing.family import proof_rules, proofs
 from qinqing.family import service as family
-from qinqing.family.models import FamilyLink
+from qinqing.family.models import PENDING_STATUSES, FamilyLink
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.payments import statements
 from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.unbind import review as unbind_review
+from qinqing.web import labels
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
@@ -70,8 +76,14 @@ def mutual_aid_choice(
     return mutual_aid, limit_fen
 
 
+# Where the holder is sent after a binding, by the link's status.
+BOUND_DONE = {"pending_consent": "bound_pending", "pending_proof": "bound_proof"}
+
+
 def usage(session: Session, rt: Runtime, link: FamilyLink) -> statements.LinkPayments | None:
-    if not link.mutual_aid:
+    """This year's mutual-aid use; none for a link still waiting (consent or proof),
+    which allows nothing and so shows no payments either."""
+    if not link.mutual_aid or link.status in PENDING_STATUSES:
         return None
     return statements.link_payments(session, link, rt.clock.now())
 
@@ -117,6 +129,7 @@ def _bind_page(
         relations=[str(r) for r in policy.relations],
         mutual_aid_relations=[str(r) for r in policy.mutual_aid_relations],
         employee=person.scheme == "employee",
+        consent_age=policy.consent_age,
         values=values,
         **(errors.context() if errors else {}),
     )
@@ -181,27 +194,55 @@ def bind_submit(
             )
             errors.add(field, domain_text(request, code, params))
         return _bind_page(request, session, rt, principal, values, errors)
-    done = "bound_pending" if answer["status"] == "pending_consent" else "bound"
+    done = BOUND_DONE.get(answer["status"], "bound")
     return redirect(request, rt, f"/family/links/{answer['link_id']}?done={done}")
+
+
+def proof_choices() -> list[tuple[str, str]]:
+    """The guardianship documents as (code, zh-CN name) for a form's radio buttons."""
+    return [(code, labels.PROOF_DOCUMENT[code]) for code in proof_rules.DOCUMENT_TYPES]
+
+
+def link_page(
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: Errors | None = None,
+) -> Response:
+    """A member's page; for a link waiting for guardianship proof also the proof sent
+    (its status, and the reviewer's comment for the holder) and the upload form."""
+    link = family.get_link(session, rt, principal, link_id)
+    out = link_out(session, rt, link, principal)
+    other = out.member if out.your_role == "holder" else out.holder
+    proof = proofs.latest_proof(session, link) if not link.consent_required else None
+    return page(
+        request,
+        rt,
+        session,
+        "link.html",
+        status_code=422 if errors else 200,
+        link=out,
+        other=other,
+        usage=usage(session, rt, link),
+        pending=unbind_review.pending_review(session, link),
+        proof=proof,
+        proof_choices=proof_choices(),
+        accept=",".join(proof_rules.CONTENT_TYPES),
+        max_mb=proof_rules.MAX_FILE_BYTES // (1024 * 1024),
+        values=values or {"document_type": ""},
+        **(errors.context() if errors else {}),
+    )
 
 
 @router.get("/family/links/{link_id}")
 def member_page(
     link_id: str, request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    link = family.get_link(session, rt, principal, link_id)
-    out = link_out(session, rt, link, principal)
-    other = out.member if out.your_role == "holder" else out.holder
-    return page(
-        request,
-        rt,
-        session,
-        "link.html",
-        link=out,
-        other=other,
-        usage=usage(session, rt, link),
-        pending=unbind_review.pending_review(session, link),
-    )
+    return link_page(request, session, rt, principal, link_id)
 
 
 def _consent_page(

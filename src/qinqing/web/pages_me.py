@@ -27,6 +27,7 @@ from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
 
 router = APIRouter(include_in_schema=False)
+GUARDIAN_NOTICE = "link.guardian_notice"
 
 PASSWORD_FIELDS = {
     "INVALID_CREDENTIALS": "password",
@@ -116,6 +117,11 @@ def _notice_text(
     template = labels.NOTICE.get(kind, labels.NOTICE_OTHER)
     link_id = payload.get("link_id")
     name, href = "", None
+    if kind == GUARDIAN_NOTICE:
+        # A registered guardian is no party of the link: the notice names the holder
+        # (masked), and there is no page of the link to open.
+        masked = payload.get("holder_name_masked")
+        return t(request, template, name=masked if isinstance(masked, str) else ""), None
     if isinstance(link_id, str):
         try:
             link = family.get_link(session, rt, principal, link_id)

@@ -1,5 +1,6 @@
-"""The reviewer queue (审核): the region's pending unbind requests, one request,
-approve or reject with a comment. Reviewers log in on the same 登录 page."""
+"""The reviewer queue (审核): the region's pending unbind requests and the
+guardianship proofs uploaded for its children (``pages_proof_review``), one
+request, approve or reject with a comment. Reviewers log in on the same 登录 page."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
+from qinqing.family import proofs
+from qinqing.family.models import ProofStatus
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime
@@ -31,11 +34,16 @@ def queue(
     session: SessionDep,
     rt: RuntimeDep,
     page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    proof_page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     rows, total = unbind_review.review_queue(
         session, principal, status=RequestStatus.pending_review, page=page_no, page_size=PAGE_SIZE
     )
     items = [(req, link_out(session, rt, link, principal)) for req, link in rows]
+    found, proofs_total = proofs.review_queue(
+        session, principal, status=ProofStatus.pending.value, page=proof_page, page_size=PAGE_SIZE
+    )
+    proof_items = [(i.proof, link_out(session, rt, i.link, principal)) for i in found]
     return page(
         request,
         rt,
@@ -45,6 +53,10 @@ def queue(
         total=total,
         page_no=page_no,
         has_next=page_no * PAGE_SIZE < total,
+        proof_items=proof_items,
+        proofs_total=proofs_total,
+        proof_page=proof_page,
+        proofs_next=proof_page * PAGE_SIZE < proofs_total,
         region_name=rt.policies.region(principal.region_code or "").name,
     )
 

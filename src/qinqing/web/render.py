@@ -40,7 +40,7 @@ SECURITY_HEADERS = {
     # Pages show personal data: never kept by a shared computer's cache.
     "Cache-Control": "no-store",
 }
-STATIC_VERSION = "3"
+STATIC_VERSION = "4"
 
 
 def money(fen: int | None) -> str:

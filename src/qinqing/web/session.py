@@ -164,10 +164,18 @@ def require_clerk(request: Request, session: SessionDep, rt: RuntimeDep) -> Prin
     return principal
 
 
+def require_staff(request: Request, session: SessionDep, rt: RuntimeDep) -> Principal:
+    """Any staff member; the service called decides which role and region it serves."""
+    principal = _signed_in(request, session, rt)
+    roles.require_staff(principal)
+    return principal
+
+
 UserDep = Annotated[Principal | None, Depends(optional_user)]
 PersonPage = Annotated[Principal, Depends(require_person)]
 ReviewerPage = Annotated[Principal, Depends(require_reviewer)]
 ClerkPage = Annotated[Principal, Depends(require_clerk)]
+StaffPage = Annotated[Principal, Depends(require_staff)]
 
 
 # --- CSRF ---------------------------------------------------------------------------
