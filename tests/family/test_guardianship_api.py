@@ -106,6 +106,7 @@ def test_the_guardians_are_told_of_a_binding_by_someone_else(
     [notice] = page["items"]
     assert notice["payload"]["link_id"] == link["id"]
     assert notice["payload"]["holder_name_masked"] == "林*"
+    assert notice["payload"]["member_name_masked"] == "张**"
     assert "林芳" not in str(notice)
     # The guardian binding the child themselves tells nobody else.
     other_child = new_person(rt, name="张小雷", born=CHILD_BORN, account=False)

@@ -342,17 +342,23 @@ def bind_persons(
         for pid, role in ((holder.id, "holder"), (member.id, "member")):
             enqueue(session, person_id=pid, kind="link.bound", at=now, payload=_payload(link, role))
         rt.events.publish(session, FamilyEvent(LINK_ACTIVATED, link, now))
-    _tell_guardians(session, link, holder, guardians, now)
+    _tell_guardians(session, link, holder, member, guardians, now)
     session.flush()
     return link
 
 
 def _tell_guardians(
-    session: Session, link: FamilyLink, holder: Person, guardians: set[str], at: datetime
+    session: Session,
+    link: FamilyLink,
+    holder: Person,
+    member: Person,
+    guardians: set[str],
+    at: datetime,
 ) -> None:
     """Each registered guardian of the member who is insured here, but not the holder,
-    hears of the binding: who (the holder's masked name), and how to object (the
-    notice's text: unbind at the counter of the member's region, or call 12333)."""
+    hears of the binding: who (the holder's masked name), which child (masked), and
+    how to object (the notice's text: unbind at the counter of the member's region,
+    or call 12333)."""
     for index, person_id in sorted(persons_by_index(session, guardians).items()):
         if index == holder.id_number_index or person_id == holder.id:
             continue
@@ -367,6 +373,7 @@ def _tell_guardians(
                 "link_status": link.status,
                 "your_role": "guardian",
                 "holder_name_masked": mask_name(holder.name),
+                "member_name_masked": mask_name(member.name),
             },
         )
 

@@ -120,8 +120,16 @@ def _notice_text(
     if kind == GUARDIAN_NOTICE:
         # A registered guardian is no party of the link: the notice names the holder
         # (masked), and there is no page of the link to open.
-        masked = payload.get("holder_name_masked")
-        return t(request, template, name=masked if isinstance(masked, str) else ""), None
+        masked, child = payload.get("holder_name_masked"), payload.get("member_name_masked")
+        return (
+            t(
+                request,
+                template,
+                name=masked if isinstance(masked, str) else "",
+                child=child if isinstance(child, str) else "",
+            ),
+            None,
+        )
     if isinstance(link_id, str):
         try:
             link = family.get_link(session, rt, principal, link_id)
