@@ -91,3 +91,41 @@ def test_scaling_doc_places_every_table_as_the_map_does() -> None:
             assert placement is LOCAL
             local = text.split("**On the coordinator only**", 1)[1].split("##", 1)[0]
             assert f"`{name}`" in local, name
+
+
+PY_PATH = re.compile(r"`([A-Za-z_./-]*[a-z_]+\.py)(?::[^`]*)?`")
+
+
+def _repository_files() -> list[str]:
+    return [p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.py") if ".venv" not in p.parts]
+
+
+@pytest.mark.parametrize("doc", _documents(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_source_file_a_doc_names_exists(doc: Path) -> None:
+    """A newcomer follows a doc's `path/file.py` to the code: each names a file that
+    exists (a path is matched at its end, so `family/rules.py` and `rules.py` inside
+    a section on one package both count; a moved file leaves no dead name behind)."""
+    files = _repository_files()
+    named = set(PY_PATH.findall(doc.read_text("utf-8")))
+    stale = sorted(
+        name for name in named if not any(f == name or f.endswith("/" + name) for f in files)
+    )
+    assert not stale, f"{doc.relative_to(ROOT)} names files that do not exist: {stale}"
+
+
+def test_the_guide_says_truly_where_each_code_is_raised() -> None:
+    """The guide's code tables give, per code, the modules (under src/qinqing/) that
+    raise it: each exists and names the code."""
+    guide = (ROOT / "docs" / "guide.md").read_text("utf-8")
+    table = guide[guide.index("## Codes: every error and blocker") :]
+    wrong = []
+    for line in table.splitlines():
+        row = re.match(r"\| `([A-Z0-9_]+)` \|", line)
+        if not row:
+            continue
+        code = row.group(1)
+        for name in re.findall(r"`([^`]+\.py)`", line.rsplit(" | ", 1)[-1]):
+            path = ROOT / "src" / "qinqing" / name
+            if not path.exists() or not re.search(rf"\b{code}\b", path.read_text("utf-8")):
+                wrong.append(f"{code}: {name}")
+    assert not wrong, f"docs/guide.md says these modules raise codes they do not: {wrong}"
