@@ -88,6 +88,7 @@ def login(body: LoginIn, request: Request, rt: RuntimeDep) -> LoginOut:
         password=body.password,
         source=_source(request),
         channel=body.channel,
+        totp=body.totp,
     )
     return LoginOut(access_token=issued.access_token, expires_in=issued.expires_in)
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Connection,
     ForeignKey,
@@ -65,6 +66,10 @@ class StaffUser(Base):
     default_password: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The TOTP second factor (auth/mfa.py): the secret sealed by the vault, and the
+    # last accepted time step, so no code is accepted twice.
+    totp_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiClient(Base):

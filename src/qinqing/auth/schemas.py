@@ -51,6 +51,14 @@ class LoginIn(Strict):
     )
     password: str = Field(min_length=1, max_length=128)
     channel: Literal["app", "wechat"] = "app"
+    totp: str | None = Field(
+        default=None,
+        min_length=6,
+        max_length=6,
+        pattern=r"^\d{6}$",
+        description="staff only: the 6-digit code of the authenticator app (TOTP, RFC 6238); "
+        "required in production and for every enrolled account",
+    )
 
 
 class LoginOut(BaseModel):

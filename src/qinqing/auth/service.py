@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
-from qinqing.auth import throttle
+from qinqing.auth import mfa, throttle
 from qinqing.auth.models import AccessToken, AccountLogin, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
+from qinqing.auth.staff_passwords import check_staff_password
 from qinqing.auth.tokens import new_token, token_digest
+from qinqing.config import Env
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.kit.errors import DomainError
@@ -177,14 +179,48 @@ class _LoginSubject:
     password_hash: str
     role: str | None = None
     person_id: uuid.UUID | None = None
+    totp_cipher: bytes | None = None
+
+
+def _second_factor(
+    session: Session, rt: Runtime, subject: _LoginSubject, totp: str | None, now: datetime
+) -> str | None:
+    """For staff: the refusal code when the second factor is missing or wrong, after
+    the password was right (recording the accepted step); None when it passes. In
+    production every staff login needs it; elsewhere only an enrolled account."""
+    if subject.kind != "staff":
+        return None
+    if subject.totp_cipher is None:
+        return "STAFF_MFA_NOT_ENROLLED" if rt.settings.env is Env.production else None
+    if not totp:
+        return "TOTP_REQUIRED"
+    staff = session.execute(
+        select(StaffUser).where(StaffUser.id == subject.id).with_for_update()
+    ).scalar_one()
+    if staff.totp_cipher is None:  # un-enrolled meanwhile: the password decides
+        return None
+    secret = rt.vault.decrypt(mfa.SECRET_KIND, staff.totp_cipher)
+    step = mfa.accepted_step(secret, totp, now, staff.totp_last_step)
+    if step is None:
+        return "TOTP_INVALID"
+    staff.totp_last_step = step
+    return None
 
 
 def login(
-    rt: Runtime, *, login: str, password: str, source: str, channel: str = "app"
+    rt: Runtime,
+    *,
+    login: str,
+    password: str,
+    source: str,
+    channel: str = "app",
+    totp: str | None = None,
 ) -> IssuedToken:
     """Three steps, so the slow hash never runs inside a write transaction:
     read the throttle and the account, verify outside any transaction, then a
-    short write records the outcome."""
+    short write records the outcome. A staff login also needs its second factor
+    (``totp``); a missing or wrong one counts as a failed login, so the answer
+    that the password was right is worth no more guesses than before."""
     settings, now = rt.settings, rt.clock.now()
     mobile = normalize_phone(login)
     ident = mobile if mobile else login.strip().lower()
@@ -215,6 +251,11 @@ def login(
         if not ok or subject is None:
             throttle.record_login_failure(session, settings, acct_key, addr_key, now)
             raise DomainError("INVALID_CREDENTIALS", 401, commit=True)
+        refused = _second_factor(session, rt, subject, totp, now)
+        if refused is not None:
+            throttle.record_login_failure(session, settings, acct_key, addr_key, now)
+            status = 403 if refused == "STAFF_MFA_NOT_ENROLLED" else 401
+            raise DomainError(refused, status, commit=True)
         throttle.clear(session, acct_key)
         if rehashed:
             row: PersonAccount | StaffUser | None = (
@@ -255,11 +296,15 @@ def _login_subject(
             return None
         return _LoginSubject("person", login.account_id, password_hash, person_id=login.person_id)
     staff = session.execute(
-        select(StaffUser.id, StaffUser.password_hash, StaffUser.role).where(
+        select(StaffUser.id, StaffUser.password_hash, StaffUser.role, StaffUser.totp_cipher).where(
             StaffUser.username == ident, StaffUser.disabled.is_(False)
         )
     ).one_or_none()
-    return _LoginSubject("staff", staff.id, staff.password_hash, staff.role) if staff else None
+    if staff is None:
+        return None
+    return _LoginSubject(
+        "staff", staff.id, staff.password_hash, staff.role, totp_cipher=staff.totp_cipher
+    )
 
 
 def logout(session: Session, rt: Runtime, principal: Principal) -> None:
@@ -320,7 +365,7 @@ def add_staff(
         raise DomainError("ROLE_INVALID", 422)
     rt.policies.region(region_code)
     if not default_password:
-        check_password_strength(password)
+        check_staff_password(password, username)
     # Hashed before the first query: the caller's transaction has not begun yet.
     password_hash = passwords(rt).hash(password)
     if session.execute(select(StaffUser.id).where(StaffUser.username == username)).first():

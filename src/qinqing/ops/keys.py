@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from qinqing.audit.models import AuditHead
 from qinqing.audit.service import ChainBroken, RechainCursor, digest, rechain, record
-from qinqing.auth.models import AccountLogin, PersonAccount
+from qinqing.auth import mfa
+from qinqing.auth.models import AccountLogin, PersonAccount, StaffUser
 from qinqing.banks.endpoints import SECRET_KIND
 from qinqing.banks.models import BankAccountIndex, BankLink, WebhookEndpoint
 from qinqing.banks.service import ACCOUNT_KIND
@@ -102,6 +103,7 @@ def vaulted_columns() -> list[VaultedColumn]:
             LookupTable(BankAccountIndex, "account_index"),
         ),
         VaultedColumn(WebhookEndpoint, "secret_cipher", SECRET_KIND),
+        VaultedColumn(StaffUser, "totp_cipher", mfa.SECRET_KIND),
         VaultedColumn(LinkProof, "content_cipher", PROOF_FILE_KIND, binary=True),
         VaultedColumn(LinkProof, "document_number_cipher", PROOF_NUMBER_KIND),
     ]

@@ -66,6 +66,7 @@ def login_form(
 @router.post("/login")
 def login_submit(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep) -> Response:
     login, password = form.get("login", "").strip(), form.get("password", "")
+    totp = form.get("totp", "").strip() or None
     next_path = form.get("next", "")
     errors = Errors()
     if not login:
@@ -77,10 +78,12 @@ def login_submit(request: Request, form: FormDep, session: SessionDep, rt: Runti
         source = request.client.host if request.client else "unknown"
         issued, refused = attempt(
             session,
-            lambda: auth.login(rt, login=login, password=password, source=source),
+            lambda: auth.login(rt, login=login, password=password, source=source, totp=totp),
         )
         if refused is not None:
-            errors.add("login", domain_text(request, refused.code, refused.params))
+            # The second factor's refusals belong to its own box (opened to show them).
+            where = "totp" if refused.code in ("TOTP_REQUIRED", "TOTP_INVALID") else "login"
+            errors.add(where, domain_text(request, refused.code, refused.params))
     if errors or issued is None:
         return page(
             request,
