@@ -135,9 +135,10 @@ def test_an_enrolled_staff_login_needs_the_current_code_once(
     # The same code again (seen over a shoulder) is refused; the next step's is taken.
     assert _login(client, "li.clerk", STAFF_PASSWORD, now_code)["code"] == "TOTP_INVALID"
     clock.advance(timedelta(seconds=30))
-    assert _login(client, "li.clerk", STAFF_PASSWORD, mfa.code_at(secret, clock.now()))[
-        "status"
-    ] == 200
+    assert (
+        _login(client, "li.clerk", STAFF_PASSWORD, mfa.code_at(secret, clock.now()))["status"]
+        == 200
+    )
 
 
 def test_a_code_within_one_step_of_drift_is_taken_but_not_two(
@@ -212,9 +213,7 @@ def test_disable_ends_the_sessions_and_the_logins(rt: Runtime, client: TestClien
     assert code != 0 and "STAFF_NOT_FOUND" in out
 
 
-def test_reset_password_replaces_it_and_ends_the_sessions(
-    rt: Runtime, client: TestClient
-) -> None:
+def test_reset_password_replaces_it_and_ends_the_sessions(rt: Runtime, client: TestClient) -> None:
     add_staff(rt, "li.clerk", "reviewer")
     token = _login(client, "li.clerk", STAFF_PASSWORD)["access_token"]
     code, out = _cli(rt, "staff", "reset-password", "li.clerk", QINQING_NEW_PASSWORD="short")
