@@ -38,3 +38,18 @@ def test_data_dir_database_and_key_are_private(tmp_path: Path) -> None:
         rt.db.dispose()
     finally:
         os.umask(old)
+
+
+def test_the_sms_sink_makes_a_private_data_dir_too(tmp_path: Path) -> None:
+    """On PostgreSQL nothing else may have made the data directory before the simulated
+    SMS sink writes its first code: it makes it 0700 as well (the review saw 0755)."""
+    from qinqing.auth.sms import SimulatedSmsProvider
+
+    data = tmp_path / "pg-deployment" / "qinqing-data"
+    old = os.umask(0o022)
+    try:
+        SimulatedSmsProvider(data).send_code("13800000000", "123456", "code 123456")
+    finally:
+        os.umask(old)
+    assert _mode(data) == 0o700
+    assert _mode(data / "simulated-sms.jsonl") == 0o600

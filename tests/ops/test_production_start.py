@@ -86,3 +86,38 @@ def test_embedded_default_creates_a_private_key_file(tmp_path: Path) -> None:
     rt.db.dispose()
     build_runtime(settings, migrate=True).db.dispose()
     assert key.read_text() == first
+
+
+def test_production_refuses_every_published_demo_credential(settings: Settings) -> None:
+    """The review found that only demo staff were caught: the demo clients' published
+    secrets, its webhook secret and its persons' password passed. Each is named
+    (without personal data), and each stops counting once it no longer opens."""
+    from sqlalchemy import update
+
+    from qinqing.auth.models import ApiClient, PersonAccount, StaffUser
+    from qinqing.banks.models import WebhookEndpoint
+    from qinqing.entrypoints import demo
+
+    rt = build_runtime(settings, migrate=False)
+    demo.load(rt)
+    with pytest.raises(StartupError) as refused:
+        build_runtime(_prod(settings), migrate=False)
+    text = str(refused.value)
+    for expected in (
+        "staff demo-clerk (default password)",
+        "API client qq_demo_bank (published secret)",
+        "API client qq_demo_hospital (published secret)",
+        "webhook secret of qq_demo_bank",
+        "demo person account(s) (published password)",
+    ):
+        assert expected in text, text
+    assert "13800000001" not in text and "张伟" not in text
+    # An operator who disabled or replaced every one of them can start.
+    other = auth.passwords(rt).hash("Another-secret-2026")
+    with rt.db.unit_of_work() as s:
+        s.execute(update(StaffUser).values(disabled=True))
+        s.execute(update(ApiClient).values(disabled=True))
+        s.execute(update(WebhookEndpoint).values(enabled=False))
+        s.execute(update(PersonAccount).values(password_hash=other))
+    rt.db.dispose()
+    build_runtime(_prod(settings), migrate=False).db.dispose()

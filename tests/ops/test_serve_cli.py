@@ -150,12 +150,17 @@ def test_reset_and_json_need_demo(tmp_path: Path, served: list[dict[str, Any]]) 
     assert served == []
 
 
-def test_demo_on_a_named_database_runs_in_development_mode(
+def test_demo_on_a_named_database_needs_an_explicit_development_mode(
     database_url: str, tmp_path: Path, served: list[dict[str, Any]]
 ) -> None:
-    """A named database alone means production, but `--demo` says development; only an
-    explicit QINQING_ENV=production refuses it."""
+    """A named database alone means production: `--demo` refuses to load its published
+    logins into it, unless QINQING_ENV=development says it is a throw-away one; an
+    explicit QINQING_ENV=production refuses it too."""
     env = _env(tmp_path, QINQING_DATABASE_URL=database_url)
+    r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=env)
+    assert r.exit_code == 1 and "QINQING_DATABASE_URL" in r.output
+    assert served == []
+    env = {**env, "QINQING_ENV": "development"}
     r = CliRunner().invoke(app, ["serve", "--demo", "--json"], env=env)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["created"] is True

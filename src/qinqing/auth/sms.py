@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from qinqing.config import Settings
+from qinqing.kit.db import private_dir
 
 SIMULATED_FILE = "simulated-sms.jsonl"
 
@@ -39,7 +40,8 @@ class SimulatedSmsProvider:
 
     def send_code(self, to: str, code: str, text: str) -> None:
         line = json.dumps({"to": to, "code": code, "text": text}, ensure_ascii=False) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The data directory holds the key and the database: 0700 whoever makes it first.
+        private_dir(self.path.parent)
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             with os.fdopen(fd, "a", encoding="utf-8") as out:

@@ -5,13 +5,11 @@ from :func:`build_runtime`; nothing below ``entrypoints`` imports this module.""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from qinqing.auth.models import StaffUser
 from qinqing.auth.sms import KNOWN_PROVIDERS
 from qinqing.banks import subscribers as bank_subscribers
 from qinqing.banks.access import is_customer
 from qinqing.config import Env, Settings
+from qinqing.entrypoints.demo_credentials import demo_credentials_in_use
 from qinqing.identity import keys
 from qinqing.identity.vault import Vault, VaultKeyError, load_or_create_key_file, parse_key
 from qinqing.kit.cli import err_console, fail
@@ -126,7 +124,8 @@ def open_runtime(*, rotating_ok: bool = False) -> Runtime:
 
 
 def check_production(rt: Runtime) -> None:
-    """docs/guide.md §7: refuse the simulated face and SMS providers and default staff passwords."""
+    """docs/guide.md §7: refuse the simulated face and SMS providers and every credential
+    the demo publishes (staff, persons, clients, the webhook secret)."""
     problems = []
     if rt.settings.face_provider not in ("none", "simulated"):
         problems.append(f"unknown face provider {rt.settings.face_provider!r}")
@@ -138,12 +137,8 @@ def check_production(rt: Runtime) -> None:
     if sms == "simulated":
         problems.append("the `simulated` SMS provider is for demo and tests only")
     with rt.db.unit_of_work() as session:
-        defaults = (
-            session.execute(select(StaffUser.username).where(StaffUser.default_password.is_(True)))
-            .scalars()
-            .all()
-        )
-    if defaults:
-        problems.append("staff still on a default password: " + ", ".join(sorted(defaults)))
+        published = demo_credentials_in_use(session, rt)
+    if published:
+        problems.append("the demo's published credentials still work: " + ", ".join(published))
     if problems:
         raise StartupError("production mode refuses to start: " + "; ".join(problems))

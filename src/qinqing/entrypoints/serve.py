@@ -32,10 +32,23 @@ def run(
         names = ", ".join(path.name for path in removed) or "nothing to remove"
         print(f"demo reset: removed {names}", file=sys.stderr if demo_json else sys.stdout)
     if demo:
-        # `--demo` is development mode unless QINQING_ENV says otherwise, even on a
-        # named database (which alone would mean production); an explicit
-        # QINQING_ENV=production is still refused below. Set in the environment so
-        # worker processes (--workers) see it too.
+        # A named database is production's unless the environment says otherwise:
+        # the demo's published logins must never land in it by a slip of the
+        # command line. Only an explicit QINQING_ENV=development lets the demo load
+        # into a named database (a developer trying it on PostgreSQL).
+        if (
+            os.environ.get("QINQING_DATABASE_URL")
+            and os.environ.get("QINQING_ENV") != "development"
+        ):
+            fail(
+                "--demo is refused on the database named by QINQING_DATABASE_URL: the demo's "
+                "published passwords and secrets would be loaded into it. Unset "
+                "QINQING_DATABASE_URL to run the demo on the embedded database, or set "
+                "QINQING_ENV=development if this database is a throw-away one"
+            )
+        # `--demo` is development mode unless QINQING_ENV says otherwise; an explicit
+        # QINQING_ENV=production is refused below. Set in the environment so worker
+        # processes (--workers) see it too.
         os.environ.setdefault("QINQING_ENV", "development")
         # The demo's face checks (registration without a phone, unbinding) use the
         # simulated provider unless one is named; production refuses it anyway.
