@@ -91,3 +91,98 @@ def test_malformed_attempt_counts_as_failure(rt: Runtime, client: TestClient, pi
     person, _, headers = person_with_account(rt, client)
     assert _set(client, headers, "135790") == 204
     assert _verify(rt, person.id, pin) == "VERIFICATION_FAILED"
+
+
+# --- the review's findings (accounts issue) ---------------------------------------
+
+
+def _put(client: TestClient, headers: dict[str, str], **body: str) -> tuple[int, str | None]:
+    r = client.put(f"{API}/me/payment-password", headers=headers, json=body)
+    return r.status_code, (r.json().get("code") if r.content else None)
+
+
+@pytest.mark.parametrize("pin", ["111222", "121212", "000001", "123123", "112233", "789012"])
+def test_easy_payment_passwords_are_refused(rt: Runtime, client: TestClient, pin: str) -> None:
+    _, _, headers = person_with_account(rt, client)
+    assert _put(client, headers, password=PASSWORD, new_payment_password=pin) == (
+        422,
+        "PAYMENT_PASSWORD_WEAK",
+    )
+
+
+def test_the_birth_date_is_refused_as_a_payment_password(rt: Runtime, client: TestClient) -> None:
+    from datetime import date
+
+    from support import add_person, login, register
+
+    person, number = add_person(rt, name="李明", phone="13700137000", seq=7)
+    register(client, number, "李明", "13700137000")
+    headers = login(client, "13700137000")
+    born: date = person.birth_date
+    yymmdd = f"{born.year % 100:02d}{born.month:02d}{born.day:02d}"
+    for pin in (yymmdd, f"{born.day:02d}{born.month:02d}{born.year % 100:02d}"):
+        assert _put(client, headers, password=PASSWORD, new_payment_password=pin)[1] == (
+            "PAYMENT_PASSWORD_WEAK"
+        )
+    assert _put(client, headers, password=PASSWORD, new_payment_password="402957")[0] == 204
+
+
+def test_a_change_needs_the_current_payment_password_not_the_login_password(
+    rt: Runtime, client: TestClient
+) -> None:
+    _, _, headers = person_with_account(rt, client)
+    assert _put(client, headers, new_payment_password="135790") == (
+        422,
+        "PAYMENT_PASSWORD_PROOF_REQUIRED",
+    )
+    assert _put(client, headers, payment_password="135790", new_payment_password="402957") == (
+        409,
+        "PAYMENT_PASSWORD_NOT_SET",
+    )
+    assert _put(client, headers, password=PASSWORD, new_payment_password="135790")[0] == 204
+    # Set: the login password no longer changes it.
+    assert _put(client, headers, password=PASSWORD, new_payment_password="402957") == (
+        409,
+        "PAYMENT_PASSWORD_ALREADY_SET",
+    )
+    assert _put(client, headers, payment_password="135790", new_payment_password="402957")[0] == (
+        204
+    )
+    assert _put(client, headers, payment_password="135790", new_payment_password="135790") == (
+        403,
+        "VERIFICATION_FAILED",
+    )
+
+
+def test_a_lockout_is_never_cleared_by_a_change(rt: Runtime, client: TestClient) -> None:
+    """The review: a stolen token reset the payment password with the login password
+    and so cleared the lockout. Now a change goes through the lock."""
+    person, _, headers = person_with_account(rt, client)
+    assert _put(client, headers, password=PASSWORD, new_payment_password="135790")[0] == 204
+    for _ in range(rt.settings.payment_max_failures):
+        _verify(rt, person.id, "402957")
+    assert _verify(rt, person.id, "135790") == "VERIFICATION_LOCKED"
+    assert _put(client, headers, payment_password="135790", new_payment_password="402957") == (
+        423,
+        "VERIFICATION_LOCKED",
+    )
+    assert _put(client, headers, password=PASSWORD, new_payment_password="402957")[1] == (
+        "PAYMENT_PASSWORD_ALREADY_SET"
+    )
+    assert _verify(rt, person.id, "135790") == "VERIFICATION_LOCKED"
+
+
+def test_wrong_login_passwords_here_count_toward_the_login_throttle(
+    rt: Runtime, client: TestClient
+) -> None:
+    """The review: 12 wrong login passwords on this call gave 12 × 401, never 429."""
+    _, _, headers = person_with_account(rt, client)
+    codes = [
+        _put(client, headers, password="Wrong-pass-1", new_payment_password="135790")[1]
+        for _ in range(12)
+    ]
+    assert codes[0] == "INVALID_CREDENTIALS"
+    assert "LOGIN_LOCKED" in codes
+    # And the login itself is throttled by them too.
+    r = client.post(f"{API}/auth/login", json={"login": "13800138000", "password": PASSWORD})
+    assert r.status_code == 429

@@ -183,8 +183,15 @@ def me(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> MeOut:
 
 @router.put("/me/payment-password", status_code=204, tags=["me"])
 def put_payment_password(
-    body: PaymentPasswordIn, principal: PersonDep, session: SessionDep, rt: RuntimeDep
+    body: PaymentPasswordIn,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    request: Request,
 ) -> Response:
+    """Set it the first time with the login password (counted by the login throttle),
+    or change it with the current payment password (counted by its own lockout,
+    which a change never clears)."""
     # End the token look-up's transaction: the two password hashes must not run
     # while it holds SQLite's write lock.
     session.commit()
@@ -193,6 +200,8 @@ def put_payment_password(
         rt,
         principal,
         password=body.password,
+        payment_password=body.payment_password,
         new_payment_password=body.new_payment_password,
+        source=_source(request),
     )
     return Response(status_code=204)

@@ -75,7 +75,18 @@ class TokenOut(LoginOut):
 
 
 class PaymentPasswordIn(Strict):
-    password: str = Field(min_length=1, max_length=128, description="the login password")
+    """Exactly one proof: ``password`` (the login password) to set the payment password
+    the first time, or ``payment_password`` (the current one) to change it."""
+
+    password: str | None = Field(
+        default=None, min_length=1, max_length=128, description="the login password (first time)"
+    )
+    payment_password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="the current payment password (change)",
+    )
     new_payment_password: str = Field(min_length=1, max_length=16, description="six digits")
 
 

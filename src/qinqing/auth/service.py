@@ -3,12 +3,11 @@ and the payment password with its lockout (docs/guide.md ยง3.3 "Verification", ย
 
 from __future__ import annotations
 
-import itertools
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,12 +19,14 @@ from qinqing.audit.service import record
 from qinqing.auth import mfa, throttle
 from qinqing.auth.models import AccessToken, AccountLogin, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
+from qinqing.auth.payment_password_rules import check_payment_password
 from qinqing.auth.staff_passwords import check_staff_password
 from qinqing.auth.tokens import new_token, token_digest
 from qinqing.config import Env
 from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.kit.errors import DomainError
+from qinqing.persons.models import Person
 from qinqing.persons.service import PHONE_KIND, find_by_id_number
 from qinqing.runtime import Runtime
 
@@ -57,15 +58,6 @@ def check_password_strength(password: str) -> None:
         raise DomainError("WEAK_PASSWORD", 422)
     if not (re.search(r"[A-Za-z]", password) and re.search(r"\d", password)):
         raise DomainError("WEAK_PASSWORD", 422)
-
-
-def check_payment_password_strength(pin: str) -> None:
-    if not _PAYMENT_PASSWORD.fullmatch(pin):
-        raise DomainError("PAYMENT_PASSWORD_FORMAT", 422)
-    digits = [int(c) for c in pin]
-    steps = {b - a for a, b in itertools.pairwise(digits)}
-    if len(set(digits)) == 1 or steps in ({1}, {-1}):
-        raise DomainError("PAYMENT_PASSWORD_WEAK", 422)
 
 
 def _issue(
@@ -466,35 +458,88 @@ def person_account(session: Session, principal: Principal, *, lock: bool = False
     return session.execute(stmt).scalar_one()
 
 
-def set_payment_password(
-    session: Session, rt: Runtime, principal: Principal, *, password: str, new_payment_password: str
+def _login_password_checked(
+    rt: Runtime, account_row: _AccountRow, password: str, source: str
 ) -> None:
-    """The caller's session must have no open transaction: both hashes run first,
-    outside it, and only the short update that follows takes the write lock."""
+    """The login password, given again to confirm a change, under the login throttle:
+    a locked account or address is refused before the hash, and a wrong password
+    counts as a failed login (the review found this call an unthrottled oracle)."""
+    now = rt.clock.now()
+    phone = rt.vault.decrypt(PHONE_KIND, account_row.phone_cipher)
+    keys = [throttle.account_key(rt.vault, phone), throttle.address_key(rt.vault, source)]
     with rt.db.read_only() as reader:
-        current = reader.execute(
-            select(PersonAccount.password_hash).where(
+        wait = throttle.wait_for(reader, keys, now)
+    if wait:
+        raise DomainError("LOGIN_LOCKED", 429, retry_after=wait)
+    if not passwords(rt).verify(account_row.password_hash, password):
+        with rt.db.unit_of_work() as writer:
+            throttle.record_login_failure(writer, rt.settings, keys[0], keys[1], now)
+        raise DomainError("INVALID_CREDENTIALS", 401)
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountRow:
+    password_hash: str
+    payment_password_hash: str | None
+    phone_cipher: bytes
+    born: date
+
+
+def set_payment_password(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    new_payment_password: str,
+    password: str | None = None,
+    payment_password: str | None = None,
+    source: str = "unknown",
+) -> None:
+    """Set the payment password the first time with the login password, or change it
+    with the current payment password. A change goes through the payment password's
+    own check, so it counts failures and never clears a lock: a forgotten or locked
+    one is reset only after a step-up. The caller's session must have no open
+    transaction: the slow hashes run outside the write."""
+    if (password is None) == (payment_password is None):
+        raise DomainError("PAYMENT_PASSWORD_PROOF_REQUIRED", 422)
+    with rt.db.read_only() as reader:
+        found = reader.execute(
+            select(
+                PersonAccount.password_hash,
+                PersonAccount.payment_password_hash,
+                PersonAccount.phone_cipher,
+                Person.birth_date,
+            )
+            .join(Person, Person.id == PersonAccount.person_id)
+            .where(
                 PersonAccount.person_id == principal.person_id,
                 PersonAccount.id == uuid.UUID(principal.id),
             )
-        ).scalar_one()
+        ).one()
+    row = _AccountRow(*found)
     pw = passwords(rt)
-    if not pw.verify(current, password):
-        raise DomainError("INVALID_CREDENTIALS", 401)
-    check_payment_password_strength(new_payment_password)
+    if password is not None:
+        if row.payment_password_hash is not None:
+            raise DomainError("PAYMENT_PASSWORD_ALREADY_SET", 409)
+        _login_password_checked(rt, row, password, source)
+    elif row.payment_password_hash is None:
+        raise DomainError("PAYMENT_PASSWORD_NOT_SET", 409)
+    check_payment_password(new_payment_password, row.born)
     new_hash = pw.hash(new_payment_password)
     now = rt.clock.now()
     account = person_account(session, principal, lock=True)
-    if account.password_hash != current:
-        # The login password changed in between: the one given is no longer it.
-        raise DomainError("INVALID_CREDENTIALS", 401)
+    if payment_password is not None:
+        # Counts a failure (committed) and refuses while locked, as any verification.
+        verify_payment_password(session, rt, account, payment_password, now=now)
+    elif account.password_hash != row.password_hash or account.payment_password_hash:
+        # Changed in between: the login password given is no longer it, or another
+        # request set the payment password first.
+        raise DomainError("PAYMENT_PASSWORD_ALREADY_SET", 409)
     account.payment_password_hash = new_hash
-    account.payment_failures = 0
-    account.payment_locked_until = None
     record(
         session,
         actor=principal.actor,
-        action="payment_password.set",
+        action="payment_password.changed" if payment_password else "payment_password.set",
         subject_kind="person",
         subject_id=account.person_id,
         at=now,

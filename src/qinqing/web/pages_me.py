@@ -31,6 +31,9 @@ GUARDIAN_NOTICE = "link.guardian_notice"
 
 PASSWORD_FIELDS = {
     "INVALID_CREDENTIALS": "password",
+    "LOGIN_LOCKED": "password",
+    "VERIFICATION_FAILED": "payment_password",
+    "VERIFICATION_LOCKED": "payment_password",
     "PAYMENT_PASSWORD_FORMAT": "new_payment_password",
     "PAYMENT_PASSWORD_WEAK": "new_payment_password",
 }
@@ -72,12 +75,20 @@ def payment_password_form(
 def payment_password_submit(
     request: Request, form: FormDep, principal: PersonPage, session: SessionDep, rt: RuntimeDep
 ) -> Response:
-    password = form.get("password", "")
+    # The first time the login password confirms it is you; a change needs the
+    # current payment password (a forgotten one is reset with a code instead).
+    is_set = auth.person_account(session, principal).payment_password_hash is not None
+    session.commit()  # no open transaction while the hashes run
+    proof_field = "payment_password" if is_set else "password"
+    proof = form.get(proof_field, "")
     new = form.get("new_payment_password", "").strip()
     again = form.get("confirm_payment_password", "").strip()
     errors = Errors()
-    if not password:
-        errors.add("password", t(request, N_("请输入登录密码")))
+    if not proof:
+        errors.add(
+            proof_field,
+            t(request, N_("请输入当前支付密码") if is_set else N_("请输入登录密码")),
+        )
     if not new:
         errors.add("new_payment_password", t(request, N_("请输入新的支付密码")))
     elif new != again:
@@ -86,12 +97,17 @@ def payment_password_submit(
         _, refused = attempt(
             session,
             lambda: auth.set_payment_password(
-                session, rt, principal, password=password, new_payment_password=new
+                session,
+                rt,
+                principal,
+                new_payment_password=new,
+                source=request.client.host if request.client else "unknown",
+                **{proof_field: proof},
             ),
         )
         if refused is None:
             return redirect(request, rt, "/me?done=payment_password")
-        field = PASSWORD_FIELDS.get(refused.code, "password")
+        field = PASSWORD_FIELDS.get(refused.code, proof_field)
         errors.add(field, domain_text(request, refused.code, refused.params))
     account = auth.person_account(session, principal)
     return page(
