@@ -36,9 +36,7 @@ def _submit(client: TestClient, **fields: str) -> tuple[int, str]:
     return answer.status_code, answer.text
 
 
-def test_set_then_change_with_the_current_payment_password(
-    rt: Runtime, client: TestClient
-) -> None:
+def test_set_then_change_with_the_current_payment_password(rt: Runtime, client: TestClient) -> None:
     person_with_account(rt, client, phone="13800138000")
     _login(client)
     first = client.get("/me/payment-password").text

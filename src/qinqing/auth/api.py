@@ -118,7 +118,11 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     "/auth/token",
     response_model=TokenOut,
     tags=["auth"],
-    responses={401: {"description": "invalid_client"}, 400: {"description": "invalid_request"}},
+    responses={
+        401: {"description": "invalid_client"},
+        400: {"description": "invalid_request"},
+        429: {"description": "slow_down: too many failed attempts (Retry-After)"},
+    },
 )
 def token(
     request: Request,
@@ -143,7 +147,9 @@ def token(
         cid, secret = basic if basic is not None else (client_id, client_secret)
         if cid is None or secret is None or len(cid) > 64 or len(secret) > 128:
             raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
-        issued = service.client_token(rt, client_id=cid, client_secret=secret, scope=scope)
+        issued = service.client_token(
+            rt, client_id=cid, client_secret=secret, scope=scope, source=_source(request)
+        )
     except DomainError as exc:
         tried_basic = request.headers.get("authorization", "")[:6].lower() == "basic "
         if exc.status != 401 or not tried_basic:

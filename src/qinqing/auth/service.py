@@ -306,17 +306,34 @@ def logout(session: Session, rt: Runtime, principal: Principal) -> None:
 
 
 def client_token(
-    rt: Runtime, *, client_id: str, client_secret: str, scope: str | None
+    rt: Runtime,
+    *,
+    client_id: str,
+    client_secret: str,
+    scope: str | None,
+    source: str = "unknown",
 ) -> IssuedToken:
-    """Client credentials; like login, the secret is verified outside any transaction."""
+    """Client credentials; like login, the secret is verified outside any transaction,
+    and under the same throttle: growing delays per client id (known or not) and a
+    pause per address, so each guess's argon2 hash cannot be had at will."""
+    now = rt.clock.now()
+    keys = [
+        throttle.account_key(rt.vault, "client:" + client_id[:64]),
+        throttle.address_key(rt.vault, source),
+    ]
     with rt.db.read_only() as session:
+        wait = throttle.wait_for(session, keys, now)
         client = session.get(ApiClient, client_id) if len(client_id) <= 40 else None
         if client is not None:
             session.expunge(client)
+    if wait:
+        raise DomainError("TOKEN_THROTTLED", 429, retry_after=wait, extra={"error": "slow_down"})
     # One verification on every path (a dummy hash for an unknown or disabled
     # client): the answer's timing does not tell which client ids exist.
     secret_ok = passwords(rt).verify(client.secret_hash if client else None, client_secret)
     if client is None or client.disabled or not secret_ok:
+        with rt.db.unit_of_work() as session:
+            throttle.record_login_failure(session, rt.settings, keys[0], keys[1], now)
         raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
     granted = set(client.scopes.split())
     if scope:
