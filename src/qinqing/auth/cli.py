@@ -93,7 +93,10 @@ def staff_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")
             ]
         )
         return
-    table = Table("username", "role", "region", "status", "second factor", "password")
+    table = Table()
+    table.add_column("username", no_wrap=True)
+    for heading in ("role", "region", "status", "second factor", "password"):
+        table.add_column(heading)
     for r in rows:
         table.add_row(
             r.username,

@@ -4,11 +4,12 @@ banks together, hence here)."""
 from __future__ import annotations
 
 import typer
+from rich.table import Table
 
 from qinqing.audit.actor import operator
-from qinqing.auth import service
+from qinqing.auth import clients, service
 from qinqing.banks.endpoints import set_endpoint
-from qinqing.kit.cli import console, domain_fail, print_json
+from qinqing.kit.cli import console, domain_fail, print_json, run_once
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import cli_runtime
 
@@ -62,3 +63,75 @@ def clients_add(
     if webhook_secret is not None:
         console.print(f"webhook_secret: {webhook_secret}")
     console.print("[yellow]Secrets are shown only now; store them safely.[/]")
+
+
+@clients_app.command("list")
+def clients_list(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every API client: kind, region, bank code, active or disabled (never a secret)."""
+    rt = cli_runtime(ctx)
+    rows = run_once(rt.db, clients.list_clients, what="clients list")
+    if as_json:
+        print_json(
+            [
+                {
+                    "client_id": r.id,
+                    "name": r.name,
+                    "kind": r.kind,
+                    "region": r.region_code,
+                    "bank_code": r.bank_code,
+                    "disabled": r.disabled,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table()
+    # The id is what an operator copies into the next command: never wrapped.
+    table.add_column("client_id", no_wrap=True)
+    for heading in ("name", "kind", "region", "bank", "status"):
+        table.add_column(heading)
+    for r in rows:
+        table.add_row(
+            r.id,
+            r.name,
+            r.kind,
+            r.region_code,
+            r.bank_code or "",
+            "[red]disabled[/]" if r.disabled else "active",
+        )
+    console.print(table)
+    if not rows:
+        console.print("no API clients yet: `qinqing clients add NAME --kind … --region …`")
+
+
+@clients_app.command("disable")
+def clients_disable(ctx: typer.Context, client_id: str) -> None:
+    """Disable a client: no new tokens, and its tokens stop working now."""
+    rt = cli_runtime(ctx)
+    ended = run_once(
+        rt.db,
+        lambda s: clients.disable_client(s, rt, client_id, actor=operator()),
+        what="clients disable",
+    )
+    console.print(f"client [bold]{client_id}[/] disabled; {ended} token(s) ended")
+
+
+@clients_app.command("rotate-secret")
+def clients_rotate_secret(
+    ctx: typer.Context, client_id: str, as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """A new client secret, shown once; the old secret and its tokens stop working now."""
+    rt = cli_runtime(ctx)
+    hasher = service.passwords(rt)
+    secret = run_once(
+        rt.db,
+        lambda s: clients.rotate_secret(s, rt, client_id, hasher, actor=operator()),
+        what="clients rotate-secret",
+    )
+    if as_json:
+        print_json({"client_id": client_id, "client_secret": secret})
+        return
+    console.print(f"client_id:     {client_id}")
+    console.print(f"client_secret: {secret}")
+    console.print("[yellow]The secret is shown only now; the old one no longer works.[/]")
