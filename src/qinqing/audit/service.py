@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
+from qinqing.audit.free_text import check_free_text
 from qinqing.audit.models import AuditEntry, AuditHead
 from qinqing.identity.vault import Vault
 from qinqing.kit.clock import as_utc
@@ -90,7 +91,10 @@ def record(
     reason: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction. ``details`` must hold no raw PII."""
+    """Append one entry in the caller's transaction. ``details`` must hold no raw PII;
+    ``reason`` is free text, refused when it holds a personal number (the entry can
+    never be edited), which rolls the caller's whole change back."""
+    check_free_text(reason)
     head = session.execute(
         select(AuditHead)
         .where(AuditHead.id == 1)
