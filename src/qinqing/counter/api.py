@@ -36,7 +36,6 @@ from qinqing.family.views import LinkOut, link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.http.problems import locale_of
-from qinqing.identity.masking import mask_id_number
 from qinqing.kit import i18n
 from qinqing.kit.errors import DomainError
 from qinqing.persons.service import person_view
@@ -53,13 +52,9 @@ ClerkDep = Annotated[Principal, staff_dep("clerk")]
 def masked_link_out(
     session: Session, rt: Runtime, link: FamilyLink, principal: Principal
 ) -> LinkOut:
-    out = link_out(session, rt, link, principal)
-    return out.model_copy(
-        update={
-            side: party.model_copy(update={"id_number": mask_id_number(party.id_number)})
-            for side, party in (("holder", out.holder), ("member", out.member))
-        }
-    )
+    """An answer to a write (unbind, bind, proof): masked, as every link is unless a
+    read is audited for the purpose."""
+    return link_out(session, rt, link, principal)
 
 
 def render_blocker(blocker: unbind_rules.Blocker, locale: str) -> dict[str, Any]:
@@ -108,8 +103,10 @@ def lookup(body: LookupIn, principal: ClerkDep, session: SessionDep, rt: Runtime
             region_code=view["region_code"],
             region_name=rt.policies.region(found.person.region_code).name,
         ),
-        as_holder=[link_out(session, rt, x, principal) for x in found.as_holder],
-        as_member=[link_out(session, rt, x, principal) for x in found.as_member],
+        # The look-up is audited (counter.lookup): a clerk sees their region's links
+        # in full.
+        as_holder=[link_out(session, rt, x, principal, reveal=True) for x in found.as_holder],
+        as_member=[link_out(session, rt, x, principal, reveal=True) for x in found.as_member],
         id_document_locked_until=found.id_document_locked_until,
     )
 

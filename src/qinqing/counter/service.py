@@ -131,6 +131,31 @@ def lookup(
     )
 
 
+def view(session: Session, rt: Runtime, principal: Principal, person_id: uuid.UUID) -> LookupResult:
+    """The person's page again (after an unbind, from a link's page), shown by a GET:
+    the same visibility as a look-up, numbers masked, and nothing written — a GET a
+    cross-site link can make a clerk's browser send must not write the audit log.
+    Seeing the full numbers again is a new look-up (a POST, audited)."""
+    region = require_clerk(principal)
+    person = session.get(Person, person_id)
+    if person is None or not (
+        person.region_code == region or _party_of_region_link(session, person.id, region)
+    ):
+        raise DomainError("NOT_FOUND", 404, kind=PERSON_SUBJECT)
+    links = family_service.family_of(session, rt, person.id)
+    if person.region_code != region:
+        links = {
+            side: [x for x in found if x.region_code == region] for side, found in links.items()
+        }
+    return LookupResult(
+        person=person,
+        reveal=False,
+        as_holder=links["as_holder"],
+        as_member=links["as_member"],
+        id_document_locked_until=documents.locked_until(session, person.id, rt.clock.now()),
+    )
+
+
 # --- unbind on behalf of a party ---------------------------------------------
 
 

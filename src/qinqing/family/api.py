@@ -22,7 +22,7 @@ from qinqing.family.schemas import (
     ProofPage,
     ProofReviewOut,
 )
-from qinqing.family.views import LinkOut, link_out
+from qinqing.family.views import LinkOut, link_out, may_reveal
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
 from qinqing.kit.errors import forbidden
@@ -149,12 +149,15 @@ def decline(
 
 @router.get("/family/links/{link_id}", response_model=LinkOut, summary="One link")
 def get_link(link_id: str, principal: PrincipalDep, session: SessionDep, rt: RuntimeDep) -> LinkOut:
-    """For its holder and member, and for staff of its region (who see ID numbers in
-    full). Unknown ids and links the caller may not see answer 404 alike."""
+    """For its holder and member, and for staff of its region. A clerk of the region
+    sees the ID numbers in full, and that read is audited; anyone else sees them
+    masked. Unknown ids and links the caller may not see answer 404 alike."""
     if principal.kind not in ("person", "staff"):
         raise forbidden()
     link = service.get_link(session, rt, principal, link_id)
-    return link_out(session, rt, link, principal)
+    if may_reveal(principal, link):
+        service.audit_full_read(session, rt, principal, link)
+    return link_out(session, rt, link, principal, reveal=True)
 
 
 @router.post(

@@ -555,6 +555,20 @@ def family_of(session: Session, rt: Runtime, pid: uuid.UUID) -> dict[str, list[F
     }
 
 
+def audit_full_read(session: Session, rt: Runtime, principal: Principal, link: FamilyLink) -> None:
+    """A clerk read a link with both parties' ID numbers in full (an API read with a
+    bearer token, which no cross-site link can make a browser send)."""
+    record(
+        session,
+        actor=principal.actor,
+        action="family.link_read_full",
+        subject_kind="family_link",
+        subject_id=link.id,
+        at=rt.clock.now(),
+        details={"holder_id": str(link.holder_id), "member_id": str(link.member_id)},
+    )
+
+
 def get_link(
     session: Session, rt: Runtime, principal: Principal, link_id: str | uuid.UUID
 ) -> FamilyLink:

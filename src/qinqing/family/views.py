@@ -26,7 +26,10 @@ class PartyOut(BaseModel):
 
     id: str | None = Field(description="null where the caller may not see it (see above)")
     name: str
-    id_number: str = Field(description="masked unless the caller is staff of the region")
+    id_number: str = Field(
+        description="masked, except for a clerk of the link's region on a look-up or a "
+        "read of the link through the API (each such read audited)"
+    )
     status: Literal["active", "arrears", "suspended", "terminated"] | None
     scheme: Literal["employee", "resident", "flexible"] | None
     region_code: str | None
@@ -71,8 +74,28 @@ def _party(rt: Runtime, person: Person, reveal: bool, *, live: bool) -> PartyOut
     )
 
 
-def link_out(session: Session, rt: Runtime, link: FamilyLink, principal: Principal) -> LinkOut:
-    reveal = principal.kind == "staff" and principal.region_code == link.region_code
+def may_reveal(principal: Principal, link: FamilyLink) -> bool:
+    """Full ID numbers are a clerk's, for the persons of their region's links: the
+    counter checks a document against them. Reviewers and admins see them masked."""
+    return (
+        principal.kind == "staff"
+        and principal.role == "clerk"
+        and principal.region_code == link.region_code
+    )
+
+
+def link_out(
+    session: Session,
+    rt: Runtime,
+    link: FamilyLink,
+    principal: Principal,
+    *,
+    reveal: bool = False,
+) -> LinkOut:
+    """``reveal``: the caller asked to see full ID numbers and the read is audited by
+    the caller (an API read or a POSTed look-up); it counts only where
+    :func:`may_reveal` allows. Every page a GET shows is masked."""
+    reveal = reveal and may_reveal(principal, link)
     holder = session.get(Person, link.holder_id)
     member = session.get(Person, link.member_id)
     assert holder is not None and member is not None

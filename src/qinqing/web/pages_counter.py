@@ -26,7 +26,7 @@ from qinqing.counter.api import render_blocker
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.errors import not_found
-from qinqing.persons.service import get_person, id_number_of, person_view
+from qinqing.persons.service import person_view
 from qinqing.runtime import Runtime
 from qinqing.unbind import review as unbind_review
 from qinqing.unbind import service as unbind
@@ -99,7 +99,8 @@ def _person_page(
     person = person_view(rt.vault, found.person, reveal=found.reveal)
 
     def entry(link: Any) -> dict[str, Any]:
-        out = link_out(session, rt, link, principal)
+        # In full only after a look-up (a POST, audited); masked on the GET page.
+        out = link_out(session, rt, link, principal, reveal=found.reveal)
         role: Party = "holder" if out.holder.id == person["id"] else "member"
         other = out.member if role == "holder" else out.holder
         return {"link": out, "role": role, "other": other}
@@ -162,16 +163,13 @@ def lookup_again(request: Request, principal: ClerkPage, rt: RuntimeDep) -> Resp
 def _lookup_by_id(
     session: Session, rt: Runtime, principal: Principal, person_id: str
 ) -> counter.LookupResult:
-    """The person's page again (after an unbind, from a link's page): the same
-    audited look-up, by the number on the record of the person named in the path."""
+    """The person's page again (after an unbind, from a link's page): masked and not
+    audited, as any page a GET shows (counter.view)."""
     try:
         pid = uuid.UUID(person_id)
     except ValueError:
         raise not_found("person") from None
-    person = get_person(session, pid)
-    if person is None:
-        raise not_found("person")
-    return counter.lookup(session, rt, principal, id_number_of(rt.vault, person), None)
+    return counter.view(session, rt, principal, pid)
 
 
 @router.get("/counter/persons/{person_id}")
