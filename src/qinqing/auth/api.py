@@ -11,16 +11,19 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
 
 from qinqing.accounting.statements import balance_of
-from qinqing.auth import registration, service
+from qinqing.auth import registration, service, sessions
 from qinqing.auth.deps import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
     LoginIn,
     LoginOut,
     MeOut,
+    PasswordChangeIn,
     PaymentPasswordIn,
     RegionRef,
     RegisterIn,
     RegisterOut,
+    SessionOut,
+    SessionsOut,
     SmsCodeIn,
     SmsCodeOut,
     TokenOut,
@@ -210,4 +213,51 @@ def put_payment_password(
         new_payment_password=body.new_payment_password,
         source=_source(request),
     )
+    return Response(status_code=204)
+
+
+@router.put("/me/password", status_code=204, tags=["me"])
+def put_password(
+    body: PasswordChangeIn,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    request: Request,
+) -> Response:
+    """Change the login password with the current one (a wrong one counts as a failed
+    login). Every other session ends; this one stays; a notice tells the person."""
+    session.commit()  # no open transaction while the hashes run
+    service.change_password(
+        session,
+        rt,
+        principal,
+        password=body.password,
+        new_password=body.new_password,
+        source=_source(request),
+    )
+    return Response(status_code=204)
+
+
+@router.get("/me/sessions", response_model=SessionsOut, tags=["me"])
+def get_sessions(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> SessionsOut:
+    """The account's live sessions, newest first; ``current`` marks this one."""
+    rows = sessions.list_sessions(session, rt, principal)
+    return SessionsOut(
+        items=[
+            SessionOut(
+                id=r.id,
+                created_at=r.created_at,
+                last_seen_at=r.last_seen_at,
+                channel=r.channel,
+                current=r.current,
+            )
+            for r in rows
+        ]
+    )
+
+
+@router.delete("/me/sessions", status_code=204, tags=["me"])
+def delete_sessions(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> Response:
+    """End every session of the account, this one included (after a lost phone)."""
+    sessions.end_all(session, rt, principal)
     return Response(status_code=204)

@@ -103,6 +103,8 @@ class AccessToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the purge
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A person's session list shows it; written at most every few minutes (auth/sessions.py).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class LoginThrottle(Base):

@@ -112,3 +112,22 @@ class MeOut(BaseModel):
     has_personal_account: bool = Field(description="only employee (职工) members have one")
     balance_fen: int = Field(description="personal-account balance")
     available_fen: int = Field(description="balance less open holds")
+
+
+class PasswordChangeIn(Strict):
+    password: str = Field(min_length=1, max_length=128, description="the current login password")
+    new_password: str = Field(
+        min_length=1, max_length=128, description="8 to 128 characters, letters and digits"
+    )
+
+
+class SessionOut(BaseModel):
+    id: str = Field(description="an opaque name of the session (never its token)")
+    created_at: datetime
+    last_seen_at: datetime | None = Field(description="when it was last used (to a few minutes)")
+    channel: str
+    current: bool = Field(description="the session this request came with")
+
+
+class SessionsOut(BaseModel):
+    items: list[SessionOut]

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import CLIENT_SCOPES, STAFF_CHANNEL, Principal
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
-from qinqing.auth import mfa, throttle
+from qinqing.auth import mfa, sessions, throttle
+from qinqing.auth.events import PASSWORD_CHANGED, AccountNotice
 from qinqing.auth.models import AccessToken, AccountLogin, ApiClient, PersonAccount, StaffUser
 from qinqing.auth.passwords import Passwords
 from qinqing.auth.payment_password_rules import check_payment_password
@@ -261,9 +262,19 @@ def login(
         ttl = settings.access_token_ttl_seconds
         if subject.kind == "person":
             chan = channel if channel in PERSON_CHANNELS else "app"
-            return _issue(
+            assert subject.person_id is not None
+            issued = _issue(
                 session, rt, "person", str(subject.id), chan, ttl, person_id=subject.person_id
             )
+            sessions.tell_of_new_login(
+                session,
+                rt,
+                person_id=subject.person_id,
+                account_id=str(subject.id),
+                channel=chan,
+                new_token_hash=token_digest(issued.access_token),
+            )
+            return issued
         assert subject.role is not None
         return _issue(session, rt, "staff", str(subject.id), STAFF_CHANNEL[subject.role], ttl)
 
@@ -500,6 +511,62 @@ class _AccountRow:
     payment_password_hash: str | None
     phone_cipher: bytes
     born: date
+
+
+def change_password(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    password: str,
+    new_password: str,
+    source: str = "unknown",
+) -> int:
+    """A new login password, confirmed with the current one (under the login throttle,
+    as every login password given anywhere); every other session ends, the caller's
+    stays; the person is told. Returns how many sessions ended. The caller's session
+    must have no open transaction: the hashes run outside the write."""
+    with rt.db.read_only() as reader:
+        found = reader.execute(
+            select(
+                PersonAccount.password_hash,
+                PersonAccount.payment_password_hash,
+                PersonAccount.phone_cipher,
+                Person.birth_date,
+            )
+            .join(Person, Person.id == PersonAccount.person_id)
+            .where(
+                PersonAccount.person_id == principal.person_id,
+                PersonAccount.id == uuid.UUID(principal.id),
+            )
+        ).one()
+    row = _AccountRow(*found)
+    _login_password_checked(rt, row, password, source)
+    check_password_strength(new_password)
+    if new_password == password:
+        raise DomainError("PASSWORD_UNCHANGED", 422)
+    new_hash = passwords(rt).hash(new_password)
+    now = rt.clock.now()
+    account = person_account(session, principal, lock=True)
+    if account.password_hash != row.password_hash:
+        raise DomainError("INVALID_CREDENTIALS", 401)
+    account.password_hash = new_hash
+    ended = sessions.end_others(session, rt, principal.id, keep=principal.token_hash)
+    record(
+        session,
+        actor=principal.actor,
+        action="password.changed",
+        subject_kind="person",
+        subject_id=account.person_id,
+        at=now,
+        details={"sessions_ended": ended},
+    )
+    assert principal.person_id is not None
+    rt.events.publish(
+        session,
+        AccountNotice(principal.person_id, PASSWORD_CHANGED, now, {"sessions_ended": ended}),
+    )
+    return ended
 
 
 def set_payment_password(

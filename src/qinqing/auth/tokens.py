@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -22,6 +23,9 @@ def token_digest(token: str) -> str:
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+SEEN_EVERY = timedelta(minutes=5)
 
 
 def unauthenticated() -> DomainError:
@@ -55,6 +59,9 @@ def principal_from_token(session: Session, rt: Runtime, token: str) -> Principal
         ).scalar_one_or_none()
         if found is None:
             raise unauthenticated()
+        # The session list's "last used": a write at most every few minutes.
+        if tok.last_seen_at is None or now - tok.last_seen_at >= SEEN_EVERY:
+            tok.last_seen_at = now
         return Principal("person", tok.subject_id, tok.channel, digest, person_id=found)
     if tok.subject_kind == "staff":
         staff = session.get(StaffUser, uuid.UUID(tok.subject_id))

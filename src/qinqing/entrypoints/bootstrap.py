@@ -15,6 +15,7 @@ from qinqing.identity.vault import Vault, VaultKeyError, load_or_create_key_file
 from qinqing.kit.cli import err_console, fail
 from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database, on_citus
+from qinqing.notify import subscribers as notify_subscribers
 from qinqing.ops.legacy import key_legacy_storage
 from qinqing.regions.loading import load_policies
 from qinqing.regions.policy import PolicyError
@@ -46,9 +47,11 @@ def load_master_key(settings: Settings) -> bytes:
 
 def wire(rt: Runtime) -> Runtime:
     """Plug the partners into the core: banks hear the family and unbind events
-    (their webhooks) and say whom a bank client acts for; the vouchers say which
+    (their webhooks) and say whom a bank client acts for; the notices hear the
+    accounts' events; the vouchers say which
     links an institution was shown (the payments' detailed refusals)."""
     bank_subscribers.install(rt.events)
+    notify_subscribers.install(rt.events)
     rt.customers = is_customer
     rt.shown_vouchers = shown_to
     return rt
