@@ -137,3 +137,15 @@ def test_the_clerk_sees_the_unsettled_bill_behind_the_blocker(
     assert page_.status_code == 200, page_.text
     assert 'data-code="UNSETTLED_PAYMENTS"' in page_.text
     assert "123.45" in page_.text and "尚未结算的费用" in page_.text
+
+
+def test_cursor_paged_pages_refuse_page_numbers(rt: Runtime, client: TestClient) -> None:
+    """我的消息 and 账户明细 page by 'older' links (a cursor): a page number, good or
+    bad, is the not-found page rather than page 1 shown as if it were page N."""
+    person_with_account(rt, client, phone="13800138000")
+    _web_login(client, "13800138000", PASSWORD)
+    for path in ("/me/notifications", "/me/account"):
+        assert client.get(path).status_code == 200
+        for query in ("page=-1", "page_size=100000", "page=2"):
+            refused = client.get(f"{path}?{query}")
+            assert refused.status_code == 404 and "找不到这个页面" in refused.text, (path, query)

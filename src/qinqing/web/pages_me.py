@@ -15,7 +15,7 @@ from qinqing.accounting import api as ledger_api
 from qinqing.auth import api as auth_api
 from qinqing.auth import service as auth
 from qinqing.family import service as family
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.notify import api as notify_api
 from qinqing.persons.service import get_person
@@ -42,7 +42,7 @@ def me(request: Request, principal: PersonPage, session: SessionDep, rt: Runtime
     return page(request, rt, session, "me.html", me=profile)
 
 
-@router.get("/me/account")
+@router.get("/me/account", dependencies=[CursorPaging])
 def statement(
     request: Request,
     principal: PersonPage,
@@ -146,7 +146,7 @@ def _notice_text(
     return t(request, template, name=name), href
 
 
-@router.get("/me/notifications")
+@router.get("/me/notifications", dependencies=[CursorPaging])
 def notifications(
     request: Request,
     principal: PersonPage,
