@@ -22,7 +22,7 @@ from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.web import labels
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
-from qinqing.web.render import page, redirect, t
+from qinqing.web.render import page, redirect, t, t_names
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
 
@@ -122,7 +122,7 @@ def _notice_text(
         # (masked), and there is no page of the link to open.
         masked, child = payload.get("holder_name_masked"), payload.get("member_name_masked")
         return (
-            t(
+            t_names(
                 request,
                 template,
                 name=masked if isinstance(masked, str) else "",
@@ -143,7 +143,7 @@ def _notice_text(
     request_id = payload.get("request_id")
     if kind.startswith("unbind.") and isinstance(request_id, str):
         href = f"/unbind-requests/{request_id}"
-    return t(request, template, name=name), href
+    return t_names(request, template, name=name), href
 
 
 @router.get("/me/notifications", dependencies=[CursorPaging])
