@@ -14,15 +14,19 @@ import contextlib
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
 
 from family_support import API, new_person
+from ledger_support import authorize_body, fund, institution_headers, make_family
 from qinqing.entrypoints.app import create_app
 from qinqing.entrypoints.bootstrap import build_runtime
+from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
 
 
@@ -85,8 +89,13 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
 
 
+@pytest.fixture(params=[False, True], ids=["alone", "group-commit"])
+def group_commit(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-def proxied(rt: Runtime) -> Iterator[tuple[Runtime, Proxy]]:
+def proxied(rt: Runtime, request: pytest.FixtureRequest) -> Iterator[tuple[Runtime, Proxy]]:
     url = rt.settings.database_url or ""
     if not url.startswith("postgresql"):
         pytest.skip("a database server that goes away is a PostgreSQL matter (SQLite is a file)")
@@ -97,9 +106,10 @@ def proxied(rt: Runtime) -> Iterator[tuple[Runtime, Proxy]]:
         f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
     )
     through = urlunsplit(parts._replace(netloc=netloc))
-    runtime = build_runtime(
-        rt.settings.model_copy(update={"database_url": through}), clock=rt.clock, migrate=False
-    )
+    update: dict[str, Any] = {"database_url": through}
+    if "group_commit" in request.fixturenames:
+        update["group_commit"] = request.getfixturevalue("group_commit")
+    runtime = build_runtime(rt.settings.model_copy(update=update), clock=rt.clock, migrate=False)
     try:
         yield runtime, proxy
     finally:
@@ -142,3 +152,95 @@ def test_while_the_database_is_away_every_answer_is_503(
         proxy.start()
         # Back: the pool's cut connections are replaced on the first request.
         assert client.get(f"{API}/me", headers=person.headers).status_code == 200
+
+
+def test_fast_path_payments_answer_503_at_once_and_recover(
+    proxied: tuple[Runtime, Proxy],
+    group_commit: bool,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An institution's payments on the PostgreSQL fast path (its own async pool, the
+    ASGI lane and the route): while the database is away, 503 DATABASE_UNAVAILABLE
+    with Retry-After within about a second, not after the pool's 30 s and not a 500;
+    back within about a second of the database."""
+    rt, proxy = proxied
+    fam = make_family(rt)
+    fund(rt, fam.holder_id, 10_000)
+    fast_calls: list[str] = []
+    original = FastPath._call
+
+    async def counting(self: FastPath, *args: Any, **kwargs: Any) -> Any:
+        fast_calls.append(args[1].split("(")[0])
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPath, "_call", counting)
+    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+        fast: FastPath | None = client.app.state.fast_payments  # type: ignore[attr-defined]
+        if fast is None:
+            pytest.skip("no fast path on this database (Citus)")
+        assert fast.group_commit is group_commit
+        inst = institution_headers(rt, client)
+
+        def authorize(ref: str, **headers: str) -> Any:
+            return client.post(
+                f"{API}/payments/authorize",
+                json=authorize_body(fam, 100, ref),
+                headers={**inst, **headers},
+            )
+
+        held = authorize("B1")  # the route; the principal is cached from now on
+        assert held.status_code == 201, held.text
+        assert authorize("B2").status_code == 201  # the lane
+        assert len(fast_calls) == 2
+        payment = held.json()["payment_id"]
+
+        proxy.stop()
+        caplog.clear()
+        caplog.set_level(logging.WARNING)
+        tries: list[tuple[str, Any]] = [
+            ("authorize (lane)", lambda: authorize("D1")),
+            ("keyed authorize (lane)", lambda: authorize("D2", **{"Idempotency-Key": "k-d2"})),
+            (
+                "settle (lane)",
+                lambda: client.post(
+                    f"{API}/payments/{payment}/settle", json={"amount_fen": 100}, headers=inst
+                ),
+            ),
+            ("void (lane)", lambda: client.post(f"{API}/payments/{payment}/void", headers=inst)),
+        ]
+        for what, call in tries:
+            started = time.monotonic()
+            r = call()
+            took = time.monotonic() - started
+            assert r.status_code == 503, (what, r.status_code, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert r.json()["code"] == "DATABASE_UNAVAILABLE", (what, r.text)
+            assert r.headers["retry-after"]
+            assert took < 2.0, (what, took)
+        assert len(fast_calls) >= 6  # every one went to the fast path (a cut one twice)
+        # A token not cached goes through the route (the ORM reads the token): 503 too.
+        fast.principals = type(fast.principals)()
+        r = authorize("D3")
+        assert r.status_code == 503 and r.json()["code"] == "DATABASE_UNAVAILABLE", r.text
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+        assert any("database unavailable" in r.getMessage() for r in caplog.records)
+
+        proxy.start()
+        back = time.monotonic()
+        while True:
+            r = authorize(f"U{time.monotonic()}")
+            if r.status_code == 201:
+                break
+            assert r.status_code == 503, r.text
+            assert time.monotonic() - back < 3.0, "the fast path did not come back"
+        r = authorize("U-lane")  # the principal is cached again: the lane
+        assert r.status_code == 201, r.text
+        recovered = time.monotonic() - back
+        assert recovered < 2.5, recovered
+        assert fast_calls[-1] == "SELECT * FROM qinqing_payment_authorize"
+        # Nothing of the refused calls was applied: two holds of 100 and the two new ones.
+        done = client.post(
+            f"{API}/payments/{payment}/settle", json={"amount_fen": 100}, headers=inst
+        )
+        assert done.status_code == 200 and done.json()["status"] == "settled", done.text

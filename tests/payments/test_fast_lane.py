@@ -190,3 +190,29 @@ def test_keyed_settle_and_void_replay_and_a_refused_keyed_request_can_be_retried
         assert v.status_code == 409 and v.json()["code"] == "PAYMENT_ALREADY_RESOLVED"
         assert "Idempotent-Replayed" not in v.headers
     assert _held(rt, fam) == (15_000 - 11_000, 0)
+
+
+def test_a_pool_busy_with_work_answers_retry_later_not_unavailable(
+    rt: Runtime, client: TestClient, fam: Family, inst: dict[str, str]
+) -> None:
+    """Every fast-path connection out at work for longer than the pool's wait: the
+    database is there but slow, so 503 RETRY_LATER with Retry-After (not
+    DATABASE_UNAVAILABLE, which is for a database that cannot be reached)."""
+    fast = _fast(client)
+    if fast is None:
+        pytest.skip("the fast path's pool is PostgreSQL's (not SQLite, not a Citus coordinator)")
+    assert _authorize(client, inst, fam, 100, "P1").status_code == 201  # pool open, cached
+    portal = client.portal  # type: ignore[attr-defined]
+    pool = portal.call(fast._pool)
+    held = [portal.call(pool.getconn) for _ in range(fast.pool_size)]
+    fast._in_use += len(held)  # as if each were inside a call
+    try:
+        r = _authorize(client, inst, fam, 100, "P2")
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "RETRY_LATER" and r.headers["retry-after"]
+    finally:
+        fast._in_use -= len(held)
+        for conn in held:
+            portal.call(pool.putconn, conn)
+    assert _authorize(client, inst, fam, 100, "P3").status_code == 201
+    assert _held(rt, fam) == (10_000, 200)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from counter_support import audit_entries, counter_family
+from family_support import make_active_link
 from ledger_support import authorize_body, fund, institution_headers, make_family
 from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
@@ -137,3 +138,64 @@ def test_the_clerk_sees_the_unsettled_bill_behind_the_blocker(
     assert page_.status_code == 200, page_.text
     assert 'data-code="UNSETTLED_PAYMENTS"' in page_.text
     assert "123.45" in page_.text and "尚未结算的费用" in page_.text
+
+
+def test_cursor_paged_pages_refuse_page_numbers(rt: Runtime, client: TestClient) -> None:
+    """我的消息 and 账户明细 page by 'older' links (a cursor): a page number, good or
+    bad, is the not-found page rather than page 1 shown as if it were page N."""
+    person_with_account(rt, client, phone="13800138000")
+    _web_login(client, "13800138000", PASSWORD)
+    for path in ("/me/notifications", "/me/account"):
+        assert client.get(path).status_code == 200
+        for query in ("page=-1", "page_size=100000", "page=2"):
+            refused = client.get(f"{path}?{query}")
+            assert refused.status_code == 404 and "找不到这个页面" in refused.text, (path, query)
+
+
+def _as(client: TestClient, headers: dict[str, str]) -> None:
+    """The web session is the API's opaque token, in its cookie."""
+    client.cookies.set("qq_session", headers["Authorization"].removeprefix("Bearer "))
+
+
+def test_unbind_step_two_tells_each_party_what_ends_and_labels_are_distinct(
+    rt: Runtime, client: TestClient
+) -> None:
+    """The holder is told that *they* can no longer show the member's e-voucher or pay
+    for them; the member, that the holder can no longer do so for *them*. The
+    verification method's radio buttons and the password box have labels of their
+    own (with a face provider both show)."""
+    made = make_active_link(rt, client, mutual_aid=True)
+    _as(client, made.holder_headers)
+    holder = client.get(f"/family/links/{made.link_id}/unbind")
+    assert holder.status_code == 200, holder.text
+    assert "您不能再为对方出示医保电子凭证" in holder.text
+    assert "对方不能再为您出示" not in holder.text
+    _as(client, made.member_headers)
+    member = client.get(f"/family/links/{made.link_id}/unbind")
+    assert "对方不能再为您出示医保电子凭证" in member.text
+    assert "您不能再为对方出示" not in member.text
+    for html in (holder.text, member.text):
+        labels = [
+            re.sub(r"<[^>]+>", "", text).strip()
+            for text in re.findall(r"<label[^>]*>(.*?)</label>", html, re.S)
+        ]
+        assert "用支付密码核验" in labels and "用人脸核验" in labels and "支付密码" in labels
+        assert len(labels) == len(set(labels)), labels
+        legend = re.search(r"<legend[^>]*>(.*?)</legend>", html, re.S)
+        assert legend and "核验方式" in legend.group(1)
+
+
+def test_chinese_pages_say_beijing_time_wherever_they_show_a_time(
+    rt: Runtime, client: TestClient
+) -> None:
+    made = make_active_link(rt, client, mutual_aid=True)
+    _as(client, made.holder_headers)
+    for path in (f"/family/links/{made.link_id}", "/me/notifications"):
+        html = client.get(path).text
+        text = re.sub(r"<[^>]+>", "", html)
+        times = re.findall(r"\d{1,2}:\d{2}(?:（北京时间）)?", text)
+        assert times, path
+        assert all(t.endswith("（北京时间）") for t in times), (path, times)
+    client.cookies.set("qq_lang", "en")
+    english = re.sub(r"<[^>]+>", "", client.get("/me/notifications").text)
+    assert "(Beijing time)" in english

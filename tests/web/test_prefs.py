@@ -17,8 +17,8 @@ def test_language_switch_is_remembered(server: Server, page: Page) -> None:
     page.get_by_role("link", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.get_by_role("heading", level=1)).to_have_text("Me")  # the same page, in English
-    page.get_by_role("link", name="My family members").first.click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("My family members")
+    page.get_by_role("link", name="My family", exact=True).first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("My family")
     expect(page.get_by_role("link", name="Add a family member")).to_be_visible()
     page.goto(server.url + "/help")  # a new navigation: still English
     expect(page.get_by_role("heading", level=1)).to_have_text("Help")
@@ -30,7 +30,7 @@ def test_language_switch_is_remembered(server: Server, page: Page) -> None:
 def test_blockers_follow_the_language(server: Server, page: Page) -> None:
     log_in(page, server, ZHANG_WEI)
     page.get_by_role("link", name="English").click()
-    page.get_by_role("link", name="My family members").first.click()
+    page.get_by_role("link", name="My family", exact=True).first.click()
     page.get_by_role("link", name=re.compile("李娜")).click()
     page.get_by_role("link", name="Unbind").click()
     blocker = page.locator(".blocker[data-code=UNSETTLED_PAYMENTS]")

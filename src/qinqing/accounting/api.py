@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from qinqing.accounting import statements
 from qinqing.accounting.schemas import EntryOut, HoldOut, MemberRef, StatementOut
 from qinqing.auth.deps import PersonDep
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
 from qinqing.persons.models import Person
 
 router = APIRouter(tags=["statements"])
@@ -19,6 +19,7 @@ router = APIRouter(tags=["statements"])
     "/me/account/entries",
     response_model=StatementOut,
     summary="个人账户明细 (personal-account statement)",
+    dependencies=[CursorPaging],
 )
 def my_entries(
     principal: PersonDep,
@@ -27,7 +28,10 @@ def my_entries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> StatementOut:
-    """Contributions credited, payments and for which member, and open holds; newest first."""
+    """Contributions credited, payments and for which member, and open holds; newest
+    first, `limit` (1 to 200) entries at a time, the next (older) page by `before`.
+    `page`, `page_size` or `offset` (offset paging, which this list does not do) is
+    422."""
     person = session.get(Person, principal.person_id)
     assert person is not None
     st = statements.statement(session, person, rt.clock.now(), limit=limit, before=before)

@@ -4,7 +4,6 @@ once, stored encrypted)."""
 from __future__ import annotations
 
 import base64
-import ipaddress
 import logging
 import secrets
 from datetime import timedelta
@@ -16,6 +15,7 @@ from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
 from qinqing.banks.models import WebhookEndpoint
+from qinqing.kit import netaddr
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
@@ -44,7 +44,13 @@ def new_secret() -> str:
 
 
 def check_url(url: str) -> str:
-    """https, or http to a loopback address (a receiver on the same machine); 422 otherwise."""
+    """https to a public host, or http(s) to a loopback address (a receiver on the same
+    machine); ``WEBHOOK_URL_INVALID`` otherwise, and ``WEBHOOK_URL_NOT_PUBLIC`` for
+    https to a private, shared, link-local (169.254.169.254: cloud metadata),
+    reserved or multicast address, however written (``10.1``, ``0x7f.1``,
+    ``[::ffff:10.0.0.5]``), or to a single-label, metadata or private-use name
+    (``*.internal``, ``*.local``). 422 either way; what a name resolves to is
+    checked where the URL is set in production (``qinqing clients``)."""
     url = url.strip()
     try:
         parts = urlsplit(url)
@@ -54,20 +60,15 @@ def check_url(url: str) -> str:
         raise DomainError("WEBHOOK_URL_INVALID", 422) from None
     if len(url) > 2048 or not host or parts.username or parts.password:
         raise DomainError("WEBHOOK_URL_INVALID", 422)
-    if parts.scheme == "https":
+    if parts.scheme not in ("https", "http"):
+        raise DomainError("WEBHOOK_URL_INVALID", 422)
+    if netaddr.loopback_host(host):
         return url
-    if parts.scheme == "http" and _loopback(host):
-        return url
-    raise DomainError("WEBHOOK_URL_INVALID", 422)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    if parts.scheme == "http":
+        raise DomainError("WEBHOOK_URL_INVALID", 422)
+    if not netaddr.public_host(host):
+        raise DomainError("WEBHOOK_URL_NOT_PUBLIC", 422)
+    return url
 
 
 def set_endpoint(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, or_, select
 
 from qinqing.auth.deps import PersonDep
-from qinqing.http.deps import SessionDep
+from qinqing.http.deps import CursorPaging, SessionDep
 from qinqing.kit.errors import not_found
 from qinqing.notify.models import Notification
 
@@ -33,7 +33,12 @@ class NotificationPage(BaseModel):
     )
 
 
-@router.get("/me/notifications", response_model=NotificationPage, summary="My notices")
+@router.get(
+    "/me/notifications",
+    response_model=NotificationPage,
+    summary="My notices",
+    dependencies=[CursorPaging],
+)
 def my_notifications(
     principal: PersonDep,
     session: SessionDep,
@@ -42,7 +47,10 @@ def my_notifications(
         uuid.UUID | None, Query(description="the id of the last notice of the previous page")
     ] = None,
 ) -> NotificationPage:
-    """Newest first. An unknown `before` (or another person's notice) is 404."""
+    """Newest first, `limit` (1 to 100) at a time; the next (older) page is
+    `before=<next_before>`. An unknown `before` (or another person's notice) is 404;
+    `page`, `page_size` or `offset` (offset paging, which this list does not do) is
+    422."""
     assert principal.person_id is not None
     mine = Notification.person_id == principal.person_id
     stmt = select(Notification).where(mine)

@@ -3,15 +3,19 @@ banks together, hence here)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import typer
 from rich.table import Table
 
 from qinqing.audit.actor import operator
 from qinqing.auth import clients, service
-from qinqing.banks.endpoints import set_endpoint
+from qinqing.auth.models import ApiClient
+from qinqing.banks.endpoints import check_url, set_endpoint
+from qinqing.kit import netaddr
 from qinqing.kit.cli import console, domain_fail, print_json, run_once
 from qinqing.kit.errors import DomainError
-from qinqing.runtime import cli_runtime
+from qinqing.runtime import Runtime, cli_runtime
 
 clients_app = typer.Typer(help="API clients (bank, institution, collector).", no_args_is_help=True)
 
@@ -33,6 +37,8 @@ def clients_add(
     rt = cli_runtime(ctx)
     webhook_secret: str | None = None
     try:
+        if webhook_url is not None:
+            check_webhook_host(rt, webhook_url)
         with rt.db.unit_of_work() as session:
             client, secret = service.add_client(
                 session,
@@ -135,3 +141,46 @@ def clients_rotate_secret(
     console.print(f"client_id:     {client_id}")
     console.print(f"client_secret: {secret}")
     console.print("[yellow]The secret is shown only now; the old one no longer works.[/]")
+
+
+@clients_app.command("set-webhook")
+def clients_set_webhook(
+    ctx: typer.Context,
+    client_id: str = typer.Argument(..., metavar="ID", help="the bank client's id (qq_…)"),
+    url: str = typer.Argument(..., metavar="URL", help="the new webhook URL (https)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Change a bank client's webhook URL. A new webhook secret (whsec_…) is issued and
+    shown this once; the old one stops signing at once. Audited."""
+    rt = cli_runtime(ctx)
+    try:
+        url = check_url(url)
+        check_webhook_host(rt, url)
+        with rt.db.unit_of_work() as session:
+            client = session.get(ApiClient, client_id.strip())
+            if client is None:
+                raise DomainError("CLIENT_NOT_FOUND", 404)
+            webhook_secret = set_endpoint(session, rt, client, url, actor=operator())
+    except DomainError as exc:
+        domain_fail(exc)
+    finally:
+        rt.db.dispose()
+    if as_json:
+        print_json({"client_id": client.id, "webhook_url": url, "webhook_secret": webhook_secret})
+        return
+    console.print(f"client [bold]{client.name}[/] ({client.bank_code}): webhook URL set")
+    console.print(f"webhook_url:    {url}", highlight=False)
+    console.print(f"webhook_secret: {webhook_secret}", highlight=False)
+    console.print("[yellow]The secret is shown only now; give it to the bank safely.[/]")
+
+
+def check_webhook_host(rt: Runtime, url: str) -> None:
+    """In production, what the URL's host resolves to now must be public too (loopback
+    included: a receiver on the same machine is for development); the URL's spelling
+    is ``banks.endpoints.check_url``'s, everywhere."""
+    if not rt.settings.is_production:
+        return
+    check_url(url)
+    parts = urlsplit(url.strip())
+    if not netaddr.resolved_public(parts.hostname or "", parts.port):
+        raise DomainError("WEBHOOK_URL_NOT_PUBLIC", 422)

@@ -44,7 +44,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -52,7 +52,7 @@ from qinqing.access.principal import Principal
 from qinqing.http.idempotency import caller_of, open_answer, request_hash, seal_answer
 from qinqing.identity import ric
 from qinqing.kit.clock import as_utc
-from qinqing.kit.db import on_citus
+from qinqing.kit.db import CONNECT_TIMEOUT_S, RetryLater, on_citus
 from qinqing.kit.errors import DomainError
 from qinqing.payments import probes, rules
 from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
@@ -65,6 +65,15 @@ PRINCIPAL_TTL_SECONDS = 30.0
 _MAX_PRINCIPALS = 10_000
 POOL_SIZE = 8
 MAX_GROUP = 32
+# While the database is away a payment must be answered 503 at once, not after the
+# pool's default 30 s: a request waits at most POOL_WAIT_S for a connection (the
+# calls take about a millisecond each, so a second's wait for one of POOL_SIZE
+# connections is never a queue), and the pool gives up reconnecting in the
+# background after RECONNECT_S rather than backing off for minutes — the next
+# request starts a fresh attempt, so the pool is back within about a second of
+# the database.
+POOL_WAIT_S = 1.0
+RECONNECT_S = 1.0
 
 _AUTHORIZE = (
     "SELECT * FROM qinqing_payment_authorize("
@@ -165,6 +174,8 @@ class FastPath:
         self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
         # Sizes of the groups sent (group commit): what an operator or a test looks at.
         self.group_sizes: deque[int] = deque(maxlen=1000)
+        # Connections out of the pool at work, on every loop's pool.
+        self._in_use = 0
 
     @classmethod
     def for_runtime(cls, rt: Runtime) -> FastPath | None:
@@ -187,12 +198,21 @@ class FastPath:
         return await opening
 
     async def _open_pool(self) -> AsyncConnectionPool:
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": namedtuple_row,
+        }
+        if "connect_timeout" not in self.conninfo:
+            kwargs["connect_timeout"] = CONNECT_TIMEOUT_S
         pool = AsyncConnectionPool(
             self.conninfo,
             min_size=1,
             max_size=self.pool_size,
             open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": namedtuple_row},
+            timeout=POOL_WAIT_S,
+            reconnect_timeout=RECONNECT_S,
+            kwargs=kwargs,
         )
         await pool.open()
         return pool
@@ -331,15 +351,29 @@ class FastPath:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; one the server dropped surfaces as
-        :class:`Disconnected`, so the request is run again on a fresh one."""
+        :class:`Disconnected`, so the request is run again on a fresh one.
+
+        No connection within POOL_WAIT_S: when none of the pool's connections is
+        out at work, the database cannot be reached (``PoolTimeout``, which
+        ``kit.db.unavailable_of`` reads: 503 ``DATABASE_UNAVAILABLE``); when some
+        are, it is there but slow, and the answer is 503 ``RETRY_LATER``."""
         pool = await self._pool()
-        async with pool.connection() as conn:
-            try:
-                yield conn
-            except psycopg.OperationalError as exc:
-                if conn.broken:
-                    raise Disconnected() from exc
-                raise
+        try:
+            conn = await pool.getconn()
+        except PoolTimeout:
+            if self._in_use:
+                raise RetryLater("pool_busy") from None
+            raise
+        self._in_use += 1
+        try:
+            yield conn
+        except psycopg.OperationalError as exc:
+            if conn.broken:
+                raise Disconnected() from exc
+            raise
+        finally:
+            self._in_use -= 1
+            await pool.putconn(conn)
 
     async def _alone(self, sql: str, params: tuple[Any, ...]) -> Any:
         """One call in autocommit: one round trip, its own transaction."""
@@ -354,7 +388,8 @@ class FastPath:
     # calls run in arrival order and each sees the ones before it, exactly as if
     # they had run one after another. A group that fails as a whole (a deadlock
     # with another group, a dropped connection) is not retried as a group: each
-    # of its calls then runs alone, and answers for itself.
+    # of its calls then runs alone, and answers for itself — unless no connection
+    # came at all (an outage), which every call of the group is told at once.
 
     async def _grouped(self, sql: str, params: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
@@ -374,7 +409,14 @@ class FastPath:
                 self.group_sizes.append(len(group))
                 try:
                     rows = await self._run_group([(q, p) for q, p, _ in group])
-                except Exception:  # each call now answers for itself
+                except Exception as exc:
+                    if len(group) == 1 or isinstance(exc, PoolTimeout | RetryLater):
+                        # It ran alone already, or no connection came: running each
+                        # alone would only wait again (an outage answers at once).
+                        for _, _, done in group:
+                            _settle(done, exc)
+                        continue
+                    # Each call now answers for itself.
                     for q, p, done in group:
                         try:
                             row = await self._alone(q, p)

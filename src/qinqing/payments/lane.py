@@ -102,7 +102,9 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel | None:
     """The body as the route would read it (JSON, then the model), or None."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Not JSON, or nested deeper than the parser goes ('[' * 50000): the app's
+        # route reads it again and answers its own 4xx.
         return None
     if not isinstance(data, dict):
         return None

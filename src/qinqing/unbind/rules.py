@@ -238,7 +238,8 @@ def local_day(iso: str, locale: str) -> str:
 
 
 def local_time(iso: str, locale: str) -> str:
-    """An ISO instant in Beijing time: ``2026年11月23日 12:00`` / ``... 12:00 (Beijing time)``."""
+    """An ISO instant in Beijing time, saying so in both languages:
+    ``2026年11月23日 12:00（北京时间）`` / ``November 23, 2026, 12:00 (Beijing time)``."""
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
@@ -248,7 +249,7 @@ def local_time(iso: str, locale: str) -> str:
     local = moment.astimezone(CHINA_TZ)
     clock = local.strftime("%H:%M")
     if locale == "zh-CN":
-        return f"{local_day(local.date().isoformat(), locale)} {clock}"
+        return f"{local_day(local.date().isoformat(), locale)} {clock}（北京时间）"
     return f"{local_day(local.date().isoformat(), locale)}, {clock} (Beijing time)"
 
 

@@ -15,14 +15,14 @@ from qinqing.accounting import api as ledger_api
 from qinqing.auth import api as auth_api
 from qinqing.auth import service as auth
 from qinqing.family import service as family
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.notify import api as notify_api
 from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.web import labels
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
-from qinqing.web.render import page, redirect, t
+from qinqing.web.render import page, redirect, t, t_names
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
 
@@ -45,7 +45,7 @@ def me(request: Request, principal: PersonPage, session: SessionDep, rt: Runtime
     return page(request, rt, session, "me.html", me=profile)
 
 
-@router.get("/me/account")
+@router.get("/me/account", dependencies=[CursorPaging])
 def statement(
     request: Request,
     principal: PersonPage,
@@ -138,7 +138,7 @@ def _notice_text(
         # (masked), and there is no page of the link to open.
         masked, child = payload.get("holder_name_masked"), payload.get("member_name_masked")
         return (
-            t(
+            t_names(
                 request,
                 template,
                 name=masked if isinstance(masked, str) else "",
@@ -159,10 +159,10 @@ def _notice_text(
     request_id = payload.get("request_id")
     if kind.startswith("unbind.") and isinstance(request_id, str):
         href = f"/unbind-requests/{request_id}"
-    return t(request, template, name=name), href
+    return t_names(request, template, name=name), href
 
 
-@router.get("/me/notifications")
+@router.get("/me/notifications", dependencies=[CursorPaging])
 def notifications(
     request: Request,
     principal: PersonPage,

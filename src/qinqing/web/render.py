@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -9,6 +10,7 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from qinqing.identity.masking import mask_id_number
@@ -40,7 +42,7 @@ SECURITY_HEADERS = {
     # Pages show personal data: never kept by a shared computer's cache.
     "Cache-Control": "no-store",
 }
-STATIC_VERSION = "4"
+STATIC_VERSION = "5"
 
 
 def money(fen: int | None) -> str:
@@ -50,8 +52,30 @@ def money(fen: int | None) -> str:
     return gettext("%(amount)s 元") % {"amount": yuan(int(fen))}
 
 
-def _moment(value: datetime | None) -> str:
-    return local_time(value.isoformat(), current_locale.get()) if value else ""
+# ``2026年12月1日 17:49（北京时间）`` / ``December 1, 2026, 17:49 (Beijing time)``: the
+# date, and the clock with its time zone.
+_CLOCK = re.compile(r"^(.*?\S) (\d{1,2}:\d{2}.*)$")
+
+
+def _moment(value: datetime | None) -> Markup:
+    """An instant in Beijing time, saying so (``…（北京时间）``), for text. A line may
+    break between the date and the time, never inside either (a narrow table cell
+    would otherwise leave ``间）`` on a line of its own)."""
+    if value is None:
+        return Markup("")
+    shown = local_time(value.isoformat(), current_locale.get())
+    parts = _CLOCK.match(shown)
+    if parts is None:
+        return Markup('<span class="nowrap">{}</span>').format(shown)
+    return Markup('<span class="nowrap">{}</span> <span class="nowrap">{}</span>').format(
+        parts.group(1), parts.group(2)
+    )
+
+
+def person_name(name: str | None) -> Markup:
+    """A person's name kept on one line (``.nm``): a phone's line break never falls
+    inside 张建国. Escaped; for text, never for an attribute."""
+    return Markup('<span class="nm">{}</span>').format(name or "")
 
 
 def _day(value: datetime | str | None) -> str:
@@ -81,6 +105,7 @@ def _build_env() -> Environment:
     env.filters["moment"] = _moment
     env.filters["day"] = _day
     env.filters["masked"] = mask_id_number
+    env.filters["nm"] = person_name
     env.globals["label"] = _label
     env.globals["labels"] = labels
     env.globals["static_version"] = STATIC_VERSION
@@ -173,3 +198,9 @@ def t(request: Request, message: str, **params: Any) -> str:
     finally:
         current_locale.reset(token)
     return text % params if params else text
+
+
+def t_names(request: Request, message: str, **names: str) -> Markup:
+    """:func:`t` for a sentence that names persons: the text escaped, each name kept
+    on one line (:func:`person_name`)."""
+    return escape(t(request, message)) % {k: person_name(v) for k, v in names.items()}
