@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from family_support import PAYMENT_PASSWORD, MadeLink, make_active_link
 from ledger_support import fund
 from qinqing.accounting.reconcile import reconcile
+from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.runtime import Runtime
@@ -40,6 +42,9 @@ def resident_family(
     )
     if funds_fen:
         fund(rt, made.holder_id, funds_fen, region=region)
+    # A later instant than the funding, so the statement's order is the payment's.
+    assert isinstance(rt.clock, FrozenClock)
+    rt.clock.advance(timedelta(seconds=1))
     return made
 
 
