@@ -35,7 +35,7 @@ from qinqing.family.access import load_usable_link
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.kit.clock import china_date
 from qinqing.kit.db import new_id
-from qinqing.kit.errors import DomainError
+from qinqing.kit.errors import DomainError, not_found
 from qinqing.ledger.accounts import lock_personal, post_transfer, resident_fund_code, system_account
 from qinqing.ledger.models import AccountKind
 from qinqing.notify.service import enqueue
@@ -371,3 +371,31 @@ def collector_list(
         details={"year": year, "page": page, "id_numbers_shown": len(items)},
     )
     return items, total
+
+
+def get_for(session: Session, principal: Principal, contribution_id: str) -> ResidentContribution:
+    """One contribution for a party: the holder who paid it or the member it is for;
+    for anyone else (or an id that is no uuid) the 404 an unknown id gets."""
+    try:
+        cid = uuid.UUID(contribution_id)
+    except ValueError:
+        raise not_found("resident_contribution") from None
+    me = principal.person_id
+    if principal.kind != "person" or me is None:
+        raise not_found("resident_contribution")
+    holder_id = me
+    as_member = session.execute(
+        select(ResidentCoverYear.holder_id).where(
+            ResidentCoverYear.member_id == me, ResidentCoverYear.contribution_id == cid
+        )
+    ).scalar_one_or_none()
+    if as_member is not None:
+        holder_id = as_member
+    found = session.execute(
+        select(ResidentContribution).where(
+            ResidentContribution.holder_id == holder_id, ResidentContribution.id == cid
+        )
+    ).scalar_one_or_none()
+    if found is None or me not in (found.holder_id, found.member_id):
+        raise not_found("resident_contribution")
+    return found
