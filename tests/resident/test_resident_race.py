@@ -65,3 +65,40 @@ def test_two_holders_of_one_member_at_once_pay_once(pg: Runtime, client: TestCli
     assert _counts(pg) == (1, 1)
     assert sorted([balance_of(pg, first), balance_of(pg, second)]) == [60_000, 100_000]
     assert_reconciled(pg)
+
+
+def test_an_unbind_and_a_payment_at_once_never_both_see_the_link_in_force(
+    pg: Runtime, client: TestClient
+) -> None:
+    """The payment holds the link FOR SHARE, the unbind FOR NO KEY UPDATE: one waits
+    for the other. Paid first, the unbind then ends the link and the payment stays;
+    unbound first, the payment is refused. Either way no deadlock, no 5xx."""
+    from qinqing.unbind import service as unbind
+
+    verification = PaymentPasswordVerification(
+        method="payment_password", payment_password=PAYMENT_PASSWORD
+    )
+    for _ in range(3):
+        made = resident_family(pg, client)
+
+        def act(i: int, made: MadeLink = made) -> str:
+            if i == 0:
+                return _pay(pg, made)
+            with pg.db.unit_of_work() as s:
+                out = unbind.unbind(
+                    s, pg, principal_of(pg, made.holder_id), made.link_id, verification
+                )
+                return out.request.status
+
+        results = race(2, act)
+        assert results[1] == "completed", results
+        assert results[0] in ("paid", "NO_MUTUAL_AID_LINK"), results
+        with pg.db.unit_of_work() as s:
+            paid = s.execute(
+                select(func.count())
+                .select_from(ResidentContribution)
+                .where(ResidentContribution.holder_id == made.holder_id)
+            ).scalar_one()
+        assert paid == (1 if results[0] == "paid" else 0)
+        assert balance_of(pg, made) == (60_000 if results[0] == "paid" else 100_000)
+    assert_reconciled(pg)
