@@ -142,6 +142,9 @@ def test_late_with_no_cover_left_in_the_year_is_closed(rt: Runtime, client: Test
     r = pay(client, made, year=2026)
     assert (r.status_code, r.json()["code"]) == (409, "ENROLLMENT_CLOSED")
     assert r.json()["closed_on"] == "2025-12-31"
+    assert r.json()["cover_would_start"] == "2027-02-21"
+    zh = pay(client, made, year=2026, headers={**made.holder_headers, "Accept-Language": "zh-CN"})
+    assert "2027-02-21" in str(zh.json()) and "已超过本年度" in str(zh.json())
 
 
 def test_years_too_far_ahead_or_behind_are_refused(rt: Runtime, client: TestClient) -> None:

@@ -46,7 +46,11 @@ def test_a_window_ending_on_29_february_ends_on_the_28th_in_a_common_year() -> N
         (
             date(2027, 10, 3),
             2027,
-            Refusal("ENROLLMENT_CLOSED", 409, {"year": 2027, "closed_on": "2026-12-31"}),
+            Refusal(
+                "ENROLLMENT_CLOSED",
+                409,
+                {"year": 2027, "closed_on": "2026-12-31", "cover_would_start": "2028-01-01"},
+            ),
         ),
         # Before the window opens.
         (

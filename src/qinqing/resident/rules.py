@@ -91,5 +91,9 @@ def terms(policy: ResidentPolicy, cover_year: int, today: date) -> Terms | Refus
         return closed
     starts = max(first_day, today + timedelta(days=policy.waiting_period_days))
     if starts > date(cover_year, 12, 31):
-        return closed
+        return Refusal(
+            closed.code,
+            closed.status,
+            {**closed.params, "cover_would_start": starts.isoformat()},
+        )
     return Terms(cover_year, amount, starts, late=True)
