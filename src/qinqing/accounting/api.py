@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from qinqing.accounting import statements
-from qinqing.accounting.schemas import EntryOut, HoldOut, MemberRef, StatementOut
+from qinqing.accounting.schemas import EntryOut, HoldOut, MemberRef, PaidForMeOut, StatementOut
 from qinqing.auth.deps import PersonDep
 from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
 from qinqing.persons.models import Person
 
 router = APIRouter(tags=["statements"])
+_KINDS: dict[str, Literal["contribution", "payment", "resident_contribution"]] = {
+    "contribution": "contribution",
+    "payment": "payment",
+    "resident": "resident_contribution",
+}
 
 
 @router.get(
@@ -28,8 +33,10 @@ def my_entries(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[str | None, Query(max_length=64)] = None,
 ) -> StatementOut:
-    """Contributions credited, payments and for which member, and open holds; newest
-    first, `limit` (1 to 200) entries at a time, the next (older) page by `before`.
+    """Contributions credited, payments and for which member, resident insurance paid
+    for a member (with its cover start), and open holds; newest first, `limit` (1 to
+    200) entries at a time, the next (older) page by `before`. A member also sees the
+    resident insurance family members paid for them (`resident_paid_for_me`).
     `page`, `page_size` or `offset` (offset paging, which this list does not do) is
     422."""
     person = session.get(Person, principal.person_id)
@@ -55,14 +62,30 @@ def my_entries(
                 id=str(e.id),
                 at=e.at,
                 amount_fen=e.amount_fen,
-                kind="payment" if e.kind == "payment" else "contribution",
+                kind=_KINDS.get(e.kind, "contribution"),
                 period=e.period,
                 payment_id=str(e.payment_id) if e.payment_id else None,
                 member=MemberRef(id=str(e.member_id), name=e.member_name)
                 if e.member_id and e.member_name
                 else None,
+                resident_contribution_id=str(e.resident_contribution_id)
+                if e.resident_contribution_id
+                else None,
+                cover_year=e.cover_year,
+                cover_starts_on=e.cover_starts_on,
             )
             for e in st.lines
         ],
         next_before=st.next_before,
+        resident_paid_for_me=[
+            PaidForMeOut(
+                id=str(p.id),
+                year=p.year,
+                amount_fen=p.amount_fen,
+                paid_by=MemberRef(id=str(p.holder_id), name=p.holder_name),
+                paid_at=p.paid_at,
+                cover_starts_on=p.cover_starts_on,
+            )
+            for p in st.resident_paid_for_me
+        ],
     )

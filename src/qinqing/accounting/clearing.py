@@ -8,6 +8,7 @@ payment of that hospital writes — a queue for all of them, and on a
 distributed database a write to every node. Here the settled payments not yet
 cleared are marked cleared and their amounts added to each institution's
 balance in one transaction; contributions likewise for the regions' funding
+accounts, and resident contributions (共济缴费) for the regions' resident-fund
 accounts. ``balance_fen`` of a system account is therefore the sum of its
 cleared entries, and ``ledger reconcile`` proves that, counting the rest as
 pending. The holder's ``payment.settled`` notice is written here too. Run by
@@ -25,17 +26,19 @@ from sqlalchemy.orm import Session
 
 from qinqing.contributions.models import Contribution
 from qinqing.kit.db import new_id
-from qinqing.ledger.accounts import funding_code, institution_code
+from qinqing.ledger.accounts import funding_code, institution_code, resident_fund_code
 from qinqing.ledger.models import LedgerSystemAccount
 from qinqing.notify.models import Notification
 from qinqing.payments.bulk import insert_rows
 from qinqing.payments.models import Payment, PaymentStatus
+from qinqing.resident.models import ResidentContribution
 
 
 @dataclass(frozen=True, slots=True)
 class Cleared:
     payments: int
     contributions: int
+    resident_contributions: int
     # account code → fen added to its balance (negative for a funding account)
     posted: dict[str, int]
 
@@ -67,6 +70,13 @@ def clear(session: Session, now: datetime) -> Cleared:
         .returning(Contribution.region_code, Contribution.credited_fen)
         .execution_options(synchronize_session=False)
     ).all()
+    remitted = session.execute(
+        update(ResidentContribution)
+        .where(ResidentContribution.cleared_at.is_(None))
+        .values(cleared_at=now)
+        .returning(ResidentContribution.region_code, ResidentContribution.amount_fen)
+        .execution_options(synchronize_session=False)
+    ).all()
     posted: dict[str, int] = defaultdict(int)
     for row in paid:
         posted[institution_code(row.client_id)] += int(row.settled_fen or 0)
@@ -95,6 +105,8 @@ def clear(session: Session, now: datetime) -> Cleared:
     for region_code, amount in funded:
         if amount:
             posted[funding_code(region_code)] -= int(amount)
+    for region_code, amount in remitted:
+        posted[resident_fund_code(region_code)] += int(amount)
     # One increment per account, in code order (a fixed order between workers).
     for code in sorted(posted):
         if posted[code]:
@@ -103,4 +115,4 @@ def clear(session: Session, now: datetime) -> Cleared:
                 .where(LedgerSystemAccount.code == code)
                 .values(balance_fen=LedgerSystemAccount.balance_fen + posted[code])
             )
-    return Cleared(len(paid), len(funded), {c: v for c, v in posted.items() if v})
+    return Cleared(len(paid), len(funded), len(remitted), {c: v for c, v in posted.items() if v})

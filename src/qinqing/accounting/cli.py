@@ -77,7 +77,7 @@ def clear_command(
     def run(session: Session) -> Cleared:
         now = rt.clock.now()
         done = clear(session, now)
-        if done.payments or done.contributions:
+        if done.payments or done.contributions or done.resident_contributions:
             record(
                 session,
                 actor=actor,
@@ -85,16 +85,26 @@ def clear_command(
                 subject_kind="ledger",
                 subject_id="clearing",
                 at=now,
-                details={"payments": done.payments, "contributions": done.contributions},
+                details={
+                    "payments": done.payments,
+                    "contributions": done.contributions,
+                    "resident_contributions": done.resident_contributions,
+                },
             )
         return done
 
     done = run_once(rt.db, run, what="ledger clear")
     if as_json:
         print_json(
-            {"payments": done.payments, "contributions": done.contributions, "posted": done.posted}
+            {
+                "payments": done.payments,
+                "contributions": done.contributions,
+                "resident_contributions": done.resident_contributions,
+                "posted": done.posted,
+            }
         )
     else:
         console.print(
-            f"{done.payments} payment(s) and {done.contributions} contribution(s) cleared"
+            f"{done.payments} payment(s), {done.contributions} contribution(s) and "
+            f"{done.resident_contributions} resident contribution(s) cleared"
         )

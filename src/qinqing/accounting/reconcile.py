@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from qinqing.contributions.models import Contribution
 from qinqing.kit.db import Database
-from qinqing.ledger.accounts import funding_code, institution_code
+from qinqing.ledger.accounts import funding_code, institution_code, resident_fund_code
 from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccount
 from qinqing.payments.models import Payment, PaymentStatus
+from qinqing.resident.models import ResidentContribution
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,15 @@ def reconcile(session: Session) -> list[Discrepancy]:
         .group_by(Contribution.region_code)
     ):
         pending[funding_code(region_code)] = -int(total)
+    for region_code, total in session.execute(
+        select(
+            ResidentContribution.region_code,
+            func.coalesce(func.sum(ResidentContribution.amount_fen), 0),
+        )
+        .where(ResidentContribution.cleared_at.is_(None))
+        .group_by(ResidentContribution.region_code)
+    ):
+        pending[resident_fund_code(region_code)] = int(total)
     out: list[Discrepancy] = []
     known: set[object] = set()
     for acct in session.execute(select(LedgerAccount).order_by(LedgerAccount.code)).scalars():

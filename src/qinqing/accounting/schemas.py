@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -25,10 +25,28 @@ class EntryOut(BaseModel):
     id: str
     at: datetime
     amount_fen: int = Field(description="+ credited to the account, - paid from it")
-    kind: Literal["contribution", "payment"]
+    kind: Literal["contribution", "payment", "resident_contribution"]
     period: str | None = Field(description="the contribution month, for contributions")
     payment_id: str | None
-    member: MemberRef | None = Field(description="whose bill a payment paid")
+    member: MemberRef | None = Field(
+        description="whose bill a payment paid, or whose resident insurance was paid"
+    )
+    resident_contribution_id: str | None = Field(
+        default=None, description="a resident contribution (共济缴费) paid for the member"
+    )
+    cover_year: int | None = Field(default=None, description="its cover year")
+    cover_starts_on: date | None = Field(default=None, description="from when it covers")
+
+
+class PaidForMeOut(BaseModel):
+    """A resident contribution a family member paid for you (共济缴费)."""
+
+    id: str
+    year: int = Field(description="the cover year")
+    amount_fen: int
+    paid_by: MemberRef
+    paid_at: datetime
+    cover_starts_on: date
 
 
 class StatementOut(BaseModel):
@@ -39,3 +57,7 @@ class StatementOut(BaseModel):
     holds: list[HoldOut]
     entries: list[EntryOut]
     next_before: str | None = Field(description="pass as ?before= for the next page")
+    resident_paid_for_me: list[PaidForMeOut] = Field(
+        default_factory=list,
+        description="resident insurance (居民医保) that family members paid for you",
+    )

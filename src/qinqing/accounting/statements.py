@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -22,6 +22,8 @@ from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.payments.formulas import open_hold
 from qinqing.payments.models import Payment
 from qinqing.persons.models import Person
+from qinqing.resident.models import ResidentContribution
+from qinqing.resident.service import paid_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +70,16 @@ class StatementLine:
     id: uuid.UUID
     at: datetime
     amount_fen: int
-    kind: str  # contribution | payment
+    kind: str  # contribution | payment | resident
     period: str | None
     payment_id: uuid.UUID | None
     member_id: uuid.UUID | None
     member_name: str | None
+    # A resident contribution (共济缴费) paid for the member: which, for which cover
+    # year, and from when it covers.
+    resident_contribution_id: uuid.UUID | None = None
+    cover_year: int | None = None
+    cover_starts_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +93,45 @@ class Hold:
 
 
 @dataclass(frozen=True, slots=True)
+class PaidForMe:
+    """A resident contribution a holder paid for this person (the member's side)."""
+
+    id: uuid.UUID
+    year: int
+    amount_fen: int
+    holder_id: uuid.UUID
+    holder_name: str
+    paid_at: datetime
+    cover_starts_on: date
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
     balance: Balance
     holds: list[Hold]
     lines: list[StatementLine]
     next_before: str | None
+    resident_paid_for_me: list[PaidForMe]
+
+
+def resident_paid_for_me(session: Session, person: Person) -> list[PaidForMe]:
+    """The resident contributions family members paid for this person, newest cover
+    year first (a member of the resident scheme has no personal account: this is
+    their side of the payment)."""
+    rows = paid_for(session, person.id)
+    names = names_of(session, {r.holder_id for r in rows})
+    return [
+        PaidForMe(
+            r.id,
+            r.year,
+            r.amount_fen,
+            r.holder_id,
+            names.get(r.holder_id, ""),
+            r.created_at,
+            r.cover_starts_on,
+        )
+        for r in rows
+    ]
 
 
 def statement(
@@ -102,8 +143,9 @@ def statement(
     account_id = session.execute(
         select(LedgerAccount.id).where(LedgerAccount.person_id == me)
     ).scalar_one_or_none()
+    for_me = resident_paid_for_me(session, person)
     if account_id is None:
-        return Statement(bal, [], [], None)
+        return Statement(bal, [], [], None, for_me)
     hold_rows = session.execute(
         select(
             Payment.id,
@@ -124,7 +166,10 @@ def statement(
             LedgerTransfer.kind,
             Contribution.period,
             Payment.id.label("payment_id"),
-            Payment.member_id,
+            func.coalesce(Payment.member_id, ResidentContribution.member_id).label("member_id"),
+            ResidentContribution.id.label("resident_id"),
+            ResidentContribution.year.label("cover_year"),
+            ResidentContribution.cover_starts_on,
         )
         .join(
             LedgerTransfer,
@@ -145,6 +190,13 @@ def statement(
             and_(
                 Payment.holder_id == LedgerTransfer.person_id,
                 Payment.id == LedgerTransfer.payment_id,
+            ),
+        )
+        .outerjoin(
+            ResidentContribution,
+            and_(
+                ResidentContribution.holder_id == LedgerTransfer.person_id,
+                ResidentContribution.transfer_id == LedgerTransfer.id,
             ),
         )
         .where(LedgerEntry.person_id == me, LedgerEntry.account_id == account_id)
@@ -189,8 +241,11 @@ def statement(
             r.payment_id,
             r.member_id,
             names.get(r.member_id) if r.member_id else None,
+            r.resident_id,
+            r.cover_year,
+            r.cover_starts_on,
         )
         for r in rows[:limit]
     ]
     more = len(rows) > limit
-    return Statement(bal, holds, lines, str(lines[-1].id) if more and lines else None)
+    return Statement(bal, holds, lines, str(lines[-1].id) if more and lines else None, for_me)

@@ -32,6 +32,7 @@ from qinqing.payments.api import statements_router as link_payments_router
 from qinqing.payments.fast import FastPath
 from qinqing.payments.lane import PaymentLane
 from qinqing.regions.api import router as regions_router
+from qinqing.resident.api import router as resident_router
 from qinqing.runtime import Runtime
 from qinqing.unbind.api import router as unbind_router
 from qinqing.vouchers.api import router as vouchers_router
@@ -98,6 +99,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         link_payments_router,
         contributions_router,
         vouchers_router,
+        resident_router,
         banks_router,
     ):
         api.include_router(router)

@@ -67,7 +67,7 @@ def clear_ledger(rt: Runtime, now: datetime) -> int:
 
     with rt.db.unit_of_work() as session:
         done = clearing.clear(session, now)
-        return done.payments + done.contributions
+        return done.payments + done.contributions + done.resident_contributions
 
 
 def purge_idempotency_keys(rt: Runtime, now: datetime) -> int:

@@ -42,6 +42,10 @@ def funding_code(region_code: str) -> str:
     return f"funding:{region_code}"
 
 
+def resident_fund_code(region_code: str) -> str:
+    return f"resident_fund:{region_code}"
+
+
 def ensure_personal(
     session: Session, *, person_id: uuid.UUID, region_code: str, now: datetime
 ) -> None:

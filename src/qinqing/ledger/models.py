@@ -34,6 +34,9 @@ class AccountKind(StrEnum):
     personal = "personal"  # an employee's 个人账户
     institution = "institution"  # what a 定点医药机构 has been paid
     funding = "funding"  # contributions received from outside, per region (goes negative)
+    # 居民医保 contributions paid from personal accounts (共济缴费), per region: what is
+    # owed to the region's resident fund (城乡居民医保基金); it only ever receives.
+    resident_fund = "resident_fund"
 
 
 class LedgerAccount(Base):
@@ -99,7 +102,7 @@ class LedgerTransfer(Base):
     debit_account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     credit_account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(16))  # contribution | payment
+    kind: Mapped[str] = mapped_column(String(16))  # contribution | payment | resident
     payment_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     contribution_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

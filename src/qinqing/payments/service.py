@@ -32,6 +32,7 @@ from qinqing.access.principal import Principal
 from qinqing.family.models import FamilyLink
 from qinqing.kit.locking import locked
 from qinqing.ledger.accounts import lock_personal
+from qinqing.ledger.models import LedgerAccount
 from qinqing.payments.bulk import update_by_key
 from qinqing.payments.engine import PAY_KEY
 from qinqing.payments.engine import execute as execute
@@ -78,7 +79,19 @@ def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
     )
     if not holders:
         return 0
-    accounts = lock_personal(session, holders)
+    return release_overdue(session, lock_personal(session, holders), now)
+
+
+def release_overdue(
+    session: Session, accounts: dict[uuid.UUID, LedgerAccount], now: datetime
+) -> int:
+    """Release the overdue holds of accounts the caller holds locked (the global
+    order: accounts, then their payments); how many. A write that debits an account
+    at once (a resident contribution) calls it first, so a forgotten hold never
+    blocks money that is in fact available."""
+    holders = sorted(accounts, key=str)
+    if not holders:
+        return 0
     due = overdue_hold(now)
     overdue = locked(
         session,

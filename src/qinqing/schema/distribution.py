@@ -72,8 +72,11 @@ TABLES: Final[dict[str, Distributed | Placement]] = {
     "unbind_requests": Distributed("holder_id"),
     "payments": Distributed("holder_id"),
     "link_proofs": Distributed("holder_id"),
+    "resident_contributions": Distributed("holder_id"),
     # The links seen from the member's side: co-located with the member.
     "family_link_members": Distributed("member_id"),
+    # A member's paid resident cover years (once per member and year, whoever pays).
+    "resident_cover_years": Distributed("member_id"),
     # Look-up tables for global uniqueness, each distributed by its own key.
     "person_id_numbers": Distributed("id_number_index", colocate=None),
     "account_logins": Distributed("login_index", colocate=None),

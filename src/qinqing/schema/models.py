@@ -21,6 +21,7 @@ from qinqing.notify.models import Notification
 from qinqing.payments.models import Payment
 from qinqing.persons.models import Person, PersonGuardian
 from qinqing.regions.models import Region
+from qinqing.resident.models import ResidentContribution, ResidentCoverYear
 from qinqing.unbind.models import UnbindRequest
 from qinqing.vouchers.models import Voucher, VoucherToken
 
@@ -49,6 +50,8 @@ __all__ = [
     "PersonGuardian",
     "Region",
     "RegistrationCode",
+    "ResidentContribution",
+    "ResidentCoverYear",
     "StaffUser",
     "UnbindRequest",
     "VaultKey",

@@ -17,6 +17,7 @@ from qinqing.web.pages_me import router as me
 from qinqing.web.pages_proof import router as proof
 from qinqing.web.pages_proof_review import router as proof_review
 from qinqing.web.pages_register import router as register
+from qinqing.web.pages_resident import router as resident
 from qinqing.web.pages_review import router as review
 from qinqing.web.pages_unbind import router as unbind
 from qinqing.web.pages_voucher import router as voucher
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         family,
         proof,
         unbind,
+        resident,
         voucher,
         review,
         proof_review,

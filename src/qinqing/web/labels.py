@@ -89,6 +89,12 @@ NOTICE = {
     ),
     "link.proof_approved": N_("监护证明已通过，您与 %(name)s 的亲情关系已生效。"),
     "link.proof_rejected": N_("监护证明未通过审核，绑定 %(name)s 的申请已结束。点击查看原因。"),
+    "resident.paid": N_(
+        "您已为 %(name)s 缴纳 %(year)s 年度居民医保 %(amount)s，%(cover)s 起享受医保待遇。"
+    ),
+    "resident.paid_for_you": N_(
+        "%(name)s 已为您缴纳 %(year)s 年度居民医保 %(amount)s，%(cover)s 起享受医保待遇。"
+    ),
 }
 NOTICE_OTHER = N_("您有一条新消息。")
 
@@ -165,6 +171,7 @@ DONE = {
     "logged_out": N_("您已安全退出。"),
     "counter_bound": N_("绑定成功，亲情关系已生效，双方都会收到通知。"),
     "registered": N_("注册成功，欢迎使用医保亲情账户。"),
+    "resident_paid": N_("缴费成功。"),
 }
 
 PAYMENT_STATUS = {

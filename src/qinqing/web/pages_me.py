@@ -20,10 +20,11 @@ from qinqing.kit.errors import DomainError, not_found
 from qinqing.notify import api as notify_api
 from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
+from qinqing.unbind.rules import local_day, yuan
 from qinqing.web import labels
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
 from qinqing.web.render import page, redirect, t, t_names
-from qinqing.web.session import PersonPage
+from qinqing.web.session import PersonPage, prefs_of
 from qinqing.web.translations import N_
 
 router = APIRouter(include_in_schema=False)
@@ -159,7 +160,31 @@ def _notice_text(
     request_id = payload.get("request_id")
     if kind.startswith("unbind.") and isinstance(request_id, str):
         href = f"/unbind-requests/{request_id}"
+    if kind.startswith("resident."):
+        return _resident_notice(request, template, name, payload)
     return t_names(request, template, name=name), href
+
+
+def _resident_notice(
+    request: Request, template: str, name: str, payload: dict[str, Any]
+) -> tuple[str, str | None]:
+    """A resident contribution's notice: who, which year, how much, cover from when;
+    it opens the receipt."""
+    amount = payload.get("amount_fen")
+    cover = payload.get("cover_starts_on")
+    locale = prefs_of(request).locale
+    text = t_names(
+        request,
+        template,
+        name=name,
+        year=str(payload.get("year", "")),
+        amount=t(
+            request, N_("%(amount)s 元"), amount=yuan(amount if isinstance(amount, int) else 0)
+        ),
+        cover=local_day(cover, locale) if isinstance(cover, str) else "",
+    )
+    cid = payload.get("contribution_id")
+    return text, f"/me/resident-contributions/{cid}" if isinstance(cid, str) else None
 
 
 @router.get("/me/notifications", dependencies=[CursorPaging])

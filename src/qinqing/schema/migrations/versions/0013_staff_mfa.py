@@ -1,7 +1,7 @@
 """staff second factor: a sealed TOTP secret and the last accepted step
 
 Revision ID: 0013_staff_mfa
-Revises: 0010_payment_probes
+Revises: 0012_resident_contributions
 
 ``staff_users`` gains ``totp_cipher`` (the RFC 6238 secret, sealed by the vault)
 and ``totp_last_step`` (the last accepted 30-second step: a code is accepted once).
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_staff_mfa"
-down_revision = "0010_payment_probes"
+down_revision = "0012_resident_contributions"
 branch_labels = None
 depends_on = None
 
