@@ -34,6 +34,7 @@ def _env(rt: Runtime, **extra: str) -> dict[str, str]:
         "QINQING_DATABASE_URL": rt.settings.database_url or "",
         "QINQING_SECRET_KEY": rt.settings.secret_key or "",
         "QINQING_ENV": "test",
+        "QINQING_DATA_DIR": str(rt.settings.data_dir),
         "QINQING_ARGON2_TIME_COST": "1",
         "QINQING_ARGON2_MEMORY_KIB": "1024",
         "QINQING_ARGON2_PARALLELISM": "1",
@@ -43,7 +44,7 @@ def _env(rt: Runtime, **extra: str) -> dict[str, str]:
 
 def _cli(rt: Runtime, *args: str, **env: str) -> tuple[int, str]:
     r = CliRunner().invoke(app, list(args), env=_env(rt, **env))
-    return r.exit_code, r.output
+    return r.exit_code, r.stdout if r.exit_code == 0 else r.output
 
 
 def _login(client: TestClient, username: str, password: str, totp: str | None = None) -> dict:

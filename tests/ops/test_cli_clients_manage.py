@@ -22,6 +22,7 @@ def _env(rt: Runtime) -> dict[str, str]:
         "QINQING_DATABASE_URL": rt.settings.database_url or "",
         "QINQING_SECRET_KEY": rt.settings.secret_key or "",
         "QINQING_ENV": "test",
+        "QINQING_DATA_DIR": str(rt.settings.data_dir),
         "QINQING_ARGON2_TIME_COST": "1",
         "QINQING_ARGON2_MEMORY_KIB": "1024",
         "QINQING_ARGON2_PARALLELISM": "1",
