@@ -19,6 +19,7 @@ from qinqing.web.pages_proof_review import router as proof_review
 from qinqing.web.pages_register import router as register
 from qinqing.web.pages_resident import router as resident
 from qinqing.web.pages_review import router as review
+from qinqing.web.pages_security import router as security
 from qinqing.web.pages_unbind import router as unbind
 from qinqing.web.pages_voucher import router as voucher
 
@@ -31,6 +32,7 @@ def install(app: FastAPI) -> None:
         account,
         register,
         me,
+        security,
         family,
         proof,
         unbind,

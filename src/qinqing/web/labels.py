@@ -76,6 +76,12 @@ NOTICE = {
     "link.withdrawn": N_("%(name)s 撤回了绑定申请。"),
     "unbind.pending_review": N_("与 %(name)s 的解除绑定申请已提交，正在审核中。"),
     "unbind.completed": N_("与 %(name)s 的亲情关系已解除。"),
+    "account.new_login": N_(
+        "您的账号刚刚在另一台设备上登录。如果不是您本人，请立即在“账户与安全”中退出所有设备并修改登录密码。"
+    ),
+    "account.password_changed": N_(
+        "您的登录密码已修改，其他设备上的登录已退出。如果不是您本人操作，请立即联系 12333。"
+    ),
     "unbind.approved": N_("与 %(name)s 的解除绑定申请已审核通过，亲情关系已解除。"),
     "unbind.rejected": N_("与 %(name)s 的解除绑定申请未通过审核，亲情关系继续有效。"),
     "contribution.arrears_cleared": N_("欠费已补缴，参保状态已恢复正常。"),

@@ -162,6 +162,8 @@ def _notice_text(
         href = f"/unbind-requests/{request_id}"
     if kind.startswith("resident."):
         return _resident_notice(request, template, name, payload)
+    if kind.startswith("account."):
+        href = "/me/security"
     return t_names(request, template, name=name), href
 
 
