@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     sms_code_max_tries: int = 5
     sms_resend_seconds: int = 60
     sms_max_per_hour: int = 5
+    # And at most this many a day (the same ID number and name).
+    sms_max_per_day: int = 10
     sms_max_per_address_hour: int = 20
     # Payment password (docs/guide.md §3): 5 consecutive failures lock it for 3 hours.
     payment_max_failures: int = 5

@@ -264,3 +264,32 @@ def test_racing_registrations_for_one_phone_never_fail_with_a_500(rt: Runtime) -
         t.join()
     assert sorted(outcomes) == ["PHONE_IN_USE"] * 3 + ["ok"]
     assert accounts(rt) == 1
+
+
+def test_wrong_names_cannot_use_up_a_persons_codes(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """The review: anyone knowing an ID number used up its SMS allowance with any
+    name, blocking that person's registration. Wrong names spend their own."""
+    _, number = add_person(rt, name="王芳")
+    for n in range(rt.settings.sms_max_per_hour + 2):
+        ask(client, number, f"冒名{n}")
+        clock.advance(timedelta(seconds=rt.settings.sms_resend_seconds))
+    assert sms_lines(rt) == []  # no wrong name ever gets a message sent
+    assert ask(client, number, "王芳").status_code == 202
+    assert len(sms_lines(rt)) == 1
+
+
+def test_a_daily_cap_holds_after_the_hourly_ones(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    _, number = add_person(rt, name="王芳")
+    sent = 0
+    for _ in range(rt.settings.sms_max_per_day + 5):
+        r = ask(client, number, "王芳")
+        if r.status_code == 202:
+            sent += 1
+        clock.advance(timedelta(minutes=20))
+    assert sent == rt.settings.sms_max_per_day
+    clock.advance(timedelta(days=1))
+    assert ask(client, number, "王芳").status_code == 202

@@ -47,6 +47,7 @@ from qinqing.runtime import Runtime
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 SMS_TEXT = "【医保亲情】您的注册验证码为{code}，{minutes}分钟内有效。请勿告诉他人，工作人员不会向您索要验证码。"
 
 
@@ -70,21 +71,35 @@ def request_code(rt: Runtime, *, id_number: str, name: str, source: str) -> Outg
     if sms_provider(settings) is None:
         raise DomainError("SMS_UNAVAILABLE", 409)
     number = ric.parse(id_number, now.date()).number
+    # The allowance is the ID number's *with the name given*: someone who knows only
+    # the number, trying names, spends allowances of their own and cannot use up the
+    # person's (the review found a person's registration blocked that way). Every
+    # limit is counted for every request, known person or not, so a 429 tells nothing.
+    person_key = rt.vault.index("sms-id-number", f"{number}\x00{name.strip()}")
     with rt.db.unit_of_work() as session:
-        # Both limits are counted for every request, known person or not.
-        wait = throttle.take(
-            session,
-            "smsid:" + rt.vault.index("sms-id-number", number),
-            per_window=settings.sms_max_per_hour,
-            window=HOUR,
-            min_gap=timedelta(seconds=settings.sms_resend_seconds),
-            now=now,
-        ) or throttle.take(
-            session,
-            "smsaddr:" + rt.vault.index("address", source),
-            per_window=settings.sms_max_per_address_hour,
-            window=HOUR,
-            now=now,
+        wait = (
+            throttle.take(
+                session,
+                "smsid:" + person_key,
+                per_window=settings.sms_max_per_hour,
+                window=HOUR,
+                min_gap=timedelta(seconds=settings.sms_resend_seconds),
+                now=now,
+            )
+            or throttle.take(
+                session,
+                "smsday:" + person_key,
+                per_window=settings.sms_max_per_day,
+                window=DAY,
+                now=now,
+            )
+            or throttle.take(
+                session,
+                "smsaddr:" + rt.vault.index("address", source),
+                per_window=settings.sms_max_per_address_hour,
+                window=HOUR,
+                now=now,
+            )
         )
         if wait:
             raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait)
