@@ -101,6 +101,8 @@ def vaulted_columns() -> list[VaultedColumn]:
             "account_index",
             LookupTable(BankAccountIndex, "account_index"),
         ),
+        # The ID number a bank named when it started a link (nobody's links too).
+        VaultedColumn(BankLink, "claimed_id_cipher", ID_KIND),
         VaultedColumn(WebhookEndpoint, "secret_cipher", SECRET_KIND),
         VaultedColumn(LinkProof, "content_cipher", PROOF_FILE_KIND, binary=True),
         VaultedColumn(LinkProof, "document_number_cipher", PROOF_NUMBER_KIND),
