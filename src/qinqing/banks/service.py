@@ -72,6 +72,22 @@ def _parse_id(raw: str | uuid.UUID) -> uuid.UUID:
         raise not_found(SUBJECT) from None
 
 
+def bank_names(session: Session, codes: set[str]) -> dict[str, str]:
+    """The partner banks' names by code (the name of a bank client carrying it)."""
+    if not codes:
+        return {}
+    rows = session.execute(
+        select(ApiClient.bank_code, ApiClient.name)
+        .where(ApiClient.kind == "bank", ApiClient.bank_code.in_(sorted(codes)))
+        .order_by(ApiClient.created_at)
+    ).all()
+    names: dict[str, str] = {}
+    for code, name in rows:
+        if code:
+            names.setdefault(code, name)
+    return names
+
+
 def _partner_bank(session: Session, code: str) -> bool:
     return (
         session.execute(

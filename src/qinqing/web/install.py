@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from qinqing.web import errors
 from qinqing.web.pages_account import router as account
+from qinqing.web.pages_banks import router as banks
 from qinqing.web.pages_counter import router as counter
 from qinqing.web.pages_counter_proof import router as counter_proof
 from qinqing.web.pages_family import router as family
@@ -30,6 +31,7 @@ def install(app: FastAPI) -> None:
         account,
         register,
         me,
+        banks,
         family,
         proof,
         unbind,
