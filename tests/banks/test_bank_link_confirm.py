@@ -246,7 +246,7 @@ def test_the_bank_confirms_with_the_code_the_person_received(
     r = link_customer(client, bank, p.id_number, p.name, card, confirm=False)
     link = r.json()["id"]
     [sms] = [m for m in sms_codes(rt) if m["to"] == p.phone]
-    assert sms["code"] in sms["text"] and "BANKA" in sms["text"] and card[-4:] in sms["text"]
+    assert sms["code"] in sms["text"] and "bank BANKA" in sms["text"] and card[-4:] in sms["text"]
     assert card not in sms["text"] and p.id_number not in sms["text"]
     assert events_of(rt, bank) == []  # nothing about a pending link
     r = confirm(client, {**bank.headers, **EN}, link)

@@ -51,7 +51,6 @@ def bank_link_out(session: Session, rt: Runtime, link: BankLink) -> BankLinkOut:
     status_code=202,
     response_model=BankLinkOut,
     summary="医保关联: start linking a bank account (pending until the other side confirms)",
-    responses={201: {"description": "not used: a link always starts pending (202)"}},
 )
 def create_bank_link(
     body: BankLinkIn,

@@ -206,7 +206,7 @@ def create_link(
         subject=str(link.id),
         phone=phone,
         now=now,
-        bank=bank_code,
+        bank=bank_names(session, {bank_code}).get(bank_code, bank_code),
         last4=number[-4:],
     )
     _requested(session, principal, link, now, matched=matched, masked=rules.mask_account(number))
