@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,11 +12,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from stdnum import luhn
 
+from qinqing.access.principal import Principal
 from qinqing.auth import service as auth
 from qinqing.auth.models import ApiClient
+from qinqing.auth.sms import SIMULATED_FILE
+from qinqing.banks import service as banks
 from qinqing.banks.endpoints import set_endpoint
+from qinqing.banks.models import BankLink
+from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from support import OPERATOR
 
@@ -75,14 +82,50 @@ def add_webhook(rt: Runtime, client_id: str, url: str) -> str:
 
 
 def link_customer(
-    client: TestClient, bank: Bank, id_number: str, name: str, account: str, **headers: str
+    client: TestClient,
+    bank: Bank,
+    id_number: str,
+    name: str,
+    account: str,
+    *,
+    confirm: bool = True,
+    **headers: str,
 ) -> Any:
-    """POST /bank-links as a bank for its customer; returns the response."""
-    return client.post(
+    """POST /bank-links as a bank for its customer; returns the response (202, the
+    pending link). With ``confirm`` (the default) the person then confirms it in
+    the app, so the link is active, as most tests need a customer."""
+    r = client.post(
         f"{API}/bank-links",
         headers={**bank.headers, **headers},
         json={"account_number": account, "id_number": id_number, "name": name},
     )
+    if confirm and r.status_code == 202 and not r.headers.get("idempotent-replayed"):
+        confirm_as_person(client, r.json()["id"])
+    return r
+
+
+def person_principal(person_id: uuid.UUID) -> Principal:
+    return Principal("person", str(person_id), "app", "-", person_id=person_id)
+
+
+def confirm_as_person(client: TestClient, link_id: str) -> bool:
+    """The person behind a pending bank-started link confirms it (as in the app);
+    False for a link of nobody (a bank named someone who is not its customer)."""
+    rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with rt.db.unit_of_work() as s:
+        link = s.execute(select(BankLink).where(BankLink.id == uuid.UUID(link_id))).scalar_one()
+        if link.status != "pending" or s.get(Person, link.person_id) is None:
+            return False
+        banks.confirm_link(s, rt, person_principal(link.person_id), link.id)
+    return True
+
+
+def sms_codes(rt: Runtime) -> list[dict[str, str]]:
+    """Every message the simulated SMS provider wrote, oldest first."""
+    path = rt.settings.data_dir / SIMULATED_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
 
 
 # --- a real HTTP receiver on 127.0.0.1 --------------------------------------------------

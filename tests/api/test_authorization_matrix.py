@@ -29,7 +29,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from banks_support import API, Bank, add_bank, card_number, client_headers, link_customer
+from banks_support import (
+    API,
+    Bank,
+    add_bank,
+    card_number,
+    client_headers,
+    link_customer,
+    sms_codes,
+)
 from counter_support import bind_body, unbind_body
 from family_support import PAYMENT_PASSWORD, Party, bind, new_person
 from qinqing.banks.models import BankLink
@@ -82,8 +90,33 @@ class World:
         r = link_customer(
             self.client, self.bank_a, self.customer.id_number, self.customer.name, self.card()
         )
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
         return str(r.json()["id"])
+
+    def pending_bank_link(self) -> dict[str, str]:
+        """A fresh association bank A started for the customer, not yet confirmed, and
+        the one-time code the customer received for it."""
+        r = link_customer(
+            self.client,
+            self.bank_a,
+            self.customer.id_number,
+            self.customer.name,
+            self.card(),
+            confirm=False,
+        )
+        assert r.status_code == 202, r.text
+        [code] = [m["code"] for m in sms_codes(self.rt) if m["to"] == self.customer.phone][-1:]
+        return {"bank_link": str(r.json()["id"]), "code": code}
+
+    def app_started_link(self) -> dict[str, str]:
+        """A fresh association the customer started in the app, waiting for bank A."""
+        r = self.client.post(
+            f"{API}/bank-links",
+            headers=self.headers["person"],
+            json={"account_number": self.card(), "bank_code": "BANKA"},
+        )
+        assert r.status_code == 202, r.text
+        return {"bank_link": str(r.json()["id"])}
 
 
 def build_world(rt: Runtime, client: TestClient) -> World:
@@ -268,9 +301,43 @@ ROWS = [
         "link an account",
         "POST",
         "/bank-links",
-        _cells(201, 201, 403, 403, 403, 201, 201, 403, 401),
+        _cells(202, 202, 403, 403, 403, 202, 202, 403, 401),
         request=_new_account,
         state=_bank_links,
+    ),
+    Row(
+        "confirm a link a bank started (the person, in the app)",
+        "POST",
+        "/bank-links/{bank_link}/confirm",
+        _cells(200, 404, 403, 403, 403, 422, 404, 403, 401),
+        prepare=lambda w: w.pending_bank_link(),
+        request=lambda w, actor, ctx: {"json": {}},
+        state=_bank_link_status,
+    ),
+    Row(
+        "confirm a link a bank started (the bank, with the person's code)",
+        "POST",
+        "/bank-links/{bank_link}/confirm",
+        _cells(422, 404, 403, 403, 403, 200, 404, 403, 401),
+        prepare=lambda w: w.pending_bank_link(),
+        request=lambda w, actor, ctx: {"json": {"sms_code": ctx["code"]}},
+        state=_bank_link_status,
+    ),
+    Row(
+        "confirm a link the person started (the bank)",
+        "POST",
+        "/bank-links/{bank_link}/confirm",
+        _cells(409, 404, 403, 403, 403, 200, 404, 403, 401),
+        prepare=lambda w: w.app_started_link(),
+        request=lambda w, actor, ctx: {"json": {}},
+        state=_bank_link_status,
+    ),
+    Row(
+        "the family behind a link not yet confirmed",
+        "GET",
+        "/bank-links/{bank_link}/family",
+        _cells(403, 403, 403, 403, 403, 404, 404, 403, 401),
+        prepare=lambda w: w.pending_bank_link(),
     ),
     Row(
         "list associations",
@@ -427,5 +494,5 @@ def test_every_counter_and_bank_endpoint_has_a_row(client: TestClient) -> None:
         for method in operations
     }
     covered = {(row.method, shape(API + row.path)) for row in ROWS}
-    assert len(served) == 10
+    assert len(served) == 11
     assert served <= covered, served - covered

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from banks_support import confirm_as_person
 from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.runtime import Runtime
 from support import add_client, add_person, id_number
@@ -222,7 +223,8 @@ def test_a_bank_sees_the_check_of_its_customer(rt: Runtime, client: TestClient) 
             "name": "李秀英",
         },
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
+    assert confirm_as_person(client, r.json()["id"])  # the person confirms in the app
     r = check(client, bank, link.id, customer="member")
     assert r.status_code == 200, r.text
     assert r.json()["eligible"] is True and r.json()["on_behalf_of"] == "member"

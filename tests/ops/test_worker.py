@@ -151,7 +151,7 @@ def test_cli_once_delivers_webhooks_and_purges_old_voucher_tokens(
         bank, secret = add_bank(rt, client, "BANKA", webhook_url=rec.url)
         person = new_person(rt, name="钱多多", account=False)
         bl = link_customer(client, bank, person.id_number, person.name, card_number(1))
-        assert bl.status_code == 201, bl.text
+        assert bl.status_code == 202, bl.text
         clock.set(datetime.now(UTC))
         fresh = token_for(client, s)
         out = CliRunner().invoke(app, ["worker", "--once", "--json"], env=_env(rt))
@@ -271,7 +271,7 @@ def test_sigterm_mid_delivery_lets_the_webhook_under_way_finish(
         person = new_person(rt, name="孙一", account=False)
         for seq in (2, 3):
             r = link_customer(client, bank, person.id_number, person.name, card_number(seq))
-            assert r.status_code == 201, r.text
+            assert r.status_code == 202, r.text
         with _start(rt, "webhooks", "deliver", "--interval", "0.5") as proc:
             try:
                 _wait_for_start(proc)

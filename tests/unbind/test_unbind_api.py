@@ -10,6 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from banks_support import confirm_as_person
 from ledger_support import fund, institution_headers
 from qinqing.audit import service as audit
 from qinqing.auth.models import PersonAccount
@@ -301,7 +302,8 @@ def test_a_bank_unbinds_for_its_customer(rt: Runtime, client: TestClient) -> Non
         headers=bank,
         json={"account_number": "6214830123452343", "id_number": member_number, "name": "李秀英"},
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
+    assert confirm_as_person(client, r.json()["id"])  # the person confirms in the app
     # Only the member banks here, so a check that names no side is the member's.
     inferred = check(client, bank, link.id)
     assert inferred.status_code == 200, inferred.text
@@ -355,7 +357,8 @@ def test_a_bank_that_names_no_customer_acts_for_its_only_customer_on_the_link(
         headers=bank,
         json={"account_number": "6214830123452343", "id_number": holder_number, "name": "王建国"},
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 202, r.text
+    assert confirm_as_person(client, r.json()["id"])  # the person confirms in the app
     assert check(client, bank, link.id).json()["on_behalf_of"] == "holder"
     r = unbind(client, bank, link.id, {"verification": pin_verification(WRONG_PIN)})
     assert r.status_code == 409
@@ -381,7 +384,8 @@ def test_a_bank_whose_customers_are_both_parties_must_say_which(
             headers=bank,
             json={"account_number": account, "id_number": id_number(seq=seq), "name": name},
         )
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
+        assert confirm_as_person(client, r.json()["id"])  # the person confirms in the app
     r = check(client, bank, link.id)
     assert r.status_code == 422
     assert r.json()["code"] == "PARTY_REQUIRED"

@@ -100,6 +100,7 @@ PAGES = {
         "/me/account",
         "/me/payment-password",
         "/me/notifications",
+        "/me/bank-links",
     ],
     ZHANG_JIANGUO: ["consent"],
     CHEN_MING: ["outcome"],

@@ -141,6 +141,27 @@ class RegistrationCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class OneTimeCode(Base):
+    """A purpose-scoped one-time code (``auth.otp``): one live code per person,
+    purpose and subject (e.g. the bank link it confirms), sent by SMS to the
+    registry phone. Only a keyed hash is stored. No foreign key to ``persons``:
+    a request for nobody stores a decoy row under a random id, so that checking
+    a code for nobody does the same work and answers the same as a wrong code.
+    Keyed by the person first (scale-out rule)."""
+
+    __tablename__ = "one_time_codes"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 @event.listens_for(PersonAccount, "after_insert")
 def _index_login(_mapper: Any, connection: Connection, account: PersonAccount) -> None:
     """Every app account gets its login's look-up row in the same flush; a login

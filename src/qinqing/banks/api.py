@@ -6,19 +6,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from qinqing.auth import otp
 from qinqing.auth.deps import PrincipalDep
 from qinqing.banks import service
 from qinqing.banks.models import BankLink, BankLinkStatus
-from qinqing.banks.schemas import BankFamilyOut, BankLinkIn, BankLinkOut, BankLinkPage
+from qinqing.banks.schemas import (
+    BankFamilyOut,
+    BankLinkConfirmIn,
+    BankLinkIn,
+    BankLinkOut,
+    BankLinkPage,
+)
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.idempotency import IdempotencyKeyDep, run_for_request
-from qinqing.identity.masking import mask_id_number
-from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
 
 router = APIRouter(tags=["banks"])
@@ -30,9 +35,11 @@ def bank_link_out(session: Session, rt: Runtime, link: BankLink) -> BankLinkOut:
         bank_code=link.bank_code,
         account_number_masked=service.masked_account_of(rt, link),
         status=link.status,
+        awaiting=link.awaiting,
         created_at=link.created_at,
         created_channel=link.created_channel,
-        id_number_masked=mask_id_number(id_number_of(rt.vault, service.person_of(session, link))),
+        id_number_masked=service.id_number_masked_of(session, rt, link),
+        confirmed_at=link.confirmed_at,
         ended_at=link.ended_at,
         ended_by_kind=link.ended_by_kind,
         ended_channel=link.ended_channel,
@@ -41,9 +48,9 @@ def bank_link_out(session: Session, rt: Runtime, link: BankLink) -> BankLinkOut:
 
 @router.post(
     "/bank-links",
-    status_code=201,
+    status_code=202,
     response_model=BankLinkOut,
-    summary="医保关联: link a bank account",
+    summary="医保关联: start linking a bank account (pending until the other side confirms)",
 )
 def create_bank_link(
     body: BankLinkIn,
@@ -52,19 +59,29 @@ def create_bank_link(
     session: SessionDep,
     rt: RuntimeDep,
     key: IdempotencyKeyDep,
+    background: BackgroundTasks,
 ) -> JSONResponse:
-    """A person links their own account and names the bank (`bank_code`); a bank client
-    (scope `bank-links`) links its customer, named by `id_number` and `name` as
-    registered, with its own bank.
+    """Both sides confirm a link; it answers 202 with the `pending` link.
+
+    A person links their own account and names the bank (`bank_code`); the link
+    waits for that bank's confirmation. A bank client (scope `bank-links`) names its
+    customer by `id_number` and `name` as registered; the link waits for the person,
+    who gets a one-time code on the registry phone (the bank's app forwards it to
+    `POST /bank-links/{id}/confirm`) or confirms in the app. The bank gets the same
+    answer, after the same work, whether or not the person exists, the name matches
+    or the person is of its region: it learns nothing until a confirmation.
 
     Refusals: 422 `BANK_ACCOUNT_NUMBER_INVALID`, `BANK_ACCOUNT_NUMBER_CHECK_DIGIT`,
     `BANK_CODE_MISSING`, `BANK_CODE_INVALID`, `BANK_NOT_PARTNER`, `CUSTOMER_REQUIRED`,
-    `CUSTOMER_NOT_FOUND`, `PARAMETER_NOT_ALLOWED`, `ID_NUMBER_*`; 409
-    `BANK_ACCOUNT_ALREADY_LINKED`. Send an `Idempotency-Key` to make a retry safe.
+    `PARAMETER_NOT_ALLOWED`, `ID_NUMBER_*`; 409 `BANK_ACCOUNT_ALREADY_LINKED` (the
+    account is in an active link); 429 `SMS_CODE_THROTTLED` (too many requests for one
+    ID number in an hour, counted whoever has it). Send an `Idempotency-Key` to make a
+    retry safe.
     """
+    sent: list[otp.Outgoing] = []
 
     def handler() -> tuple[int, BankLinkOut]:
-        link = service.create_link(
+        started = service.create_link(
             session,
             rt,
             principal,
@@ -73,7 +90,51 @@ def create_bank_link(
             id_number=body.id_number,
             name=body.name,
         )
-        return 201, bank_link_out(session, rt, link)
+        if started.message is not None:
+            sent.append(started.message)
+        return 202, bank_link_out(session, rt, started.link)
+
+    answer = run_for_request(
+        request, session, rt, principal, key, body.model_dump(mode="json"), handler
+    )
+    for message in sent:
+        # After the commit (the session dependency commits before background tasks
+        # run); the simulated provider writes at once so the code is there on return.
+        if otp.delivers_at_once(rt):
+            session.commit()
+            otp.deliver(rt, message)
+        else:
+            background.add_task(otp.deliver, rt, message)
+    return answer
+
+
+@router.post(
+    "/bank-links/{link_id}/confirm",
+    response_model=BankLinkOut,
+    summary="Confirm a pending bank link (it becomes active)",
+)
+def confirm_bank_link(
+    link_id: str,
+    body: BankLinkConfirmIn,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    key: IdempotencyKeyDep,
+) -> JSONResponse:
+    """The other side confirms: the person (`{}`) or the bank with the person's one-time
+    code (`{sms_code}`) for a link a bank started; the bank (`{}`) for a link the
+    person started in the app. Answers the now `active` link.
+
+    404 for an id the caller may not see; 422 `SMS_CODE_REQUIRED`, `SMS_CODE_INVALID`,
+    `SMS_CODE_LOCKED` (5 wrong tries), `SMS_CODE_EXPIRED` (10 minutes),
+    `PARAMETER_NOT_ALLOWED`; 409 `BANK_LINK_NOT_PENDING`, `BANK_LINK_AWAITS_BANK`,
+    `BANK_ACCOUNT_ALREADY_LINKED`, `SMS_CODE_USED`.
+    """
+
+    def handler() -> tuple[int, BankLinkOut]:
+        link = service.confirm_link(session, rt, principal, link_id, sms_code=body.sms_code)
+        return 200, bank_link_out(session, rt, link)
 
     return run_for_request(
         request, session, rt, principal, key, body.model_dump(mode="json"), handler
@@ -110,7 +171,8 @@ def end_bank_link(
     rt: RuntimeDep,
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
-    """The person, or a bank client of that bank, ends the association (kept, `ended`).
+    """The person, or a bank client of that bank, ends the association, active or
+    pending (kept, `ended`).
 
     404 for an id the caller may not see; 409 `BANK_LINK_ENDED` when already ended.
     """

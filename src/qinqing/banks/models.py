@@ -20,8 +20,17 @@ from qinqing.kit.db import Base, UTCDateTime, new_id
 
 
 class BankLinkStatus(StrEnum):
+    pending = "pending"
     active = "active"
     ended = "ended"
+
+
+class Awaiting(StrEnum):
+    """Who must still confirm a pending link: the person (a bank started it) or the
+    bank (the person started it in the app)."""
+
+    person = "person"
+    bank = "bank"
 
 
 class BankLink(Base):
@@ -29,6 +38,14 @@ class BankLink(Base):
 
     The account number is kept only as a blind index and AES-GCM ciphertext
     (vault kind ``bank_account``); ended links are kept with who ended them.
+
+    Both sides confirm: a link starts ``pending`` and ``awaiting`` says who must
+    still confirm it. A bank's request for someone who is not its customer (no
+    such person, another name, another region) is kept as a pending link of
+    nobody: ``person_id`` is then a random id of no person (hence no foreign key
+    to ``persons``), so the bank's list, confirm and unlink treat it exactly as
+    a real pending link, and it can never be confirmed. ``claimed_id_cipher``
+    is the ID number the bank named (vault kind ``id_number``), for its list.
     """
 
     __tablename__ = "bank_links"
@@ -38,7 +55,7 @@ class BankLink(Base):
         Index("ix_bank_links_id", "id"),
     )
 
-    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     bank_code: Mapped[str] = mapped_column(String(16))
     account_index: Mapped[str] = mapped_column(String(64))
@@ -48,6 +65,12 @@ class BankLink(Base):
     created_by_kind: Mapped[str] = mapped_column(String(16))
     created_by_id: Mapped[str] = mapped_column(String(64))
     created_channel: Mapped[str] = mapped_column(String(16))
+    awaiting: Mapped[str | None] = mapped_column(String(16))
+    claimed_id_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_by_kind: Mapped[str | None] = mapped_column(String(16))
+    confirmed_by_id: Mapped[str | None] = mapped_column(String(64))
+    confirmed_channel: Mapped[str | None] = mapped_column(String(16))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_by_kind: Mapped[str | None] = mapped_column(String(16))
     ended_by_id: Mapped[str | None] = mapped_column(String(64))

@@ -39,14 +39,34 @@ class BankLinkIn(BaseModel):
     )
 
 
+class BankLinkConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sms_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=12,
+        description="a bank confirming the link it started: the one-time code the person "
+        "received on the registry phone; everyone else sends `{}`",
+    )
+
+
 class BankLinkOut(BaseModel):
     id: str = Field(description="opaque id of the association")
     bank_code: str
     account_number_masked: str = Field(description="e.g. 6214********2345")
-    status: Literal["active", "ended"]
+    status: Literal["pending", "active", "ended"]
+    awaiting: Literal["person", "bank"] | None = Field(
+        default=None,
+        description="pending: who must still confirm (the person for a link a bank "
+        "started, the bank for one the person started)",
+    )
     created_at: datetime
     created_channel: str = Field(description="app | wechat | bank")
-    id_number_masked: str = Field(description="the person's ID number, masked")
+    id_number_masked: str = Field(
+        description="the person's ID number, masked (for a link a bank started: the one it named)"
+    )
+    confirmed_at: datetime | None = None
     ended_at: datetime | None = None
     ended_by_kind: Literal["person", "client", "staff", "operator"] | None = None
     ended_channel: str | None = None

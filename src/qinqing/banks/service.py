@@ -1,16 +1,20 @@
-"""Bank association (医保关联银行账户): link, list, unlink, and a bank's view of
-its customer's family links.
+"""Bank association (医保关联银行账户): link, confirm, list, unlink, and a bank's
+view of its customer's family links.
 
-A person links their own account in the app, naming the bank; a bank client
-links its customer, named by ID number and name as registered, always with its
-own bank. A bank client sees and changes only its own bank's links; anything
-else answers 404 as an unknown id does. Services only flush.
+Both sides confirm. A person starts a link in the app, naming the bank, and the
+link waits for that bank; a bank starts one for its customer, named by ID
+number and name as registered, and the link waits for the person (a one-time
+code to the registry phone, forwarded by the bank's app, or a confirmation in
+the app). Only an ``active`` link makes the person the bank's customer
+(``banks.access``). A bank client sees and changes only its own bank's links;
+anything else answers 404 as an unknown id does. Services only flush.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,17 +23,19 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.access.roles import is_bank_client
 from qinqing.audit.service import record
+from qinqing.auth import otp, throttle
 from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
-from qinqing.banks.models import BankAccountIndex, BankLink, BankLinkStatus
+from qinqing.banks.models import Awaiting, BankAccountIndex, BankLink, BankLinkStatus
 from qinqing.banks.outbox import bank_link_event
 from qinqing.family.models import FamilyLink
 from qinqing.family.service import family_of
 from qinqing.identity import ric
+from qinqing.identity.masking import mask_id_number
 from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.notify.service import enqueue
 from qinqing.persons.models import Person
-from qinqing.persons.service import find_by_id_number
+from qinqing.persons.service import ID_KIND, PHONE_KIND, find_in_constant_work, id_number_of
 from qinqing.runtime import Runtime
 
 ACCOUNT_KIND = "bank_account"
@@ -66,6 +72,22 @@ def _parse_id(raw: str | uuid.UUID) -> uuid.UUID:
         raise not_found(SUBJECT) from None
 
 
+def bank_names(session: Session, codes: set[str]) -> dict[str, str]:
+    """The partner banks' names by code (the name of a bank client carrying it)."""
+    if not codes:
+        return {}
+    rows = session.execute(
+        select(ApiClient.bank_code, ApiClient.name)
+        .where(ApiClient.kind == "bank", ApiClient.bank_code.in_(sorted(codes)))
+        .order_by(ApiClient.created_at)
+    ).all()
+    names: dict[str, str] = {}
+    for code, name in rows:
+        if code:
+            names.setdefault(code, name)
+    return names
+
+
 def _partner_bank(session: Session, code: str) -> bool:
     return (
         session.execute(
@@ -81,6 +103,20 @@ def _partner_bank(session: Session, code: str) -> bool:
 
 # --- link --------------------------------------------------------------------------
 
+CONFIRM_PURPOSE = "bank_link_confirm"
+# Codes a bank may have sent to one ID number per hour (counted for every
+# request, whether or not anyone has the number).
+CODES_PER_HOUR = 10
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A new pending link and the confirmation message to send after the commit."""
+
+    link: BankLink
+    message: otp.Outgoing | None
+
 
 def create_link(
     session: Session,
@@ -91,11 +127,19 @@ def create_link(
     bank_code: str | None = None,
     id_number: str | None = None,
     name: str | None = None,
-) -> BankLink:
-    """Link a bank account; 409 BANK_ACCOUNT_ALREADY_LINKED while it is linked anywhere."""
+) -> Started:
+    """Start a link; it is ``pending`` until the other side confirms it.
+
+    A person names the bank (``bank_code``) and the link waits for that bank.
+    A bank names its customer by ID number and name; the link waits for the
+    person, who gets a one-time code on the registry phone (or confirms in the
+    app). Whether or not the person exists, the name matches and the person is
+    of the bank's region, the bank gets the same pending link after the same
+    work: for nobody the link belongs to no person and can never be confirmed.
+    409 BANK_ACCOUNT_ALREADY_LINKED only while the account is *active* anywhere.
+    """
     _require(principal, LINKS_SCOPE)
     now = rt.clock.now()
-    person_id: uuid.UUID
     if principal.kind == "person":
         for parameter, value in (("id_number", id_number), ("name", name)):
             if value is not None:
@@ -108,63 +152,144 @@ def create_link(
         if not _partner_bank(session, bank_code):
             raise DomainError("BANK_NOT_PARTNER", 422)
         assert principal.person_id is not None
-        person_id = principal.person_id
-    else:
-        assert principal.bank_code is not None
-        if bank_code is not None and bank_code != principal.bank_code:
-            raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="bank_code")
-        bank_code = principal.bank_code
-        for parameter, value in (("id_number", id_number), ("name", name)):
-            if not value:
-                raise DomainError("CUSTOMER_REQUIRED", 422, parameter=parameter)
-        assert id_number is not None and name is not None
-        ident = ric.parse(id_number, now.date())
-        number = rules.normalize_account_number(account_number, check_digit=False)
-        person = find_by_id_number(session, rt.vault, ident.number)
-        # One answer for "no such person", "the name differs" and "not of this region".
-        if (
-            person is None
-            or person.name != name.strip()
-            or person.region_code != principal.region_code
-        ):
-            raise DomainError("CUSTOMER_NOT_FOUND", 422)
-        person_id = person.id
+        index = _free_index(session, rt, number)
+        link = _new_link(
+            rt, principal, principal.person_id, bank_code, number, index, Awaiting.bank, now
+        )
+        session.add(link)
+        session.flush()
+        _requested(session, principal, link, now, matched=True)
+        return Started(link, None)
 
+    assert principal.bank_code is not None
+    if bank_code is not None and bank_code != principal.bank_code:
+        raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="bank_code")
+    bank_code = principal.bank_code
+    for parameter, value in (("id_number", id_number), ("name", name)):
+        if not value:
+            raise DomainError("CUSTOMER_REQUIRED", 422, parameter=parameter)
+    assert id_number is not None and name is not None
+    ident = ric.parse(id_number, now.date())
+    number = rules.normalize_account_number(account_number, check_digit=False)
+    index = _free_index(session, rt, number)
+    wait = throttle.take(
+        session,
+        "banklink:" + rt.vault.index("sms-id-number", ident.number),
+        per_window=CODES_PER_HOUR,
+        window=HOUR,
+        now=now,
+    )
+    if wait:
+        raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait)
+    # The person's row is read whether or not anyone has the number.
+    person = find_in_constant_work(session, rt.vault, ident.number)
+    matched = (
+        person is not None
+        and person.name == name.strip()
+        and person.region_code == principal.region_code
+    )
+    person_id = person.id if person is not None and matched else uuid.uuid4()
+    link = _new_link(rt, principal, person_id, bank_code, number, index, Awaiting.person, now)
+    link.claimed_id_cipher = rt.vault.encrypt(ID_KIND, ident.number)
+    session.add(link)
+    session.flush()
+    phone = (
+        rt.vault.decrypt(PHONE_KIND, person.phone_cipher)
+        if person is not None and matched and person.phone_cipher is not None
+        else None
+    )
+    message = otp.issue(
+        session,
+        rt,
+        purpose=CONFIRM_PURPOSE,
+        person_id=person_id,
+        subject=str(link.id),
+        phone=phone,
+        now=now,
+        bank=bank_names(session, {bank_code}).get(bank_code, bank_code),
+        last4=number[-4:],
+    )
+    _requested(session, principal, link, now, matched=matched, masked=rules.mask_account(number))
+    return Started(link, message)
+
+
+def _free_index(session: Session, rt: Runtime, number: str) -> str:
+    """The account's blind index; 409 while an active link holds the account."""
     index = rt.vault.index(ACCOUNT_KIND, number)
     if session.get(BankAccountIndex, index) is not None:
         raise DomainError("BANK_ACCOUNT_ALREADY_LINKED", 409)
-    link = BankLink(
+    return index
+
+
+def _new_link(
+    rt: Runtime,
+    principal: Principal,
+    person_id: uuid.UUID,
+    bank_code: str,
+    number: str,
+    index: str,
+    awaiting: Awaiting,
+    now: datetime,
+) -> BankLink:
+    return BankLink(
         person_id=person_id,
         id=uuid.uuid4(),
         bank_code=bank_code,
         account_index=index,
         account_cipher=rt.vault.encrypt(ACCOUNT_KIND, number),
-        status=BankLinkStatus.active.value,
+        status=BankLinkStatus.pending.value,
+        awaiting=awaiting.value,
         created_at=now,
         created_by_kind=principal.kind,
         created_by_id=principal.id,
         created_channel=principal.channel,
     )
-    try:
-        # The look-up row is the guard against two concurrent links of one account.
-        with session.begin_nested():
-            session.add(
-                BankAccountIndex(
-                    account_index=index, person_id=person_id, bank_link_id=link.id, created_at=now
-                )
-            )
-    except IntegrityError:
-        raise DomainError("BANK_ACCOUNT_ALREADY_LINKED", 409) from None
-    session.add(link)
+
+
+def _requested(
+    session: Session,
+    principal: Principal,
+    link: BankLink,
+    now: datetime,
+    *,
+    matched: bool,
+    masked: str | None = None,
+) -> None:
+    """Audit every request; a person a bank named gets a notice to confirm or ignore."""
+    record(
+        session,
+        actor=principal.actor,
+        action="bank_link.requested",
+        subject_kind=SUBJECT,
+        subject_id=link.id,
+        at=now,
+        details={
+            "bank_code": link.bank_code,
+            "person_id": str(link.person_id) if matched else None,
+            "awaiting": link.awaiting,
+        },
+    )
+    if matched and link.awaiting == Awaiting.person:
+        enqueue(
+            session,
+            person_id=link.person_id,
+            kind="bank_link.pending",
+            at=now,
+            payload={
+                "bank_link_id": str(link.id),
+                "bank_code": link.bank_code,
+                "account_number_masked": masked,
+                "channel": principal.channel,
+            },
+        )
     session.flush()
-    _announce(session, rt, principal, link, "bank_link.created", now)
-    return link
 
 
 def _announce(
     session: Session, rt: Runtime, principal: Principal, link: BankLink, kind: str, now: datetime
 ) -> None:
     """Audit, tell the person (a bank acting for them is worth a notice), and the bank."""
+    masked = masked_account_of(rt, link)
     record(
         session,
         actor=principal.actor,
@@ -182,11 +307,101 @@ def _announce(
         payload={
             "bank_link_id": str(link.id),
             "bank_code": link.bank_code,
+            "account_number_masked": masked,
             "channel": principal.channel,
         },
     )
-    bank_link_event(session, link, kind, masked_account_of(rt, link), now)
+    bank_link_event(session, link, kind, masked, now)
     session.flush()
+
+
+# --- confirm ------------------------------------------------------------------------
+
+
+def confirm_link(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    link_id: str | uuid.UUID,
+    *,
+    sms_code: str | None = None,
+) -> BankLink:
+    """The other side confirms a pending link, which becomes ``active``.
+
+    A link a bank started waits for the person: the person confirms in the app
+    (no code), or the bank forwards the one-time code the person received
+    (``sms_code``; wrong 422 ``SMS_CODE_INVALID``, then ``SMS_CODE_LOCKED`` after
+    5 wrong tries, ``SMS_CODE_EXPIRED`` after 10 minutes). A link of nobody
+    answers exactly as a real link with a wrong code. A link the person started
+    waits for its bank, which confirms without a code. 409 BANK_LINK_NOT_PENDING
+    for an active or ended link, BANK_LINK_AWAITS_BANK for the person on a link
+    only the bank can confirm; BANK_ACCOUNT_ALREADY_LINKED when another link of
+    the account became active first (that link stays pending; either side may
+    unlink it).
+    """
+    _require(principal, LINKS_SCOPE)
+    link = _locked(session, principal, link_id)
+    if link.status != BankLinkStatus.pending:
+        raise DomainError("BANK_LINK_NOT_PENDING", 409, link_status=link.status)
+    now = rt.clock.now()
+    if principal.kind == "person":
+        if sms_code is not None:
+            raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="sms_code")
+        if link.awaiting != Awaiting.person:
+            raise DomainError("BANK_LINK_AWAITS_BANK", 409)
+        _free_index(session, rt, account_number_of(rt, link))
+    elif link.awaiting == Awaiting.person:
+        if not sms_code:
+            raise DomainError("SMS_CODE_REQUIRED", 422)
+        _free_index(session, rt, account_number_of(rt, link))
+        otp.check(
+            session,
+            rt,
+            purpose=CONFIRM_PURPOSE,
+            person_id=link.person_id,
+            subject=str(link.id),
+            code=sms_code,
+            now=now,
+        )
+    else:
+        if sms_code is not None:
+            raise DomainError("PARAMETER_NOT_ALLOWED", 422, parameter="sms_code")
+        _free_index(session, rt, account_number_of(rt, link))
+    try:
+        # The look-up row is the guard against two concurrent activations of one account.
+        with session.begin_nested():
+            session.add(
+                BankAccountIndex(
+                    account_index=link.account_index,
+                    person_id=link.person_id,
+                    bank_link_id=link.id,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        raise DomainError("BANK_ACCOUNT_ALREADY_LINKED", 409) from None
+    link.status = BankLinkStatus.active.value
+    link.awaiting = None
+    link.confirmed_at = now
+    link.confirmed_by_kind = principal.kind
+    link.confirmed_by_id = principal.id
+    link.confirmed_channel = principal.channel
+    session.flush()
+    _announce(session, rt, principal, link, "bank_link.created", now)
+    return link
+
+
+def _locked(session: Session, principal: Principal, link_id: str | uuid.UUID) -> BankLink:
+    """The link the caller may see, locked; 404 as an unknown id otherwise."""
+    peek = _visible(session, principal, _parse_id(link_id))
+    if peek is None:
+        raise not_found(SUBJECT)
+    return session.execute(
+        select(BankLink)
+        .where(BankLink.person_id == peek.person_id, BankLink.id == peek.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 # --- read ---------------------------------------------------------------------------
@@ -235,25 +450,34 @@ def list_links(
 def end_link(
     session: Session, rt: Runtime, principal: Principal, link_id: str | uuid.UUID
 ) -> BankLink:
-    """Unlink: the link is ``ended`` and kept, with who ended it, when and through which channel."""
+    """Unlink an active or pending link: it is ``ended`` and kept, with who ended it,
+    when and through which channel. Ending an active link tells the person and the
+    bank (``bank_link.ended``); a pending one was never the bank's to know of, so it
+    is only audited."""
     _require(principal, LINKS_SCOPE)
-    peek = _visible(session, principal, _parse_id(link_id))
-    if peek is None:
-        raise not_found(SUBJECT)
-    link = session.execute(
-        select(BankLink)
-        .where(BankLink.person_id == peek.person_id, BankLink.id == peek.id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    if link.status != BankLinkStatus.active:
+    link = _locked(session, principal, link_id)
+    if link.status == BankLinkStatus.ended:
         raise DomainError("BANK_LINK_ENDED", 409)
+    was_active = link.status == BankLinkStatus.active
     now = rt.clock.now()
     link.status = BankLinkStatus.ended.value
+    link.awaiting = None
     link.ended_at = now
     link.ended_by_kind = principal.kind
     link.ended_by_id = principal.id
     link.ended_channel = principal.channel
+    if not was_active:
+        session.flush()
+        record(
+            session,
+            actor=principal.actor,
+            action="bank_link.withdrawn",
+            subject_kind=SUBJECT,
+            subject_id=link.id,
+            at=now,
+            details={"bank_code": link.bank_code},
+        )
+        return link
     # The account may be linked again (by whoever holds it) once unlinked.
     session.execute(
         delete(BankAccountIndex).where(
@@ -283,7 +507,11 @@ def customer_family(
     return family_of(session, rt, link.person_id)
 
 
-def person_of(session: Session, link: BankLink) -> Person:
+def id_number_masked_of(session: Session, rt: Runtime, link: BankLink) -> str:
+    """The ID number of the link's person, masked: the one the bank named for a link
+    a bank started (a link of nobody has no person), else the registry's."""
+    if link.claimed_id_cipher is not None:
+        return mask_id_number(rt.vault.decrypt(ID_KIND, link.claimed_id_cipher))
     person = session.get(Person, link.person_id)
     assert person is not None
-    return person
+    return mask_id_number(id_number_of(rt.vault, person))

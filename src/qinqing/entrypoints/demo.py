@@ -295,8 +295,9 @@ DEMO_ACCOUNT = "6214830123452343"
 
 
 def _load_banks(session: Session, rt: Runtime) -> int:
-    """The demo bank's webhook endpoint and its one customer (张伟, an active bank link),
-    made through the bank services; a link ended while trying the demo stays ended."""
+    """The demo bank's webhook endpoint and its one customer (张伟, a bank link the bank
+    started and confirmed with the code sent to 张伟), made through the bank services;
+    a link ended while trying the demo stays ended."""
 
     client = session.get(ApiClient, DEMO_BANK_ID)
     if client is None:
@@ -325,7 +326,9 @@ def _load_banks(session: Session, rt: Runtime) -> int:
             bank_code=client.bank_code,
             role="bank",
         )
-        banks.create_link(
+        # Both sides confirm: the bank starts the link, 张伟 gets a one-time code on
+        # the registry phone, and the bank's app forwards it.
+        started = banks.create_link(
             session,
             rt,
             bank,
@@ -333,6 +336,11 @@ def _load_banks(session: Session, rt: Runtime) -> int:
             id_number=ric.with_check_digit(DEMO_CUSTOMER),
             name=customer.name,
         )
+        if started.message is not None:
+            banks.confirm_link(session, rt, bank, started.link.id, sms_code=started.message.code)
+        else:  # no registry phone: 张伟 confirms in the app
+            person = Principal("person", str(customer.id), "app", "-", person_id=customer.id)
+            banks.confirm_link(session, rt, person, started.link.id)
         created += 1
     return created
 

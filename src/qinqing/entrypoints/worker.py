@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select
 
 from qinqing.accounting import clearing
-from qinqing.auth import registration, throttle
+from qinqing.auth import otp, registration, throttle
 from qinqing.auth.models import AccessToken
 from qinqing.banks import delivery
 from qinqing.http import idempotency
@@ -101,10 +101,10 @@ def purge_login_throttles(rt: Runtime, now: datetime) -> int:
 
 
 def purge_registration_codes(rt: Runtime, now: datetime) -> int:
-    """Delete registration codes that expired more than a day ago."""
+    """Delete registration and other one-time codes that expired more than a day ago."""
 
     with rt.db.unit_of_work() as session:
-        return registration.purge_codes(session, now)
+        return registration.purge_codes(session, now) + otp.purge(session, now)
 
 
 def deliver_webhooks(rt: Runtime, now: datetime) -> int:

@@ -102,6 +102,8 @@ def vaulted_columns() -> list[VaultedColumn]:
             "account_index",
             LookupTable(BankAccountIndex, "account_index"),
         ),
+        # The ID number a bank named when it started a link (nobody's links too).
+        VaultedColumn(BankLink, "claimed_id_cipher", ID_KIND),
         VaultedColumn(WebhookEndpoint, "secret_cipher", SECRET_KIND),
         VaultedColumn(StaffUser, "totp_cipher", mfa.SECRET_KIND),
         VaultedColumn(LinkProof, "content_cipher", PROOF_FILE_KIND, binary=True),

@@ -62,6 +62,7 @@ TABLES: Final[dict[str, Distributed | Placement]] = {
     "ledger_transfers": Distributed("person_id"),
     "ledger_entries": Distributed("person_id"),
     "registration_codes": Distributed("person_id"),
+    "one_time_codes": Distributed("person_id"),
     "id_document_failures": Distributed("person_id"),
     "bank_links": Distributed("person_id"),
     "bank_webhook_events": Distributed("person_id"),

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from qinqing.web import errors
 from qinqing.web.pages_account import router as account
+from qinqing.web.pages_banks import router as banks
 from qinqing.web.pages_counter import router as counter
 from qinqing.web.pages_counter_proof import router as counter_proof
 from qinqing.web.pages_family import router as family
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         register,
         me,
         security,
+        banks,
         family,
         proof,
         unbind,

@@ -101,6 +101,13 @@ NOTICE = {
     "resident.paid_for_you": N_(
         "%(name)s 已为您缴纳 %(year)s 年度居民医保 %(amount)s，%(cover)s 起享受医保待遇。"
     ),
+    # Bank links: %(bank)s is the bank, %(account)s the masked account number.
+    "bank_link.pending": N_(
+        "%(bank)s 申请将银行账户 %(account)s 关联您的医保账户。如是您本人办理，请在“银行账户”中确认；"
+        "如不是，请不要确认，也不要把短信验证码告诉任何人。"
+    ),
+    "bank_link.created": N_("银行账户 %(account)s（%(bank)s）已关联您的医保账户。"),
+    "bank_link.ended": N_("银行账户 %(account)s（%(bank)s）已解除与您医保账户的关联。"),
 }
 NOTICE_OTHER = N_("您有一条新消息。")
 
@@ -178,6 +185,14 @@ DONE = {
     "counter_bound": N_("绑定成功，亲情关系已生效，双方都会收到通知。"),
     "registered": N_("注册成功，欢迎使用医保亲情账户。"),
     "resident_paid": N_("缴费成功。"),
+    "bank_link_confirmed": N_("您已确认，银行账户已关联医保账户。"),
+    "bank_link_ended": N_("已解除这个银行账户的关联。"),
+}
+
+BANK_LINK_STATUS = {
+    "pending": N_("待确认"),
+    "active": N_("已关联"),
+    "ended": N_("已解除"),
 }
 
 PAYMENT_STATUS = {

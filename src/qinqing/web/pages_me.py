@@ -14,6 +14,7 @@ from qinqing.access.principal import Principal
 from qinqing.accounting import api as ledger_api
 from qinqing.auth import api as auth_api
 from qinqing.auth import service as auth
+from qinqing.banks import service as banks
 from qinqing.family import service as family
 from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError, not_found
@@ -147,6 +148,12 @@ def _notice_text(
             ),
             None,
         )
+    if kind.startswith("bank_link."):
+        code, masked = payload.get("bank_code"), payload.get("account_number_masked")
+        code = code if isinstance(code, str) else ""
+        bank = banks.bank_names(session, {code} if code else set()).get(code, code)
+        account = masked if isinstance(masked, str) else ""
+        return t(request, template, bank=bank, account=account), "/me/bank-links"
     if isinstance(link_id, str):
         try:
             link = family.get_link(session, rt, principal, link_id)

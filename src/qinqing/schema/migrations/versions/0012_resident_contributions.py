@@ -1,7 +1,7 @@
 """resident contributions: a holder pays a member's 居民医保 (共济缴费)
 
 Revision ID: 0012_resident_contributions
-Revises: 0010_payment_probes
+Revises: 0011_bank_link_confirm
 
 - ``resident_contributions``: one cover year of a member's resident insurance,
   paid from the holder's personal account; kept with the holder (the link and
@@ -21,7 +21,7 @@ from alembic import op
 import qinqing.kit.db
 
 revision = "0012_resident_contributions"
-down_revision = "0010_payment_probes"
+down_revision = "0011_bank_link_confirm"
 branch_labels = None
 depends_on = None
 
