@@ -11,13 +11,14 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
 
 from qinqing.accounting.statements import balance_of
-from qinqing.auth import registration, service, sessions
+from qinqing.auth import otp, recovery, registration, service, sessions
 from qinqing.auth.deps import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
     LoginIn,
     LoginOut,
     MeOut,
     PasswordChangeIn,
+    PasswordResetIn,
     PaymentPasswordIn,
     RegionRef,
     RegisterIn,
@@ -260,4 +261,45 @@ def get_sessions(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> S
 def delete_sessions(principal: PersonDep, session: SessionDep, rt: RuntimeDep) -> Response:
     """End every session of the account, this one included (after a lost phone)."""
     sessions.end_all(session, rt, principal)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/auth/password-reset/sms-code", status_code=202, response_model=SmsCodeOut, tags=["auth"]
+)
+def password_reset_sms_code(
+    body: SmsCodeIn, request: Request, rt: RuntimeDep, background: BackgroundTasks
+) -> SmsCodeOut:
+    """A forgotten login password: a one-time code to the phone on the registry
+    record. The answer is the same whether or not the person exists, has an account,
+    the name matches, or a code was sent."""
+    message = recovery.request_code(
+        rt, id_number=body.id_number, name=body.name, source=_source(request)
+    )
+    if message is not None:
+        if otp.delivers_at_once(rt):
+            otp.deliver(rt, message)
+        else:
+            background.add_task(otp.deliver, rt, message)
+    message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
+    return SmsCodeOut(
+        detail=message_text,
+        expires_in=int(otp.TTL.total_seconds()),
+        resend_after=rt.settings.sms_resend_seconds,
+    )
+
+
+@router.post("/auth/password-reset", status_code=204, tags=["auth"])
+def password_reset(body: PasswordResetIn, rt: RuntimeDep) -> Response:
+    """Set a new login password with the code sent to the registry phone (`sms_code`)
+    or a face check (`face_token`). Every session of the account ends, and a login
+    lock is lifted: the owner's way back in."""
+    recovery.reset(
+        rt,
+        id_number=body.id_number,
+        name=body.name,
+        new_password=body.new_password,
+        sms_code=body.sms_code,
+        face_token=body.face_token,
+    )
     return Response(status_code=204)

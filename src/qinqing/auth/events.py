@@ -14,6 +14,7 @@ from typing import Any
 
 NEW_LOGIN = "account.new_login"
 PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 - a notice kind
+PASSWORD_RESET = "account.password_reset"  # noqa: S105 - a notice kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,10 @@ HASH_KIND = "one-time-code"
 
 # What a code may be for; each has its message (``{code}`` and ``{minutes}``).
 TEXTS = {
+    "password_reset": (
+        "【医保亲情】您正在重置医保亲情账户的登录密码，验证码{code}，{minutes}分钟内有效。"
+        "如非本人操作，请勿告诉任何人。"
+    ),
     "bank_link_confirm": (
         "【医保亲情】{bank}申请将尾号{last4}的银行账户关联您的医保账户，验证码{code}，"
         "{minutes}分钟内有效。如同意，请将验证码告知该银行APP；如非本人申请，请勿告诉任何人。"

@@ -131,3 +131,20 @@ class SessionOut(BaseModel):
 
 class SessionsOut(BaseModel):
     items: list[SessionOut]
+
+
+class PasswordResetIn(Strict):
+    id_number: str = Field(min_length=1, max_length=32, description="18-digit resident ID number")
+    name: str = Field(min_length=1, max_length=64)
+    new_password: str = Field(min_length=1, max_length=128)
+    sms_code: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{6}$",
+        description="the 6-digit code sent to the phone on the registry record",
+    )
+    face_token: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="a face check from the face provider (instead of sms_code)",
+    )
