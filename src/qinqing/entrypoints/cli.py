@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from qinqing.accounting.cli import ledger_app
@@ -15,8 +16,9 @@ from qinqing.config import Settings
 from qinqing.contributions.cli import contributions_app
 from qinqing.entrypoints.bootstrap import open_runtime
 from qinqing.entrypoints.serve import run
-from qinqing.entrypoints.worker import JOBS, Worker, install_signal_handlers
+from qinqing.entrypoints.worker import JOBS, Worker, install_signal_handlers, signals_stop
 from qinqing.identity.vault import generate_key
+from qinqing.kit import metrics
 from qinqing.kit.cli import console, err_console, fail, print_json
 from qinqing.kit.logs import configure
 from qinqing.notify.cli import notify_app
@@ -58,6 +60,18 @@ def _root(ctx: typer.Context) -> None:
     """Qinqing 亲情: medical-insurance family accounts."""
     # Every command's runtime comes from here (runtime.cli_runtime).
     ctx.obj = open_runtime
+    _record_metrics()
+
+
+def _record_metrics() -> None:
+    """Every qinqing process of the host records its metrics into one directory
+    (QINQING_METRICS_DIR), which serve's /metrics reads whole."""
+    try:
+        settings = Settings()
+    except ValidationError:
+        return  # the command says what is wrong when it reads them
+    path = settings.effective_metrics_dir
+    metrics.record_to(path.resolve() if path is not None else None)
 
 
 @app.command()
@@ -96,7 +110,10 @@ def worker(
     w = Worker(rt, JOBS, interval=interval)
     try:
         if once:
-            done = w.run_once()
+            # SIGTERM mid-pass: the job under way finishes (or gives back what it
+            # claimed), no further job starts.
+            with signals_stop(w):
+                done = w.run_once()
             if as_json:
                 print_json(done)
             else:
