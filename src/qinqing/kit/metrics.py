@@ -57,7 +57,7 @@ log = logging.getLogger("qinqing.metrics")
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
-# 1 ms ... 10 s (SPEC §7).
+# 1 ms ... 10 s (docs/operations.md "Metrics").
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A worker job runs from microseconds (nothing to do) to minutes (a webhook batch
 # against hanging banks is bounded at 50 x 5 s).
