@@ -207,3 +207,26 @@ def test_sigterm_waits_no_longer_than_the_grace_period(tmp_path: Path) -> None:
         conn.close()
     assert 1.5 <= waited < 30, waited
     assert not answer.startswith(b"HTTP/1.1 2"), "a request cut off is never answered as done"
+
+
+def test_the_worker_makes_a_private_metrics_directory_a_cli_job_only_joins_one(
+    tmp_path: Path,
+) -> None:
+    """By default the directory is `metrics/` in the data directory: the worker (like
+    serve) makes it, owner-only like the data directory; a CLI job on a host without
+    one leaves none behind."""
+    env = _env(tmp_path)
+    del env["QINQING_METRICS_DIR"]
+    data = tmp_path / "data"
+    _run_cli(env, "db", "upgrade")
+    assert data.is_dir() and not (data / "metrics").exists()
+
+    other = _env(tmp_path / "other")
+    del other["QINQING_METRICS_DIR"]
+    _run_cli(other, "worker", "--once")
+    made = tmp_path / "other" / "data" / "metrics"
+    assert made.is_dir()
+    assert made.stat().st_mode & 0o777 == 0o700
+    assert made.parent.stat().st_mode & 0o777 == 0o700
+    # The worker's counts outlive it, for serve's scrape; its live gauges do not.
+    assert list(made.glob("histogram_*.db")) and not list(made.glob("gauge_livesum_*.db"))

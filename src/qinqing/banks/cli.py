@@ -9,6 +9,7 @@ from rich.table import Table
 
 from qinqing.audit.actor import operator
 from qinqing.banks.delivery import deliver_webhooks, list_events, retry_event
+from qinqing.kit import metrics
 from qinqing.kit.cli import console, domain_fail, print_json
 from qinqing.kit.errors import DomainError
 from qinqing.kit.jobs import Job, Worker, install_signal_handlers, signals_stop, stop_requested
@@ -113,6 +114,8 @@ def deliver_command(
         total += n
         return n
 
+    # Into the host's metrics directory, as `qinqing worker` (docs/operations.md "Metrics").
+    metrics.record_as_configured()
     rt = cli_runtime(ctx)
     worker = Worker(rt, [Job("deliver_webhooks", job)], interval=interval)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from qinqing.accounting.cli import ledger_app
@@ -60,18 +59,8 @@ def _root(ctx: typer.Context) -> None:
     """Qinqing 亲情: medical-insurance family accounts."""
     # Every command's runtime comes from here (runtime.cli_runtime).
     ctx.obj = open_runtime
-    _record_metrics()
-
-
-def _record_metrics() -> None:
-    """Every qinqing process of the host records its metrics into one directory
-    (QINQING_METRICS_DIR), which serve's /metrics reads whole."""
-    try:
-        settings = Settings()
-    except ValidationError:
-        return  # the command says what is wrong when it reads them
-    path = settings.effective_metrics_dir
-    metrics.record_to(path.resolve() if path is not None else None)
+    # A CLI job joins the host's metrics directory where serve made one.
+    metrics.record_as_configured(join_only=True)
 
 
 @app.command()
@@ -93,6 +82,8 @@ def serve(
     """Run the API (docs at /docs)."""
     if (reset or demo_json) and not demo:
         fail("--reset and --json go with --demo")
+    # serve and the worker make the host's metrics directory (docs/operations.md).
+    metrics.record_as_configured()
     run(host=host, port=port, demo=demo, workers=workers, reset=reset, demo_json=demo_json)
 
 
@@ -106,6 +97,8 @@ def worker(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the background jobs (notifications, webhooks, hold expiry, purges) until SIGTERM."""
+    # serve and the worker make the host's metrics directory (docs/operations.md).
+    metrics.record_as_configured()
     rt = cli_runtime(ctx)
     w = Worker(rt, JOBS, interval=interval)
     try:

@@ -48,9 +48,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import ValidationError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from qinqing.config import Settings
 from qinqing.kit.errors import DomainError
 
 log = logging.getLogger("qinqing.metrics")
@@ -148,6 +150,9 @@ def _m() -> _Metrics:
     if _current is None:
         with _lock:
             if _current is None:
+                path = directory()
+                if path is not None:
+                    _private_dirs(path)
                 _current = _Metrics()
     return _current
 
@@ -161,20 +166,46 @@ def directory() -> Path | None:
     return Path(raw) if raw else None
 
 
-def record_to(path: Path | None) -> None:
-    """Record this process's values into ``path`` (None: in memory). Must come before the
-    first value; later (values exist already) it changes nothing."""
+def record_to(path: Path | None, *, join_only: bool = False) -> None:
+    """Record this process's values into ``path`` (None: in memory), made (mode 0700)
+    when the first value is. ``join_only``: only if the directory is there already (a
+    CLI job on a host where ``serve`` runs; elsewhere it leaves no directory behind).
+    Must come before the first value; later (values exist already) it changes nothing."""
     if _current is not None:
         if path != directory():
             log.debug("metrics already recording; %s not used", path)
         return
+    if path is not None and join_only and not path.is_dir():
+        return
     if path is None:
         os.environ.pop(ENV_DIR, None)
     else:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.environ[ENV_DIR] = str(path)
         atexit.register(process_done)
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def record_as_configured(*, join_only: bool = False) -> None:
+    """:func:`record_to` the directory the settings name (``QINQING_METRICS_DIR``, else
+    ``metrics/`` in the data directory; set empty: in memory). Settings that do not
+    validate change nothing: the command reports them when it reads them."""
+    try:
+        settings = Settings()
+    except ValidationError:
+        return
+    path = settings.effective_metrics_dir
+    record_to(path.resolve() if path is not None else None, join_only=join_only)
+
+
+def _private_dirs(path: Path) -> None:
+    """``path`` and any missing parent, each made readable by its owner only."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for level in reversed(missing):
+        level.mkdir(mode=0o700, exist_ok=True)
+        level.chmod(0o700)
 
 
 _PID_FILE = re.compile(r"_(\d+)\.db$")
