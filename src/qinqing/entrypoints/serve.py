@@ -43,12 +43,12 @@ def run(
         # simulated provider unless one is named; production refuses it anyway.
         os.environ.setdefault("QINQING_FACE_PROVIDER", "simulated")
     rt = open_runtime()
-    _prepare_metrics(rt.settings)
     configure(
         json_lines=rt.settings.log_json
         if rt.settings.log_json is not None
         else rt.settings.is_production
     )
+    _prepare_metrics()
     if demo:
         if rt.settings.is_production:
             fail(
@@ -103,7 +103,7 @@ def run(
         )
 
 
-def _prepare_metrics(settings: Settings) -> None:
+def _prepare_metrics() -> None:
     """The metrics directory this host's processes share (the root command pointed this
     process at it): the files of processes gone (a previous serve, finished CLI jobs)
     are removed, so a scrape sums the living; serve's worker processes inherit it."""
