@@ -384,3 +384,34 @@ def test_the_alert_rules_are_prometheus_rules_with_what_to_do() -> None:
     operations = (DOCS / "operations.md").read_text(encoding="utf-8")
     for name in names:
         assert name in operations, f"{name} is not explained in docs/operations.md"
+
+
+def test_counted_on_commit_of_the_transaction_not_of_a_savepoint_nor_a_rollback(
+    rt: Runtime,
+) -> None:
+    """What a unit of work counts shows once it commits: a savepoint released inside it
+    is not the commit, a rolled-back run (a conflict's retry) counts nothing."""
+    from sqlalchemy import text
+
+    from qinqing.kit import metrics
+
+    seen: list[str] = []
+    with rt.db.unit_of_work() as session:
+        metrics.on_commit(session, lambda: seen.append("counted"))
+        with session.begin_nested():
+            session.execute(text("SELECT 1"))
+        assert seen == [], "a released savepoint is not the commit"
+        try:
+            with session.begin_nested():
+                session.execute(text("SELECT 1"))
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+        assert seen == []
+    assert seen == ["counted"], "a savepoint's rollback does not undo the outer count"
+
+    with pytest.raises(RuntimeError), rt.db.unit_of_work() as session:
+        metrics.on_commit(session, lambda: seen.append("rolled back"))
+        session.execute(text("SELECT 1"))
+        raise RuntimeError("the unit of work fails")
+    assert seen == ["counted"]

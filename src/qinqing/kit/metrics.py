@@ -30,7 +30,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from qinqing.config import Settings
 from qinqing.kit.errors import DomainError
@@ -391,6 +390,8 @@ def on_commit(session: Session, action: Callable[[], None]) -> None:
 
 
 def _run_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the transaction itself goes on
     for action in session.info.pop(_PENDING, []):
         try:
             action()
@@ -399,14 +400,7 @@ def _run_pending(session: Session) -> None:
     session.info[_PENDING] = []
 
 
-def _drop_pending(session: Session, _previous: object) -> None:
-    if session.in_transaction():
+def _drop_pending(session: Session, previous: SessionTransaction) -> None:
+    if previous.nested or previous.parent is not None:
         return  # a savepoint rolled back; the outer transaction goes on
     session.info[_PENDING] = []
-
-
-@contextmanager
-def timed() -> Iterator[Callable[[], float]]:
-    """Seconds since the block began, asked for inside or after it."""
-    started = time.perf_counter()
-    yield lambda: time.perf_counter() - started
