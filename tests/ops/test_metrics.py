@@ -415,3 +415,32 @@ def test_counted_on_commit_of_the_transaction_not_of_a_savepoint_nor_a_rollback(
         session.execute(text("SELECT 1"))
         raise RuntimeError("the unit of work fails")
     assert seen == ["counted"]
+
+
+def test_a_metric_that_cannot_be_recorded_never_fails_the_request(
+    rt: Runtime,
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A full disk under the metrics directory costs the metric, not the answer."""
+    from qinqing.kit import metrics
+
+    def broken() -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(metrics, "_m", broken)
+    holder, h = party(rt, client, name="周一", phone="13800138011", seq=41, region="440100")
+    r = client.post(
+        f"{API}/me/family",
+        headers=h,
+        json={
+            "member_id_number": id_number_of(rt.vault, holder),
+            "member_name": "周一",
+            "relation": "spouse",
+            "mutual_aid": True,
+        },
+    )
+    assert r.status_code == 422, r.text  # the refusal, counted or not
+    assert client.get("/healthz").status_code == 200
+    assert "not recorded" in caplog.text

@@ -26,6 +26,7 @@ must come before.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import re
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ParamSpec
 
 import prometheus_client
 from prometheus_client import (
@@ -55,6 +57,7 @@ from qinqing.config import Settings
 from qinqing.kit.errors import DomainError
 
 log = logging.getLogger("qinqing.metrics")
+P = ParamSpec("P")
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
 ENV_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -321,6 +324,21 @@ def code(value: str | None) -> str:
     return value if value is not None and _CODE.fullmatch(value) else "other"
 
 
+def _never_fails(count: Callable[P, None]) -> Callable[P, None]:
+    """A metric that cannot be recorded (a full disk under the multiprocess directory)
+    is logged, never the failure of the request or job that counted it."""
+
+    @functools.wraps(count)
+    def safe(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            count(*args, **kwargs)
+        except Exception:
+            log.warning("metric %s not recorded", count.__name__, exc_info=True)
+
+    return safe
+
+
+@_never_fails
 def http_request(route: str | None, method: str, status: int, seconds: float) -> None:
     m = _m()
     label_route = route or UNMATCHED
@@ -329,27 +347,33 @@ def http_request(route: str | None, method: str, status: int, seconds: float) ->
     m.http_duration.labels(label_route, label_method).observe(seconds)
 
 
+@_never_fails
 def payment(operation: str, outcome: str | None) -> None:
     """One payment operation decided: ``outcome`` None (done) or its refusal code."""
     _m().payments.labels(operation, "ok" if outcome is None else code(outcome)).inc()
 
 
+@_never_fails
 def unbind(channel: str, outcome: str) -> None:
     _m().unbinds.labels(channel if channel in _CHANNELS else "other", code(outcome)).inc()
 
 
+@_never_fails
 def binding(outcome: str) -> None:
     _m().bindings.labels(code(outcome)).inc()
 
 
+@_never_fails
 def webhook_delivery(outcome: str) -> None:
     _m().webhook_deliveries.labels(code(outcome)).inc()
 
 
+@_never_fails
 def worker_job(job: str, seconds: float) -> None:
     _m().worker_pass.labels(code(job)).observe(seconds)
 
 
+@_never_fails
 def pool_checked_out(delta: int) -> None:
     _m().pool_in_use.inc(delta)
 
@@ -357,12 +381,16 @@ def pool_checked_out(delta: int) -> None:
 @contextmanager
 def pool_wait() -> Iterator[None]:
     """Around the wait for a pooled connection."""
-    gauge = _m().pool_waiting
-    gauge.inc()
+    _pool_waiting(1)
     try:
         yield
     finally:
-        gauge.dec()
+        _pool_waiting(-1)
+
+
+@_never_fails
+def _pool_waiting(delta: int) -> None:
+    _m().pool_waiting.inc(delta)
 
 
 @contextmanager
