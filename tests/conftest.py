@@ -31,6 +31,12 @@ from qinqing.runtime import Runtime
 from qinqing.schema.distribution_check import read_schema
 from qinqing.schema.migrate import upgrade
 
+# The suite's in-process apps and CLI runs keep their metrics in this process's memory
+# (a test that wants the shared directory of a real deployment sets it for its own
+# subprocesses): the root command would otherwise point the whole process at a
+# temporary data directory's metrics/ the first time a test runs a command.
+os.environ.setdefault("QINQING_METRICS_DIR", "")
+
 PG_URL = os.environ.get("QINQING_TEST_DATABASE_URL")
 CITUS_URL = os.environ.get("QINQING_TEST_CITUS_URL")
 NO_CITUS = "QINQING_TEST_CITUS_URL is not set: Citus is neither a Debian nor a PyPI package"

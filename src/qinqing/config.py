@@ -6,7 +6,9 @@ QINQING_SMS_PROVIDER (registration codes; default `simulated` outside production
 `none` in production), QINQING_TRUSTED_PROXIES (comma-separated IPs or CIDRs whose
 X-Forwarded-For is believed; default none), QINQING_DISTRIBUTED (unset or empty:
 one database; `citus`: the database is a Citus coordinator and migrating places the
-tables, docs/operations.md "Citus").
+tables, docs/operations.md "Citus"), QINQING_METRICS_TOKEN, QINQING_METRICS_SCRAPERS,
+QINQING_METRICS_DIR and QINQING_SHUTDOWN_GRACE_SECONDS (docs/operations.md "Metrics",
+"Stopping cleanly").
 """
 
 from __future__ import annotations
@@ -87,7 +89,20 @@ class Settings(BaseSettings):
 
     log_json: bool | None = None
 
-    @field_validator("trusted_proxies")
+    # /metrics (docs/operations.md "Metrics"): answered to a bearer of this token or to a
+    # client at one of these addresses (comma-separated IPs or CIDRs), to no one else
+    # (404). None set: to no one.
+    metrics_token: str | None = Field(default=None, repr=False)
+    metrics_scrapers: str = ""
+    # The directory every qinqing process of the host records its metrics into, so one
+    # scrape shows them all; None: `metrics/` in the data directory; "" (set empty): none,
+    # each process counts in its own memory.
+    metrics_dir: str | None = None
+    # `serve`: on SIGTERM, how long in-flight requests may take to finish before the
+    # server closes their connections (seconds).
+    shutdown_grace_seconds: int = Field(default=20, ge=1, le=600)
+
+    @field_validator("trusted_proxies", "metrics_scrapers")
     @classmethod
     def _proxies(cls, value: str) -> str:
         for item in _split(value):
@@ -115,6 +130,17 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return _split(self.trusted_proxies)
+
+    @property
+    def metrics_scraper_list(self) -> list[str]:
+        return _split(self.metrics_scrapers)
+
+    @property
+    def effective_metrics_dir(self) -> Path | None:
+        """Where this host's processes record their metrics; None: in memory."""
+        if self.metrics_dir is None:
+            return self.data_dir / "metrics"
+        return Path(self.metrics_dir) if self.metrics_dir.strip() else None
 
     @property
     def effective_sms_provider(self) -> str:

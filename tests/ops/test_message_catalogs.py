@@ -19,6 +19,8 @@ NOT_CODES = {
     "QINQING_DATABASE_URL",
     "QINQING_NEW_SECRET_KEY",
     "QINQING_SECRET_KEY",
+    # The Prometheus client's multiprocess directory (kit.metrics).
+    "PROMETHEUS_MULTIPROC_DIR",
 }
 # Import row codes carry their own English reason in the report (persons.importer).
 IMPORT_ROW_CODES = set(IMPORT_ROW_REASONS) | {"DUPLICATE_IN_FILE"}

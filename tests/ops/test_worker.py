@@ -319,3 +319,60 @@ def test_a_stopped_pass_hands_unsent_claims_back(
         assert Worker(rt, [Job("w", lambda r, now: deliver_now(r, now, 10))]).run_once() == {"w": 2}
     ids = [h["webhook-id"] for h, _ in rec.received]
     assert len(ids) == 3 and len(set(ids)) == 3
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("webhooks", "deliver", "--once"), ("worker", "--once")],
+    ids=["webhooks-deliver-once", "worker-once"],
+)
+def test_sigterm_mid_pass_of_a_once_run_loses_nothing_and_sends_nothing_twice(
+    rt: Runtime, client: TestClient, clock: FrozenClock, command: tuple[str, ...]
+) -> None:
+    """`--once` (a cron job's pass) stopped by SIGTERM while a bank is still answering:
+    the delivery under way completes and is recorded, the events of the batch not yet
+    sent are handed back unsent (no attempt counted, due at once), the process exits 0;
+    a later pass sends each of them exactly once, under its own webhook-id."""
+    from qinqing.banks.models import WebhookEvent
+
+    clock.set(datetime.now(UTC))
+    with receiver(script=["hang"]) as rec:
+        bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        person = new_person(rt, name="孙二", account=False)
+        for seq in (4, 5, 6):
+            r = link_customer(client, bank, person.id_number, person.name, card_number(seq))
+            assert r.status_code == 201, r.text
+        with _start(rt, *command) as proc:
+            try:
+                for _ in range(1200):  # until the receiver holds the first request
+                    if rec.received or proc.poll() is not None:
+                        break
+                    threading.Event().wait(0.05)
+                assert len(rec.received) == 1, "the delivery never reached the receiver"
+                proc.send_signal(signal.SIGTERM)
+                threading.Event().wait(0.3)  # the signal lands while the bank still holds it
+                rec.release.set()
+                _, err = proc.communicate(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+        assert len(rec.received) == 1, "nothing after the stop was sent"
+        with rt.db.unit_of_work() as s:
+            rows = s.execute(select(WebhookEvent).order_by(WebhookEvent.id)).scalars().all()
+            got = [(e.status, e.attempts) for e in rows]
+            ids = [e.id for e in rows]
+        assert got == [("delivered", 1), ("pending", 0), ("pending", 0)]
+        assert rec.received[0][0]["webhook-id"] == ids[0]
+        # The next pass sends the two handed back, once each; the first is not sent again.
+        again = subprocess.run(
+            [sys.executable, "-m", "qinqing", "webhooks", "deliver", "--once"],
+            env={**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 0, again.stderr
+    sent = [headers["webhook-id"] for headers, _ in rec.received]
+    assert sorted(sent) == sorted(ids) and len(set(sent)) == 3

@@ -9,9 +9,10 @@ from rich.table import Table
 
 from qinqing.audit.actor import operator
 from qinqing.banks.delivery import deliver_webhooks, list_events, retry_event
+from qinqing.kit import metrics
 from qinqing.kit.cli import console, domain_fail, print_json
 from qinqing.kit.errors import DomainError
-from qinqing.kit.jobs import Job, Worker, install_signal_handlers, stop_requested
+from qinqing.kit.jobs import Job, Worker, install_signal_handlers, signals_stop, stop_requested
 from qinqing.kit.logs import configure
 from qinqing.runtime import Runtime, cli_runtime
 
@@ -113,11 +114,16 @@ def deliver_command(
         total += n
         return n
 
+    # Into the host's metrics directory, as `qinqing worker` (docs/operations.md "Metrics").
+    metrics.record_as_configured()
     rt = cli_runtime(ctx)
     worker = Worker(rt, [Job("deliver_webhooks", job)], interval=interval)
     try:
         if once:
-            failed = worker.run_once()["deliver_webhooks"] < 0
+            # SIGTERM mid-pass: the event under way is sent and recorded, the rest of
+            # the batch is given back (due at once), and the pass ends.
+            with signals_stop(worker):
+                failed = worker.run_once().get("deliver_webhooks", 0) < 0
         else:
             configure(
                 json_lines=rt.settings.log_json

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
@@ -31,6 +31,8 @@ from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
 from qinqing.banks.models import EventStatus, WebhookEndpoint, WebhookEvent
+from qinqing.kit import metrics
+from qinqing.kit.clock import as_utc
 from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import claim
 from qinqing.runtime import Runtime
@@ -152,12 +154,15 @@ def _record(
     }
     if result.ok:
         values |= {"status": EventStatus.delivered.value, "delivered_at": now}
+        outcome = "delivered"
     elif rules.gives_up(claim.attempts) or result.error == "endpoint disabled or removed":
         values |= {"status": EventStatus.failed.value}
+        outcome = "failed"
     else:
         values |= {"next_attempt_at": now + rules.retry_delay(claim.attempts, jitter())}
+        outcome = "retrying"
     with rt.db.unit_of_work() as session:
-        session.execute(
+        recorded = session.execute(
             update(WebhookEvent)
             .where(
                 WebhookEvent.person_id == claim.person_id,
@@ -168,6 +173,10 @@ def _record(
             )
             .values(**values)
         )
+        if getattr(
+            recorded, "rowcount", 1
+        ):  # not when a later claim of the row fenced this one out
+            metrics.on_commit(session, lambda: metrics.webhook_delivery(outcome))
 
 
 def _release(rt: Runtime, claims: Sequence[_Claim], now: datetime) -> None:
@@ -230,6 +239,17 @@ def deliver_webhooks(
 
 
 # --- operating -----------------------------------------------------------------------
+
+
+def waiting(session: Session) -> tuple[int, datetime | None]:
+    """Events still to deliver and when the oldest was written: the outbox metrics
+    (``qinqing_outbox_depth{outbox="webhooks"}``)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(WebhookEvent.created_at)).where(
+            WebhookEvent.status == EventStatus.pending.value
+        )
+    ).one()
+    return int(count), as_utc(oldest) if oldest is not None else None
 
 
 def list_events(

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import gc
+import hmac
+import ipaddress
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import escape
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qinqing import __version__
 from qinqing.accounting.api import router as statements_router
 from qinqing.auth.api import router as auth_router
+from qinqing.banks import delivery as webhook_delivery
 from qinqing.banks.api import router as banks_router
 from qinqing.contributions.api import router as contributions_router
 from qinqing.counter.api import router as counter_router
@@ -26,6 +31,8 @@ from qinqing.http.input_guard import InputGuard
 from qinqing.http.middleware import RequestContext
 from qinqing.http.retry import RetryConflicts
 from qinqing.identity import keys
+from qinqing.kit import metrics
+from qinqing.notify import sender as notifications
 from qinqing.notify.api import router as notify_router
 from qinqing.payments.api import router as payments_router
 from qinqing.payments.api import statements_router as link_payments_router
@@ -62,6 +69,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
         if fast is not None:
             await fast.close()
+        metrics.process_done()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -116,6 +124,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             ProxyHeadersMiddleware, trusted_hosts=runtime.settings.trusted_proxy_list
         )
     _mount_docs(app)
+    _mount_metrics(app, runtime)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -150,6 +159,47 @@ def _key_problem(runtime: Runtime) -> str | None:
             return keys.problem(session, runtime.vault)
     except Exception:
         return "the key check could not be read"
+
+
+def _mount_metrics(app: FastAPI, runtime: Runtime) -> None:
+    """``/metrics`` (docs/operations.md "Metrics"): to a bearer of QINQING_METRICS_TOKEN
+    or a client at one of QINQING_METRICS_SCRAPERS; to anyone else the 404 of a path
+    that does not exist. Not in the OpenAPI schema: it is no part of the API."""
+
+    settings = runtime.settings
+    token = (settings.metrics_token or "").encode()
+    scrapers = [ipaddress.ip_network(n, strict=False) for n in settings.metrics_scraper_list]
+    outbox = metrics.OutboxCollector(lambda: _outbox_states(runtime))
+
+    def allowed(request: Request) -> bool:
+        scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
+        if token and scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token):
+            return True
+        host = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in scrapers)
+
+    @app.get("/metrics", include_in_schema=False)
+    def scrape(request: Request) -> Response:
+        if not allowed(request):
+            raise StarletteHTTPException(status_code=404)
+        return Response(metrics.exposition([outbox]), media_type=metrics.CONTENT_TYPE)
+
+
+def _outbox_states(runtime: Runtime) -> list[metrics.OutboxState]:
+    now = runtime.clock.now()
+    with runtime.db.read_only() as session:
+        found = {
+            "notifications": notifications.waiting(session),
+            "webhooks": webhook_delivery.waiting(session),
+        }
+    return [
+        metrics.OutboxState(name, depth, (now - oldest).total_seconds() if oldest else 0.0)
+        for name, (depth, oldest) in found.items()
+    ]
 
 
 _DOCS_HTML = """<!doctype html>

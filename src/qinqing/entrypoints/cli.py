@@ -15,8 +15,9 @@ from qinqing.config import Settings
 from qinqing.contributions.cli import contributions_app
 from qinqing.entrypoints.bootstrap import open_runtime
 from qinqing.entrypoints.serve import run
-from qinqing.entrypoints.worker import JOBS, Worker, install_signal_handlers
+from qinqing.entrypoints.worker import JOBS, Worker, install_signal_handlers, signals_stop
 from qinqing.identity.vault import generate_key
+from qinqing.kit import metrics
 from qinqing.kit.cli import console, err_console, fail, print_json
 from qinqing.kit.logs import configure
 from qinqing.notify.cli import notify_app
@@ -58,6 +59,8 @@ def _root(ctx: typer.Context) -> None:
     """Qinqing 亲情: medical-insurance family accounts."""
     # Every command's runtime comes from here (runtime.cli_runtime).
     ctx.obj = open_runtime
+    # A CLI job joins the host's metrics directory where serve made one.
+    metrics.record_as_configured(join_only=True)
 
 
 @app.command()
@@ -79,6 +82,8 @@ def serve(
     """Run the API (docs at /docs)."""
     if (reset or demo_json) and not demo:
         fail("--reset and --json go with --demo")
+    # serve and the worker make the host's metrics directory (docs/operations.md).
+    metrics.record_as_configured()
     run(host=host, port=port, demo=demo, workers=workers, reset=reset, demo_json=demo_json)
 
 
@@ -92,11 +97,16 @@ def worker(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the background jobs (notifications, webhooks, hold expiry, purges) until SIGTERM."""
+    # serve and the worker make the host's metrics directory (docs/operations.md).
+    metrics.record_as_configured()
     rt = cli_runtime(ctx)
     w = Worker(rt, JOBS, interval=interval)
     try:
         if once:
-            done = w.run_once()
+            # SIGTERM mid-pass: the job under way finishes (or gives back what it
+            # claimed), no further job starts.
+            with signals_stop(w):
+                done = w.run_once()
             if as_json:
                 print_json(done)
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -11,6 +12,7 @@ from qinqing.config import Settings
 from qinqing.entrypoints import demo as demo_data
 from qinqing.entrypoints.app import create_app, freeze_startup_heap
 from qinqing.entrypoints.bootstrap import open_runtime
+from qinqing.kit import metrics
 from qinqing.kit.cli import fail, print_json
 from qinqing.kit.logs import configure
 
@@ -59,6 +61,7 @@ def run(
         if rt.settings.log_json is not None
         else rt.settings.is_production
     )
+    _prepare_metrics()
     if demo:
         if rt.settings.is_production:
             fail(
@@ -79,6 +82,7 @@ def run(
         file=sys.stderr if demo_json else sys.stdout,
         flush=True,
     )
+    grace = rt.settings.shutdown_grace_seconds
     if workers > 1:
         # Each worker builds its own runtime from the same environment.
         rt.db.dispose()
@@ -95,6 +99,8 @@ def run(
             timeout_worker_healthcheck=60,
             # X-Forwarded-For is honoured by the app, from QINQING_TRUSTED_PROXIES only.
             proxy_headers=False,
+            # SIGTERM: stop accepting, let requests under way finish for this long.
+            timeout_graceful_shutdown=grace,
         )
     else:
         app = create_app(rt)
@@ -106,4 +112,19 @@ def run(
             log_config=None,
             access_log=False,
             proxy_headers=False,  # see above
+            timeout_graceful_shutdown=grace,
+        )
+
+
+def _prepare_metrics() -> None:
+    """The metrics directory this host's processes share (the root command pointed this
+    process at it): the files of processes gone (a previous serve, finished CLI jobs)
+    are removed, so a scrape sums the living; serve's worker processes inherit it."""
+    path = metrics.directory()
+    if path is None:
+        return
+    removed = metrics.clean_directory(path)
+    if removed:
+        logging.getLogger("qinqing.metrics").info(
+            "metrics directory %s: removed %d file(s) of ended processes", path, removed
         )

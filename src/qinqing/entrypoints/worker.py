@@ -31,13 +31,13 @@ from qinqing.auth import otp, registration, throttle
 from qinqing.auth.models import AccessToken
 from qinqing.banks import delivery
 from qinqing.http import idempotency
-from qinqing.kit.jobs import Job, Worker, install_signal_handlers, stop_requested
+from qinqing.kit.jobs import Job, Worker, install_signal_handlers, signals_stop, stop_requested
 from qinqing.notify import sender
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
 
-__all__ = ["JOBS", "Job", "Worker", "install_signal_handlers", "stop_requested"]
+__all__ = ["JOBS", "Job", "Worker", "install_signal_handlers", "signals_stop", "stop_requested"]
 
 BATCH = 500
 # Webhook receivers are outside our control: one that hangs costs its 5 s timeout

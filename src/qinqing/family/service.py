@@ -41,6 +41,7 @@ from qinqing.family.models import (
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
 from qinqing.identity.masking import mask_name
+from qinqing.kit import metrics
 from qinqing.kit.clock import china_month_start
 from qinqing.kit.errors import DomainError, forbidden
 from qinqing.notify.service import enqueue
@@ -195,6 +196,41 @@ def bind(
     failed look-ups (``family.lookups``; past it, 429 until the next day).
     """
     holder_id = require_person(principal)
+    with metrics.refusals(metrics.binding):
+        member = _member_to_bind(
+            session,
+            rt,
+            holder_id,
+            member_id_number,
+            member_name,
+            relation,
+            mutual_aid,
+            yearly_limit_fen,
+        )
+    return bind_persons(
+        session,
+        rt,
+        actor=principal.actor,
+        holder_id=holder_id,
+        member_id=member.id,
+        relation=relation,
+        mutual_aid=mutual_aid,
+        yearly_limit_fen=yearly_limit_fen,
+    )
+
+
+def _member_to_bind(
+    session: Session,
+    rt: Runtime,
+    holder_id: uuid.UUID,
+    member_id_number: str,
+    member_name: str,
+    relation: str,
+    mutual_aid: bool,
+    yearly_limit_fen: int | None,
+) -> Person:
+    """The member a holder's bind names, once the request and the holder pass; the
+    refusals of :func:`bind` before the pair is locked."""
     now = rt.clock.now()
     today = rules.today_in_china(now)
     ident = ric.parse(member_id_number, today)
@@ -225,16 +261,7 @@ def bind(
     if not _name_matches(member.name if member else None, member_name) or member is None:
         lookups.count_failure(session, holder.id, now)
         raise DomainError("MEMBER_NOT_FOUND", 422, commit=True)
-    return bind_persons(
-        session,
-        rt,
-        actor=principal.actor,
-        holder_id=holder.id,
-        member_id=member.id,
-        relation=relation,
-        mutual_aid=mutual_aid,
-        yearly_limit_fen=yearly_limit_fen,
-    )
+    return member
 
 
 def bind_persons(
@@ -267,7 +294,9 @@ def bind_persons(
     request = rules.BindRequest(relation, mutual_aid, yearly_limit_fen)
     found = _refusals(session, rt, holder, member, request, now)
     if found:
-        raise rules.as_error(found)
+        refused = rules.as_error(found)
+        metrics.binding(refused.code)
+        raise refused
     policy = rt.policies.policy(holder.region_code)
     guardians = guardians_of(session, member.id)
     status = rules.initial_status(
@@ -303,7 +332,10 @@ def bind_persons(
         mapped = _conflict(exc)
         if mapped is None:
             raise
+        metrics.binding(mapped.code)
         raise mapped from None
+    outcome = str(status)
+    metrics.on_commit(session, lambda: metrics.binding(outcome))
     record(
         session,
         actor=actor,

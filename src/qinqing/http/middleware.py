@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qinqing.http.problems import problem
+from qinqing.kit import metrics
 from qinqing.kit.logs import request_id_var
 
 log = logging.getLogger("qinqing.http")
@@ -69,6 +70,31 @@ def _decorate(message: Message, rid: str, path: str, tls: bool) -> None:
         headers.setdefault("Content-Security-Policy", PAGE_CSP)
 
 
+def route_template(scope: Scope) -> str | None:
+    """The template of the route that answered (``/api/v1/family/links/{link_id}``),
+    or None when none matched: the request's path with each path parameter's value
+    put back as its ``{name}``, kept only when it ends in the route's own template (an
+    included router's route knows its path without the prefix); else that template."""
+    named = scope.get(metrics.ROUTE_KEY)
+    if isinstance(named, str):
+        return named
+    template = getattr(scope.get("route"), "path_format", None)
+    if not isinstance(template, str) or not template:
+        return None
+    path: str = scope.get("path", "")
+    params = scope.get("path_params") or {}
+    for name, raw in params.items():
+        value = str(raw)
+        if not value:
+            continue
+        if "/" in value:  # a {path:path} parameter: the path's tail
+            if path.endswith("/" + value):
+                path = path[: -len(value)] + "{" + name + "}"
+            continue
+        path = "/".join("{" + name + "}" if part == value else part for part in path.split("/"))
+    return path if path.endswith(template) else template
+
+
 class RequestContext:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -103,12 +129,9 @@ class RequestContext:
                 response = problem(Request(scope), 500, "INTERNAL_ERROR", extra={"request_id": rid})
                 await response(scope, receive, send_decorated)
         finally:
+            elapsed = time.perf_counter() - started
             # Paths carry opaque ids only, never personal data.
-            log.info(
-                "%s %s %s %.1fms",
-                scope["method"],
-                path,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            log.info("%s %s %s %.1fms", scope["method"], path, status, elapsed * 1000)
+            # The metrics carry the route's template, never the path.
+            metrics.http_request(route_template(scope), scope["method"], status, elapsed)
             request_id_var.reset(token)

@@ -36,8 +36,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.types import TypeDecorator
 
+from qinqing.kit import metrics
 from qinqing.kit.clock import as_utc
 from qinqing.kit.errors import DomainError
 
@@ -182,6 +184,27 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+class CountingQueuePool(QueuePool):
+    """The ordinary pool, counting the callers waiting for a connection
+    (``qinqing_db_pool_waiting``; an uncontended checkout is counted for microseconds)."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        with metrics.pool_wait():
+            return super()._do_get()
+
+
+def _count_checkouts(engine: Engine) -> None:
+    """``qinqing_db_pool_in_use``: connections out of this engine's pool."""
+
+    @event.listens_for(engine, "checkout")
+    def _out(*_: Any) -> None:
+        metrics.pool_checked_out(1)
+
+    @event.listens_for(engine, "checkin")
+    def _in(*_: Any) -> None:
+        metrics.pool_checked_out(-1)
+
+
 def make_engine(
     url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any
 ) -> Engine:
@@ -195,7 +218,9 @@ def make_engine(
             **kwargs,
         )
         _sqlite_serialized_writers(engine, busy_timeout_ms)
+        _count_checkouts(engine)
         return engine
+    kwargs.setdefault("poolclass", CountingQueuePool)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     # While the database is away a request must fail fast (503), not hang: a new
@@ -208,7 +233,9 @@ def make_engine(
     # server dropped fails its first statement, and the unit of work is run again
     # on a fresh one (``conflict_of`` → "disconnect").
     kwargs.setdefault("pool_pre_ping", False)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _count_checkouts(engine)
+    return engine
 
 
 def private_dir(path: Path) -> None:

@@ -14,12 +14,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import Generic, Protocol, TypeVar
+
+from qinqing.kit import metrics
 
 log = logging.getLogger("qinqing.worker")
 
@@ -70,11 +74,13 @@ class Worker(Generic[C]):
             for job in self.jobs:
                 if self.stopping.is_set():
                     break
+                started = time.perf_counter()
                 try:
                     done[job.name] = job.run(self.rt, self.rt.clock.now())
                 except Exception:
                     log.exception("job %s failed", job.name)
                     done[job.name] = -1
+                metrics.worker_job(job.name, time.perf_counter() - started)
         finally:
             _stopping.reset(token)
         self.passes += 1
@@ -101,3 +107,19 @@ def install_signal_handlers(worker: Worker[C]) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+@contextmanager
+def signals_stop(worker: Worker[C]) -> Iterator[None]:
+    """SIGTERM and SIGINT stop ``worker`` as in :func:`install_signal_handlers` while the
+    block runs (a ``--once`` pass); the handlers before are put back after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only; nothing to install
+        return
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    install_signal_handlers(worker)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

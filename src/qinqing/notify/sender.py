@@ -10,12 +10,15 @@ operator to look at.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
+from qinqing.kit.clock import as_utc
 from qinqing.kit.locking import claim
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
@@ -83,3 +86,14 @@ def deliver(
                 details={"delivered": delivered},
             )
     return delivered
+
+
+def waiting(session: Session) -> tuple[int, datetime | None]:
+    """Notices still to send (not given up on) and when the oldest was written: the
+    outbox metrics (``qinqing_outbox_depth{outbox="notifications"}``)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(Notification.created_at)).where(
+            Notification.delivered_at.is_(None), Notification.attempts < MAX_ATTEMPTS
+        )
+    ).one()
+    return int(count), as_utc(oldest) if oldest is not None else None

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.identity import ric
+from qinqing.kit import metrics
 from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import locked
 from qinqing.ledger.accounts import institution_code, lock_personal, system_account, transfer_rows
@@ -147,7 +148,26 @@ def execute(session: Session, rt: Runtime, principal: Principal, ops: list[Op]) 
     _shown(run)
     _flush(run)
     _count_probes(run)
-    return [o if o is not None else refused("PAYMENT_NOT_FOUND") for o in run.out]
+    outcomes = [o if o is not None else refused("PAYMENT_NOT_FOUND") for o in run.out]
+    _count(session, ops, outcomes)
+    return outcomes
+
+
+def _count(session: Session, ops: list[Op], outcomes: list[Outcome]) -> None:
+    """``qinqing_payments_total`` by operation and outcome, once the transaction commits."""
+    decided = [
+        (_OPERATION[type(op)], None if o.ok else o.code)
+        for op, o in zip(ops, outcomes, strict=True)
+    ]
+
+    def count() -> None:
+        for operation, outcome in decided:
+            metrics.payment(operation, outcome)
+
+    metrics.on_commit(session, count)
+
+
+_OPERATION: dict[type, str] = {Authorize: "authorize", Settle: "settle", Void: "void"}
 
 
 def _uuid(raw: str) -> uuid.UUID | None:

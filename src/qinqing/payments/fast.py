@@ -35,7 +35,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.http.idempotency import caller_of, open_answer, request_hash, seal_answer
 from qinqing.identity import ric
+from qinqing.kit import metrics
 from qinqing.kit.clock import as_utc
 from qinqing.kit.db import CONNECT_TIMEOUT_S, RetryLater, on_citus
 from qinqing.kit.errors import DomainError
@@ -275,7 +276,9 @@ class FastPath:
             probes.shown_since(self.rt, now),
             *_key_params(keyed),
         )
-        return await self._call(principal, _AUTHORIZE, params, keyed, answer, now)
+        return await self._counted(
+            "authorize", self._call(principal, _AUTHORIZE, params, keyed, answer, now)
+        )
 
     async def resolve(
         self, principal: Principal, op: Settle | Void, keyed: Keyed | None, answer: Answer
@@ -294,7 +297,24 @@ class FastPath:
             op.amount_fen if isinstance(op, Settle) else None,
             *_key_params(keyed),
         )
-        return await self._call(principal, _RESOLVE, params, keyed, answer, now)
+        return await self._counted(
+            "settle" if isinstance(op, Settle) else "void",
+            self._call(principal, _RESOLVE, params, keyed, answer, now),
+        )
+
+    @staticmethod
+    async def _counted(operation: str, call: Awaitable[Reply]) -> Reply:
+        """``qinqing_payments_total`` as the engine counts it: each decision the function
+        committed, done or refused by its code; a replay or an unknown token is none."""
+        try:
+            reply = await call
+        except DomainError as exc:
+            if exc.commit:
+                metrics.payment(operation, exc.code)
+            raise
+        if not reply.replayed:
+            metrics.payment(operation, None)
+        return reply
 
     async def _call(
         self,
@@ -359,20 +379,27 @@ class FastPath:
         are, it is there but slow, and the answer is 503 ``RETRY_LATER``."""
         pool = await self._pool()
         try:
-            conn = await pool.getconn()
+            with metrics.pool_wait():
+                conn = await pool.getconn()
         except PoolTimeout:
             if self._in_use:
                 raise RetryLater("pool_busy") from None
             raise
         self._in_use += 1
+        metrics.pool_checked_out(1)
         try:
-            yield conn
-        except psycopg.OperationalError as exc:
-            if conn.broken:
-                raise Disconnected() from exc
-            raise
+            # As pool.connection() does it (the transaction ended on the way out),
+            # with the wait and the use counted.
+            async with conn:
+                try:
+                    yield conn
+                except psycopg.OperationalError as exc:
+                    if conn.broken:
+                        raise Disconnected() from exc
+                    raise
         finally:
             self._in_use -= 1
+            metrics.pool_checked_out(-1)
             await pool.putconn(conn)
 
     async def _alone(self, sql: str, params: tuple[Any, ...]) -> Any:

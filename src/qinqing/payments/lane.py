@@ -32,6 +32,7 @@ from qinqing.auth.tokens import token_digest
 from qinqing.http.idempotency import check_key
 from qinqing.http.problems import refusal
 from qinqing.http.retry import read_body, replay_body
+from qinqing.kit import metrics
 from qinqing.kit.errors import DomainError
 from qinqing.payments.api import fast_authorize, fast_resolve, reply_response
 from qinqing.payments.fast import FastPath, Reply
@@ -39,6 +40,11 @@ from qinqing.payments.schemas import AuthorizeIn, SettleIn
 
 _AUTHORIZE = "/api/v1/payments/authorize"
 _RESOLVE = re.compile(r"^/api/v1/payments/([^/]+)/(settle|void)$")
+# The routes' templates, for the metrics (the lane answers before routing).
+_TEMPLATE = {
+    "settle": "/api/v1/payments/{payment_id}/settle",
+    "void": "/api/v1/payments/{payment_id}/void",
+}
 
 
 class PaymentLane:
@@ -53,6 +59,8 @@ class PaymentLane:
         if fast is None or not (path == _AUTHORIZE or _RESOLVE.match(path)):
             await self.app(scope, receive, send)
             return
+        resolve = _RESOLVE.match(path)
+        scope[metrics.ROUTE_KEY] = _TEMPLATE[resolve.group(2)] if resolve else _AUTHORIZE
         body = await read_body(receive)
         if body is None:
             return  # the client went away

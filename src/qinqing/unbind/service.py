@@ -37,6 +37,7 @@ from qinqing.family.access import load_link, role_in
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.family.service import end_link
 from qinqing.identity import ric
+from qinqing.kit import metrics
 from qinqing.kit.errors import DomainError, forbidden, not_found
 from qinqing.kit.i18n import DEFAULT_LOCALE
 from qinqing.payments.service import open_holds_for_link
@@ -371,7 +372,10 @@ def submit(
         outcome,
     )
     if found:
-        raise UnbindRefused(found, commit=commit)
+        refused = UnbindRefused(found, commit=commit)
+        # By the first blocker: the reason an operator wants to see move.
+        metrics.unbind(principal.channel, refused.codes[0])
+        raise refused
     assert person is not None and role is not None
 
     review = policy.unbind_review is UnbindReview.manual
@@ -427,4 +431,6 @@ def submit(
     notify_parties(session, link, request, kind, now)
     announce(session, rt, link, request, now)
     session.flush()
+    channel, decided = principal.channel, str(request.status)
+    metrics.on_commit(session, lambda: metrics.unbind(channel, decided))
     return UnbindOutcome(request=request, link=link)
