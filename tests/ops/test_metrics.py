@@ -209,8 +209,9 @@ def test_a_whole_api_flow_is_counted_and_no_personal_data_reaches_the_scrape(
         bank, _ = add_bank(rt, client, "BANKM", webhook_url=rec.url)
         customer = new_person(rt, name="钱多多", account=False)
         account = card_number(7)
+        # Pending (202) until the person confirms it, which link_customer does.
         r = link_customer(client, bank, customer.id_number, customer.name, account)
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
         bank_link_id = r.json()["id"]
         waiting = samples(scrape(client))
         assert value(waiting, "qinqing_outbox_depth", outbox="webhooks") >= 1
