@@ -182,6 +182,7 @@ DONE = {
     "payment_password": N_("支付密码已设置。"),
     "decided": N_("审核结果已提交，双方都会收到通知。"),
     "logged_out": N_("您已安全退出。"),
+    "password_reset": N_("新密码已设置，请用新密码登录。"),
     "counter_bound": N_("绑定成功，亲情关系已生效，双方都会收到通知。"),
     "registered": N_("注册成功，欢迎使用医保亲情账户。"),
     "resident_paid": N_("缴费成功。"),
