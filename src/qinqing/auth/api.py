@@ -9,9 +9,10 @@ from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from qinqing.accounting.statements import balance_of
-from qinqing.auth import otp, recovery, registration, service, sessions
+from qinqing.auth import otp, payment_reset, phone_change, recovery, registration, service, sessions
 from qinqing.auth.deps import PersonDep, PrincipalDep
 from qinqing.auth.schemas import (
     LoginIn,
@@ -20,6 +21,9 @@ from qinqing.auth.schemas import (
     PasswordChangeIn,
     PasswordResetIn,
     PaymentPasswordIn,
+    PaymentPasswordResetIn,
+    PhoneChangeIn,
+    PhoneCodeIn,
     RegionRef,
     RegisterIn,
     RegisterOut,
@@ -35,6 +39,7 @@ from qinqing.kit import i18n
 from qinqing.kit.errors import DomainError
 from qinqing.persons.models import Person
 from qinqing.persons.service import person_view
+from qinqing.runtime import Runtime
 
 router = APIRouter()
 
@@ -299,6 +304,86 @@ def password_reset(body: PasswordResetIn, rt: RuntimeDep) -> Response:
         id_number=body.id_number,
         name=body.name,
         new_password=body.new_password,
+        sms_code=body.sms_code,
+        face_token=body.face_token,
+    )
+    return Response(status_code=204)
+
+
+def _send_after_commit(
+    session: Session, rt: Runtime, background: BackgroundTasks, message: otp.Outgoing | None
+) -> None:
+    if message is None:
+        return
+    if otp.delivers_at_once(rt):
+        session.commit()
+        otp.deliver(rt, message)
+    else:
+        background.add_task(otp.deliver, rt, message)
+
+
+def _code_sent(request: Request, rt: Runtime) -> SmsCodeOut:
+    message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
+    return SmsCodeOut(
+        detail=message_text,
+        expires_in=int(otp.TTL.total_seconds()),
+        resend_after=rt.settings.sms_resend_seconds,
+    )
+
+
+@router.post("/me/phone/sms-code", status_code=202, response_model=SmsCodeOut, tags=["me"])
+def phone_sms_code(
+    body: PhoneCodeIn,
+    request: Request,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    background: BackgroundTasks,
+) -> SmsCodeOut:
+    """A code to the new login phone, which `PUT /me/phone` takes to make it the login."""
+    message = phone_change.request_code(session, rt, principal, body.phone, _source(request))
+    _send_after_commit(session, rt, background, message)
+    return _code_sent(request, rt)
+
+
+@router.put("/me/phone", status_code=204, tags=["me"])
+def put_phone(
+    body: PhoneChangeIn, principal: PersonDep, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    """Make the new phone the login, with the code sent to it (409 `PHONE_IN_USE` when
+    another account logs in with it)."""
+    phone_change.change(session, rt, principal, body.phone, body.sms_code)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/me/payment-password/reset/sms-code", status_code=202, response_model=SmsCodeOut, tags=["me"]
+)
+def payment_reset_sms_code(
+    request: Request,
+    principal: PersonDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    background: BackgroundTasks,
+) -> SmsCodeOut:
+    """The step-up for a forgotten or locked payment password: a code to the phone on
+    the registry record."""
+    message = payment_reset.request_code(session, rt, principal)
+    _send_after_commit(session, rt, background, message)
+    return _code_sent(request, rt)
+
+
+@router.post("/me/payment-password/reset", status_code=204, tags=["me"])
+def post_payment_reset(
+    body: PaymentPasswordResetIn, principal: PersonDep, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    """A new payment password after the step-up (`sms_code` or `face_token`); it lifts
+    a lock, which a change with the old one never does."""
+    payment_reset.reset(
+        session,
+        rt,
+        principal,
+        new_payment_password=body.new_payment_password,
         sms_code=body.sms_code,
         face_token=body.face_token,
     )

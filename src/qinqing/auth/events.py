@@ -15,6 +15,8 @@ from typing import Any
 NEW_LOGIN = "account.new_login"
 PASSWORD_CHANGED = "account.password_changed"  # noqa: S105 - a notice kind
 PASSWORD_RESET = "account.password_reset"  # noqa: S105 - a notice kind
+PHONE_CHANGED = "account.phone_changed"
+PAYMENT_PASSWORD_RESET = "account.payment_password_reset"  # noqa: S105 - a notice kind
 
 
 @dataclass(frozen=True, slots=True)

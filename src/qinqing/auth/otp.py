@@ -45,6 +45,14 @@ HASH_KIND = "one-time-code"
 
 # What a code may be for; each has its message (``{code}`` and ``{minutes}``).
 TEXTS = {
+    "phone_change": (
+        "【医保亲情】您正在将此号码设为医保亲情账户的登录手机号，验证码{code}，{minutes}分钟内有效。"
+        "如非本人操作，请勿告诉任何人。"
+    ),
+    "payment_password_reset": (
+        "【医保亲情】您正在重置医保亲情账户的支付密码，验证码{code}，{minutes}分钟内有效。"
+        "如非本人操作，请勿告诉任何人，并尽快修改登录密码。"
+    ),
     "password_reset": (
         "【医保亲情】您正在重置医保亲情账户的登录密码，验证码{code}，{minutes}分钟内有效。"
         "如非本人操作，请勿告诉任何人。"

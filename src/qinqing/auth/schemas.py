@@ -148,3 +148,24 @@ class PasswordResetIn(Strict):
         max_length=512,
         description="a face check from the face provider (instead of sms_code)",
     )
+
+
+class PhoneCodeIn(Strict):
+    phone: str = Field(min_length=1, max_length=20, description="the new login phone")
+
+
+class PhoneChangeIn(Strict):
+    phone: str = Field(min_length=1, max_length=20, description="the new login phone")
+    sms_code: str = Field(pattern=r"^[0-9]{6}$", description="the code sent to the new phone")
+
+
+class PaymentPasswordResetIn(Strict):
+    new_payment_password: str = Field(min_length=1, max_length=16, description="six digits")
+    sms_code: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{6}$",
+        description="the code sent to the phone on the registry record",
+    )
+    face_token: str | None = Field(
+        default=None, min_length=1, max_length=512, description="a face check instead"
+    )
