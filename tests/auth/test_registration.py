@@ -24,8 +24,12 @@ def ask(client: TestClient, number: str, name: str, **kw: Any) -> Any:
     )
 
 
-def register(client: TestClient, number: str, name: str, **proof: str) -> Any:
-    body = {"id_number": number, "name": name, "phone": "13600136000", "password": PASSWORD}
+def register(
+    client: TestClient, number: str, name: str, phone: str = "13800138000", **proof: str
+) -> Any:
+    """Register with ``phone`` as the login (by default add_person's registry phone, as
+    registering with an SMS code requires)."""
+    body = {"id_number": number, "name": name, "phone": phone, "password": PASSWORD}
     return client.post(f"{API}/auth/register", json={**body, **proof})
 
 
@@ -48,12 +52,16 @@ def test_code_goes_to_the_registry_phone_and_registers(rt: Runtime, client: Test
     assert sms["to"] == "13700137000"
     assert len(sms["code"]) == 6 and sms["code"].isdigit() and sms["code"] in sms["text"]
 
-    r = register(client, number, "王芳", sms_code=sms["code"])
+    # The login is the phone the code proved: another number is not taken (and asking
+    # with one code whether a number is registered tells nothing).
+    other = register(client, number, "王芳", "13600136000", sms_code=sms["code"])
+    assert other.status_code == 422 and other.json()["code"] == "PHONE_NOT_VERIFIED"
+    r = register(client, number, "王芳", "13700137000", sms_code=sms["code"])
     assert r.status_code == 201, r.text
     assert r.json()["person_id"] == str(person.id)
-    assert login(client, "13600136000")
+    assert login(client, "13700137000")
     # The code worked once.
-    again = register(client, number, "王芳", sms_code=sms["code"])
+    again = register(client, number, "王芳", "13700137000", sms_code=sms["code"])
     assert again.status_code == 409 and again.json()["code"] == "SMS_CODE_USED"
 
 
@@ -108,7 +116,7 @@ def test_wrong_code_counts_a_try_and_changes_nothing_else(rt: Runtime, client: T
     same = [
         register(client, number, "王小芳", sms_code=code),
         register(client, id_number(seq=41), "王芳", sms_code=code),
-        register(client, other, "李四", sms_code=code),
+        register(client, other, "李四", "13900139000", sms_code=code),
     ]
     assert all(x.status_code == r.status_code and x.json() == r.json() for x in same)
     with rt.db.read_only() as s:
@@ -207,9 +215,12 @@ def test_face_check_registers_a_person_without_registry_phone(
     r = register(client, number, "李小四", face_token=simulated_face_token(person.id))
     assert r.status_code == 403 and r.json()["code"] == "VERIFICATION_FAILED"
     assert accounts(rt) == 0
-    r = register(client, number, "李四", face_token=simulated_face_token(person.id))
+    # Another person's registry phone cannot become this login.
+    r = register(client, number, "李四", "13800138000", face_token=simulated_face_token(person.id))
+    assert r.status_code == 422 and r.json()["code"] == "PHONE_NOT_VERIFIED"
+    r = register(client, number, "李四", "13600136000", face_token=simulated_face_token(person.id))
     assert r.status_code == 201
-    r = register(client, number, "李四", face_token=simulated_face_token(person.id))
+    r = register(client, number, "李四", "13600136000", face_token=simulated_face_token(person.id))
     assert r.status_code == 409 and r.json()["code"] == "ACCOUNT_EXISTS"
 
 

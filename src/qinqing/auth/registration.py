@@ -41,6 +41,7 @@ from qinqing.identity import ric
 from qinqing.identity.phone import normalize_phone
 from qinqing.identity.vault import Vault
 from qinqing.kit.errors import DomainError
+from qinqing.persons.models import Person
 from qinqing.persons.service import PHONE_KIND, find_by_id_number
 from qinqing.runtime import Runtime
 
@@ -224,6 +225,7 @@ def register(
         with rt.db.unit_of_work() as session:
             check_code(session, rt, person_id, sms_code, now, consume=False)
     assert person_id is not None
+    _check_login_phone(rt, person_id, mobile, by_sms=sms_code is not None)
 
     password_hash = passwords(rt).hash(password)  # outside any transaction
     with rt.db.unit_of_work() as session:
@@ -233,6 +235,28 @@ def register(
         return create_account(
             session, rt, person_id=person_id, mobile=mobile, password_hash=password_hash, now=now
         )
+
+
+def _check_login_phone(rt: Runtime, person_id: uuid.UUID, mobile: str, *, by_sms: bool) -> None:
+    """The login phone must be one the person holds. With an SMS code it is the phone
+    on the registry record (the code proved it; another can be set afterwards with a
+    code sent to it). With a face check, it may not be another person's registry
+    phone. Either way "is this phone registered?" cannot be asked with one code:
+    ``PHONE_NOT_VERIFIED`` comes before any look-up of the logins."""
+    index = rt.vault.index(PHONE_KIND, mobile)
+    with rt.db.read_only() as session:
+        if by_sms:
+            own = session.execute(
+                select(Person.phone_index).where(Person.id == person_id)
+            ).scalar_one_or_none()
+            if own != index:
+                raise DomainError("PHONE_NOT_VERIFIED", 422)
+            return
+        others = session.execute(
+            select(Person.id).where(Person.phone_index == index, Person.id != person_id).limit(1)
+        ).first()
+        if others is not None:
+            raise DomainError("PHONE_NOT_VERIFIED", 422)
 
 
 def purge_codes(session: Session, now: datetime) -> int:
