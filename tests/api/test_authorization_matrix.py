@@ -29,14 +29,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from banks_support import API, Bank, add_bank, card_number, client_headers, link_customer
-from counter_support import bind_body, unbind_body
-from family_support import PAYMENT_PASSWORD, Party, bind, new_person
 from qinqing.banks.models import BankLink
 from qinqing.family.models import FamilyLink
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_client, add_staff, login
-from unbind_support import count_requests, load_link, make_link
+from support.accounts import STAFF_PASSWORD, add_client, add_staff, login
+from support.banks import API, Bank, add_bank, card_number, client_headers, link_customer
+from support.counter import bind_body, unbind_body
+from support.family import PAYMENT_PASSWORD, Party, bind, new_person
+from support.unbind import count_requests, load_link, make_link
 
 ACTORS = (
     "person",  # the customer: holder of the family links, linked with bank A

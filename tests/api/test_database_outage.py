@@ -20,10 +20,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from family_support import API, new_person
 from qinqing.entrypoints.app import create_app
 from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.runtime import Runtime
+from support.family import API, new_person
 
 
 class Proxy:

@@ -11,7 +11,7 @@ from schemathesis import checks
 
 from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
-from support import add_client, person_with_account
+from support.accounts import add_client, person_with_account
 
 CHECKS = [
     checks.not_a_server_error,

@@ -15,7 +15,7 @@ from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
-from support import PASSWORD, person_with_account
+from support.accounts import PASSWORD, person_with_account
 
 API = "/api/v1"
 

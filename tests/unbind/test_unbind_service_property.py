@@ -18,8 +18,8 @@ from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind import service
-from support import add_person, id_number
-from unbind_support import load_link, make_link
+from support.accounts import add_person, id_number
+from support.unbind import load_link, make_link
 
 REGIONS = ["150600", "440100", "110000", "500000"]
 

@@ -17,7 +17,7 @@ from qinqing.auth import service as auth
 from qinqing.auth.models import ApiClient
 from qinqing.banks.endpoints import set_endpoint
 from qinqing.runtime import Runtime
-from support import OPERATOR
+from support.accounts import OPERATOR
 
 API = "/api/v1"
 
