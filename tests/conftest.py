@@ -32,6 +32,9 @@ from qinqing.runtime import Runtime
 from qinqing.schema.distribution_check import read_schema
 from qinqing.schema.migrate import upgrade
 from support.databases import CITUS_URL, IN_CI, PG_URL, TEST_KEY, private_schema, with_options
+from support.profiles import load_profile
+
+HYPOTHESIS_PROFILE = load_profile(IN_CI)
 
 # The placing machinery's own tests on tiny schemas exist only with a coordinator;
 # without one, tests/citus/test_citus_placement.py alone stands for them, skipped.

@@ -21,6 +21,7 @@ from qinqing.runtime import Runtime
 from support.counter import clerk, staff
 from support.family import API, PAYMENT_PASSWORD, Party, bind, new_person
 from support.guardians import register_guardians
+from support.profiles import examples
 from support.unbind import load_link
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -61,7 +62,7 @@ def _upload(client: TestClient, holder: Party, link_id: str) -> Any:
 
 
 @settings(
-    max_examples=12,
+    max_examples=examples(12),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

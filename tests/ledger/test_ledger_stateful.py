@@ -22,6 +22,7 @@ from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
 from support.accounts import add_client
 from support.ledger import fund, make_family
+from support.profiles import examples
 
 amounts = st.integers(min_value=1, max_value=50_000)
 
@@ -144,7 +145,7 @@ def test_ledger_state_machine(rt: Runtime, clock: FrozenClock) -> None:
                 assert reconcile(s) == []
 
     Ledger.TestCase.settings = settings(
-        max_examples=25,
+        max_examples=examples(25),
         stateful_step_count=20,
         deadline=None,
         database=None,

@@ -43,6 +43,7 @@ from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from support.accounts import id_number
 from support.ledger import Family, fund, institution_headers, make_family
+from support.profiles import examples
 
 # (yearly limit, mutual aid, holder scheme): a limited link, an unlimited one, a
 # link without mutual aid, and a resident holder (who may not pay for others).
@@ -261,7 +262,7 @@ def test_fast_path_decides_as_the_engine(
     refs = itertools.count(1)
 
     @settings(
-        max_examples=80,
+        max_examples=examples(80),
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
