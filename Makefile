@@ -50,12 +50,12 @@ lint: install
 	$(BIN)/lint-imports
 
 # The whole suite, SQLite and PostgreSQL cases alike, on one pytest-xdist worker per
-# core (TEST_WORKERS=0: in one process); each worker has its own databases, and each
-# browser-test module stays on one worker (its xdist_group).
+# core (TEST_WORKERS=0: in one process); each worker has its own databases. Whole files
+# go to a worker (loadfile), so a browser-test module starts its server once.
 TEST_WORKERS ?= auto
 test: lint
 	QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
-	    $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	    $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench-import: install
 	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true

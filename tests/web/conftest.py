@@ -8,8 +8,11 @@ Each module gets a server of its own, on a fresh copy of the demo data: the
 journeys change that data (they bind, unbind, register), and each module's tests
 start from the demo as it is. The data is seeded once per session and
 configuration (the operator policy folder a module's ``server_env`` names) and
-copied for each module. Under xdist each module's tests stay on one worker
-(``xdist_group``), so its server starts once.
+copied for each module. ``make test`` distributes whole files (``--dist
+loadfile``), so a module's tests stay on one worker and its server starts once.
+(Not ``--dist loadgroup`` with ``xdist_group`` marks: pytest-xdist 3.8 groups by
+rewriting ``item._nodeid``, which pytest 9 no longer reads, so the marks do
+nothing.)
 """
 
 from __future__ import annotations
@@ -22,12 +25,6 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from support.web import CHROMIUM, PHONE, Server, launch, live_server, new_page, seed, seeded_copy
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.xdist_group(f"web-{item.path.stem}"))
 
 
 @pytest.fixture(scope="module")
