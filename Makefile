@@ -50,12 +50,14 @@ lint: install
 	$(BIN)/lint-imports
 
 # The whole suite, SQLite and PostgreSQL cases alike, on one pytest-xdist worker per
-# core (TEST_WORKERS=0: in one process); each worker has its own databases. Whole files
-# go to a worker (loadfile), so a browser-test module starts its server once.
+# core (TEST_WORKERS=0: in one process); each worker has its own databases. Tests go to
+# whichever worker is free (--dist load): a browser-test module split over both starts a
+# server on each. (--dist loadfile would keep files together but, in its order, a test
+# left an asyncio loop running that broke the payments' group-commit tests: to fix.)
 TEST_WORKERS ?= auto
 test: lint
 	QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
-	    $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	    $(BIN)/pytest -n $(TEST_WORKERS) --dist load
 
 bench-import: install
 	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true

@@ -8,11 +8,10 @@ Each module gets a server of its own, on a fresh copy of the demo data: the
 journeys change that data (they bind, unbind, register), and each module's tests
 start from the demo as it is. The data is seeded once per session and
 configuration (the operator policy folder a module's ``server_env`` names) and
-copied for each module. ``make test`` distributes whole files (``--dist
-loadfile``), so a module's tests stay on one worker and its server starts once.
-(Not ``--dist loadgroup`` with ``xdist_group`` marks: pytest-xdist 3.8 groups by
-rewriting ``item._nodeid``, which pytest 9 no longer reads, so the marks do
-nothing.)
+copied for each module. Under xdist (``make test``: ``--dist load``) a module
+whose tests land on both workers gets a server on each. (``--dist loadgroup``
+with ``xdist_group`` marks cannot keep them together: pytest-xdist 3.8 groups by
+rewriting ``item._nodeid``, which pytest 9 no longer reads.)
 """
 
 from __future__ import annotations
