@@ -52,8 +52,9 @@ lint: install
 # The whole suite, SQLite and PostgreSQL cases alike, on one pytest-xdist worker per
 # core (TEST_WORKERS=0: in one process); each worker has its own databases. Tests go to
 # whichever worker is free (--dist load): a browser-test module split over both starts a
-# server on each. (--dist loadfile would keep files together but, in its order, a test
-# left an asyncio loop running that broke the payments' group-commit tests: to fix.)
+# server on each. (--dist loadfile would keep files together, but a worker may then run
+# a browser module before tests that call asyncio.run(): the session's Playwright
+# browser keeps its event loop running in the main thread, and they fail.)
 TEST_WORKERS ?= auto
 test: lint
 	QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
