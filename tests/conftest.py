@@ -14,13 +14,14 @@ import functools
 import graphlib
 import os
 import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.app import create_app
@@ -30,6 +31,8 @@ from qinqing.kit.db import make_engine
 from qinqing.runtime import Runtime
 from qinqing.schema.distribution_check import read_schema
 from qinqing.schema.migrate import upgrade
+from support.databases import CITUS_URL, IN_CI, PG_URL, TEST_KEY, private_schema, with_options
+from support.profiles import load_profile
 
 # The suite's in-process apps and CLI runs keep their metrics in this process's memory
 # (a test that wants the shared directory of a real deployment sets it for its own
@@ -37,11 +40,7 @@ from qinqing.schema.migrate import upgrade
 # temporary data directory's metrics/ the first time a test runs a command.
 os.environ.setdefault("QINQING_METRICS_DIR", "")
 
-PG_URL = os.environ.get("QINQING_TEST_DATABASE_URL")
-CITUS_URL = os.environ.get("QINQING_TEST_CITUS_URL")
-NO_CITUS = "QINQING_TEST_CITUS_URL is not set: Citus is neither a Debian nor a PyPI package"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TEST_KEY = "cWlucWluZy10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGU"  # 32 bytes, urlsafe base64
+HYPOTHESIS_PROFILE = load_profile(IN_CI)
 
 # The placing machinery's own tests on tiny schemas exist only with a coordinator;
 # without one, tests/citus/test_citus_placement.py alone stands for them, skipped.
@@ -54,8 +53,24 @@ if IN_CI and not PG_URL:
 
 
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+def sqlite_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where this process keeps its SQLite test databases: a folder of its own in the
+    memory-backed /dev/shm when the machine has one (each commit's fsync costs nothing
+    there), else the session's temporary folder."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield tmp_path_factory.mktemp("sqlite")
+        return
+    folder = Path(tempfile.mkdtemp(prefix=f"qinqing-tests-{os.getpid()}-", dir=shm))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(sqlite_dir: Path) -> Path:
+    path = sqlite_dir / "template.sqlite3"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     engine.dispose()
@@ -71,31 +86,10 @@ def pg_migrated() -> Iterator[str]:
         engine = make_engine(url, pool_size=1)
         upgrade(engine)
         engine.dispose()
-        yield url
-
-
-def with_options(url: str, **settings: str) -> str:
-    """``url`` with server settings for every connection (libpq ``options``)."""
-    sep = "&" if "?" in url else "?"
-    opts = "%20".join(f"-c{name}%3D{value}" for name, value in settings.items())
-    return f"{url}{sep}options={opts}"
-
-
-@contextmanager
-def private_schema(url: str, name: str) -> Iterator[str]:
-    """A fresh schema ``name`` on the server of ``url`` (left over from a killed run:
-    dropped first), dropped again at the end; tests reach it with ``with_options(url,
-    search_path=name)``, so parallel runs on one database never collide."""
-    admin = make_engine(url, pool_size=1)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-            conn.execute(text(f"CREATE SCHEMA {name}"))
-        yield name
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
-        admin.dispose()
+        try:
+            yield url
+        finally:
+            _dispose_reset_engine(url)
 
 
 @pytest.fixture(scope="session")
@@ -114,37 +108,34 @@ def citus_migrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             data_dir=tmp_path_factory.mktemp("citus"),
         )
         build_runtime(settings).db.dispose()
-        yield url
+        try:
+            yield url
+        finally:
+            _dispose_reset_engine(url)
 
 
-def _pg_reset(url: str) -> None:
-    engine = make_engine(url, pool_size=1)
-    with engine.begin() as conn:
-        tables = (
-            conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                    "AND tablename NOT IN ('alembic_version', 'audit_head')"
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if tables:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
-        conn.execute(text("UPDATE audit_head SET seq = 0, hash = :g, mac = NULL"), {"g": "0" * 64})
-    engine.dispose()
+_RESET_ENGINES: dict[str, Engine] = {}
+
+
+def _reset_engine(url: str) -> Engine:
+    """One small pool per database for the resets, kept for the session."""
+    if url not in _RESET_ENGINES:
+        _RESET_ENGINES[url] = make_engine(url, pool_size=1)
+    return _RESET_ENGINES[url]
+
+
+def _dispose_reset_engine(url: str) -> None:
+    engine = _RESET_ENGINES.pop(url, None)
+    if engine is not None:
+        engine.dispose()
 
 
 @functools.cache
-def _emptying_order(url: str) -> list[str]:
+def _emptying_order(url: str, citus: bool) -> list[str]:
     """The tables a reset empties, each after every table whose foreign keys point at it."""
-    engine = make_engine(url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            schema = read_schema(conn, only_visible=True)
-    finally:
-        engine.dispose()
+    with _reset_engine(url).connect() as conn:
+        # On a Citus node, leave out the shards the coordinator holds.
+        schema = read_schema(conn, only_visible=citus)
     referenced_by: dict[str, set[str]] = {name: set() for name in schema}
     for name, table in schema.items():
         for fk in table.foreign_keys:
@@ -154,21 +145,22 @@ def _emptying_order(url: str) -> list[str]:
     return [t for t in order if t not in ("alembic_version", "audit_head")]
 
 
-def _citus_reset(url: str) -> None:
-    """On Citus a TRUNCATE visits every shard of every table it names, and CASCADE from
-    regions names them all (about 0.5 s): DELETE only the tables a test wrote to."""
-    tables = _emptying_order(url)
-    engine = make_engine(url, pool_size=1)
-    with engine.begin() as conn:
-        # Citus refuses to modify a reference table after a parallel read.
-        conn.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
+def _reset(url: str, *, citus: bool = False) -> None:
+    """Empty every table a test wrote to, children first, and put the audit chain back
+    at its start. DELETE of the tables that hold rows, not TRUNCATE: a TRUNCATE makes
+    new files for every table it names (0.5-1 s for the whole schema, per test), on
+    Citus for every shard too; deleting a test's few rows takes milliseconds."""
+    tables = _emptying_order(url, citus)
+    with _reset_engine(url).begin() as conn:
+        if citus:
+            # Citus refuses to modify a reference table after a parallel read.
+            conn.execute(text("SET LOCAL citus.multi_shard_modify_mode = 'sequential'"))
         probe = (f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables)  # noqa: S608
         filled = set(conn.execute(text(" UNION ALL ".join(probe))).scalars())
         for t in tables:
             if t in filled:
                 conn.execute(text(f'DELETE FROM "{t}"'))  # noqa: S608
         conn.execute(text("UPDATE audit_head SET seq = 0, hash = :g, mac = NULL"), {"g": "0" * 64})
-    engine.dispose()
 
 
 DATABASES = [
@@ -188,19 +180,25 @@ if CITUS_URL:
 
 
 @pytest.fixture(params=DATABASES)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated, empty database of each kind."""
     if request.param == "sqlite":
-        path = tmp_path / "qinqing.sqlite3"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        template = request.getfixturevalue("sqlite_template")
+        path = template.with_name(f"{uuid.uuid4().hex}.sqlite3")
+        shutil.copy(template, path)
         yield f"sqlite:///{path}"
+        for leftover in (
+            path,
+            path.with_name(path.name + "-wal"),
+            path.with_name(path.name + "-shm"),
+        ):
+            leftover.unlink(missing_ok=True)
     else:
         citus = request.param == "citus"
         url = request.getfixturevalue("citus_migrated" if citus else "pg_migrated")
-        reset = _citus_reset if citus else _pg_reset
-        reset(url)
+        # Emptied before each test (whatever the last one left), not after as well.
+        _reset(url, citus=citus)
         yield url
-        reset(url)
 
 
 @pytest.fixture

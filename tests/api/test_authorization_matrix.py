@@ -29,7 +29,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from banks_support import (
+from qinqing.banks.models import BankLink
+from qinqing.family.models import FamilyLink
+from qinqing.runtime import Runtime
+from support.accounts import STAFF_PASSWORD, add_client, add_staff, login
+from support.banks import (
     API,
     Bank,
     add_bank,
@@ -38,13 +42,9 @@ from banks_support import (
     link_customer,
     sms_codes,
 )
-from counter_support import bind_body, unbind_body
-from family_support import PAYMENT_PASSWORD, Party, bind, new_person
-from qinqing.banks.models import BankLink
-from qinqing.family.models import FamilyLink
-from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_client, add_staff, login
-from unbind_support import count_requests, load_link, make_link
+from support.counter import bind_body, unbind_body
+from support.family import PAYMENT_PASSWORD, Party, bind, new_person
+from support.unbind import count_requests, load_link, make_link
 
 ACTORS = (
     "person",  # the customer: holder of the family links, linked with bank A

@@ -22,12 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from family_support import API, new_person
-from ledger_support import authorize_body, fund, institution_headers, make_family
 from qinqing.entrypoints.app import create_app
 from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
+from support.family import API, new_person
+from support.ledger import authorize_body, fund, institution_headers, make_family
 
 
 class Proxy:

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from banks_support import confirm_as_person
-from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.runtime import Runtime
-from support import add_client, add_person, id_number
-from unbind_support import family, make_link
+from support.accounts import add_client, add_person, id_number
+from support.banks import confirm_as_person
+from support.ledger import API, authorize_body, fund, institution_headers, make_family
+from support.unbind import family, make_link
 
 
 def token(client: TestClient, cid: str, secret: str) -> dict[str, str]:

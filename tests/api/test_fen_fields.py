@@ -16,13 +16,13 @@ from pydantic import BaseModel, ValidationError, create_model
 from pydantic.fields import FieldInfo
 from sqlalchemy import func, select
 
-from ledger_support import API, institution_headers, make_family
 from qinqing.contributions.models import Contribution
 from qinqing.entrypoints.app import create_app
 from qinqing.kit.fen import MAX_FEN
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
-from support import add_client, id_number, person_with_account
+from support.accounts import add_client, id_number, person_with_account
+from support.ledger import API, institution_headers, make_family
 
 # JSON literals a careless client sends for 100 fen.
 BAD_JSON = ["true", '"100"', "100.0", "1e2"]

@@ -10,8 +10,8 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.runtime import Runtime
+from support.ledger import API, authorize_body, fund, institution_headers, make_family
 
 NESTED = b"[" * 50_000
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from family_support import API, new_person
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_staff, login
+from support.accounts import STAFF_PASSWORD, add_staff, login
+from support.family import API, new_person
 
 
 def _paged_routes(client: TestClient) -> dict[str, set[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from qinqing.runtime import Runtime
-from support import add_person
+from support.accounts import add_person
 
 API = "/api/v1"
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from counter_support import clerk, counter_family, counter_unbind, unbind_body
 from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_person, add_staff, person_with_account, sms_lines
+from support.accounts import STAFF_PASSWORD, add_person, add_staff, person_with_account, sms_lines
+from support.counter import clerk, counter_family, counter_unbind, unbind_body
 
 
 def test_a_login_answers_exactly_the_token_its_type_and_lifetime(

@@ -24,7 +24,7 @@ from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.regions.models import Region
 from qinqing.runtime import Runtime
-from support import add_client, add_person
+from support.accounts import add_client, add_person
 
 API = "/api/v1"
 

@@ -11,7 +11,8 @@ from schemathesis import checks
 
 from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
-from support import add_client, person_with_account
+from support.accounts import add_client, person_with_account
+from support.profiles import examples
 
 CHECKS = [
     checks.not_a_server_error,
@@ -33,7 +34,7 @@ def test_whole_api_conforms(rt: Runtime, client: TestClient) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=EXAMPLES,
+            max_examples=examples(EXAMPLES),
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,

@@ -8,11 +8,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from counter_support import clerk, counter_family, lookup
 from qinqing.audit.free_text import holds_personal_number
 from qinqing.audit.models import AuditEntry
 from qinqing.runtime import Runtime
-from unbind_support import API, count_requests, family, load_link, pin_verification
+from support.counter import clerk, counter_family, lookup
+from support.unbind import API, count_requests, family, load_link, pin_verification
 
 
 @pytest.mark.parametrize(

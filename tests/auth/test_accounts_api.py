@@ -9,7 +9,15 @@ from fastapi.testclient import TestClient
 from qinqing.auth.verification import simulated_face_token
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import PASSWORD, STAFF_PASSWORD, add_client, add_person, add_staff, login, register
+from support.accounts import (
+    PASSWORD,
+    STAFF_PASSWORD,
+    add_client,
+    add_person,
+    add_staff,
+    login,
+    register,
+)
 
 API = "/api/v1"
 

@@ -22,7 +22,7 @@ from qinqing.entrypoints import serve
 from qinqing.entrypoints.app import create_app
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import (
+from support.accounts import (
     OPERATOR,
     PASSWORD,
     STAFF_PASSWORD,

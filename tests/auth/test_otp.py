@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from family_support import new_person
 from qinqing.auth import otp
 from qinqing.auth.models import OneTimeCode
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
+from support.family import new_person
 
 PURPOSE = "bank_link_confirm"
 FIELDS = {"bank": "示例银行", "last4": "2343"}

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from qinqing.auth.verification import simulated_face_token
 from qinqing.runtime import Runtime
-from support import PASSWORD, id_number, login, person_with_account, sms_lines
+from support.accounts import PASSWORD, id_number, login, person_with_account, sms_lines
 
 API = "/api/v1"
 NEW = "Newpass2026x"

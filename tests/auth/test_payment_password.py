@@ -15,7 +15,7 @@ from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
-from support import PASSWORD, person_with_account
+from support.accounts import PASSWORD, person_with_account
 
 API = "/api/v1"
 
@@ -113,7 +113,7 @@ def test_easy_payment_passwords_are_refused(rt: Runtime, client: TestClient, pin
 def test_the_birth_date_is_refused_as_a_payment_password(rt: Runtime, client: TestClient) -> None:
     from datetime import date
 
-    from support import add_person, login, register
+    from support.accounts import add_person, login, register
 
     person, number = add_person(rt, name="李明", phone="13700137000", seq=7)
     register(client, number, "李明", "13700137000")

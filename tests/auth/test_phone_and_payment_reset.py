@@ -14,7 +14,7 @@ from qinqing.auth.models import PersonAccount
 from qinqing.auth.verification import simulated_face_token
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
-from support import PASSWORD, login, person_with_account, sms_lines
+from support.accounts import PASSWORD, login, person_with_account, sms_lines
 
 API = "/api/v1"
 

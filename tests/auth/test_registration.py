@@ -13,7 +13,7 @@ from qinqing.auth.models import PersonAccount, RegistrationCode
 from qinqing.auth.verification import simulated_face_token
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import PASSWORD, add_person, id_number, login, sms_lines
+from support.accounts import PASSWORD, add_person, id_number, login, sms_lines
 
 API = "/api/v1"
 

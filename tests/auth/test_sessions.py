@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import PASSWORD, login, person_with_account
+from support.accounts import PASSWORD, login, person_with_account
 
 API = "/api/v1"
 

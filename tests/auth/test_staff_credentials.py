@@ -24,7 +24,7 @@ from qinqing.entrypoints.cli import app
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_staff
+from support.accounts import STAFF_PASSWORD, add_staff
 
 GOOD = "Grassland-Horse-Tea-42"
 
@@ -184,7 +184,7 @@ def test_production_refuses_a_staff_login_without_a_second_factor(
 
 
 def test_persons_never_need_a_second_factor(rt: Runtime, client: TestClient) -> None:
-    from support import person_with_account
+    from support.accounts import person_with_account
 
     person_with_account(rt, client)  # logs in with phone + password alone
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import add_client
+from support.accounts import add_client
 
 API = "/api/v1"
 

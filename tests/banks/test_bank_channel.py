@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from banks_support import API, add_bank, card_number, link_customer
-from family_support import PAYMENT_PASSWORD, make_active_link
 from qinqing.runtime import Runtime
+from support.banks import API, add_bank, card_number, link_customer
+from support.family import PAYMENT_PASSWORD, make_active_link
 
 WRONG = {"method": "payment_password", "payment_password": "246801"}
 RIGHT = {"method": "payment_password", "payment_password": PAYMENT_PASSWORD}
@@ -115,8 +115,8 @@ def test_unlinking_the_account_ends_the_banks_reach(rt: Runtime, client: TestCli
 
 
 def test_only_a_bank_may_read_a_customers_family(rt: Runtime, client: TestClient) -> None:
-    from banks_support import client_headers
-    from support import add_client
+    from support.accounts import add_client
+    from support.banks import client_headers
 
     bank, _ = add_bank(rt, client, "BANKA")
     made = make_active_link(rt, client)

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from banks_support import add_bank, card_number, link_customer, person_principal, receiver
-from family_support import new_person
 from qinqing.access.principal import CLIENT_SCOPES, Principal
 from qinqing.banks import service
 from qinqing.banks.delivery import deliver_webhooks
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
+from support.banks import add_bank, card_number, link_customer, person_principal, receiver
+from support.family import new_person
 
 
 def _postgres_only(rt: Runtime) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from banks_support import API, Bank, add_bank, card_number, link_customer, sms_codes
-from family_support import new_person
 from qinqing.banks.models import BankLink, WebhookEvent
 from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
-from unbind_support import family, pin_verification
+from support.banks import API, Bank, add_bank, card_number, link_customer, sms_codes
+from support.family import new_person
+from support.unbind import family, pin_verification
 
 EN = {"Accept-Language": "en"}
 

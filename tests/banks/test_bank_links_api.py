@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from banks_support import API, add_bank, card_number, link_customer
-from family_support import new_person
 from qinqing.audit.models import AuditEntry
 from qinqing.banks.delivery import deliver_webhooks
 from qinqing.banks.models import BankAccountIndex, BankLink
 from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
+from support.banks import API, add_bank, card_number, link_customer
+from support.family import new_person
 
 EN = {"Accept-Language": "en"}
 

@@ -13,15 +13,15 @@ from sqlalchemy import select
 from standardwebhooks import Webhook, WebhookVerificationError
 from typer.testing import CliRunner
 
-from banks_support import API, add_bank, card_number, link_customer, receiver
-from family_support import PAYMENT_PASSWORD, bind, consent, make_active_link, new_person
 from qinqing.banks import rules
 from qinqing.banks.delivery import deliver_webhooks
 from qinqing.banks.models import WebhookEvent
 from qinqing.entrypoints.cli import app
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_staff, login
+from support.accounts import STAFF_PASSWORD, add_staff, login
+from support.banks import API, add_bank, card_number, link_customer, receiver
+from support.family import PAYMENT_PASSWORD, bind, consent, make_active_link, new_person
 
 PIN = {"method": "payment_password", "payment_password": PAYMENT_PASSWORD}
 

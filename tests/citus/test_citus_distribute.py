@@ -17,7 +17,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from conftest import CITUS_URL, private_schema, with_options
 from qinqing.kit.db import make_engine
 from qinqing.schema.citus import (
     DistributionError,
@@ -27,6 +26,7 @@ from qinqing.schema.citus import (
     placing_new_tables,
 )
 from qinqing.schema.distribution import LOCAL, REFERENCE, Distributed, Placement
+from support.databases import CITUS_URL, private_schema, with_options
 
 pytestmark = pytest.mark.citus
 

@@ -10,9 +10,9 @@ from collections import defaultdict
 import pytest
 from sqlalchemy import text
 
-from conftest import CITUS_URL, NO_CITUS
 from qinqing.kit.db import make_engine
 from qinqing.schema.distribution import LOCAL, REFERENCE, TABLES, Distributed
+from support.databases import CITUS_URL, NO_CITUS
 
 
 @pytest.mark.citus

@@ -29,7 +29,7 @@ from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerSystemAccoun
 from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
-from support import OPERATOR, add_client, add_person, id_number, login, register
+from support.accounts import OPERATOR, add_client, add_person, id_number, login, register
 
 API = "/api/v1"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # the FrozenClock's start

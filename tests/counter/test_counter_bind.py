@@ -9,13 +9,13 @@ from datetime import date
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from counter_support import audit_entries, bind_body, clerk, counter_bind
-from guardian_support import register_guardians
 from qinqing.family.models import FamilyLink
 from qinqing.identity.masking import mask_id_number
 from qinqing.runtime import Runtime
-from support import add_person, id_number
-from unbind_support import load_link, notifications
+from support.accounts import add_person, id_number
+from support.counter import audit_entries, bind_body, clerk, counter_bind
+from support.guardians import register_guardians
+from support.unbind import load_link, notifications
 
 
 def holder_and_member(

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from counter_support import audit_entries, counter_family
 from qinqing.access.principal import Principal
 from qinqing.auth.models import IdDocumentFailures
 from qinqing.counter import service
 from qinqing.runtime import Runtime
 from qinqing.unbind.service import UnbindRefused
-from support import id_number
-from unbind_support import count_requests
+from support.accounts import id_number
+from support.counter import audit_entries, counter_family
+from support.unbind import count_requests
 
 THREADS = 8
 CLERK = Principal(

@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from counter_support import COUNTER, pdf_text, receipt_url
 from qinqing.entrypoints import demo
 from qinqing.runtime import Runtime
-from support import login
-from unbind_support import codes
+from support.accounts import login
+from support.counter import COUNTER, pdf_text, receipt_url
+from support.unbind import codes
 
 ZHANG_WEI = "150602198503120034"
 WANG_XIUYING = "152701195409050022"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from counter_support import audit_entries, clerk, counter_family, lookup
 from qinqing.audit import service as audit
 from qinqing.identity.masking import mask_id_number
 from qinqing.runtime import Runtime
-from support import id_number
-from unbind_support import make_link
+from support.accounts import id_number
+from support.counter import audit_entries, clerk, counter_family, lookup
+from support.unbind import make_link
 
 
 def test_a_clerk_of_the_region_sees_the_person_and_links_in_full(

@@ -9,7 +9,9 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from counter_support import (
+from qinqing.runtime import Runtime
+from support.accounts import add_person, id_number
+from support.counter import (
     bind_body,
     clerk,
     counter_bind,
@@ -19,9 +21,7 @@ from counter_support import (
     receipt_url,
     unbind_body,
 )
-from dumps import database_text
-from qinqing.runtime import Runtime
-from support import add_person, id_number
+from support.dumps import database_text
 
 
 def test_counter_flows_leave_no_plaintext_pii(

@@ -7,7 +7,9 @@ import uuid
 
 from fastapi.testclient import TestClient
 
-from counter_support import (
+from qinqing.identity.masking import mask_id_number
+from qinqing.runtime import Runtime
+from support.counter import (
     API,
     clerk,
     counter_family,
@@ -17,9 +19,7 @@ from counter_support import (
     staff,
     unbind_body,
 )
-from qinqing.identity.masking import mask_id_number
-from qinqing.runtime import Runtime
-from unbind_support import family, pin_verification
+from support.unbind import family, pin_verification
 
 GZ = "440100"
 

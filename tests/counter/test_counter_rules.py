@@ -9,7 +9,7 @@ import pytest
 from qinqing.auth import rules as id_rules
 from qinqing.counter import rules
 from qinqing.kit.errors import DomainError
-from support import id_number
+from support.accounts import id_number
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)

@@ -11,7 +11,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from counter_support import (
+from qinqing.auth.models import IdDocumentFailures, StaffUser
+from qinqing.identity.masking import mask_id_number
+from qinqing.kit.clock import FrozenClock
+from qinqing.runtime import Runtime
+from qinqing.unbind.models import UnbindRequest
+from support.accounts import by_id, id_number
+from support.counter import (
     API,
     audit_entries,
     clerk,
@@ -20,14 +26,8 @@ from counter_support import (
     staff,
     unbind_body,
 )
-from ledger_support import fund, institution_headers
-from qinqing.auth.models import IdDocumentFailures, StaffUser
-from qinqing.identity.masking import mask_id_number
-from qinqing.kit.clock import FrozenClock
-from qinqing.runtime import Runtime
-from qinqing.unbind.models import UnbindRequest
-from support import by_id, id_number
-from unbind_support import codes, count_requests, load_link, notifications
+from support.ledger import fund, institution_headers
+from support.unbind import codes, count_requests, load_link, notifications
 
 GZ = "440100"
 
@@ -193,7 +193,7 @@ def test_five_mismatches_lock_counter_unbinds_for_three_hours(
 
 
 def clerk_relogin(client: TestClient) -> dict[str, str]:
-    from support import STAFF_PASSWORD, login
+    from support.accounts import STAFF_PASSWORD, login
 
     return login(client, "eeds-clerk", STAFF_PASSWORD)
 

@@ -8,9 +8,9 @@ import re
 
 from fastapi.testclient import TestClient
 
-from counter_support import audit_entries, clerk, counter_family, lookup, staff
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD
+from support.accounts import STAFF_PASSWORD
+from support.counter import audit_entries, clerk, counter_family, lookup, staff
 
 API = "/api/v1"
 

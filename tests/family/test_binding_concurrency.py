@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from family_support import Party, bind, new_person, principal_of
 from qinqing.access.principal import Principal
 from qinqing.family import service
 from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
+from support.family import Party, bind, new_person, principal_of
 
 
 def race(rt: Runtime, attempts: list[Callable[[Any], object]]) -> list[str]:

@@ -10,7 +10,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from family_support import (
+from qinqing.audit.models import AuditEntry
+from qinqing.audit.service import verify as verify_chain
+from qinqing.auth.verification import simulated_face_token
+from qinqing.family import service
+from qinqing.family.models import FamilyLink
+from qinqing.kit.clock import FrozenClock
+from qinqing.notify.models import Notification
+from qinqing.runtime import Runtime
+from support.accounts import STAFF_PASSWORD, add_client, add_staff, login
+from support.family import (
     API,
     PAYMENT_PASSWORD,
     Party,
@@ -21,16 +30,7 @@ from family_support import (
     relogin,
     set_status,
 )
-from guardian_support import register_guardians
-from qinqing.audit.models import AuditEntry
-from qinqing.audit.service import verify as verify_chain
-from qinqing.auth.verification import simulated_face_token
-from qinqing.family import service
-from qinqing.family.models import FamilyLink
-from qinqing.kit.clock import FrozenClock
-from qinqing.notify.models import Notification
-from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_client, add_staff, login
+from support.guardians import register_guardians
 
 
 def override_policy(rt: Runtime, monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
@@ -209,7 +209,7 @@ def _refusal(r: Any, status: int, code: str) -> None:
 def test_member_not_found_is_one_answer(rt: Runtime, client: TestClient) -> None:
     holder = new_person(rt, client=client)
     wife = new_person(rt, name="李娜", born=date(1987, 1, 1), sex="F", account=False)
-    from support import id_number
+    from support.accounts import id_number
 
     unknown = id_number("150602", date(1990, 1, 1), 77, "F")
     wrong_name = bind(client, holder.headers, wife.id_number, "李四")

@@ -12,14 +12,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from counter_support import audit_entries, clerk, pdf_text, staff
-from family_support import API, Party, bind, consent, new_person
-from guardian_support import register_guardians
 from qinqing.audit.models import AuditEntry
 from qinqing.family.models import LinkProof
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
-from unbind_support import load_link
+from support.counter import audit_entries, clerk, pdf_text, staff
+from support.family import API, Party, bind, consent, new_person
+from support.guardians import register_guardians
+from support.unbind import load_link
 
 # The smallest files each format starts with (what the server checks is the content).
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 64

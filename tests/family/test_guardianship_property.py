@@ -15,13 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from counter_support import clerk, staff
-from family_support import API, PAYMENT_PASSWORD, Party, bind, new_person
-from guardian_support import register_guardians
 from qinqing.family.models import LinkProof, ProofStatus
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from unbind_support import load_link
+from support.counter import clerk, staff
+from support.family import API, PAYMENT_PASSWORD, Party, bind, new_person
+from support.guardians import register_guardians
+from support.profiles import examples
+from support.unbind import load_link
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 # On the test clock's date (2026-11-23): 10, 15, just 16, and 40 years old.
@@ -61,7 +62,7 @@ def _upload(client: TestClient, holder: Party, link_id: str) -> Any:
 
 
 @settings(
-    max_examples=12,
+    max_examples=examples(12),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

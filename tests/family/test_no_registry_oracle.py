@@ -12,11 +12,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from family_support import API, Party, bind, consent, new_person, relogin
 from qinqing.family.models import FamilyLink
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import id_number
+from support.accounts import id_number
+from support.family import API, Party, bind, consent, new_person, relogin
 
 SHAPE = ("type", "title", "status", "code", "detail")
 

@@ -12,9 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from conftest import TEST_KEY
-from family_support import API, bind, make_active_link, new_person, principal_of
-from guardian_support import register_guardians
 from qinqing.audit.models import AuditEntry
 from qinqing.entrypoints.cli import app as cli_app
 from qinqing.family import service
@@ -23,6 +20,9 @@ from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
 from qinqing.notify.sender import MAX_ATTEMPTS, LogSender, deliver
 from qinqing.runtime import Runtime
+from support.databases import TEST_KEY
+from support.family import API, bind, make_active_link, new_person, principal_of
+from support.guardians import register_guardians
 
 
 def _count(rt: Runtime, *where: object) -> int:

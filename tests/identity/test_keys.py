@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import LargeBinary, select
 from typer.testing import CliRunner
 
-from conftest import TEST_KEY
 from qinqing.access.principal import Principal
 from qinqing.audit.service import verify
 from qinqing.config import Settings
@@ -27,7 +26,8 @@ from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, id_number_of
 from qinqing.runtime import Runtime
 from qinqing.schema.models import Base
-from support import add_person, login, register
+from support.accounts import add_person, login, register
+from support.databases import TEST_KEY
 
 OTHER_KEY = generate_key()
 CALLER = Principal("person", "acct-1", "app", "t", None)
@@ -62,8 +62,8 @@ def test_the_right_key_starts_again(rt: Runtime) -> None:
 
 def test_cli_with_a_wrong_key_imports_nothing(rt: Runtime, tmp_path: Path) -> None:
     """Before the check, another key made the import insert a duplicate person."""
-    from factories import person_row, write_persons_csv
     from qinqing.entrypoints.cli import app
+    from support.factories import person_row, write_persons_csv
 
     _, number = add_person(rt, name="钱七")
     csv_file = tmp_path / "p.csv"
@@ -245,12 +245,12 @@ def test_bank_links_and_webhook_secrets_survive_a_rotation(
 ) -> None:
     from standardwebhooks import Webhook
 
-    from banks_support import API, add_bank, card_number, link_customer, receiver
-    from family_support import new_person
     from qinqing.banks.delivery import deliver_webhooks
     from qinqing.banks.models import BankAccountIndex
     from qinqing.banks.rules import mask_account
     from qinqing.banks.service import ACCOUNT_KIND
+    from support.banks import API, add_bank, card_number, link_customer, receiver
+    from support.family import new_person
 
     clock.set(datetime.now(UTC))  # the receiver checks signature times against real time
     with receiver() as rec:

@@ -8,7 +8,6 @@ import pytest
 from stdnum.cn import ric as stdnum_ric
 from stdnum.exceptions import ValidationError
 
-from factories import make_id_number, make_id_number_ending_x, with_wrong_check_digit
 from qinqing.identity.ric import (
     IdNumber,
     InvalidIdNumber,
@@ -19,6 +18,7 @@ from qinqing.identity.ric import (
     with_check_digit,
 )
 from qinqing.kit.errors import DomainError
+from support.factories import id_number, make_id_number_ending_x, with_wrong_check_digit
 
 TODAY = date(2026, 11, 23)
 
@@ -30,7 +30,7 @@ def _code(raw: str) -> str:
 
 
 def test_a_valid_number_is_parsed() -> None:
-    number = make_id_number("150602", date(1980, 1, 1), seq=11, sex="F")
+    number = id_number("150602", date(1980, 1, 1), seq=11, sex="F")
     assert parse(number, TODAY) == IdNumber(
         number=number, birth_date=date(1980, 1, 1), sex="F", area_code="150602"
     )
@@ -46,7 +46,7 @@ def test_known_published_example_is_valid() -> None:
     [("110105", date(1930, 5, 17)), ("440106", date(2000, 2, 29)), ("500103", date(2026, 11, 23))],
 )
 def test_valid_numbers_across_regions_and_dates(area: str, born: date) -> None:
-    ident = parse(make_id_number(area, born, seq=42, sex="M"), TODAY)
+    ident = parse(id_number(area, born, seq=42, sex="M"), TODAY)
     assert (ident.area_code, ident.birth_date, ident.sex) == (area, born, "M")
 
 
@@ -68,13 +68,13 @@ def test_x_check_digit_is_accepted_in_either_case() -> None:
 
 
 def test_surrounding_and_inner_spaces_are_removed() -> None:
-    number = make_id_number()
+    number = id_number()
     assert normalize(f"  {number[:6]} {number[6:14]} {number[14:]} ") == number
     assert parse(f" {number} ", TODAY).number == number
 
 
 def test_bad_check_digit() -> None:
-    assert _code(with_wrong_check_digit(make_id_number())) == "ID_NUMBER_CHECK_DIGIT"
+    assert _code(with_wrong_check_digit(id_number())) == "ID_NUMBER_CHECK_DIGIT"
 
 
 @pytest.mark.parametrize("yyyymmdd", ["19800230", "19801301", "19800001", "19800100", "19810229"])
@@ -83,13 +83,13 @@ def test_birth_date_must_be_a_real_date(yyyymmdd: str) -> None:
 
 
 def test_birth_date_may_not_lie_in_the_future() -> None:
-    tomorrow = make_id_number(born=date(2026, 11, 24))
+    tomorrow = id_number(born=date(2026, 11, 24))
     assert _code(tomorrow) == "ID_NUMBER_BIRTH_DATE"
-    assert parse(make_id_number(born=date(2026, 11, 23)), TODAY).birth_date == TODAY
+    assert parse(id_number(born=date(2026, 11, 23)), TODAY).birth_date == TODAY
 
 
 def test_implausibly_old_birth_year_is_refused() -> None:
-    assert _code(make_id_number(born=date(1850, 1, 1))) == "ID_NUMBER_BIRTH_DATE"
+    assert _code(id_number(born=date(1850, 1, 1))) == "ID_NUMBER_BIRTH_DATE"
 
 
 @pytest.mark.parametrize("raw", ["", "15060219800101002", "1506021980010100231", "15060219800101"])
@@ -105,11 +105,11 @@ def test_letters_are_refused(raw: str) -> None:
 @pytest.mark.parametrize("area", ["999999", "110199", "000000"])
 def test_unknown_area_code(area: str) -> None:
     assert not area_known(area)
-    assert _code(make_id_number(area)) == "ID_NUMBER_AREA_CODE"
+    assert _code(id_number(area)) == "ID_NUMBER_AREA_CODE"
 
 
 def test_the_refusal_is_a_domain_error_without_the_number() -> None:
-    number = with_wrong_check_digit(make_id_number())
+    number = with_wrong_check_digit(id_number())
     with pytest.raises(DomainError) as info:
         parse(number, TODAY)
     assert info.value.status == 422
@@ -122,7 +122,7 @@ def test_the_refusal_is_a_domain_error_without_the_number() -> None:
 def test_a_code_abolished_before_the_birth_year_is_accepted() -> None:
     # 110103 崇文区 existed until 2010; a child born in 2012 may still carry it
     # (e.g. registered under the old household code), and must not be refused.
-    number = make_id_number("110103", date(2012, 6, 1), seq=3, sex="M")
+    number = id_number("110103", date(2012, 6, 1), seq=3, sex="M")
     with pytest.raises(ValidationError):
         stdnum_ric.validate(number)
     assert parse(number, TODAY).area_code == "110103"
@@ -132,7 +132,7 @@ def test_a_code_abolished_before_the_birth_year_is_accepted() -> None:
 def test_a_code_created_after_the_birth_year_is_accepted() -> None:
     # 150603 康巴什区 exists since 2016; an elderly person born 1950 whose number
     # was reissued under it keeps it.
-    number = make_id_number("150603", date(1950, 3, 8), seq=7, sex="F")
+    number = id_number("150603", date(1950, 3, 8), seq=7, sex="F")
     with pytest.raises(ValidationError):
         stdnum_ric.validate(number)
     ident = parse(number, TODAY)
@@ -140,7 +140,7 @@ def test_a_code_created_after_the_birth_year_is_accepted() -> None:
 
 
 def test_a_code_valid_in_the_birth_year_is_accepted_by_both() -> None:
-    number = make_id_number("110103", date(1960, 1, 1))
+    number = id_number("110103", date(1960, 1, 1))
     assert stdnum_ric.validate(number) == number
     assert parse(number, TODAY).number == number
 

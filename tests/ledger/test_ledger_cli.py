@@ -8,13 +8,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.accounting.reconcile import reconcile
 from qinqing.entrypoints.cli import app
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount, LedgerSystemAccount
 from qinqing.notify.models import Notification
 from qinqing.runtime import Runtime
+from support.ledger import API, authorize_body, fund, institution_headers, make_family
 
 
 def _env(rt: Runtime) -> dict[str, str]:

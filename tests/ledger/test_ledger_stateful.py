@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from sqlalchemy import select
 
-from ledger_support import fund, make_family
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.kit.clock import FrozenClock
@@ -21,7 +20,9 @@ from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
-from support import add_client
+from support.accounts import add_client
+from support.ledger import fund, make_family
+from support.profiles import examples
 
 amounts = st.integers(min_value=1, max_value=50_000)
 
@@ -144,7 +145,7 @@ def test_ledger_state_machine(rt: Runtime, clock: FrozenClock) -> None:
                 assert reconcile(s) == []
 
     Ledger.TestCase.settings = settings(
-        max_examples=25,
+        max_examples=examples(25),
         stateful_step_count=20,
         deadline=None,
         database=None,

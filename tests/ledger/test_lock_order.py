@@ -32,7 +32,7 @@ from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind_service
-from support import OPERATOR, add_person, by_id, id_number
+from support.accounts import OPERATOR, add_person, by_id, id_number
 
 
 @pytest.fixture(autouse=True)

@@ -24,14 +24,14 @@ from datetime import date, timedelta
 
 from fastapi.testclient import TestClient
 
-from ledger_support import API, fund, institution_headers
 from qinqing.accounting.reconcile import reconcile
 from qinqing.contributions.service import close_month
 from qinqing.kit.errors import DomainError
 from qinqing.payments.service import expire_holds
 from qinqing.runtime import Runtime
-from support import OPERATOR, add_client, id_number
-from unbind_support import make_link, party, pin_verification
+from support.accounts import OPERATOR, add_client, id_number
+from support.ledger import API, fund, institution_headers
+from support.unbind import make_link, party, pin_verification
 
 HOLDERS = 4
 THREADS = 8

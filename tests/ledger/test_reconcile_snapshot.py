@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import event
 from typer.testing import CliRunner
 
-from ledger_support import fund, institution_principal, make_family
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile_snapshot
 from qinqing.entrypoints.cli import app as cli_app
 from qinqing.kit.db import Database
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
+from support.ledger import fund, institution_principal, make_family
 
 
 def run(rt: Runtime, who: Principal, op: payments.Op) -> payments.Outcome:

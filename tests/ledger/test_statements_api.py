@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from family_support import API, make_active_link, new_person
-from ledger_support import fund, institution_headers
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
+from support.family import API, make_active_link, new_person
+from support.ledger import fund, institution_headers
 
 
 def test_statement_balances_holds_and_paging(
@@ -68,7 +68,7 @@ def test_statement_balances_holds_and_paging(
         assert [p["status"] for p in lp["payments"]] == ["authorized", "settled"]
     # An expired hold no longer counts anywhere, even before anything releases it.
     clock.advance(timedelta(hours=rt.policies.policy("150600").hold_expiry_hours, seconds=1))
-    from family_support import relogin
+    from support.family import relogin
 
     holder_headers = relogin(client, made.holder)
     me = client.get(f"{API}/me", headers=holder_headers).json()

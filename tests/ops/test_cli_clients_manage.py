@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from qinqing.audit.models import AuditEntry
 from qinqing.entrypoints.cli import app
 from qinqing.runtime import Runtime
-from support import add_client
+from support.accounts import add_client
 
 API = "/api/v1"
 

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from conftest import PG_URL, TEST_KEY, private_schema, with_options
 from qinqing.entrypoints.cli import app
 from qinqing.kit.db import make_engine
+from support.databases import PG_URL, TEST_KEY, private_schema, with_options
 
 
 def _upgrade(tmp_path: Path, **env: str | None) -> tuple[int, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.bootstrap import build_runtime
-from support import add_person
+from support.accounts import add_person
 
 
 def _mode(path: Path) -> int:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from conftest import IN_CI
 from qinqing.entrypoints import demo
 from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
+from support.databases import IN_CI
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "getting-started.md"
 DOC_BASE = "http://127.0.0.1:8000"

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from qinqing.entrypoints.app import create_app
 from qinqing.kit.logs import configure, redact
 from qinqing.runtime import Runtime
-from support import add_person, login, register
+from support.accounts import add_person, login, register
 
 API = "/api/v1"
 

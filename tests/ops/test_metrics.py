@@ -16,15 +16,15 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from banks_support import add_bank, card_number, link_customer, receiver
-from family_support import new_person
 from qinqing.entrypoints.app import create_app
 from qinqing.entrypoints.worker import JOBS, Worker
 from qinqing.kit.clock import FrozenClock
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_client, add_person, add_staff, login, sms_lines
-from unbind_support import party, pin_verification
+from support.accounts import STAFF_PASSWORD, add_client, add_person, add_staff, login, sms_lines
+from support.banks import add_bank, card_number, link_customer, receiver
+from support.family import new_person
+from support.unbind import party, pin_verification
 
 API = "/api/v1"
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -8,11 +8,10 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from dumps import database_text
 from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
 from qinqing.schema.models import Base
-from support import (
+from support.accounts import (
     PASSWORD,
     STAFF_PASSWORD,
     add_client,
@@ -21,7 +20,8 @@ from support import (
     login,
     sms_lines,
 )
-from unbind_support import party, pin_verification
+from support.dumps import database_text
+from support.unbind import party, pin_verification
 
 API = "/api/v1"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import TEST_KEY
+from support.databases import TEST_KEY
 
 TOKEN = "scrape-token-for-processes"
 

@@ -12,7 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import TEST_KEY
+from support.databases import TEST_KEY
 
 
 def _free_port() -> int:

@@ -18,9 +18,6 @@ from sqlalchemy import func, select
 from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
-from banks_support import add_bank, card_number, link_customer, receiver
-from family_support import new_person
-from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.auth.models import AccessToken
 from qinqing.entrypoints.worker import JOBS, Job, Worker
 from qinqing.http.idempotency_models import IdempotencyKey
@@ -31,8 +28,11 @@ from qinqing.notify.service import enqueue
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
-from support import add_person
-from vouchers_support import redeem, scene, token_for
+from support.accounts import add_person
+from support.banks import add_bank, card_number, link_customer, receiver
+from support.family import new_person
+from support.ledger import API, authorize_body, fund, institution_headers, make_family
+from support.vouchers import redeem, scene, token_for
 
 
 def _count(rt: Runtime, model: object, *where: object) -> int:

@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from ledger_support import API, Family, authorize_body, fund, institution_headers, make_family
 from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import AccessToken, ApiClient
 from qinqing.auth.tokens import token_digest
@@ -21,6 +20,7 @@ from qinqing.kit.db import on_citus
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
+from support.ledger import API, Family, authorize_body, fund, institution_headers, make_family
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from ledger_support import Family, fund, institution_headers, make_family
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
@@ -42,7 +41,9 @@ from qinqing.payments.fast import FastPath
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
-from support import id_number
+from support.accounts import id_number
+from support.ledger import Family, fund, institution_headers, make_family
+from support.profiles import examples
 
 # (yearly limit, mutual aid, holder scheme): a limited link, an unlimited one, a
 # link without mutual aid, and a resident holder (who may not pay for others).
@@ -261,7 +262,7 @@ def test_fast_path_decides_as_the_engine(
     refs = itertools.count(1)
 
     @settings(
-        max_examples=80,
+        max_examples=examples(80),
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )

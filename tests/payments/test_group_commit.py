@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger_support import fund, institution_headers, make_family, through_fast
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.tokens import principal_from_token
@@ -21,6 +20,7 @@ from qinqing.ledger.models import LedgerAccount
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
+from support.ledger import fund, institution_headers, make_family, through_fast
 
 
 @pytest.fixture

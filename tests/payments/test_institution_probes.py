@@ -28,7 +28,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger_support import API, Family, fund, institution_headers, make_family
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.audit import service as audit
@@ -40,8 +39,9 @@ from qinqing.kit.errors import DomainError
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
-from support import id_number
-from vouchers_support import Scene, pay, redeem, scene, token_for
+from support.accounts import id_number
+from support.ledger import API, Family, fund, institution_headers, make_family
+from support.vouchers import Scene, pay, redeem, scene, token_for
 
 UNKNOWN = id_number(area="150602", born=date(1975, 3, 3), seq=444)
 PROBLEM_KEYS = {"type", "title", "status", "code", "detail"}

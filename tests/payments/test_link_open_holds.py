@@ -9,11 +9,11 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger_support import API, authorize_body, fund, institution_headers, make_family
 from qinqing.family.models import FamilyLink
 from qinqing.kit.clock import FrozenClock
 from qinqing.payments.statements import link_open_holds
 from qinqing.runtime import Runtime
+from support.ledger import API, authorize_body, fund, institution_headers, make_family
 
 
 def _holds(rt: Runtime, link_id: uuid.UUID) -> list[tuple[int, str]]:

@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger_support import API, Family, authorize_body, fund, institution_headers, make_family
 from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.runtime import Runtime
+from support.ledger import API, Family, authorize_body, fund, institution_headers, make_family
 
 
 @pytest.fixture
@@ -255,7 +255,7 @@ def test_institution_of_another_region(rt: Runtime, client: TestClient, fam: Fam
 
 
 def test_scope_is_required(rt: Runtime, client: TestClient, fam: Family) -> None:
-    from support import add_client
+    from support.accounts import add_client
 
     cid, secret = add_client(rt, "collector")
     tok = client.post(

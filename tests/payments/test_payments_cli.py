@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 from typer.testing import CliRunner
 
-from ledger_support import fund, make_family
 from qinqing.access.principal import Principal
 from qinqing.entrypoints.cli import app
 from qinqing.kit.clock import FrozenClock
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
-from support import add_client
+from support.accounts import add_client
+from support.ledger import fund, make_family
 
 
 def _env(rt: Runtime) -> dict[str, str]:

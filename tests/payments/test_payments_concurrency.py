@@ -8,13 +8,13 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import select
 
-from concurrency import race
-from ledger_support import fund, institution_principal, make_family
 from qinqing.accounting.reconcile import reconcile
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments import service as payments
 from qinqing.runtime import Runtime
+from support.concurrency import race
+from support.ledger import fund, institution_principal, make_family
 
 T = TypeVar("T")
 

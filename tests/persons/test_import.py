@@ -12,15 +12,6 @@ import pytest
 from sqlalchemy import MetaData, select
 from typer.testing import CliRunner
 
-from conftest import TEST_KEY
-from factories import (
-    make_id_number,
-    make_id_number_ending_x,
-    person_row,
-    persons_csv_text,
-    with_wrong_check_digit,
-    write_persons_csv,
-)
 from qinqing.audit.actor import Actor
 from qinqing.audit.models import AuditEntry
 from qinqing.audit.service import verify
@@ -33,12 +24,21 @@ from qinqing.persons.importer import ImportReport, import_csv
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, PHONE_KIND
 from qinqing.runtime import Runtime
+from support.databases import TEST_KEY
+from support.factories import (
+    id_number,
+    make_id_number_ending_x,
+    person_row,
+    persons_csv_text,
+    with_wrong_check_digit,
+    write_persons_csv,
+)
 
 OPERATOR = Actor("operator", "pytest", "admin")
 
-A = make_id_number("150602", date(1980, 1, 1), seq=1, sex="F")
-B = make_id_number("440106", date(1955, 7, 9), seq=2, sex="M")
-C = make_id_number("110103", date(2012, 6, 1), seq=3, sex="M")  # 崇文区, abolished 2010
+A = id_number("150602", date(1980, 1, 1), seq=1, sex="F")
+B = id_number("440106", date(1955, 7, 9), seq=2, sex="M")
+C = id_number("110103", date(2012, 6, 1), seq=3, sex="M")  # 崇文区, abolished 2010
 D = make_id_number_ending_x("500103", date(1999, 12, 31))
 PHONE_A = "13800138000"
 PHONE_C = "15912345678"
@@ -50,24 +50,24 @@ def _mixed_rows() -> list[list[str]]:
     return [
         person_row(A, "张三", "150600", "employee", "active", PHONE_A),  # 2 taken
         person_row(B, "李四", "440100", "resident", "arrears", ""),  # 3 taken
-        person_row(with_wrong_check_digit(make_id_number(seq=4))),  # 4
-        person_row(make_id_number(seq=5)[:10] + "0230" + "0000"),  # 5 length ok, date bad
-        person_row(make_id_number(born=date(2027, 1, 1), seq=6)),  # 6 future
-        person_row(make_id_number(seq=7)[:17]),  # 7 too short
+        person_row(with_wrong_check_digit(id_number(seq=4))),  # 4
+        person_row(id_number(seq=5)[:10] + "0230" + "0000"),  # 5 length ok, date bad
+        person_row(id_number(born=date(2027, 1, 1), seq=6)),  # 6 future
+        person_row(id_number(seq=7)[:17]),  # 7 too short
         person_row("15060219800101O02X"),  # 8 letters
-        person_row(make_id_number("999999", seq=9)),  # 9 unknown area
-        person_row(make_id_number(seq=10), name="  "),  # 10 empty name
-        person_row(make_id_number(seq=11), name="张\x07三"),  # 11 control character
-        person_row(make_id_number(seq=12), region_code="999999"),  # 12
-        person_row(make_id_number(seq=13), scheme="retired"),  # 13
-        person_row(make_id_number(seq=14), status="dead"),  # 14
-        person_row(make_id_number(seq=15), phone=BAD_PHONE),  # 15
-        person_row(make_id_number(seq=16))[:5],  # 16 five fields
+        person_row(id_number("999999", seq=9)),  # 9 unknown area
+        person_row(id_number(seq=10), name="  "),  # 10 empty name
+        person_row(id_number(seq=11), name="张\x07三"),  # 11 control character
+        person_row(id_number(seq=12), region_code="999999"),  # 12
+        person_row(id_number(seq=13), scheme="retired"),  # 13
+        person_row(id_number(seq=14), status="dead"),  # 14
+        person_row(id_number(seq=15), phone=BAD_PHONE),  # 15
+        person_row(id_number(seq=16))[:5],  # 16 five fields
         person_row(A, "张三", "150600", "employee", "active", ""),  # 17 duplicate of 2
         person_row(C, "王五", "110000", "flexible", "suspended", PHONE_C),  # 18 taken
         [],  # 19 blank line: skipped
         person_row(D, "阿依古丽·买买提", "500000", "employee", "terminated", ""),  # 20 taken
-        person_row(make_id_number(seq=21), name="赵" * 65),  # 21 too long
+        person_row(id_number(seq=21), name="赵" * 65),  # 21 too long
     ]
 
 
@@ -215,7 +215,7 @@ def test_importing_the_same_file_again_refuses_every_row_as_existing(
 def test_existing_and_new_rows_in_one_file_across_chunks(rt: Runtime, tmp_path: Path) -> None:
     first = write_persons_csv(tmp_path / "first.csv", [person_row(B), person_row(D)])
     import_csv(rt, first, actor=OPERATOR)
-    numbers = [make_id_number(seq=i) for i in range(30)] + [B, D]
+    numbers = [id_number(seq=i) for i in range(30)] + [B, D]
     path = write_persons_csv(tmp_path / "second.csv", [person_row(n) for n in numbers])
     progress: list[tuple[int, int]] = []
 
@@ -243,7 +243,7 @@ def test_the_cluster_writer_on_plain_postgresql(
     monkeypatch.setattr(importer, "citus_version", lambda _conn: "13.2")
     first = write_persons_csv(tmp_path / "first.csv", [person_row(B), person_row(D)])
     import_csv(rt, first, actor=OPERATOR)
-    numbers = [make_id_number(seq=i) for i in range(10)] + [B, D]
+    numbers = [id_number(seq=i) for i in range(10)] + [B, D]
     path = write_persons_csv(tmp_path / "second.csv", [person_row(n) for n in numbers])
 
     report = import_csv(rt, path, actor=OPERATOR, chunk_rows=4)
@@ -449,7 +449,7 @@ def test_cli_summary_and_table(rt: Runtime, cli_env: None, mixed_csv: Path) -> N
 
 
 def test_cli_table_is_capped(rt: Runtime, cli_env: None, tmp_path: Path) -> None:
-    rows = [person_row(make_id_number(seq=i), scheme="nope") for i in range(55)]
+    rows = [person_row(id_number(seq=i), scheme="nope") for i in range(55)]
     path = write_persons_csv(tmp_path / "many.csv", rows)
     result = CliRunner().invoke(cli_app, ["persons", "import", str(path)], terminal_width=200)
     assert result.exit_code == 1, result.output  # every row refused: nothing imported

@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from ledger_support import institution_headers
 from qinqing.audit.models import AuditEntry
 from qinqing.runtime import Runtime
-from resident_support import API, collector_headers, pay, resident_family
+from support.ledger import institution_headers
+from support.resident import API, collector_headers, pay, resident_family
 
 
 def test_the_collector_of_the_members_region_sees_each_payment(

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from family_support import relogin
 from qinqing.config import Settings
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from resident_support import balance_of, pay, resident_family
+from support.family import relogin
+from support.resident import balance_of, pay, resident_family
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from family_support import new_person, set_status
 from qinqing.accounting.clearing import clear
 from qinqing.audit.models import AuditEntry
 from qinqing.kit.clock import FrozenClock
@@ -17,7 +16,8 @@ from qinqing.ledger.models import LedgerSystemAccount, LedgerTransfer
 from qinqing.notify.models import Notification
 from qinqing.resident.models import ResidentContribution
 from qinqing.runtime import Runtime
-from resident_support import API, assert_reconciled, balance_of, pay, resident_family
+from support.family import new_person, set_status
+from support.resident import API, assert_reconciled, balance_of, pay, resident_family
 
 
 def transfers(rt: Runtime) -> int:
@@ -127,7 +127,7 @@ def test_late_in_the_cover_year_the_waiting_period_applies(
 ) -> None:
     made = resident_family(rt, client)
     clock.set(datetime(2027, 3, 1, 2, 0, tzinfo=UTC))  # 2027-03-01 in China
-    from family_support import relogin
+    from support.family import relogin
 
     r = pay(client, made, headers=relogin(client, made.holder))
     assert r.status_code == 201, r.text
@@ -164,7 +164,7 @@ def test_years_too_far_ahead_or_behind_are_refused(rt: Runtime, client: TestClie
 def test_before_the_window_opens(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
     made = resident_family(rt, client)
     clock.set(datetime(2026, 8, 1, 2, 0, tzinfo=UTC))
-    from family_support import relogin
+    from support.family import relogin
 
     r = pay(client, made, headers=relogin(client, made.holder))
     assert (r.status_code, r.json()["code"]) == (409, "ENROLLMENT_NOT_OPEN")

@@ -7,15 +7,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from concurrency import race
-from family_support import PAYMENT_PASSWORD, MadeLink, principal_of
 from qinqing.auth.verification import PaymentPasswordVerification
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import LedgerTransfer
 from qinqing.resident import service
 from qinqing.resident.models import ResidentContribution
 from qinqing.runtime import Runtime
-from resident_support import assert_reconciled, balance_of, resident_family
+from support.concurrency import race
+from support.family import PAYMENT_PASSWORD, MadeLink, principal_of
+from support.resident import assert_reconciled, balance_of, resident_family
 
 
 @pytest.fixture

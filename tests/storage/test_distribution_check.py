@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Connection, text
 
-from conftest import PG_URL, private_schema, with_options
 from qinqing.kit.db import make_engine
 from qinqing.schema.citus import DistributionError, placement_order, wanted
 from qinqing.schema.distribution import LOCAL, REFERENCE, Distributed, Placement
@@ -22,6 +21,7 @@ from qinqing.schema.distribution_check import (
     read_schema,
     violations,
 )
+from support.databases import PG_URL, private_schema, with_options
 
 MAP: dict[str, Distributed | Placement] = {
     "regions": REFERENCE,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import PG_URL
 from qinqing.kit.db import make_engine
 from qinqing.schema.distribution_check import read_schema, violations
+from support.databases import PG_URL
 
 pytestmark = [
     pytest.mark.postgres,

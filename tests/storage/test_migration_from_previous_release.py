@@ -23,7 +23,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from conftest import PG_URL, TEST_KEY, private_schema, with_options
 from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import AccountLogin, PersonAccount
@@ -37,6 +36,7 @@ from qinqing.ledger.models import LedgerAccount, LedgerSystemAccount
 from qinqing.payments import service as payments
 from qinqing.payments.models import Payment, PaymentKey, PaymentReference
 from qinqing.persons.models import Person, PersonIdNumber
+from support.databases import PG_URL, TEST_KEY, private_schema, with_options
 
 # The last commit of the release before the schema was made distributable.
 PREVIOUS_RELEASE = "d18cae724e8c6536c951ebd44b4ce086601600ad"

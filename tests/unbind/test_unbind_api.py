@@ -10,16 +10,16 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from banks_support import confirm_as_person
-from ledger_support import fund, institution_headers
 from qinqing.audit import service as audit
 from qinqing.auth.models import PersonAccount
 from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
-from support import STAFF_PASSWORD, add_client, add_staff, id_number, login
-from unbind_support import (
+from support.accounts import STAFF_PASSWORD, add_client, add_staff, id_number, login
+from support.banks import confirm_as_person
+from support.ledger import fund, institution_headers
+from support.unbind import (
     API,
     PIN,
     WRONG_PIN,

@@ -19,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from ledger_support import fund
 from qinqing.access.principal import Principal
 from qinqing.audit import service as audit
 from qinqing.audit.models import AuditEntry
@@ -36,8 +35,9 @@ from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind import service
 from qinqing.unbind.models import UnbindRequest
-from support import add_client, add_person, id_number
-from unbind_support import PIN, family, load_link, make_link
+from support.accounts import add_client, add_person, id_number
+from support.ledger import fund
+from support.unbind import PIN, family, load_link, make_link
 
 THREADS = 8
 

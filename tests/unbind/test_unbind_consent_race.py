@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from family_support import PAYMENT_PASSWORD, bind, new_person, principal_of
 from qinqing.audit.service import verify
 from qinqing.auth.verification import PaymentPasswordVerification
 from qinqing.family import service as family
@@ -22,7 +21,8 @@ from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from qinqing.unbind import service as unbind
-from support import by_id
+from support.accounts import by_id
+from support.family import PAYMENT_PASSWORD, bind, new_person, principal_of
 
 PIN = PaymentPasswordVerification(method="payment_password", payment_password=PAYMENT_PASSWORD)
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from qinqing.audit import service as audit
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_staff, login
-from unbind_support import (
+from support.accounts import STAFF_PASSWORD, add_staff, login
+from support.unbind import (
     API,
     audit_actions,
     codes,

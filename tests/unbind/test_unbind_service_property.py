@@ -18,8 +18,9 @@ from qinqing.kit.clock import FrozenClock
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind import service
-from support import add_person, id_number
-from unbind_support import load_link, make_link
+from support.accounts import add_person, id_number
+from support.profiles import examples
+from support.unbind import load_link, make_link
 
 REGIONS = ["150600", "440100", "110000", "500000"]
 
@@ -45,7 +46,7 @@ def test_unbind_succeeds_exactly_when_the_check_said_eligible(
         age_days=st.integers(0, 45),
     )
     @settings(
-        max_examples=60,
+        max_examples=examples(60),
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),

@@ -11,8 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from family_support import new_person
-from ledger_support import authorize_body, institution_headers
 from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
 from qinqing.kit.clock import FrozenClock
@@ -22,8 +20,10 @@ from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers import rules
 from qinqing.vouchers.models import Voucher
-from support import by_id
-from vouchers_support import API, Scene, issue, pay, redeem, scene, token_for
+from support.accounts import by_id
+from support.family import new_person
+from support.ledger import authorize_body, institution_headers
+from support.vouchers import API, Scene, issue, pay, redeem, scene, token_for
 
 
 @pytest.fixture
@@ -405,7 +405,7 @@ def test_a_batch_refusal_does_not_use_the_voucher(client: TestClient, s: Scene) 
 
 
 def _fam(s: Scene) -> object:
-    from ledger_support import Family
+    from support.ledger import Family
 
     return Family(
         s.made.holder_id,

@@ -7,8 +7,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from concurrency import race
-from ledger_support import institution_principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
@@ -17,7 +15,9 @@ from qinqing.payments.service import Outcome
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service
 from qinqing.vouchers.models import Voucher
-from vouchers_support import scene, token_for
+from support.concurrency import race
+from support.ledger import institution_principal
+from support.vouchers import scene, token_for
 
 
 @pytest.fixture

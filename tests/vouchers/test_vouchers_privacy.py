@@ -8,10 +8,10 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from dumps import database_text
 from qinqing.runtime import Runtime
 from qinqing.schema.models import Base
-from vouchers_support import API, issue, pay, redeem, scene, token_for
+from support.dumps import database_text
+from support.vouchers import API, issue, pay, redeem, scene, token_for
 
 
 def test_no_token_or_id_number_in_the_database_or_logs(

@@ -3,18 +3,27 @@
 These tests drive pages over HTTP against a real ``qinqing serve`` on SQLite
 only; the services behind the pages are tested on SQLite and PostgreSQL in the
 other test packages.
+
+Each module gets a server of its own, on a fresh copy of the demo data: the
+journeys change that data (they bind, unbind, register), and each module's tests
+start from the demo as it is. The data is seeded once per session and
+configuration (the operator policy folder a module's ``server_env`` names) and
+copied for each module. Under xdist (``make test``: ``--dist load``) a module
+whose tests land on both workers gets a server on each. (``--dist loadgroup``
+with ``xdist_group`` marks cannot keep them together: pytest-xdist 3.8 groups by
+rewriting ``item._nodeid``, which pytest 9 no longer reads.)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from web_support import CHROMIUM, PHONE, Server, launch, live_server, new_page
+from support.web import CHROMIUM, PHONE, Server, launch, live_server, new_page, seed, seeded_copy
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +32,31 @@ def server_env() -> dict[str, str]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def seeded_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, str]], Path]:
+    """The seeded data directory for a server configuration, made on first use."""
+    made: dict[str | None, Path] = {}
+
+    def template(env: dict[str, str]) -> Path:
+        # The policy folder is the only variable the seeding reads.
+        key = env.get("QINQING_POLICY_DIR")
+        if key not in made:
+            folder = tmp_path_factory.mktemp("seeded")
+            seed(folder, env)
+            made[key] = folder
+        return made[key]
+
+    return template
+
+
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, server_env: dict[str, str]
+    tmp_path_factory: pytest.TempPathFactory,
+    server_env: dict[str, str],
+    seeded_data: Callable[[dict[str, str]], Path],
 ) -> Iterator[Server]:
-    with live_server(tmp_path_factory.mktemp("web"), server_env) as running:
+    data_dir = seeded_copy(seeded_data(server_env), tmp_path_factory.mktemp("web"))
+    with live_server(data_dir, server_env, seeded=True) as running:
         yield running
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from qinqing.identity import ric
-from web_support import (
+from support.web import (
     CHEN_MING,
     CLERK,
     DESKTOP,

@@ -11,7 +11,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page
 
-from web_support import (
+from support.web import (
     CHEN_MING,
     DESKTOP,
     PAYMENT_PASSWORD,

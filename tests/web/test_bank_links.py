@@ -7,7 +7,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
-from web_support import (
+from support.web import (
     PHONE,
     ZHANG_LI,
     ZHANG_LI_ID,

@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Browser, Page, expect
 
-from web_support import (
+from support.web import (
     PAYMENT_PASSWORD,
     ZHANG_JIANGUO,
     ZHANG_JIANGUO_ID,

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
 from qinqing.identity import ric
-from web_support import (
+from support.web import (
     CLERK,
     STAFF_PASSWORD,
     ZHANG_LI_ID,

@@ -15,7 +15,7 @@ import io
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -24,14 +24,14 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 from pypdf import PdfReader
 
-from guardian_support import register_guardians
 from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.identity import ric
 from qinqing.persons.service import new_person
-from web_support import (
+from support.guardians import register_guardians
+from support.web import (
     CLERK,
     DESKTOP,
     LI_NA,
@@ -41,6 +41,7 @@ from web_support import (
     live_server,
     log_in,
     new_page,
+    seeded_copy,
 )
 
 AXE = Axe()
@@ -118,8 +119,11 @@ def _seed_children(data_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with live_server(tmp_path_factory.mktemp("web")) as running:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, seeded_data: Callable[[dict[str, str]], Path]
+) -> Iterator[Server]:
+    data_dir = seeded_copy(seeded_data({}), tmp_path_factory.mktemp("web"))
+    with live_server(data_dir, seeded=True) as running:
         _seed_children(running.data_dir)
         yield running
 

@@ -17,13 +17,13 @@ from datetime import date
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from family_support import PERSON_PASSWORD, Party, bind, new_person
 from qinqing.audit.models import AuditEntry
 from qinqing.entrypoints.app import create_app
 from qinqing.family.models import FamilyLink, LinkProof
 from qinqing.family.proof_rules import MAX_FILE_BYTES
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_staff
+from support.accounts import STAFF_PASSWORD, add_staff
+from support.family import PERSON_PASSWORD, Party, bind, new_person
 
 API = "/api/v1"
 

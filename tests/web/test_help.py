@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from qinqing.unbind.rules import CODES
-from web_support import Server
+from support.web import Server
 
 
 @pytest.fixture(scope="module")

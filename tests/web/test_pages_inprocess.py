@@ -9,13 +9,13 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from counter_support import audit_entries, counter_family
-from family_support import make_active_link
-from ledger_support import authorize_body, fund, institution_headers, make_family
 from qinqing.entrypoints.app import create_app
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
-from support import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account
+from support.accounts import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account
+from support.counter import audit_entries, counter_family
+from support.family import make_active_link
+from support.ledger import authorize_body, fund, institution_headers, make_family
 
 
 def _csrf(html: str) -> str:

@@ -7,7 +7,7 @@ import json
 
 from playwright.sync_api import Page, expect
 
-from web_support import PERSON_PASSWORD, ZHANG_LI, ZHANG_LI_ID, ZHANG_XIAOYU_ID, Server, log_in
+from support.web import PERSON_PASSWORD, ZHANG_LI, ZHANG_LI_ID, ZHANG_XIAOYU_ID, Server, log_in
 
 
 def _last_code(server: Server) -> str:

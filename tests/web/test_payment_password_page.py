@@ -9,7 +9,7 @@ import re
 from fastapi.testclient import TestClient
 
 from qinqing.runtime import Runtime
-from support import PASSWORD, person_with_account
+from support.accounts import PASSWORD, person_with_account
 
 
 def _csrf(html: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from web_support import (
+from support.web import (
     PAYMENT_PASSWORD,
     PHONE,
     ZHANG_WEI,

@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from web_support import PAYMENT_PASSWORD, ZHANG_WEI, Server, log_in
+from support.web import PAYMENT_PASSWORD, ZHANG_WEI, Server, log_in
 
 
 def test_language_switch_is_remembered(server: Server, page: Page) -> None:

@@ -15,7 +15,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from qinqing.identity import ric
-from web_support import PERSON_PASSWORD, ZHAO_MIN, ZHAO_MIN_ID, Server
+from support.web import PERSON_PASSWORD, ZHAO_MIN, ZHAO_MIN_ID, Server
 
 AXE = Axe()
 WANG_XIUYING_ID = ric.with_check_digit("15270119540905002")

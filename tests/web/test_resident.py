@@ -18,7 +18,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from qinqing.identity import ric
-from web_support import (
+from support.web import (
     PAYMENT_PASSWORD,
     PHONE,
     ZHANG_JIANGUO,

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from web_support import (
+from support.web import (
     CHEN_MING,
     LIN_FANG,
     REVIEWER,

@@ -8,7 +8,7 @@ import re
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from web_support import CHEN_MING, ZHANG_WEI, Server, link_id_of, log_in, new_page
+from support.web import CHEN_MING, ZHANG_WEI, Server, link_id_of, log_in, new_page
 
 
 def _family_count(page: Page, server: Server) -> int:

@@ -8,7 +8,7 @@ import re
 from fastapi.testclient import TestClient
 
 from qinqing.runtime import Runtime
-from support import PASSWORD, login, person_with_account
+from support.accounts import PASSWORD, login, person_with_account
 
 
 def _csrf(html: str) -> str:

@@ -16,7 +16,7 @@ from qinqing.auth import service as auth
 from qinqing.auth.staff import enrol_mfa
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.bootstrap import build_runtime
-from web_support import STAFF_PASSWORD, Server, log_in
+from support.web import STAFF_PASSWORD, Server, log_in
 
 OPERATOR = Actor("operator", "web-test", "admin")
 

@@ -9,7 +9,7 @@ import re
 
 from playwright.sync_api import Browser, Page, expect
 
-from web_support import (
+from support.web import (
     LI_NA,
     PAYMENT_PASSWORD,
     ZHANG_WEI,

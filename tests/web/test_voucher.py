@@ -10,8 +10,8 @@ import re
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from qr_support import decode
-from web_support import HOSPITAL, ZHANG_WEI, Server, log_in, new_page
+from support.qr import decode
+from support.web import HOSPITAL, ZHANG_WEI, Server, log_in, new_page
 
 AXE = Axe()
 

@@ -60,6 +60,35 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+def _api_router() -> APIRouter:
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        auth_router,
+        regions_router,
+        family_router,
+        unbind_router,
+        counter_router,
+        notify_router,
+        payments_router,
+        statements_router,
+        link_payments_router,
+        contributions_router,
+        vouchers_router,
+        resident_router,
+        banks_router,
+    ):
+        api.include_router(router)
+    return api
+
+
+# One router for every app this process builds: FastAPI works out a router's routes
+# (their dependencies and models) when an app first includes it and reuses that for
+# the next app, which then takes milliseconds instead of about 0.4 s. The API holds
+# no state of its own: its routes reach the runtime through request.app.state. (The
+# test suite builds an app per test.)
+_API = _api_router()
+
+
 def create_app(runtime: Runtime) -> FastAPI:
 
     fast = FastPath.for_runtime(runtime)
@@ -94,24 +123,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # Added before the request-id middleware, so it runs inside it (same id per attempt).
     app.add_middleware(RetryConflicts)
 
-    api = APIRouter(prefix=API_PREFIX)
-    for router in (
-        auth_router,
-        regions_router,
-        family_router,
-        unbind_router,
-        counter_router,
-        notify_router,
-        payments_router,
-        statements_router,
-        link_payments_router,
-        contributions_router,
-        vouchers_router,
-        resident_router,
-        banks_router,
-    ):
-        api.include_router(router)
-    app.include_router(api)
+    app.include_router(_API)
     # The web app's pages at / (after the API, whose error handlers it wraps).
     install_web(app)
     app.add_middleware(InputGuard, uploads=UPLOADS)

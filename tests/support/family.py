@@ -17,13 +17,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from guardian_support import register_guardians
 from qinqing.access.principal import Principal
 from qinqing.auth.models import PersonAccount
 from qinqing.family.rules import age_on
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
-from support import id_number, login, register
+from support.accounts import id_number, login, register
+from support.guardians import register_guardians
 
 API = "/api/v1"
 PAYMENT_PASSWORD = "135790"

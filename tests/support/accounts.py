@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -19,17 +18,26 @@ from qinqing.identity import ric
 from qinqing.persons.models import Person
 from qinqing.persons.service import find_by_id_number, new_person
 from qinqing.runtime import Runtime
+from support.factories import id_number
+
+__all__ = [
+    "OPERATOR",
+    "PASSWORD",
+    "STAFF_PASSWORD",
+    "add_client",
+    "add_person",
+    "add_staff",
+    "by_id",
+    "id_number",
+    "login",
+    "person_with_account",
+    "register",
+    "sms_lines",
+]
 
 OPERATOR = Actor("operator", "pytest", "admin")
 PASSWORD = "Secret2026pw"
 STAFF_PASSWORD = "Staff2026pw!"
-
-
-def id_number(
-    area: str = "150602", born: date = date(1980, 1, 1), seq: int = 1, sex: str = "F"
-) -> str:
-    order = seq * 2 + (1 if sex == "M" else 0)
-    return ric.with_check_digit(f"{area}{born:%Y%m%d}{order % 1000:03d}")
 
 
 def add_person(

@@ -22,7 +22,7 @@ from qinqing.notify.models import Notification
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
-from support import PASSWORD, by_id, person_with_account
+from support.accounts import PASSWORD, by_id, person_with_account
 
 API = "/api/v1"
 PIN = "135790"

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 
-from family_support import MadeLink, make_active_link
-from ledger_support import fund, institution_headers
 from qinqing.runtime import Runtime
+from support.family import MadeLink, make_active_link
+from support.ledger import fund, institution_headers
 
 API = "/api/v1"
 FUNDS_FEN = 100_000

@@ -8,14 +8,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from family_support import PAYMENT_PASSWORD, MadeLink, make_active_link
-from ledger_support import fund
 from qinqing.accounting.reconcile import reconcile
 from qinqing.kit.clock import FrozenClock
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
 from qinqing.runtime import Runtime
-from support import add_client
+from support.accounts import add_client
+from support.family import PAYMENT_PASSWORD, MadeLink, make_active_link
+from support.ledger import fund
 
 API = "/api/v1"
 

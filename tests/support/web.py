@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -139,42 +140,78 @@ def seed(data_dir: Path, extra_env: dict[str, str]) -> None:
         rt.db.dispose()
 
 
+def seeded_copy(template: Path, data_dir: Path) -> Path:
+    """``data_dir`` as a copy of a data directory :func:`seed` filled (its database and
+    its key): the same start as seeding it, without migrating and loading again."""
+    shutil.copytree(template, data_dir, dirs_exist_ok=True)
+    return data_dir
+
+
 @contextlib.contextmanager
-def live_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+def live_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, *, seeded: bool = False
+) -> Iterator[Server]:
+    """``qinqing serve`` on ``data_dir``, seeded first unless ``seeded`` says it is
+    (:func:`seeded_copy`). A port another process took between our pick and the
+    server's bind only costs a retry on another one."""
     extra = extra_env or {}
     data_dir.mkdir(parents=True, exist_ok=True)
-    seed(data_dir, extra)
-    port = _free_port()
+    if not seeded:
+        seed(data_dir, extra)
     log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 (our own CLI)
-        [sys.executable, "-m", "qinqing", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=_env(data_dir, extra),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, url, data_dir)
-        yield Server(url, data_dir)
+        for attempt in range(3):
+            port = _free_port()
+            proc = subprocess.Popen(  # noqa: S603 (our own CLI)
+                [
+                    sys.executable,
+                    "-m",
+                    "qinqing",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                env=_env(data_dir, extra),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                if _wait_ready(proc, url, data_dir, last=attempt == 2):
+                    yield Server(url, data_dir)
+                    return
+            finally:
+                _stop(proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         log.close()
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, data_dir: Path) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, data_dir: Path, *, last: bool) -> bool:
+    """True once the server answers; False if it exited because its port was taken
+    (and this is not the ``last`` attempt); any other exit raises with its log."""
     # Start-up wait, not a measurement: a slow CI machine only waits longer.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError((data_dir / "server.log").read_text("utf-8", "replace"))
+            log = (data_dir / "server.log").read_text("utf-8", "replace")
+            if "address already in use" in log.lower() and not last:
+                return False
+            raise RuntimeError(log)
         try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return
+            # Ours, not another process that had the port: ours is still running.
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200 and proc.poll() is None:
+                return True
         except httpx.HTTPError:
             pass
         time.sleep(0.2)

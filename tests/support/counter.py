@@ -20,8 +20,8 @@ from sqlalchemy import select
 from qinqing.audit.models import AuditEntry
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
-from support import STAFF_PASSWORD, add_person, add_staff, id_number, login
-from unbind_support import make_link
+from support.accounts import STAFF_PASSWORD, add_person, add_staff, id_number, login
+from support.unbind import make_link
 
 API = "/api/v1"
 COUNTER = f"{API}/counter"

@@ -24,7 +24,7 @@ from qinqing.banks.endpoints import set_endpoint
 from qinqing.banks.models import BankLink
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
-from support import OPERATOR
+from support.accounts import OPERATOR
 
 API = "/api/v1"
 

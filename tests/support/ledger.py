@@ -25,7 +25,7 @@ from qinqing.ledger.models import AccountKind, LedgerSystemAccount
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
-from support import add_client, add_person, id_number
+from support.accounts import add_client, add_person, id_number
 
 API = "/api/v1"
 
