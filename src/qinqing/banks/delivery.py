@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, select, update
@@ -31,7 +32,7 @@ from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
 from qinqing.banks.models import EventStatus, WebhookEndpoint, WebhookEvent
-from qinqing.kit import metrics
+from qinqing.kit import metrics, netaddr
 from qinqing.kit.clock import as_utc
 from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import claim
@@ -122,12 +123,26 @@ def signed_headers(secret: str, msg_id: str, at: datetime, body: str) -> dict[st
     }
 
 
+NOT_PUBLIC = "the URL's host resolves to a non-public address"
+
+
 def _send(
-    http: httpx.Client, claim: _Claim, target: tuple[str, str] | None, now: datetime
+    http: httpx.Client,
+    claim: _Claim,
+    target: tuple[str, str] | None,
+    now: datetime,
+    *,
+    public_only: bool = False,
 ) -> _Result:
     if target is None:
         return _Result(None, "endpoint disabled or removed")
     url, secret = target
+    if public_only:
+        # Checked again at each delivery: a name that resolved to a public address
+        # when the operator set it may point inside the network now (DNS changes).
+        parts = urlsplit(url)
+        if parts.hostname is None or not netaddr.resolved_public(parts.hostname, parts.port):
+            return _Result(None, NOT_PUBLIC)
     headers = {
         **signed_headers(secret, claim.id, now, claim.body),
         "content-type": "application/json",
@@ -223,7 +238,13 @@ def deliver_webhooks(
             if stop is not None and stop():
                 _release(rt, claims[n:], now)
                 break
-            result = _send(http, claim, targets.get(claim.client_id), now)
+            result = _send(
+                http,
+                claim,
+                targets.get(claim.client_id),
+                now,
+                public_only=rt.settings.is_production,
+            )
             _record(rt, claim, result, now, jitter)
             if result.ok:
                 delivered += 1
