@@ -1,15 +1,15 @@
-"""账户与安全 under 我的: change the login password, see the devices logged in and log
-them all out (after a lost phone)."""
+"""账户与安全 under 我的: change the login password or the login phone (a code sent to the
+new phone), see the devices logged in and log them all out (after a lost phone)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
+from qinqing.auth import otp, payment_reset, phone_change, sessions
 from qinqing.auth import service as auth
-from qinqing.auth import sessions
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
@@ -96,3 +96,178 @@ def end_sessions(
     """Log out everywhere, this browser included: back to the login page."""
     sessions.end_all(session, rt, principal)
     return redirect(request, rt, "/login?done=logged_out")
+
+
+# --- the login phone ------------------------------------------------------------
+
+
+def _phone_page(
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    *,
+    step: int,
+    phone: str = "",
+    errors: Errors | None = None,
+) -> Response:
+    return page(
+        request,
+        rt,
+        session,
+        "phone_change.html",
+        status_code=422 if errors else 200,
+        step=step,
+        phone=phone,
+        sent_text=domain_text(request, "SMS_CODE_REQUESTED") if step == 2 else "",
+        **(errors.context() if errors else {}),
+    )
+
+
+@router.get("/me/phone")
+def phone_form(
+    request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    return _phone_page(request, session, rt, step=1)
+
+
+@router.post("/me/phone/code")
+def phone_code(
+    request: Request,
+    form: FormDep,
+    principal: PersonPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+    background: BackgroundTasks,
+) -> Response:
+    """获取验证码 for the new login phone: the code goes to that phone."""
+    phone = form.get("phone", "").strip()[:20]
+    errors = Errors()
+    if not phone:
+        errors.add("phone", t(request, N_("请输入新的手机号")))
+        return _phone_page(request, session, rt, step=1, errors=errors)
+    message, refused = attempt(
+        session,
+        lambda: phone_change.request_code(
+            session, rt, principal, phone, request.client.host if request.client else "unknown"
+        ),
+    )
+    if refused is not None and refused.code != "SMS_CODE_THROTTLED":
+        errors.add("phone", domain_text(request, refused.code, refused.params))
+        return _phone_page(request, session, rt, step=1, phone=phone, errors=errors)
+    if message is not None:
+        session.commit()
+        if otp.delivers_at_once(rt):
+            otp.deliver(rt, message)
+        else:
+            background.add_task(otp.deliver, rt, message)
+    return _phone_page(request, session, rt, step=2, phone=phone)
+
+
+@router.post("/me/phone")
+def phone_submit(
+    request: Request, form: FormDep, principal: PersonPage, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    phone, code = form.get("phone", "").strip()[:20], form.get("sms_code", "").strip()
+    errors = Errors()
+    if not code:
+        errors.add("sms_code", t(request, N_("请输入短信验证码")))
+        return _phone_page(request, session, rt, step=2, phone=phone, errors=errors)
+    _, refused = attempt(
+        session,
+        lambda: phone_change.change(
+            session, rt, principal, phone, code if code.isdigit() and len(code) == 6 else "x"
+        ),
+    )
+    if refused is None:
+        return redirect(request, rt, "/me/security?done=phone")
+    field = "phone" if refused.code in ("PHONE_IN_USE", "PHONE_INVALID") else "sms_code"
+    errors.add(field, domain_text(request, refused.code, refused.params))
+    return _phone_page(request, session, rt, step=2, phone=phone, errors=errors)
+
+
+# --- a forgotten or locked payment password ----------------------------------------
+
+
+def _pin_page(
+    request: Request,
+    session: Session,
+    rt: Runtime,
+    *,
+    step: int,
+    errors: Errors | None = None,
+) -> Response:
+    return page(
+        request,
+        rt,
+        session,
+        "payment_reset.html",
+        status_code=422 if errors else 200,
+        step=step,
+        sent_text=domain_text(request, "SMS_CODE_REQUESTED") if step == 2 else "",
+        **(errors.context() if errors else {}),
+    )
+
+
+@router.get("/me/payment-password/reset")
+def pin_reset_form(
+    request: Request, principal: PersonPage, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    return _pin_page(request, session, rt, step=1)
+
+
+@router.post("/me/payment-password/reset/code")
+def pin_reset_code(
+    request: Request,
+    form: FormDep,
+    principal: PersonPage,
+    session: SessionDep,
+    rt: RuntimeDep,
+    background: BackgroundTasks,
+) -> Response:
+    """The step-up: a code to the phone on the registry record."""
+    message, refused = attempt(session, lambda: payment_reset.request_code(session, rt, principal))
+    if refused is not None and refused.code != "SMS_CODE_THROTTLED":
+        errors = Errors()
+        errors.add("sms_code", domain_text(request, refused.code, refused.params))
+        return _pin_page(request, session, rt, step=1, errors=errors)
+    if message is not None:
+        session.commit()
+        if otp.delivers_at_once(rt):
+            otp.deliver(rt, message)
+        else:
+            background.add_task(otp.deliver, rt, message)
+    return _pin_page(request, session, rt, step=2)
+
+
+@router.post("/me/payment-password/reset")
+def pin_reset_submit(
+    request: Request, form: FormDep, principal: PersonPage, session: SessionDep, rt: RuntimeDep
+) -> Response:
+    code = form.get("sms_code", "").strip()
+    new = form.get("new_payment_password", "").strip()
+    again = form.get("confirm_payment_password", "").strip()
+    errors = Errors()
+    if not code:
+        errors.add("sms_code", t(request, N_("请输入短信验证码")))
+    if not new:
+        errors.add("new_payment_password", t(request, N_("请输入新的支付密码")))
+    elif new != again:
+        errors.add("confirm_payment_password", t(request, N_("两次输入的支付密码不一致")))
+    if not errors:
+        _, refused = attempt(
+            session,
+            lambda: payment_reset.reset(
+                session,
+                rt,
+                principal,
+                new_payment_password=new,
+                sms_code=code if code.isdigit() and len(code) == 6 else "x",
+            ),
+        )
+        if refused is None:
+            return redirect(request, rt, "/me?done=payment_password")
+        field = (
+            "new_payment_password" if refused.code.startswith("PAYMENT_PASSWORD") else "sms_code"
+        )
+        errors.add(field, domain_text(request, refused.code, refused.params))
+    return _pin_page(request, session, rt, step=2, errors=errors)
