@@ -50,15 +50,18 @@ lint: install
 	$(BIN)/lint-imports
 
 # The whole suite, SQLite and PostgreSQL cases alike, on one pytest-xdist worker per
-# core (TEST_WORKERS=0: in one process); each worker has its own databases. Tests go to
-# whichever worker is free (--dist load): a browser-test module split over both starts a
-# server on each. (--dist loadfile would keep files together, but a worker may then run
-# a browser module before tests that call asyncio.run(): the session's Playwright
-# browser keeps its event loop running in the main thread, and they fail.)
+# core (TEST_WORKERS=0: in one process); each worker has its own databases. Two runs:
+# everything but the browser tests, to whichever worker is free (--dist load); then the
+# browser tests a file to a worker (--dist loadfile), because a module's journeys build
+# on each other against its one live server. (Apart, because the session's Playwright
+# browser keeps an event loop running in the main thread, which a later test calling
+# asyncio.run() in the same worker would trip over.)
 TEST_WORKERS ?= auto
 test: lint
 	QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
-	    $(BIN)/pytest -n $(TEST_WORKERS) --dist load
+	    $(BIN)/pytest -n $(TEST_WORKERS) --dist load --ignore=tests/web
+	QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
+	    $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/web
 
 bench-import: install
 	createdb -h 127.0.0.1 -U postgres qinqing_bench 2>/dev/null || true

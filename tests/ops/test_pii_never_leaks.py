@@ -143,10 +143,12 @@ def test_api_flows_leave_no_plaintext_pii(
     rt: Runtime, client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    _, number = add_person(rt, name="赵敏", phone="13512345678")
+    # The login phone is the registry phone the code proved; a second number is
+    # checked below through a phone change (a code sent to the new phone).
     app_phone = "13687654321"
+    _, number = add_person(rt, name="赵敏", phone=app_phone)
     r = client.post(f"{API}/auth/register/sms-code", json={"id_number": number, "name": "赵敏"})
-    assert r.status_code == 202 and "13512345678" not in r.text
+    assert r.status_code == 202 and app_phone not in r.text
     code = sms_lines(rt)[-1]["code"]
     r = client.post(
         f"{API}/auth/register",
@@ -173,6 +175,15 @@ def test_api_flows_leave_no_plaintext_pii(
     assert number not in bad.text and app_phone not in bad.text
     client.post(f"{API}/auth/login", json={"login": app_phone, "password": "WrongPass9"})
     headers = login(client, app_phone)
+    r = client.post(f"{API}/me/phone/sms-code", headers=headers, json={"phone": "13512345678"})
+    assert r.status_code == 202 and "13512345678" not in r.text
+    r = client.put(
+        f"{API}/me/phone",
+        headers=headers,
+        json={"phone": "13512345678", "sms_code": sms_lines(rt)[-1]["code"]},
+    )
+    assert r.status_code == 204, r.text
+    headers = login(client, "13512345678")
     me = client.get(f"{API}/me", headers=headers)
     assert number not in me.text and app_phone not in me.text and "13512345678" not in me.text
 

@@ -394,8 +394,8 @@ def test_the_registered_guardian_is_told_who_and_how_to_object(server: Server, p
     page.context.clear_cookies()
     log_in(page, server, LI_NA)
     page.goto(server.url + "/me/notifications")
-    notice = page.locator(".notice-item", has_text="申请将您监护的孩子绑定为家庭成员").first
-    expect(notice).to_contain_text("张* 申请将您监护的孩子绑定为家庭成员")
+    notice = page.locator(".notice-item", has_text="申请将您监护的孩子").first
+    expect(notice).to_contain_text("张* 申请将您监护的孩子 张** 绑定为家庭成员")
     expect(notice).to_contain_text("携带户口本到孩子参保地的医保经办机构窗口申请解除")
     expect(notice).to_contain_text("12333")
     expect(notice.get_by_role("link")).to_have_count(0)  # no party: no link page to open

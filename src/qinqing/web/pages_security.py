@@ -19,6 +19,9 @@ from qinqing.web.translations import N_
 
 router = APIRouter(include_in_schema=False)
 
+# The refusals that are about the new payment password itself.
+PIN_CODES = ("PAYMENT_PASSWORD_FORMAT", "PAYMENT_PASSWORD_WEAK")
+
 # Where each refusal of a password change is shown.
 FIELDS = {
     "INVALID_CREDENTIALS": "password",
@@ -266,8 +269,6 @@ def pin_reset_submit(
         )
         if refused is None:
             return redirect(request, rt, "/me?done=payment_password")
-        field = (
-            "new_payment_password" if refused.code.startswith("PAYMENT_PASSWORD") else "sms_code"
-        )
+        field = "new_payment_password" if refused.code in PIN_CODES else "sms_code"
         errors.add(field, domain_text(request, refused.code, refused.params))
     return _pin_page(request, session, rt, step=2, errors=errors)
