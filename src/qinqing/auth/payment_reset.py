@@ -38,6 +38,12 @@ def request_code(session: Session, rt: Runtime, principal: Principal) -> otp.Out
         window=HOUR,
         min_gap=timedelta(seconds=settings.sms_resend_seconds),
         now=now,
+    ) or throttle.take(
+        session,
+        "payresetday:" + principal.id,
+        per_window=settings.sms_max_per_day,
+        window=timedelta(days=1),
+        now=now,
     )
     if wait:
         raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait, commit=True)

@@ -41,19 +41,29 @@ def request_code(
 ) -> otp.Outgoing | None:
     mobile, now = _mobile(phone), rt.clock.now()
     settings = rt.settings
-    wait = throttle.take(
-        session,
-        "phonechange:" + principal.id,
-        per_window=settings.sms_max_per_hour,
-        window=HOUR,
-        min_gap=timedelta(seconds=settings.sms_resend_seconds),
-        now=now,
-    ) or throttle.take(
-        session,
-        "smsaddr:" + rt.vault.index("address", source),
-        per_window=settings.sms_max_per_address_hour,
-        window=HOUR,
-        now=now,
+    wait = (
+        throttle.take(
+            session,
+            "phonechange:" + principal.id,
+            per_window=settings.sms_max_per_hour,
+            window=HOUR,
+            min_gap=timedelta(seconds=settings.sms_resend_seconds),
+            now=now,
+        )
+        or throttle.take(
+            session,
+            "phonechangeday:" + principal.id,
+            per_window=settings.sms_max_per_day,
+            window=timedelta(days=1),
+            now=now,
+        )
+        or throttle.take(
+            session,
+            "smsaddr:" + rt.vault.index("address", source),
+            per_window=settings.sms_max_per_address_hour,
+            window=HOUR,
+            now=now,
+        )
     )
     if wait:
         raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait, commit=True)

@@ -74,8 +74,8 @@ def create_bank_link(
     Refusals: 422 `BANK_ACCOUNT_NUMBER_INVALID`, `BANK_ACCOUNT_NUMBER_CHECK_DIGIT`,
     `BANK_CODE_MISSING`, `BANK_CODE_INVALID`, `BANK_NOT_PARTNER`, `CUSTOMER_REQUIRED`,
     `PARAMETER_NOT_ALLOWED`, `ID_NUMBER_*`; 409 `BANK_ACCOUNT_ALREADY_LINKED` (the
-    account is in an active link); 429 `SMS_CODE_THROTTLED` (too many requests for one
-    ID number in an hour, counted whoever has it). Send an `Idempotency-Key` to make a
+    account is in an active link); 429 `SMS_CODE_THROTTLED` (too many requests of this
+    bank for one ID number in an hour or a day, counted whoever has it). Send an `Idempotency-Key` to make a
     retry safe.
     """
     sent: list[otp.Outgoing] = []

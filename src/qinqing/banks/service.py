@@ -107,7 +107,9 @@ CONFIRM_PURPOSE = "bank_link_confirm"
 # Codes a bank may have sent to one ID number per hour (counted for every
 # request, whether or not anyone has the number).
 CODES_PER_HOUR = 10
+CODES_PER_DAY = 20
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +174,11 @@ def create_link(
     ident = ric.parse(id_number, now.date())
     number = rules.normalize_account_number(account_number, check_digit=False)
     index = _free_index(session, rt, number)
+    # Per bank and ID number: one bank cannot use up another's allowance for a person.
+    key = rt.vault.index("sms-id-number", f"{ident.number}\x00{bank_code}")
     wait = throttle.take(
-        session,
-        "banklink:" + rt.vault.index("sms-id-number", ident.number),
-        per_window=CODES_PER_HOUR,
-        window=HOUR,
-        now=now,
-    )
+        session, "banklink:" + key, per_window=CODES_PER_HOUR, window=HOUR, now=now
+    ) or throttle.take(session, "banklinkday:" + key, per_window=CODES_PER_DAY, window=DAY, now=now)
     if wait:
         raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait)
     # The person's row is read whether or not anyone has the number.
