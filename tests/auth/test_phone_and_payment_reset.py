@@ -5,6 +5,7 @@ or a face check), which lifts its lock (both databases)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from qinqing.auth import service
 from qinqing.auth.models import PersonAccount
 from qinqing.auth.verification import simulated_face_token
+from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from support.accounts import PASSWORD, login, person_with_account, sms_lines
@@ -131,3 +133,16 @@ def test_a_face_check_is_a_step_up_too(rt: Runtime, client: TestClient) -> None:
     )
     assert ok.status_code == 204
     assert _verify(rt, person.id, "402957") is None
+
+
+def test_codes_for_a_purpose_have_a_daily_cap(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    _, _, h = person_with_account(rt, client, phone="13800138000")
+    answers = []
+    for _ in range(rt.settings.sms_max_per_day + 1):
+        r = client.post(f"{API}/me/payment-password/reset/sms-code", headers=h)
+        answers.append(r.status_code)
+        clock.advance(timedelta(minutes=20))
+    assert answers[: rt.settings.sms_max_per_day] == [202] * rt.settings.sms_max_per_day
+    assert answers[-1] == 429
