@@ -9,7 +9,6 @@ from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from qinqing.accounting.statements import balance_of
 from qinqing.auth import otp, payment_reset, phone_change, recovery, registration, service, sessions
@@ -59,12 +58,7 @@ def register_sms_code(
     message = registration.request_code(
         rt, id_number=body.id_number, name=body.name, source=_source(request)
     )
-    if message is not None:
-        if registration.delivers_at_once(rt):
-            registration.deliver(rt, message)
-        else:
-            # After the answer is sent: a slow gateway neither delays it nor shows in its timing.
-            background.add_task(registration.deliver, rt, message)
+    otp.send(rt, message, later=background.add_task)
     message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
     return SmsCodeOut(
         detail=message_text,
@@ -281,17 +275,8 @@ def password_reset_sms_code(
     message = recovery.request_code(
         rt, id_number=body.id_number, name=body.name, source=_source(request)
     )
-    if message is not None:
-        if otp.delivers_at_once(rt):
-            otp.deliver(rt, message)
-        else:
-            background.add_task(otp.deliver, rt, message)
-    message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
-    return SmsCodeOut(
-        detail=message_text,
-        expires_in=int(otp.TTL.total_seconds()),
-        resend_after=rt.settings.sms_resend_seconds,
-    )
+    otp.send(rt, message, later=background.add_task)
+    return _code_sent(request, rt)
 
 
 @router.post("/auth/password-reset", status_code=204, tags=["auth"])
@@ -308,18 +293,6 @@ def password_reset(body: PasswordResetIn, rt: RuntimeDep) -> Response:
         face_token=body.face_token,
     )
     return Response(status_code=204)
-
-
-def _send_after_commit(
-    session: Session, rt: Runtime, background: BackgroundTasks, message: otp.Outgoing | None
-) -> None:
-    if message is None:
-        return
-    if otp.delivers_at_once(rt):
-        session.commit()
-        otp.deliver(rt, message)
-    else:
-        background.add_task(otp.deliver, rt, message)
 
 
 def _code_sent(request: Request, rt: Runtime) -> SmsCodeOut:
@@ -342,7 +315,7 @@ def phone_sms_code(
 ) -> SmsCodeOut:
     """A code to the new login phone, which `PUT /me/phone` takes to make it the login."""
     message = phone_change.request_code(session, rt, principal, body.phone, _source(request))
-    _send_after_commit(session, rt, background, message)
+    otp.send(rt, message, later=background.add_task, commit=session.commit)
     return _code_sent(request, rt)
 
 
@@ -369,7 +342,7 @@ def payment_reset_sms_code(
     """The step-up for a forgotten or locked payment password: a code to the phone on
     the registry record."""
     message = payment_reset.request_code(session, rt, principal)
-    _send_after_commit(session, rt, background, message)
+    otp.send(rt, message, later=background.add_task, commit=session.commit)
     return _code_sent(request, rt)
 
 

@@ -8,13 +8,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
-from qinqing.auth.models import AccessToken, ApiClient
+from qinqing.auth.models import ApiClient
 from qinqing.auth.passwords import Passwords
+from qinqing.auth.tokens import revoke_all
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
@@ -51,24 +52,11 @@ def _client(session: Session, client_id: str) -> ApiClient:
     return client
 
 
-def _end_tokens(session: Session, client: ApiClient, now: datetime) -> int:
-    ended = session.execute(
-        update(AccessToken)
-        .where(
-            AccessToken.subject_kind == "client",
-            AccessToken.subject_id == client.id,
-            AccessToken.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
-    return int(ended.rowcount or 0)  # type: ignore[attr-defined]
-
-
 def disable_client(session: Session, rt: Runtime, client_id: str, *, actor: Actor) -> int:
     """Disable the client and end its tokens; the number of tokens ended."""
     client, now = _client(session, client_id), rt.clock.now()
     client.disabled = True
-    ended = _end_tokens(session, client, now)
+    ended = revoke_all(session, "client", client.id, now)
     record(
         session,
         actor=actor,
@@ -89,7 +77,7 @@ def rotate_secret(
     client, now = _client(session, client_id), rt.clock.now()
     secret = secrets.token_urlsafe(32)
     client.secret_hash = hasher.hash(secret)
-    ended = _end_tokens(session, client, now)
+    ended = revoke_all(session, "client", client.id, now)
     record(
         session,
         actor=actor,

@@ -26,6 +26,7 @@ import hmac
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -175,6 +176,27 @@ def deliver(rt: Runtime, message: Outgoing) -> None:
         provider.send_code(message.to, message.code, message.text)
     except Exception:  # runs after the answer; nothing to tell the caller
         log.exception("one-time code SMS not sent (provider %s)", provider.name)
+
+
+def send(
+    rt: Runtime,
+    message: Outgoing | None,
+    *,
+    later: Callable[[Callable[[Runtime, Outgoing], None], Runtime, Outgoing], object],
+    commit: Callable[[], object] | None = None,
+) -> None:
+    """Send a code once the caller's transaction is over. A real provider sends after
+    the answer (``later``, e.g. a response's background task), so a slow gateway
+    neither delays the answer nor shows in its timing; the simulated one writes at
+    once, after ``commit``, so whoever reads its file on the answer finds the code."""
+    if message is None:
+        return
+    if delivers_at_once(rt):
+        if commit is not None:
+            commit()
+        deliver(rt, message)
+    else:
+        later(deliver, rt, message)
 
 
 def purge(session: Session, now: datetime) -> int:

@@ -9,8 +9,6 @@ it) and uses the face check or the counter."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
@@ -26,27 +24,17 @@ from qinqing.persons.service import PHONE_KIND
 from qinqing.runtime import Runtime
 
 PURPOSE = "payment_password_reset"
-HOUR = timedelta(hours=1)
 
 
 def request_code(session: Session, rt: Runtime, principal: Principal) -> otp.Outgoing | None:
     now, settings = rt.clock.now(), rt.settings
-    wait = throttle.take(
+    throttle.take_sms(
         session,
+        settings,
         "payreset:" + principal.id,
-        per_window=settings.sms_max_per_hour,
-        window=HOUR,
-        min_gap=timedelta(seconds=settings.sms_resend_seconds),
-        now=now,
-    ) or throttle.take(
-        session,
-        "payresetday:" + principal.id,
-        per_window=settings.sms_max_per_day,
-        window=timedelta(days=1),
-        now=now,
+        now,
+        commit=True,
     )
-    if wait:
-        raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait, commit=True)
     assert principal.person_id is not None
     person = session.get(Person, principal.person_id)
     phone = (

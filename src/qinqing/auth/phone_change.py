@@ -9,8 +9,6 @@ and leaves a notice."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
@@ -26,7 +24,6 @@ from qinqing.persons.service import PHONE_KIND
 from qinqing.runtime import Runtime
 
 PURPOSE = "phone_change"
-HOUR = timedelta(hours=1)
 
 
 def _mobile(phone: str) -> str:
@@ -41,32 +38,14 @@ def request_code(
 ) -> otp.Outgoing | None:
     mobile, now = _mobile(phone), rt.clock.now()
     settings = rt.settings
-    wait = (
-        throttle.take(
-            session,
-            "phonechange:" + principal.id,
-            per_window=settings.sms_max_per_hour,
-            window=HOUR,
-            min_gap=timedelta(seconds=settings.sms_resend_seconds),
-            now=now,
-        )
-        or throttle.take(
-            session,
-            "phonechangeday:" + principal.id,
-            per_window=settings.sms_max_per_day,
-            window=timedelta(days=1),
-            now=now,
-        )
-        or throttle.take(
-            session,
-            "smsaddr:" + rt.vault.index("address", source),
-            per_window=settings.sms_max_per_address_hour,
-            window=HOUR,
-            now=now,
-        )
+    throttle.take_sms(
+        session,
+        settings,
+        "phonechange:" + principal.id,
+        now,
+        address_key=throttle.sms_address_key(rt.vault, source),
+        commit=True,
     )
-    if wait:
-        raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait, commit=True)
     assert principal.person_id is not None
     return otp.issue(
         session,

@@ -14,7 +14,6 @@ failing logins cannot block (the code's own tries are counted instead)."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,8 +32,6 @@ from qinqing.persons.service import PHONE_KIND, find_by_id_number
 from qinqing.runtime import Runtime
 
 PURPOSE = "password_reset"
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 
 
 def _subject_id(rt: Runtime, session: Session, number: str, name: str) -> tuple[uuid.UUID, bool]:
@@ -59,32 +56,13 @@ def request_code(rt: Runtime, *, id_number: str, name: str, source: str) -> otp.
     number, name = ric.parse(id_number, now.date()).number, name.strip()
     key = rt.vault.index("reset-id-number", f"{number}\x00{name}")
     with rt.db.unit_of_work() as session:
-        wait = (
-            throttle.take(
-                session,
-                "pwreset:" + key,
-                per_window=settings.sms_max_per_hour,
-                window=HOUR,
-                min_gap=timedelta(seconds=settings.sms_resend_seconds),
-                now=now,
-            )
-            or throttle.take(
-                session,
-                "pwresetday:" + key,
-                per_window=settings.sms_max_per_day,
-                window=DAY,
-                now=now,
-            )
-            or throttle.take(
-                session,
-                "smsaddr:" + rt.vault.index("address", source),
-                per_window=settings.sms_max_per_address_hour,
-                window=HOUR,
-                now=now,
-            )
+        throttle.take_sms(
+            session,
+            settings,
+            "pwreset:" + key,
+            now,
+            address_key=throttle.sms_address_key(rt.vault, source),
         )
-        if wait:
-            raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait)
         person_id, real = _subject_id(rt, session, number, name)
         phone = None
         if real:

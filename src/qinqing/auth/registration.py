@@ -23,10 +23,8 @@ runs outside any write transaction.
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -34,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth import throttle
 from qinqing.auth.models import PersonAccount, RegistrationCode
+from qinqing.auth.otp import Outgoing
 from qinqing.auth.service import check_password_strength, create_account, passwords
 from qinqing.auth.sms import sms_provider
 from qinqing.auth.verification import face_provider
@@ -45,18 +44,7 @@ from qinqing.persons.models import Person
 from qinqing.persons.service import PHONE_KIND, find_by_id_number
 from qinqing.runtime import Runtime
 
-log = logging.getLogger(__name__)
-
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 SMS_TEXT = "【医保亲情】您的注册验证码为{code}，{minutes}分钟内有效。请勿告诉他人，工作人员不会向您索要验证码。"
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    to: str
-    code: str
-    text: str
 
 
 def code_hash(vault: Vault, person_id: uuid.UUID, nonce: str, code: str) -> str:
@@ -78,52 +66,14 @@ def request_code(rt: Runtime, *, id_number: str, name: str, source: str) -> Outg
     # limit is counted for every request, known person or not, so a 429 tells nothing.
     person_key = rt.vault.index("sms-id-number", f"{number}\x00{name.strip()}")
     with rt.db.unit_of_work() as session:
-        wait = (
-            throttle.take(
-                session,
-                "smsid:" + person_key,
-                per_window=settings.sms_max_per_hour,
-                window=HOUR,
-                min_gap=timedelta(seconds=settings.sms_resend_seconds),
-                now=now,
-            )
-            or throttle.take(
-                session,
-                "smsday:" + person_key,
-                per_window=settings.sms_max_per_day,
-                window=DAY,
-                now=now,
-            )
-            or throttle.take(
-                session,
-                "smsaddr:" + rt.vault.index("address", source),
-                per_window=settings.sms_max_per_address_hour,
-                window=HOUR,
-                now=now,
-            )
+        throttle.take_sms(
+            session,
+            settings,
+            "smsid:" + person_key,
+            now,
+            address_key=throttle.sms_address_key(rt.vault, source),
         )
-        if wait:
-            raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait)
         return _new_code(session, rt, number, name.strip(), now)
-
-
-def delivers_at_once(rt: Runtime) -> bool:
-    """The simulated provider only appends a line to a local file (demo and tests;
-    production refuses it), so it writes before the 202: whoever reads the file
-    right after the answer finds the code."""
-    provider = sms_provider(rt.settings)
-    return provider is not None and provider.name == "simulated"
-
-
-def deliver(rt: Runtime, message: Outgoing) -> None:
-    """Hand a code to the SMS provider; a failure is logged (without the phone)."""
-    provider = sms_provider(rt.settings)
-    if provider is None:
-        return
-    try:
-        provider.send_code(message.to, message.code, message.text)
-    except Exception:  # runs after the answer; nothing to tell the caller
-        log.exception("registration SMS not sent (provider %s)", provider.name)
 
 
 def _new_code(

@@ -13,13 +13,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
 from qinqing.audit.service import record
 from qinqing.auth.events import NEW_LOGIN, AccountNotice
 from qinqing.auth.models import AccessToken
+from qinqing.auth.tokens import revoke_all
 from qinqing.runtime import Runtime
 
 # The public id of a session: a prefix of its token's digest (which no one can turn
@@ -67,10 +68,7 @@ def list_sessions(session: Session, rt: Runtime, principal: Principal) -> list[S
 def end_all(session: Session, rt: Runtime, principal: Principal) -> int:
     """End every live session of the caller's account, their own included."""
     now = rt.clock.now()
-    ended = session.execute(
-        update(AccessToken).where(*_live(principal.id, now)).values(revoked_at=now)  # type: ignore[arg-type]
-    )
-    count = int(ended.rowcount or 0)  # type: ignore[attr-defined]
+    count = revoke_all(session, "person", principal.id, now)
     record(
         session,
         actor=principal.actor,
@@ -86,12 +84,7 @@ def end_all(session: Session, rt: Runtime, principal: Principal) -> int:
 def end_others(session: Session, rt: Runtime, person_account_id: str, keep: str | None) -> int:
     """End every live session of the account but ``keep`` (a token digest), e.g. after
     the password changed."""
-    now = rt.clock.now()
-    conditions = _live(person_account_id, now)
-    if keep is not None:
-        conditions.append(AccessToken.token_hash != keep)
-    ended = session.execute(update(AccessToken).where(*conditions).values(revoked_at=now))  # type: ignore[arg-type]
-    return int(ended.rowcount or 0)  # type: ignore[attr-defined]
+    return revoke_all(session, "person", person_account_id, rt.clock.now(), keep=keep)
 
 
 def tell_of_new_login(

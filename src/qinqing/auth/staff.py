@@ -8,15 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
 from qinqing.auth import mfa
-from qinqing.auth.models import AccessToken, StaffUser
+from qinqing.auth.models import StaffUser
 from qinqing.auth.passwords import Passwords
 from qinqing.auth.staff_passwords import check_staff_password
+from qinqing.auth.tokens import revoke_all
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 
@@ -63,24 +64,11 @@ def _staff(session: Session, username: str) -> StaffUser:
     return staff
 
 
-def _end_sessions(session: Session, staff: StaffUser, now: datetime) -> int:
-    ended = session.execute(
-        update(AccessToken)
-        .where(
-            AccessToken.subject_kind == "staff",
-            AccessToken.subject_id == str(staff.id),
-            AccessToken.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )
-    return int(ended.rowcount or 0)  # type: ignore[attr-defined]
-
-
 def disable_staff(session: Session, rt: Runtime, username: str, *, actor: Actor) -> int:
     """Disable the account and end its sessions; the count of sessions ended."""
     staff, now = _staff(session, username), rt.clock.now()
     staff.disabled = True
-    ended = _end_sessions(session, staff, now)
+    ended = revoke_all(session, "staff", str(staff.id), now)
     record(
         session,
         actor=actor,
@@ -103,7 +91,7 @@ def reset_password(
     staff.password_hash = hasher.hash(password)
     staff.default_password = False
     now = rt.clock.now()
-    ended = _end_sessions(session, staff, now)
+    ended = revoke_all(session, "staff", str(staff.id), now)
     record(
         session,
         actor=actor,
@@ -124,7 +112,7 @@ def enrol_mfa(session: Session, rt: Runtime, username: str, *, actor: Actor) -> 
     staff.totp_cipher = rt.vault.encrypt(mfa.SECRET_KIND, secret)
     staff.totp_last_step = None
     now = rt.clock.now()
-    _end_sessions(session, staff, now)
+    revoke_all(session, "staff", str(staff.id), now)
     record(
         session,
         actor=actor,

@@ -25,6 +25,9 @@ from qinqing.auth.models import LoginThrottle
 from qinqing.config import Settings
 from qinqing.identity.vault import Vault
 from qinqing.kit.db import insert_ignore
+from qinqing.kit.errors import DomainError
+
+DAY = timedelta(days=1)
 
 
 def account_key(vault: Vault, ident: str) -> str:
@@ -129,9 +132,53 @@ def take(
     return 0
 
 
+def take_sms(
+    session: Session,
+    settings: Settings,
+    key: str,
+    now: datetime,
+    *,
+    address_key: str | None = None,
+    commit: bool = False,
+) -> None:
+    """One one-time code for ``key`` (a purpose and whose allowance it is): the resend
+    gap and the hourly cap, the daily cap, and, with ``address_key``, the sending
+    address's hourly cap. Raises 429 ``SMS_CODE_THROTTLED`` with the wait (counted
+    nothing); ``commit`` keeps what the caller's transaction counted before."""
+    wait = (
+        take(
+            session,
+            key,
+            per_window=settings.sms_max_per_hour,
+            window=timedelta(hours=1),
+            min_gap=timedelta(seconds=settings.sms_resend_seconds),
+            now=now,
+        )
+        or take(session, key + ":day", per_window=settings.sms_max_per_day, window=DAY, now=now)
+        or (
+            take(
+                session,
+                address_key,
+                per_window=settings.sms_max_per_address_hour,
+                window=timedelta(hours=1),
+                now=now,
+            )
+            if address_key is not None
+            else 0
+        )
+    )
+    if wait:
+        raise DomainError("SMS_CODE_THROTTLED", 429, retry_after=wait, commit=commit)
+
+
+def sms_address_key(vault: Vault, source: str) -> str:
+    return "smsaddr:" + vault.index("address", source)
+
+
 def purge(session: Session, settings: Settings, now: datetime) -> int:
     """Delete counters that can no longer hold anyone back (for the background job)."""
-    # The longest any counter still matters: the account memory, or an hour of SMS sends.
+    # The longest any counter still matters: the account memory (a day by default,
+    # which covers the daily SMS caps), or an hour of SMS sends.
     horizon = now - max(timedelta(hours=settings.login_failure_memory_hours), timedelta(hours=1))
     result = session.execute(
         delete(LoginThrottle)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
@@ -87,3 +87,19 @@ def principal_from_token(session: Session, rt: Runtime, token: str) -> Principal
         bank_code=client.bank_code,
         role=client.kind,
     )
+
+
+def revoke_all(
+    session: Session, kind: str, subject_id: str, now: datetime, *, keep: str | None = None
+) -> int:
+    """End every live token of one subject (a person's account, a staff member, a
+    client) but ``keep`` (a token digest); how many ended."""
+    conditions = [
+        AccessToken.subject_kind == kind,
+        AccessToken.subject_id == subject_id,
+        AccessToken.revoked_at.is_(None),
+    ]
+    if keep is not None:
+        conditions.append(AccessToken.token_hash != keep)
+    ended = session.execute(update(AccessToken).where(*conditions).values(revoked_at=now))
+    return int(ended.rowcount or 0)  # type: ignore[attr-defined]

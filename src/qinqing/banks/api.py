@@ -98,13 +98,7 @@ def create_bank_link(
         request, session, rt, principal, key, body.model_dump(mode="json"), handler
     )
     for message in sent:
-        # After the commit (the session dependency commits before background tasks
-        # run); the simulated provider writes at once so the code is there on return.
-        if otp.delivers_at_once(rt):
-            session.commit()
-            otp.deliver(rt, message)
-        else:
-            background.add_task(otp.deliver, rt, message)
+        otp.send(rt, message, later=background.add_task, commit=session.commit)
     return answer
 
 

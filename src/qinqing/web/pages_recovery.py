@@ -15,7 +15,7 @@ from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from qinqing.web.forms import Errors, FormDep, domain_text
-from qinqing.web.pages_family import ID_NUMBER_CODES
+from qinqing.web.pages_register import add_refusal, identity_fields
 from qinqing.web.render import page, redirect, t
 from qinqing.web.translations import N_
 
@@ -59,23 +59,8 @@ def _page(
     )
 
 
-def _identity(request: Request, form: dict[str, str], errors: Errors) -> dict[str, str]:
-    values = {
-        "name": form.get("name", "").strip()[:64],
-        "id_number": form.get("id_number", "").strip().upper()[:32],
-    }
-    if not values["name"]:
-        errors.add("name", t(request, N_("请输入您的姓名")))
-    if not values["id_number"]:
-        errors.add("id_number", t(request, N_("请输入您的身份证号码")))
-    return values
-
-
 def _add(request: Request, errors: Errors, refused: DomainError, default: str) -> None:
-    field = FIELDS.get(
-        refused.code, "id_number" if refused.code.startswith(ID_NUMBER_CODES) else default
-    )
-    errors.add(field, domain_text(request, refused.code, refused.params))
+    add_refusal(request, errors, refused, default, FIELDS)
 
 
 @router.get("/password-reset")
@@ -98,7 +83,7 @@ def send_code(
     background: BackgroundTasks,
 ) -> Response:
     errors = Errors()
-    values = _identity(request, form, errors)
+    values = identity_fields(request, form, errors)
     if errors:
         return _page(request, session, rt, step=1, values=values, errors=errors)
     try:
@@ -110,18 +95,14 @@ def send_code(
             _add(request, errors, refused, "id_number")
             return _page(request, session, rt, step=1, values=values, errors=errors)
         message = None  # too soon for another: the person goes on with the one sent
-    if message is not None:
-        if otp.delivers_at_once(rt):
-            otp.deliver(rt, message)
-        else:
-            background.add_task(otp.deliver, rt, message)
+    otp.send(rt, message, later=background.add_task)
     return _page(request, session, rt, step=2, values=values)
 
 
 @router.post("/password-reset")
 def reset_submit(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep) -> Response:
     errors = Errors()
-    values = _identity(request, form, errors)
+    values = identity_fields(request, form, errors)
     code = form.get("sms_code", "").strip()
     new, again = form.get("new_password", ""), form.get("confirm_password", "")
     if not code:

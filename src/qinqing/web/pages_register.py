@@ -20,7 +20,7 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from qinqing.auth import registration
+from qinqing.auth import otp, registration
 from qinqing.auth import service as auth
 from qinqing.auth.sms import sms_provider
 from qinqing.auth.verification import face_provider, simulated_face_token
@@ -84,7 +84,9 @@ def _page(
     )
 
 
-def _identity(request: Request, form: dict[str, str], errors: Errors) -> dict[str, str]:
+def identity_fields(request: Request, form: dict[str, str], errors: Errors) -> dict[str, str]:
+    """The name and ID number typed (trimmed, bounded), with a message for each missing
+    one: step 1 of registration and of 忘记密码."""
     values = {
         "name": form.get("name", "").strip()[:64],
         "id_number": form.get("id_number", "").strip().upper()[:32],
@@ -96,8 +98,16 @@ def _identity(request: Request, form: dict[str, str], errors: Errors) -> dict[st
     return values
 
 
-def _add(request: Request, errors: Errors, refused: DomainError, default: str) -> None:
-    field = REGISTER_FIELDS.get(
+def add_refusal(
+    request: Request,
+    errors: Errors,
+    refused: DomainError,
+    default: str,
+    fields: dict[str, str] = REGISTER_FIELDS,
+) -> None:
+    """A refusal next to the field it is about (``fields`` by code; ID number codes to
+    the ID number), else ``default``."""
+    field = fields.get(
         refused.code, "id_number" if refused.code.startswith(ID_NUMBER_CODES) else default
     )
     errors.add(field, domain_text(request, refused.code, refused.params))
@@ -128,7 +138,7 @@ def request_code(
     """获取验证码: the same page whatever the registry says (``request_code`` may
     return no message; the person only learns it when no SMS arrives)."""
     errors = Errors()
-    values = _identity(request, form, errors)
+    values = identity_fields(request, form, errors)
     if errors:
         return _page(request, session, rt, step=1, values=values, errors=errors)
     try:
@@ -140,11 +150,9 @@ def request_code(
             # Too soon for another code: the person goes on with the one sent before.
             errors.add("sms_code", domain_text(request, refused.code, refused.params))
             return _page(request, session, rt, step=2, values=values, errors=errors, sent=True)
-        _add(request, errors, refused, "id_number")
+        add_refusal(request, errors, refused, "id_number")
         return _page(request, session, rt, step=1, values=values, errors=errors)
-    if message is not None:
-        # After the answer: a slow gateway neither delays it nor shows in its timing.
-        background.add_task(registration.deliver, rt, message)
+    otp.send(rt, message, later=background.add_task)
     return _page(request, session, rt, step=2, values=values, sent=True)
 
 
@@ -152,7 +160,7 @@ def request_code(
 def choose_face(request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep) -> Response:
     """人脸核验 instead of a code (only where a face provider is configured)."""
     errors = Errors()
-    values = _identity(request, form, errors)
+    values = identity_fields(request, form, errors)
     step = 1 if errors or face_provider(rt) is None else 2
     page_values = {**values, "method": "face"}
     return _page(request, session, rt, step=step, values=page_values, errors=errors or None)
@@ -177,7 +185,7 @@ def register_submit(
     request: Request, form: FormDep, session: SessionDep, rt: RuntimeDep
 ) -> Response:
     errors = Errors()
-    values = _identity(request, form, errors)
+    values = identity_fields(request, form, errors)
     method = "face" if form.get("method") == "face" and face_provider(rt) is not None else "sms"
     values.update(phone=form.get("phone", "").strip()[:32], method=method)
     password = form.get("password", "")[:128]
@@ -209,7 +217,7 @@ def register_submit(
             **proof,
         )
     except DomainError as refused:
-        _add(request, errors, refused, "sms_code" if method == "sms" else "method")
+        add_refusal(request, errors, refused, "sms_code" if method == "sms" else "method")
         return _page(request, session, rt, step=2, values=values, errors=errors, sent=True)
     try:
         issued = auth.login(rt, login=values["phone"], password=password, source=_source(request))

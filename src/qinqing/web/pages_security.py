@@ -157,12 +157,7 @@ def phone_code(
     if refused is not None and refused.code != "SMS_CODE_THROTTLED":
         errors.add("phone", domain_text(request, refused.code, refused.params))
         return _phone_page(request, session, rt, step=1, phone=phone, errors=errors)
-    if message is not None:
-        session.commit()
-        if otp.delivers_at_once(rt):
-            otp.deliver(rt, message)
-        else:
-            background.add_task(otp.deliver, rt, message)
+    otp.send(rt, message, later=background.add_task, commit=session.commit)
     return _phone_page(request, session, rt, step=2, phone=phone)
 
 
@@ -233,12 +228,7 @@ def pin_reset_code(
         errors = Errors()
         errors.add("sms_code", domain_text(request, refused.code, refused.params))
         return _pin_page(request, session, rt, step=1, errors=errors)
-    if message is not None:
-        session.commit()
-        if otp.delivers_at_once(rt):
-            otp.deliver(rt, message)
-        else:
-            background.add_task(otp.deliver, rt, message)
+    otp.send(rt, message, later=background.add_task, commit=session.commit)
     return _pin_page(request, session, rt, step=2)
 
 
