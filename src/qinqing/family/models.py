@@ -84,6 +84,9 @@ class FamilyLink(Base):
     relation: Mapped[str] = mapped_column(String(16))
     mutual_aid: Mapped[bool] = mapped_column(Boolean)
     mutual_aid_yearly_limit_fen: Mapped[int | None] = mapped_column(BigInteger)
+    # Beyond the holder's policy's mutual-aid scope (跨省共济): mutual aid only through
+    # the link's 共济额度 (``quota``), which the holder fills and gets back at the end.
+    via_quota: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     status: Mapped[str] = mapped_column(String(20), index=True)
     # The holder's region at binding: whose policy applies and whose staff may see it.
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,21 +38,43 @@ class AccountKind(StrEnum):
     # 居民医保 contributions paid from personal accounts (共济缴费), per region: what is
     # owed to the region's resident fund (城乡居民医保基金); it only ever receives.
     resident_fund = "resident_fund"
+    # A cross-region link's 共济额度: the holder's money set aside for one member (a
+    # row of ``ledger_accounts`` on the holder's shard, named by ``link_id``).
+    quota = "quota"
+
+
+PERSONAL_SQL = "kind = 'personal'"
+QUOTA_SQL = "kind = 'quota'"
 
 
 class LedgerAccount(Base):
-    """A person's 个人账户, on the person's shard. ``balance_fen`` and ``held_fen`` are
-    changed under the account's row lock in the transaction that posts or holds."""
+    """A person's 个人账户 and the 共济额度 of the person's cross-region links, on the
+    person's shard. ``balance_fen`` and ``held_fen`` are changed under the account's
+    row lock in the transaction that posts or holds. One personal account per person
+    and one quota per link (partial unique indexes)."""
 
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         CheckConstraint("held_fen >= 0", name="held_not_negative"),
         CheckConstraint("allow_negative OR balance_fen - held_fen >= 0", name="no_overdraft"),
+        Index(
+            "uq_ledger_accounts_personal",
+            "person_id",
+            unique=True,
+            sqlite_where=text(PERSONAL_SQL),
+            postgresql_where=text(PERSONAL_SQL),
+        ),
+        Index(
+            "uq_ledger_accounts_quota",
+            "person_id",
+            "link_id",
+            unique=True,
+            sqlite_where=text(QUOTA_SQL),
+            postgresql_where=text(QUOTA_SQL),
+        ),
     )
 
-    person_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("persons.id"), primary_key=True, unique=True
-    )
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     code: Mapped[str] = mapped_column(String(80))
     kind: Mapped[str] = mapped_column(String(16))
@@ -60,6 +83,8 @@ class LedgerAccount(Base):
     held_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     allow_negative: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A quota's link (the holder's ``family_links`` row); None for a personal account.
+    link_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class LedgerSystemAccount(Base):
