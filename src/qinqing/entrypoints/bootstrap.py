@@ -17,6 +17,7 @@ from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database, on_citus
 from qinqing.notify import subscribers as notify_subscribers
 from qinqing.ops.legacy import key_legacy_storage
+from qinqing.quota import subscribers as quota_subscribers
 from qinqing.regions.loading import load_policies
 from qinqing.regions.policy import PolicyError
 from qinqing.regions.service import sync_regions
@@ -48,8 +49,9 @@ def load_master_key(settings: Settings) -> bytes:
 def wire(rt: Runtime) -> Runtime:
     """Plug the partners into the core: banks hear the family and unbind events
     (their webhooks) and say whom a bank client acts for; the notices hear the
-    accounts' events; the vouchers say which
+    accounts' events; a link's end returns its unused quota; the vouchers say which
     links an institution was shown (the payments' detailed refusals)."""
+    quota_subscribers.install(rt.events)
     bank_subscribers.install(rt.events)
     notify_subscribers.install(rt.events)
     rt.customers = is_customer
