@@ -254,3 +254,41 @@ def test_ids_in_the_quota_answer_name_no_one(rt: Runtime, client: TestClient) ->
     text = str(body)
     assert made.holder.id_number not in text and made.member.id_number not in text
     assert uuid.UUID(body["entries"][0]["id"])
+
+
+def test_the_e_voucher_tells_the_hospital_what_the_quota_can_pay(
+    rt: Runtime, client: TestClient
+) -> None:
+    """By the member's voucher a hospital in the member's region sees the quota, not the
+    holder's balance, and is told QUOTA_INSUFFICIENT (it was shown the voucher)."""
+    rt.settings.client_token_ttl_seconds = 30 * 24 * 3600
+    made = quota_family(rt, client)
+    assert top_up(client, made, 12_000).status_code == 201
+    inst = institution_headers(rt, client, region=MEMBER_REGION)
+    r = client.post(f"{API}/vouchers", json={"link_id": made.link_id}, headers=made.holder_headers)
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    seen = client.post(f"{API}/vouchers/redeem", json={"token": token}, headers=inst).json()
+    aid = seen["mutual_aid"]
+    assert (aid["via_quota"], aid["payable_fen"], aid["blocked_by"]) == (True, 12_000, None)
+    over = client.post(
+        f"{API}/payments/authorize",
+        json={"voucher_token": token, "amount_fen": 12_001, "reference": "v-1"},
+        headers=inst,
+    )
+    assert (over.status_code, over.json()["code"]) == (409, "QUOTA_INSUFFICIENT")
+    ok = client.post(
+        f"{API}/payments/authorize",
+        json={"voucher_token": token, "amount_fen": 12_000, "reference": "v-2"},
+        headers=inst,
+    )
+    assert ok.status_code == 201, ok.text
+    # A fresh voucher (one is used up by its payment) now shows nothing payable.
+    token = client.post(
+        f"{API}/vouchers", json={"link_id": made.link_id}, headers=made.holder_headers
+    ).json()["token"]
+    aid = client.post(f"{API}/vouchers/redeem", json={"token": token}, headers=inst).json()[
+        "mutual_aid"
+    ]
+    assert (aid["payable_fen"], aid["blocked_by"]) == (0, "QUOTA_INSUFFICIENT")
+    assert balance_of(rt, made) == 88_000

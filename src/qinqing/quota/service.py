@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
@@ -34,6 +34,8 @@ from qinqing.kit.errors import DomainError
 from qinqing.ledger.accounts import ensure_quota, lock_accounts, post_transfer, quota_of
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.notify.service import enqueue
+from qinqing.payments.formulas import open_hold
+from qinqing.payments.models import Payment
 from qinqing.payments.service import release_overdue
 from qinqing.persons.models import Person
 from qinqing.quota import rules
@@ -129,7 +131,12 @@ def top_up(
     )
     if code is not None:
         if code == "QUOTA_AMOUNT_INVALID":
-            raise DomainError(code, STATUS[code], max_fen=rules.MAX_TOP_UP_FEN)
+            raise DomainError(
+                code,
+                STATUS[code],
+                max_fen=rules.MAX_TOP_UP_FEN,
+                max_yuan=f"{rules.MAX_TOP_UP_FEN // 100:,}",
+            )
         raise DomainError(code, STATUS[code])
     verify(session, rt, holder.id, verification, now=now)
     ensure_quota(
@@ -218,6 +225,19 @@ def _view(session: Session, link: FamilyLink, quota: LedgerAccount | None) -> Qu
             for r in rows
         ],
     )
+
+
+def available(session: Session, link: FamilyLink, now: datetime) -> int:
+    """What the link's quota can pay now (a read: overdue holds no longer count)."""
+    quota = quota_of(session, link.holder_id, link.id)
+    if quota is None:
+        return 0
+    held = session.execute(
+        select(func.coalesce(func.sum(Payment.amount_fen), 0)).where(
+            Payment.holder_id == link.holder_id, Payment.account_id == quota.id, open_hold(now)
+        )
+    ).scalar_one()
+    return rules.available(quota.balance_fen, int(held))
 
 
 def return_unused(session: Session, link: FamilyLink, at: datetime) -> int:
