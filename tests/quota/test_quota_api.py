@@ -78,6 +78,7 @@ def test_a_top_up_locks_the_holders_money_for_the_member(rt: Runtime, client: Te
     line = st["entries"][0]
     assert (line["kind"], line["amount_fen"]) == ("quota_top_up", -30_000)
     assert line["member"]["name"] == made.member.name
+    assert line["link_id"] == made.link_id
     assert [(q["link_id"], q["available_fen"]) for q in st["quotas"]] == [(made.link_id, 30_000)]
     for headers in (made.holder_headers, made.member_headers):
         seen = client.get(f"{API}/family/links/{made.link_id}/quota", headers=headers).json()

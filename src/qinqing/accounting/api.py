@@ -85,6 +85,7 @@ def my_entries(
                 else None,
                 cover_year=e.cover_year,
                 cover_starts_on=e.cover_starts_on,
+                link_id=str(e.link_id) if e.link_id else None,
             )
             for e in st.lines
         ],

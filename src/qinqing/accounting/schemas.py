@@ -42,6 +42,9 @@ class EntryOut(BaseModel):
     )
     cover_year: int | None = Field(default=None, description="its cover year")
     cover_starts_on: date | None = Field(default=None, description="from when it covers")
+    link_id: str | None = Field(
+        default=None, description="for a quota_top_up or quota_refund: the quota's link"
+    )
 
 
 class PaidForMeOut(BaseModel):

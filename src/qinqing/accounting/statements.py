@@ -83,6 +83,8 @@ class StatementLine:
     resident_contribution_id: uuid.UUID | None = None
     cover_year: int | None = None
     cover_starts_on: date | None = None
+    # Money moved into a relative's 共济额度 or back: that quota's link.
+    link_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +223,7 @@ def statement(
             ResidentContribution.id.label("resident_id"),
             ResidentContribution.year.label("cover_year"),
             ResidentContribution.cover_starts_on,
+            quota.link_id.label("quota_link_id"),
         )
         .join(
             LedgerTransfer,
@@ -312,6 +315,7 @@ def statement(
             r.resident_id,
             r.cover_year,
             r.cover_starts_on,
+            r.quota_link_id,
         )
         for r in rows[:limit]
     ]
