@@ -10,7 +10,9 @@ real reasons and counts), and at the end every holder's balance and held amount,
 every payment's state and the institutions' probe counters must be the same, and
 the ledger must reconcile. The sequences include unknown ID numbers, a family
 insured in another region, family vouchers the institution was shown (the real
-reasons), and a low probe limit (AUTHORIZE_RATE_LIMITED).
+reasons), a low probe limit (AUTHORIZE_RATE_LIMITED), and a family across regions
+whose payments hold and settle on its 共济额度 (QUOTA_INSUFFICIENT), topped up
+along the way.
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
 from qinqing.auth.models import AccessToken, LoginThrottle
 from qinqing.auth.tokens import principal_from_token
+from qinqing.auth.verification import FaceVerification, simulated_face_token
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.payments.models import Payment
+from qinqing.quota import service as quota
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from support.accounts import id_number
+from support.banks import person_principal
 from support.ledger import Family, fund, institution_headers, make_family
 from support.profiles import examples
 
@@ -76,6 +81,9 @@ step = st.one_of(
     st.tuples(st.just("far"), st.just(0), amount, st.just(0)),
     # the holder of a family (len(SHAPES): the far one) shows the institution a voucher
     st.tuples(st.just("show"), st.integers(0, len(SHAPES)), st.just(0), st.just(0)),
+    # the family across regions: a payment from its quota, and money into the quota
+    st.tuples(st.just("quota"), st.just(0), amount, st.integers(0, 6)),
+    st.tuples(st.just("top_up"), st.just(0), st.integers(1, 15_000), st.just(0)),
 )
 
 
@@ -84,6 +92,19 @@ class World:
     families: list[Family]
     payments: list[uuid.UUID]
     far: Family
+    quota: Family  # holder here, member in FAR: mutual aid through a quota
+
+
+def _top_up(rt: Runtime, fam: Family, amount: int) -> str | None:
+    """Money into the family's quota (as the holder would, with a face check); the
+    refusal's code, if any."""
+    face = FaceVerification(method="face", face_token=simulated_face_token(fam.holder_id))
+    try:
+        with rt.db.unit_of_work() as s:
+            quota.top_up(s, rt, person_principal(fam.holder_id), fam.link_id, amount, face)
+    except DomainError as exc:
+        return exc.code
+    return None
 
 
 def _world(rt: Runtime, seq: itertools.count[int]) -> World:
@@ -105,7 +126,17 @@ def _world(rt: Runtime, seq: itertools.count[int]) -> World:
         rt, seq=n % 400 + 1, born=date(1950, 1, 1) + timedelta(days=n), region=FAR, area="440106"
     )
     fund(rt, far.holder_id, 30_000, region=FAR)
-    return World(fams, [], far)
+    n = next(seq)
+    across = make_family(
+        rt,
+        seq=n % 400 + 1,
+        born=date(1950, 1, 1) + timedelta(days=n),
+        member_region=FAR,
+        member_area="440106",
+    )
+    fund(rt, across.holder_id, 30_000)
+    assert _top_up(rt, across, 12_000) is None
+    return World(fams, [], far, across)
 
 
 def _op(world: World, s: tuple[str, int, int, int], ref: str) -> payments.Op:
@@ -116,6 +147,8 @@ def _op(world: World, s: tuple[str, int, int, int], ref: str) -> payments.Op:
         return payments.Settle(str(pid), n) if kind == "settle" else payments.Void(str(pid))
     if kind == "far":
         return payments.Authorize(world.far.holder_number, world.far.member_number, n, ref)
+    if kind == "quota":
+        return payments.Authorize(world.quota.holder_number, world.quota.member_number, n, ref)
     fam = world.families[a]
     if kind == "unknown":
         return payments.Authorize(fam.holder_number, UNKNOWN, n, ref)
@@ -212,18 +245,19 @@ def _seen(world: World, outcome: payments.Outcome, op: payments.Op) -> tuple[Any
 def _state(rt: Runtime, world: World) -> list[Any]:
     with rt.db.unit_of_work() as s:
         out: list[Any] = []
-        for fam in [*world.families, world.far]:
+        for fam in [*world.families, world.far, world.quota]:
+            # The personal account, then the quota if the family has one.
             acct = s.execute(
-                select(LedgerAccount.balance_fen, LedgerAccount.held_fen).where(
-                    LedgerAccount.person_id == fam.holder_id
-                )
-            ).one()
+                select(LedgerAccount.kind, LedgerAccount.balance_fen, LedgerAccount.held_fen)
+                .where(LedgerAccount.person_id == fam.holder_id)
+                .order_by(LedgerAccount.kind)
+            ).all()
             pays = s.execute(
                 select(Payment.status, Payment.amount_fen, Payment.settled_fen)
                 .where(Payment.holder_id == fam.holder_id)
                 .order_by(Payment.created_at, Payment.amount_fen, Payment.status)
             ).all()
-            out.append((tuple(acct), sorted(tuple(p) for p in pays)))
+            out.append((tuple(tuple(a) for a in acct), sorted(tuple(p) for p in pays)))
         return out
 
 
@@ -284,6 +318,9 @@ def test_fast_path_decides_as_the_engine(
                     if kind == "fund":
                         fund(rt, a.families[s[1]].holder_id, s[2])
                         fund(rt, b.families[s[1]].holder_id, s[2])
+                        continue
+                    if kind == "top_up":
+                        assert _top_up(rt, a.quota, s[2]) == _top_up(rt, b.quota, s[2]), s
                         continue
                     if kind == "show":
                         _show(rt, a, s[1], orm_inst)

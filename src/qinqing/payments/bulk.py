@@ -58,9 +58,11 @@ def pairs_in(
 ) -> ColumnElement[bool]:
     """``(a, b) IN pairs`` — on PostgreSQL through ``unnest`` of two uuid arrays."""
     if is_postgres(session):
+        # Unique parameter names: one statement may hold two of these.
         return tuple_(a, b).in_(
             text("SELECT * FROM unnest(CAST(:pa AS uuid[]), CAST(:pb AS uuid[]))").bindparams(
-                pa=[p[0] for p in pairs], pb=[p[1] for p in pairs]
+                bindparam("pa", [p[0] for p in pairs], unique=True),
+                bindparam("pb", [p[1] for p in pairs], unique=True),
             )
         )
     return tuple_(a, b).in_(list(pairs))

@@ -43,7 +43,7 @@ from qinqing.identity import ric
 from qinqing.kit import metrics
 from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import locked
-from qinqing.ledger.accounts import institution_code, lock_accounts, system_account, transfer_rows
+from qinqing.ledger.accounts import institution_code, system_account, transfer_rows
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.payments import probes, rules
 from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_key
@@ -105,6 +105,8 @@ class _Run:
     links: dict[tuple[uuid.UUID, uuid.UUID], Any] = field(default_factory=dict)
     resolve_ids: dict[int, uuid.UUID] = field(default_factory=dict)
     holder_of: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    # The account each payment to resolve holds on (personal or a quota).
+    account_of: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     accounts: dict[uuid.UUID, _Account] = field(default_factory=dict)
     by_person: dict[uuid.UUID, _Account] = field(default_factory=dict)
     # The 共济额度 of the locked holders' cross-region links, by link id.
@@ -292,6 +294,21 @@ def _find_payments_to_resolve(run: _Run) -> None:
     for i, pid in run.resolve_ids.items():
         if pid not in run.holder_of:
             run.out[i] = refused("PAYMENT_NOT_FOUND")
+    if run.holder_of:
+        # The account a payment holds on never changes: read without a lock, so that
+        # account can be locked before the payment (the global order).
+        run.account_of = dict(
+            run.session.execute(
+                select(Payment.id, Payment.account_id).where(
+                    pairs_in(
+                        run.session,
+                        Payment.holder_id,
+                        Payment.id,
+                        sorted({(h, pid) for pid, h in run.holder_of.items()}, key=str),
+                    )
+                )
+            ).all()
+        )
 
 
 def _lock_accounts(run: _Run) -> None:
@@ -301,8 +318,51 @@ def _lock_accounts(run: _Run) -> None:
     without a quota neither (QUOTA_INSUFFICIENT). The
     institution's account is not touched: its side of a settlement is an entry
     appended here and added to its balance by the clearing step."""
-    payers = {h.id for h, _ in run.pairs.values()} | set(run.holder_of.values())
-    for acct_row in lock_accounts(run.session, payers).values():
+    # Exactly the accounts the operations use, as the fast path locks them: an
+    # authorization's payer account (a cross-region link's quota, else the holder's
+    # personal account), and the account each payment to resolve holds on.
+    wanted: dict[tuple[uuid.UUID, str], ColumnElement[bool]] = {}
+    for holder, member in run.pairs.values():
+        lnk = run.links.get((holder.id, member.id))
+        if lnk is not None and lnk.via_quota:
+            wanted[(holder.id, f"q{lnk.id}")] = (
+                (LedgerAccount.person_id == holder.id)
+                & (LedgerAccount.kind == AccountKind.quota.value)
+                & (LedgerAccount.link_id == lnk.id)
+            )
+        else:
+            wanted[(holder.id, "p")] = (LedgerAccount.person_id == holder.id) & (
+                LedgerAccount.kind == AccountKind.personal.value
+            )
+    for pid, holder_id in run.holder_of.items():
+        account_id = run.account_of.get(pid)
+        if account_id is not None:
+            wanted[(holder_id, f"a{account_id}")] = (LedgerAccount.person_id == holder_id) & (
+                LedgerAccount.id == account_id
+            )
+    # One statement per holder where locks go one owner at a time (Citus), each in
+    # account-id order: the global (person, account) order either way.
+    by_holder: dict[uuid.UUID, list[ColumnElement[bool]]] = {}
+    for (holder_id, _), cond in wanted.items():
+        by_holder.setdefault(holder_id, []).append(cond)
+    per_holder = [or_(*by_holder[h]) for h in sorted(by_holder, key=str)]
+    rows = (
+        locked(
+            run.session,
+            select(LedgerAccount)
+            .order_by(LedgerAccount.person_id, LedgerAccount.id)
+            .with_for_update(key_share=True),
+            or_(*per_holder),
+            per_holder,
+        )
+        if per_holder
+        else []
+    )
+    seen: set[uuid.UUID] = set()
+    for (acct_row,) in rows:
+        if acct_row.id in seen:
+            continue
+        seen.add(acct_row.id)
         acct = _Account(acct_row.id, acct_row.person_id, acct_row.balance_fen, acct_row.held_fen)
         run.accounts[acct.id] = acct
         if acct_row.kind == AccountKind.quota.value:
@@ -323,8 +383,12 @@ def _lock_accounts(run: _Run) -> None:
 def _lock_payments(run: _Run) -> None:
     """6. Lock the payments to resolve and the overdue holds of the locked accounts
     (skipping those another transaction holds)."""
-    # Only accounts that hold something can have an overdue hold to release.
-    holding = sorted((a.person_id for a in run.by_person.values() if a.held > 0), key=str)
+    # Only accounts that hold something can have an overdue hold to release, and only
+    # the locked accounts' holds are released (the fast path does the same).
+    holding_accounts = sorted(
+        ((a.person_id, a.id) for a in run.accounts.values() if a.held > 0), key=str
+    )
+    holding = sorted({h for h, _ in holding_accounts}, key=str)
     to_lock = sorted({(h, pid) for pid, h in run.holder_of.items()}, key=str)
     if to_lock or holding:
         together: list[ColumnElement[bool]] = []
@@ -335,8 +399,14 @@ def _lock_payments(run: _Run) -> None:
             together.append(pairs_in(run.session, Payment.holder_id, Payment.id, to_lock))
         if holding:
             overdue = overdue_hold(run.now)
-            together.append(any_of(run.session, Payment.holder_id, holding, Uuid()) & overdue)
-            one_by_one.extend((Payment.holder_id == h) & overdue for h in holding)
+            together.append(
+                pairs_in(run.session, Payment.holder_id, Payment.account_id, holding_accounts)
+                & overdue
+            )
+            one_by_one.extend(
+                (Payment.holder_id == h) & (Payment.account_id == a) & overdue
+                for h, a in holding_accounts
+            )
         for payrow in locked(
             run.session,
             select(
