@@ -32,4 +32,6 @@ def test_demo_families(rt: Runtime) -> None:
         ("张伟", "张子涵"): ("child", True, "active"),
         ("陈明", "林芳"): ("spouse", True, "active"),
         ("陈明", "陈国强"): ("father", False, "pending_consent"),
+        # Across provinces (鄂尔多斯 and 广州): through a 共济额度.
+        ("李娜", "黄桂兰"): ("mother", True, "active"),
     }

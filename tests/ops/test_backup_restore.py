@@ -24,6 +24,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from qinqing.entrypoints import demo
 from qinqing.entrypoints.cli import app
 
 DEMO_PHONE, DEMO_PASSWORD = "13800000001", "Demo2026pass"
@@ -135,7 +136,7 @@ def test_backup_under_load_then_restore_and_serve(tmp_path: Path) -> None:
     shutil.copy(copy, restored / "qinqing.sqlite3")
     shutil.copy(data / "secret.key", restored / "secret.key")
     counts = _counts(restored / "qinqing.sqlite3")
-    assert counts["persons"] == source_counts["persons"] == 8
+    assert counts["persons"] == source_counts["persons"] == len(demo.PEOPLE)
     assert counts["family_links"] == source_counts["family_links"]
     with _serving(restored) as port:
         status, body = _call(
