@@ -15,6 +15,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from qinqing.audit.models import AuditEntry
+from qinqing.audit.service import verify
 from qinqing.entrypoints.cli import app as cli_app
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, PHONE_KIND, guardians_of
@@ -165,6 +166,8 @@ def test_each_change_is_audited_without_personal_numbers(
     text = json.dumps([d for *_, d in rows], ensure_ascii=False)
     for secret in (A, B, CHILD, G1, G2, PHONE_A, PHONE_A2):
         assert secret not in text
+    with rt.db.unit_of_work() as s:
+        assert verify(s).ok  # appended in one batch, chained as one by one
 
 
 def test_the_summary_says_how_many_persons_changed(

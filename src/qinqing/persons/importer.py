@@ -59,7 +59,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from qinqing.audit.actor import Actor
-from qinqing.audit.service import record
+from qinqing.audit.service import Pending, record, record_many
 from qinqing.kit.db import citus_version
 from qinqing.kit.errors import DomainError
 from qinqing.persons import import_file
@@ -216,20 +216,25 @@ def import_csv(
                     on_progress(source.bytes_read, total_bytes)
 
             changed = apply(session, rt.events, rt.vault, planned, now)
-            for change in changed:
-                record(
-                    session,
-                    actor=actor,
-                    action="persons.changed",
-                    subject_kind="person",
-                    subject_id=change.person_id,
-                    at=now,
-                    details={
-                        "file": path.name,
-                        "line": change.line,
-                        "fields": {k: list(v) for k, v in change.fields.items()},
-                    },
-                )
+            # One lock of the audit head for every change (the head is the last lock).
+            record_many(
+                session,
+                actor=actor,
+                at=now,
+                entries=[
+                    Pending(
+                        action="persons.changed",
+                        subject_kind="person",
+                        subject_id=change.person_id,
+                        details={
+                            "file": path.name,
+                            "line": change.line,
+                            "fields": {k: list(v) for k, v in change.fields.items()},
+                        },
+                    )
+                    for change in changed
+                ],
+            )
             refused.sort(key=lambda r: r.line)
             by_code = Counter(r.code for r in refused)
             by_field = Counter(name for c in changed for name in c.fields)

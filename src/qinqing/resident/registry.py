@@ -1,5 +1,5 @@
-"""A member who left the resident scheme, noted on what was paid for them (SPEC §3
-共济缴费; docs/guide.md §3.4).
+"""A member who left the resident scheme, noted on what was paid for them (共济缴费,
+docs/guide.md §3.4).
 
 When the registry (``persons import``, ``persons.events``) says a member left the
 城乡居民医保 — their scheme changed from ``resident`` to another, or their

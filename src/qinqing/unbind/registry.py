@@ -1,4 +1,4 @@
-"""Links the registry ends (SPEC §3, "Mutual aid across regions"; docs/unbind.md).
+"""Links the registry ends (docs/guide.md §3.3, docs/unbind.md).
 
 A re-import of the registry (``persons import``) announces the persons it changed
 (``persons.events``); here, in the same transaction:
@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, select, tuple_
 from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
-from qinqing.audit.service import record
+from qinqing.audit.service import Pending, record_many
 from qinqing.family.access import links_of
 from qinqing.family.events import LINK_ENDED, FamilyEvent
 from qinqing.family.models import OPEN_STATUSES, FamilyLink, LinkStatus
@@ -205,20 +205,21 @@ def end_links(session: Session, bus: EventBus, event: PersonsChanged) -> list[Fa
         done.append((link, ending.cause, previous, request))
     # The audit head is the last lock: taken once every link has ended and every
     # subscriber of LINK_ENDED (a quota's refund locks ledger accounts) has run.
+    entries = []
     for link, cause, previous, request in done:
         details: dict[str, Any] = {"cause": cause, "previous_status": previous}
         if request is not None:
             details["closed_request_id"] = str(request.id)
-        record(
-            session,
-            actor=REGISTRY,
-            action="family.ended_by_registry",
-            subject_kind=LINK_SUBJECT,
-            subject_id=link.id,
-            at=at,
-            reason=REASONS[cause],
-            details=details,
+        entries.append(
+            Pending(
+                action="family.ended_by_registry",
+                subject_kind=LINK_SUBJECT,
+                subject_id=link.id,
+                reason=REASONS[cause],
+                details=details,
+            )
         )
+    record_many(session, actor=REGISTRY, at=at, entries=entries)
     return [link for link, *_ in done]
 
 
