@@ -8,16 +8,20 @@ published in the import's transaction (a bank hears of it)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import date
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
 from qinqing.audit.models import AuditEntry
+from qinqing.audit.service import record
 from qinqing.banks.models import WebhookEvent
 from qinqing.family.events import LINK_ENDED, FamilyEvent
 from qinqing.family.models import FamilyLink
@@ -301,3 +305,55 @@ def test_a_failing_effect_rolls_the_whole_import_back(rt: Runtime, tmp_path: Pat
     with rt.db.unit_of_work() as s:
         stored = s.execute(select(Person).where(Person.id == holder.id)).scalar_one()
         assert (stored.region_code, stored.status) == ("150600", "active")
+
+
+def test_an_import_and_an_unbind_holding_the_link_do_not_deadlock(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """The global lock order on PostgreSQL: an unbind holds the link, then wants the
+    person and the audit head; the import, ending that link for a death, takes the
+    link before the person, so it waits instead of closing a cycle."""
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite serializes writers; row-lock order is a PostgreSQL matter")
+    dead, wife = person(rt, "王建国"), person(rt, "李秀英", sex="F")
+    lid = link(rt, dead, wife)
+    holding = threading.Event()
+    failures: list[BaseException] = []
+
+    def unbind_like() -> None:
+        try:
+            with rt.db.unit_of_work() as s:
+                s.execute(
+                    select(FamilyLink)
+                    .where(FamilyLink.holder_id == dead.id, FamilyLink.id == lid)
+                    .with_for_update(key_share=True)
+                )
+                holding.set()
+                time.sleep(1.5)  # the import is under way meanwhile
+                s.execute(
+                    select(Person).where(Person.id == dead.id).with_for_update(key_share=True)
+                )
+                record(
+                    s,
+                    actor=OPERATOR,
+                    action="test.unbind_like",
+                    subject_kind="family_link",
+                    subject_id=lid,
+                    at=rt.clock.now(),
+                )
+        except BaseException as exc:  # pragma: no cover - what the test guards against
+            failures.append(exc)
+
+    other = threading.Thread(target=unbind_like)
+    other.start()
+    assert holding.wait(10)
+    report = reimport(rt, tmp_path, row_of(dead, status="deceased"))
+    other.join(30)
+
+    assert failures == []
+    assert [dict(c.fields) for c in report.changed] == [{"status": ("active", "deceased")}]
+    assert links(rt)[lid].status == "ended"
+    with rt.db.unit_of_work() as s:
+        actions = list(s.execute(select(AuditEntry.action).order_by(AuditEntry.seq)).scalars())
+    # The unbind committed first; the import waited for the link.
+    assert actions.index("test.unbind_like") < actions.index("family.ended_by_registry")
