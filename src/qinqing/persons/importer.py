@@ -120,7 +120,9 @@ def import_csv(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str = "utf-8",
 ) -> ImportReport:
-    """Import persons from ``path``; see the module docstring.
+    """Import persons from ``path``; see the module docstring. Rows of persons already
+    registered change them (``ImportReport.changed``), with the effects the parts
+    above subscribe to, in the same transaction.
 
     ``on_progress(bytes_read, total_bytes)`` is called after every chunk and at
     the end. Raises ``DomainError("CSV_HEADER_INVALID")`` (nothing imported) when
