@@ -248,6 +248,31 @@ def test_the_cluster_writer_on_plain_postgresql(
 
     assert (report.taken, report.created, report.refused, report.changed) == (12, 10, [], [])
     assert len(_stored(rt)) == 12
+    # A known person's change is found on this path too.
+    moved = write_persons_csv(tmp_path / "moved.csv", [person_row(D, region_code="500000")])
+    report = import_csv(rt, moved, actor=OPERATOR)
+    assert [(c.line, dict(c.fields)) for c in report.changed] == [
+        (2, {"region_code": ("150600", "500000")})
+    ]
+    assert _stored(rt)[D].region_code == "500000"
+
+
+def test_a_phone_added_or_removed_shows_as_masked_or_null(rt: Runtime, tmp_path: Path) -> None:
+    first = write_persons_csv(tmp_path / "first.csv", [person_row(A, phone=PHONE_A), person_row(B)])
+    import_csv(rt, first, actor=OPERATOR)
+    swapped = write_persons_csv(
+        tmp_path / "swapped.csv", [person_row(A), person_row(B, phone=PHONE_C)]
+    )
+
+    report = import_csv(rt, swapped, actor=OPERATOR)
+
+    assert report.as_dict()["changed"] == [
+        {"line": 2, "fields": {"phone": ["138****8000", None]}},
+        {"line": 3, "fields": {"phone": [None, "159****5678"]}},
+    ]
+    stored = _stored(rt)
+    assert (stored[A].phone_index, stored[A].phone_cipher) == (None, None)
+    assert stored[B].phone_index == rt.vault.index(PHONE_KIND, PHONE_C)
 
 
 def test_duplicates_within_the_file(rt: Runtime, tmp_path: Path) -> None:
