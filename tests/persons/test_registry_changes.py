@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from qinqing.audit.actor import Actor
 from qinqing.audit.models import AuditEntry
 from qinqing.audit.service import verify
 from qinqing.entrypoints.cli import app as cli_app
+from qinqing.persons.importer import import_csv
 from qinqing.persons.models import Person
 from qinqing.persons.service import ID_KIND, PHONE_KIND, guardians_of
 from qinqing.runtime import Runtime
@@ -30,6 +32,7 @@ G1 = id_number("150602", date(1984, 2, 2), seq=4, sex="F")
 G2 = id_number("150602", date(1983, 5, 5), seq=5, sex="M")
 PHONE_A, PHONE_A2 = "13800138000", "13912345678"
 HEADER = (*PERSONS_HEADER, "guardians")
+OPERATOR = Actor("operator", "pytest", "admin")
 
 
 @pytest.fixture
@@ -237,3 +240,25 @@ def test_without_the_guardians_column_guardians_stay_and_deceased_is_a_status(
     assert json.loads(out)["changed"] == [{"line": 2, "fields": {"status": ["active", "deceased"]}}]
     assert guardians(rt, CHILD) == {rt.vault.index(ID_KIND, G1)}
     assert stored(rt)[new].status == "deceased"
+
+
+def test_more_changes_than_a_batch_are_all_applied(rt: Runtime, tmp_path: Path) -> None:
+    """1,500 changed persons in chunks of 700: across the batches of 1,000 the change
+    step locks, reads and updates in, every change applied once."""
+    numbers = [
+        id_number("150602", date(1970, 1, 1) + timedelta(days=i // 400), seq=i % 400, sex="F")
+        for i in range(1500)
+    ]
+    first = write_persons_csv(tmp_path / "many.csv", [person_row(n) for n in numbers])
+    assert import_csv(rt, first, actor=OPERATOR).created == 1500
+    changed = write_persons_csv(
+        tmp_path / "many-changed.csv",
+        [person_row(n, scheme="resident", status="arrears") for n in numbers],
+    )
+
+    report = import_csv(rt, changed, actor=OPERATOR, chunk_rows=700)
+
+    assert len(report.changed) == 1500
+    assert [c.line for c in report.changed] == list(range(2, 1502))
+    assert {(p.scheme, p.status) for p in stored(rt).values()} == {("resident", "arrears")}
+    assert import_csv(rt, changed, actor=OPERATOR).changed == []

@@ -70,13 +70,18 @@ def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 
 def _among(
     session: Session, column: InstrumentedAttribute[Any], values: Sequence[Any]
-) -> ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL as ``= ANY(array)``, one parameter, since
-    a chunk's 20,000 expanded parameters cost seconds to send."""
+) -> Iterator[ColumnElement[bool]]:
+    """``column IN values``, as few conditions as it takes: on PostgreSQL one
+    ``= ANY(array)`` (a chunk's 20,000 expanded parameters cost seconds to send),
+    elsewhere ``IN`` lists of ``BATCH`` (SQLite limits a statement's parameters)."""
+    if not values:
+        return
     if session.get_bind().dialect.name == "postgresql":
         kind = Uuid() if isinstance(values[0], uuid.UUID) else String()
-        return column == any_(bindparam(None, list(values), type_=ARRAY(kind)))
-    return column.in_(values)
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(kind)))
+        return
+    for batch in _batches(values):
+        yield column.in_(batch)
 
 
 def _guardians_of(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
@@ -125,23 +130,18 @@ def wanted_changes(
         return []
     # Core rows (no ORM loading): a chunk is 20,000 rows.
     conn = session.connection()
-    ids: dict[str, uuid.UUID] = dict(
-        conn.execute(
-            select(PersonIdNumber.id_number_index, PersonIdNumber.person_id).where(
-                _among(session, PersonIdNumber.id_number_index, [r[2] for r in rows])
-            )
-        ).all()
-    )
-    found = (
-        {
-            row.id: row
-            for row in conn.execute(
-                select(*_COLUMNS).where(_among(session, Person.id, list(ids.values())))
-            )
-        }
-        if ids
-        else {}
-    )
+    ids: dict[str, uuid.UUID] = {
+        index: pid
+        for among in _among(session, PersonIdNumber.id_number_index, [r[2] for r in rows])
+        for index, pid in conn.execute(
+            select(PersonIdNumber.id_number_index, PersonIdNumber.person_id).where(among)
+        )
+    }
+    found = {
+        row.id: row
+        for among in _among(session, Person.id, list(ids.values()))
+        for row in conn.execute(select(*_COLUMNS).where(among))
+    }
     current = _guardians_of(session, found) if guardians is not None else {}
     out: list[tuple[Wanted, dict[str, tuple[Any, Any]]]] = []
     for r in rows:

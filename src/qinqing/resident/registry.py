@@ -19,6 +19,9 @@ new contributions, they never update one.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator, Sequence
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -29,6 +32,14 @@ from qinqing.persons.models import ENDED_STATUSES, Person, Scheme
 from qinqing.resident.models import ResidentContribution, ResidentCoverYear
 
 RESIDENT = Scheme.resident.value
+
+
+_BATCH = 1000
+
+
+def _batches(items: Sequence[uuid.UUID]) -> Iterator[Sequence[uuid.UUID]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i : i + _BATCH]
 
 
 def left_scheme(change: PersonChanged, person: Person) -> bool:
@@ -51,21 +62,27 @@ def note_left_scheme(session: Session, event: PersonsChanged) -> int:
         return 0
     persons = {
         p.id: p
+        for batch in _batches([c.person_id for c in candidates])
         for p in session.execute(
-            select(Person)
-            .where(Person.id.in_([c.person_id for c in candidates]))
-            .execution_options(populate_existing=True)
+            select(Person).where(Person.id.in_(batch)).execution_options(populate_existing=True)
         ).scalars()
     }
     members = [c.person_id for c in candidates if left_scheme(c, persons[c.person_id])]
     if not members:
         return 0
     year = china_date(event.at).year
-    keys = session.execute(
-        select(ResidentCoverYear.holder_id, ResidentCoverYear.contribution_id)
-        .where(ResidentCoverYear.member_id.in_(members), ResidentCoverYear.year >= year)
-        .order_by(ResidentCoverYear.holder_id, ResidentCoverYear.contribution_id)
-    ).all()
+    keys = sorted(
+        (
+            (holder_id, contribution_id)
+            for batch in _batches(members)
+            for holder_id, contribution_id in session.execute(
+                select(ResidentCoverYear.holder_id, ResidentCoverYear.contribution_id).where(
+                    ResidentCoverYear.member_id.in_(batch), ResidentCoverYear.year >= year
+                )
+            )
+        ),
+        key=lambda k: (str(k[0]), str(k[1])),
+    )
     noted = 0
     for holder_id, contribution_id in keys:
         result = session.execute(
