@@ -39,6 +39,7 @@ KNOWN = {
     ("POST", "/api/v1/contributions", "base_fen"),
     ("GET", "/api/v1/regions/{code}/contribution-quote", "base_fen"),
     ("POST", "/api/v1/me/family", "mutual_aid_yearly_limit_fen"),
+    ("POST", "/api/v1/family/links/{link_id}/quota", "amount_fen"),
 }
 
 

@@ -15,7 +15,7 @@ from qinqing.family import rules
 from qinqing.family.rules import BindRequest, OpenLink, PartyFacts
 from qinqing.kit.errors import DomainError
 from qinqing.regions.loading import load_policies
-from qinqing.regions.policy import MutualAidScope, Policy
+from qinqing.regions.policy import CrossRegion, MutualAidScope, Policy
 
 TODAY = date(2026, 11, 23)
 NATIONAL = load_policies(None).national()
@@ -25,6 +25,11 @@ M = uuid.UUID(int=2)
 
 def policy(**changes: Any) -> Policy:
     return NATIONAL.model_copy(update=changes)
+
+
+# A region that has not started cross-region mutual aid (共济额度): beyond the scope,
+# mutual aid is refused.
+NO_QUOTA = policy(cross_region=CrossRegion.none)
 
 
 def holder(**changes: Any) -> PartyFacts:
@@ -182,7 +187,7 @@ SINGLE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "member in another region",
-        {"aid": True, "m": member(region_code="150200")},
+        {"aid": True, "m": member(region_code="150200"), "pol": NO_QUOTA},
         "MUTUAL_AID_OUT_OF_SCOPE",
     ),
     (
@@ -190,7 +195,7 @@ SINGLE_CASES: list[tuple[str, dict[str, Any], str]] = [
         {
             "aid": True,
             "m": member(region_code="440100"),
-            "pol": policy(mutual_aid_scope=MutualAidScope.province),
+            "pol": policy(mutual_aid_scope=MutualAidScope.province, cross_region=CrossRegion.none),
         },
         "MUTUAL_AID_OUT_OF_SCOPE",
     ),
@@ -302,6 +307,10 @@ ALLOWED_CASES: list[tuple[str, dict[str, Any]]] = [
         {"links": [link(uuid.UUID(int=7), uuid.UUID(int=8), "spouse")] * 9},
     ),
     (
+        "member in another province, through a quota (the national default)",
+        {"aid": True, "m": member(region_code="440100")},
+    ),
+    (
         "close relatives where admitted",
         {
             "relation": "sibling",
@@ -330,6 +339,7 @@ def test_combinations_are_reported_in_order() -> None:
         m=member(status="terminated", region_code="440100"),
         aid=True,
         limit=0,
+        pol=NO_QUOTA,
         links=[*others(4), link(H, uuid.UUID(int=9), "spouse"), link(M, H, "child")],
     )
     # The request's own refusals first (decided before the member is looked up), then
@@ -366,7 +376,7 @@ def test_one_direction_with_scope_and_limit() -> None:
     found = codes(
         aid=True,
         m=member(region_code="150200"),
-        pol=policy(one_direction=True),
+        pol=policy(one_direction=True, cross_region=CrossRegion.none),
         links=[link(M, uuid.UUID(int=9), "child", True), *others(5)],
     )
     assert found == ["MEMBER_LIMIT_REACHED", "MUTUAL_AID_OUT_OF_SCOPE", "ONE_DIRECTION"]
@@ -534,3 +544,21 @@ def test_the_request_is_decided_from_what_was_typed() -> None:
             today=TODAY,
         )
     ] == ["SELF_LINK"]
+
+
+@pytest.mark.parametrize(
+    ("member_region", "scope", "cross_region", "expected"),
+    [
+        ("150600", MutualAidScope.region, CrossRegion.quota, False),  # same region
+        ("150200", MutualAidScope.region, CrossRegion.quota, True),  # another city
+        ("150200", MutualAidScope.province, CrossRegion.quota, False),  # same province
+        ("440100", MutualAidScope.province, CrossRegion.quota, True),
+        ("440100", MutualAidScope.nation, CrossRegion.quota, False),
+        ("440100", MutualAidScope.region, CrossRegion.none, False),  # refused instead
+    ],
+)
+def test_a_link_beyond_the_scope_goes_through_a_quota(
+    member_region: str, scope: MutualAidScope, cross_region: CrossRegion, expected: bool
+) -> None:
+    pol = policy(mutual_aid_scope=scope, cross_region=cross_region)
+    assert rules.via_quota("150600", member_region, pol) is expected

@@ -17,6 +17,7 @@ from qinqing.family import service
 from qinqing.family.models import FamilyLink
 from qinqing.kit.clock import FrozenClock
 from qinqing.notify.models import Notification
+from qinqing.regions.policy import CrossRegion
 from qinqing.runtime import Runtime
 from support.accounts import STAFF_PASSWORD, add_client, add_staff, login
 from support.family import (
@@ -329,6 +330,8 @@ def _terminated_member(
 def _out_of_scope(
     rt: Runtime, c: TestClient, h: Party, mp: pytest.MonkeyPatch
 ) -> Callable[[], Any]:
+    # A region that has not started cross-region mutual aid through a quota.
+    override_policy(rt, mp, cross_region=CrossRegion.none)
     m = _member(rt, region="440100")
     return lambda: bind(c, h.headers, m.id_number, m.name, mutual_aid=True)
 

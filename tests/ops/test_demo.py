@@ -58,3 +58,28 @@ def test_demo_accounts_are_funded_and_one_link_shows_an_open_hold(
     check = client.get(f"{API}/family/links/{spouse['id']}/unbind-check", headers=headers).json()
     assert check["eligible"] is False
     assert [b["code"] for b in check["blockers"]] == ["UNSETTLED_PAYMENTS"]
+
+
+def test_demo_has_a_cross_region_family_with_a_quota(rt: Runtime, client: TestClient) -> None:
+    """李娜 (鄂尔多斯) and her mother 黄桂兰 (广州): mutual aid through a 共济额度, from
+    which next year's resident insurance was paid (the test clock is in the window)."""
+    demo.load(rt)
+    r = client.post(
+        f"{API}/auth/login", json={"login": "13800000002", "password": demo.PERSON_PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    mother = next(
+        link
+        for link in client.get(f"{API}/me/family", headers=headers).json()["as_holder"]
+        if link["relation"] == "mother"
+    )
+    assert mother["via_quota"] is True and mother["status"] == "active"
+    got = client.get(f"{API}/family/links/{mother['id']}/quota", headers=headers).json()
+    # (In one instant here: the test clock does not move while the demo loads.)
+    moves = {e["kind"]: e["amount_fen"] for e in got["entries"]}
+    assert set(moves) == {"resident_contribution", "top_up"}, moves
+    assert moves["top_up"] == demo.DEMO_QUOTA_FEN
+    paid = -moves["resident_contribution"]
+    assert got["balance_fen"] == demo.DEMO_QUOTA_FEN - paid > 0
+    st = client.get(f"{API}/me/account/entries", headers=headers).json()
+    assert [q["member"]["name"] for q in st["quotas"]] == ["黄桂兰"]

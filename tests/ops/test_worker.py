@@ -76,6 +76,7 @@ ONE_OF_EACH = {
     "clear_ledger": 1,  # the settled payment, posted to the hospital's account
     "deliver_notifications": 2,  # the notice, and the settlement's (written by clearing)
     "expire_holds": 1,
+    "return_ended_quotas": 0,
     "purge_idempotency_keys": 1,
     "purge_access_tokens": 1,
     "purge_login_throttles": 5,  # login: account + address; SMS: ID number (hour, day) + address

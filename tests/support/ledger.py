@@ -51,7 +51,12 @@ def make_family(
     link_status: str = "active",
     area: str = "150602",
     born: date = date(1980, 1, 1),
+    member_region: str | None = None,
+    member_area: str | None = None,
 ) -> Family:
+    """A holder and a resident member with a link written directly. A member of
+    another region (``member_region``, ``member_area``) makes a cross-region link,
+    through a quota (``via_quota``) as the national policy binds it."""
     holder, hnum = add_person(
         rt,
         name="张伟",
@@ -64,8 +69,8 @@ def make_family(
     member, mnum = add_person(
         rt,
         name="张子涵",
-        number=id_number(area=area, born=born, seq=seq * 2 + 1),
-        region=region,
+        number=id_number(area=member_area or area, born=born, seq=seq * 2 + 1),
+        region=member_region or region,
         scheme="resident",
         phone=None,
     )
@@ -78,6 +83,7 @@ def make_family(
             relation="child",
             mutual_aid=mutual_aid,
             mutual_aid_yearly_limit_fen=yearly_limit_fen,
+            via_quota=mutual_aid and member_region not in (None, region),
             status=link_status,
             region_code=region,
             created_at=now,

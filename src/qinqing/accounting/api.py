@@ -7,16 +7,28 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from qinqing.accounting import statements
-from qinqing.accounting.schemas import EntryOut, HoldOut, MemberRef, PaidForMeOut, StatementOut
+from qinqing.accounting.schemas import (
+    EntryOut,
+    HoldOut,
+    MemberRef,
+    PaidForMeOut,
+    QuotaSummaryOut,
+    StatementOut,
+)
 from qinqing.auth.deps import PersonDep
 from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
 from qinqing.persons.models import Person
 
 router = APIRouter(tags=["statements"])
-_KINDS: dict[str, Literal["contribution", "payment", "resident_contribution"]] = {
+_KINDS: dict[
+    str,
+    Literal["contribution", "payment", "resident_contribution", "quota_top_up", "quota_refund"],
+] = {
     "contribution": "contribution",
     "payment": "payment",
     "resident": "resident_contribution",
+    "quota": "quota_top_up",
+    "quota_refund": "quota_refund",
 }
 
 
@@ -73,6 +85,7 @@ def my_entries(
                 else None,
                 cover_year=e.cover_year,
                 cover_starts_on=e.cover_starts_on,
+                link_id=str(e.link_id) if e.link_id else None,
             )
             for e in st.lines
         ],
@@ -87,5 +100,15 @@ def my_entries(
                 cover_starts_on=p.cover_starts_on,
             )
             for p in st.resident_paid_for_me
+        ],
+        quotas=[
+            QuotaSummaryOut(
+                link_id=str(q.link_id),
+                member=MemberRef(id=str(q.member_id), name=q.member_name),
+                balance_fen=q.balance_fen,
+                held_fen=q.held_fen,
+                available_fen=q.balance_fen - q.held_fen,
+            )
+            for q in st.quotas
         ],
     )

@@ -25,17 +25,26 @@ class EntryOut(BaseModel):
     id: str
     at: datetime
     amount_fen: int = Field(description="+ credited to the account, - paid from it")
-    kind: Literal["contribution", "payment", "resident_contribution"]
+    kind: Literal[
+        "contribution", "payment", "resident_contribution", "quota_top_up", "quota_refund"
+    ] = Field(
+        description="quota_top_up: moved into a relative's 共济额度; quota_refund: its unused "
+        "rest returned"
+    )
     period: str | None = Field(description="the contribution month, for contributions")
     payment_id: str | None
     member: MemberRef | None = Field(
-        description="whose bill a payment paid, or whose resident insurance was paid"
+        description="whose bill a payment paid, whose resident insurance was paid, or whose "
+        "quota the money moved to or from"
     )
     resident_contribution_id: str | None = Field(
         default=None, description="a resident contribution (共济缴费) paid for the member"
     )
     cover_year: int | None = Field(default=None, description="its cover year")
     cover_starts_on: date | None = Field(default=None, description="from when it covers")
+    link_id: str | None = Field(
+        default=None, description="for a quota_top_up or quota_refund: the quota's link"
+    )
 
 
 class PaidForMeOut(BaseModel):
@@ -49,6 +58,16 @@ class PaidForMeOut(BaseModel):
     cover_starts_on: date
 
 
+class QuotaSummaryOut(BaseModel):
+    """A 共济额度 you set aside for a relative insured in another region."""
+
+    link_id: str
+    member: MemberRef
+    balance_fen: int
+    held_fen: int
+    available_fen: int
+
+
 class StatementOut(BaseModel):
     has_personal_account: bool
     balance_fen: int
@@ -60,4 +79,9 @@ class StatementOut(BaseModel):
     resident_paid_for_me: list[PaidForMeOut] = Field(
         default_factory=list,
         description="resident insurance (居民医保) that family members paid for you",
+    )
+    quotas: list[QuotaSummaryOut] = Field(
+        default_factory=list,
+        description="共济额度 set aside for relatives in other regions: not in balance_fen, "
+        "returned when the link ends",
     )

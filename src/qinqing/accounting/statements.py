@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from qinqing.contributions.models import Contribution
+from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError
-from qinqing.ledger.models import LedgerAccount, LedgerEntry, LedgerTransfer
+from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.payments.formulas import open_hold
 from qinqing.payments.models import Payment
 from qinqing.persons.models import Person
 from qinqing.resident.models import ResidentContribution
 from qinqing.resident.service import paid_for
+
+PERSONAL = AccountKind.personal.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,7 @@ class Balance:
 def balance_of(session: Session, person: Person, now: datetime) -> Balance:
     account = session.execute(
         select(LedgerAccount.id, LedgerAccount.balance_fen).where(
-            LedgerAccount.person_id == person.id
+            LedgerAccount.person_id == person.id, LedgerAccount.kind == PERSONAL
         )
     ).one_or_none()
     if account is None:
@@ -70,7 +73,7 @@ class StatementLine:
     id: uuid.UUID
     at: datetime
     amount_fen: int
-    kind: str  # contribution | payment | resident
+    kind: str  # contribution | payment | resident | quota | quota_refund
     period: str | None
     payment_id: uuid.UUID | None
     member_id: uuid.UUID | None
@@ -80,6 +83,8 @@ class StatementLine:
     resident_contribution_id: uuid.UUID | None = None
     cover_year: int | None = None
     cover_starts_on: date | None = None
+    # Money moved into a relative's 共济额度 or back: that quota's link.
+    link_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +111,55 @@ class PaidForMe:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaLine:
+    """A 共济额度 the person set aside for a relative in another region."""
+
+    link_id: uuid.UUID
+    member_id: uuid.UUID
+    member_name: str
+    balance_fen: int
+    held_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class Statement:
     balance: Balance
     holds: list[Hold]
     lines: list[StatementLine]
     next_before: str | None
     resident_paid_for_me: list[PaidForMe]
+    quotas: list[QuotaLine]
+
+
+def quotas_of(session: Session, person: Person) -> list[QuotaLine]:
+    """The quotas of the person's cross-region links that still hold money, or whose
+    link is in force (the money is no longer in the balance, but still the holder's)."""
+    rows = session.execute(
+        select(
+            LedgerAccount.link_id,
+            LedgerAccount.balance_fen,
+            LedgerAccount.held_fen,
+            FamilyLink.member_id,
+        )
+        .join(
+            FamilyLink,
+            and_(
+                FamilyLink.holder_id == LedgerAccount.person_id,
+                FamilyLink.id == LedgerAccount.link_id,
+            ),
+        )
+        .where(
+            LedgerAccount.person_id == person.id,
+            LedgerAccount.kind == AccountKind.quota.value,
+            or_(LedgerAccount.balance_fen > 0, FamilyLink.status != "ended"),
+        )
+        .order_by(LedgerAccount.created_at)
+    ).all()
+    names = names_of(session, {r.member_id for r in rows})
+    return [
+        QuotaLine(r.link_id, r.member_id, names.get(r.member_id, ""), r.balance_fen, r.held_fen)
+        for r in rows
+    ]
 
 
 def resident_paid_for_me(session: Session, person: Person) -> list[PaidForMe]:
@@ -141,11 +189,13 @@ def statement(
     bal = balance_of(session, person, now)
     me = person.id
     account_id = session.execute(
-        select(LedgerAccount.id).where(LedgerAccount.person_id == me)
+        select(LedgerAccount.id).where(
+            LedgerAccount.person_id == me, LedgerAccount.kind == PERSONAL
+        )
     ).scalar_one_or_none()
     for_me = resident_paid_for_me(session, person)
     if account_id is None:
-        return Statement(bal, [], [], None, for_me)
+        return Statement(bal, [], [], None, for_me, [])
     hold_rows = session.execute(
         select(
             Payment.id,
@@ -158,6 +208,7 @@ def statement(
         .order_by(Payment.created_at.desc(), Payment.id.desc())
     ).all()
     # Everything here is on the holder's shard; the members' names are read apart.
+    quota = aliased(LedgerAccount)
     stmt = (
         select(
             LedgerEntry.id,
@@ -166,10 +217,13 @@ def statement(
             LedgerTransfer.kind,
             Contribution.period,
             Payment.id.label("payment_id"),
-            func.coalesce(Payment.member_id, ResidentContribution.member_id).label("member_id"),
+            func.coalesce(
+                Payment.member_id, ResidentContribution.member_id, FamilyLink.member_id
+            ).label("member_id"),
             ResidentContribution.id.label("resident_id"),
             ResidentContribution.year.label("cover_year"),
             ResidentContribution.cover_starts_on,
+            quota.link_id.label("quota_link_id"),
         )
         .join(
             LedgerTransfer,
@@ -198,6 +252,23 @@ def statement(
                 ResidentContribution.holder_id == LedgerTransfer.person_id,
                 ResidentContribution.transfer_id == LedgerTransfer.id,
             ),
+        )
+        # Money moved into a quota or back: the other side is the quota, which names
+        # its link (and so the member).
+        .outerjoin(
+            quota,
+            and_(
+                quota.person_id == LedgerTransfer.person_id,
+                quota.kind == AccountKind.quota.value,
+                or_(
+                    quota.id == LedgerTransfer.debit_account_id,
+                    quota.id == LedgerTransfer.credit_account_id,
+                ),
+            ),
+        )
+        .outerjoin(
+            FamilyLink,
+            and_(FamilyLink.holder_id == quota.person_id, FamilyLink.id == quota.link_id),
         )
         .where(LedgerEntry.person_id == me, LedgerEntry.account_id == account_id)
     )
@@ -244,8 +315,16 @@ def statement(
             r.resident_id,
             r.cover_year,
             r.cover_starts_on,
+            r.quota_link_id,
         )
         for r in rows[:limit]
     ]
     more = len(rows) > limit
-    return Statement(bal, holds, lines, str(lines[-1].id) if more and lines else None, for_me)
+    return Statement(
+        bal,
+        holds,
+        lines,
+        str(lines[-1].id) if more and lines else None,
+        for_me,
+        quotas_of(session, person),
+    )

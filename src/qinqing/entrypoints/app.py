@@ -38,6 +38,7 @@ from qinqing.payments.api import router as payments_router
 from qinqing.payments.api import statements_router as link_payments_router
 from qinqing.payments.fast import FastPath
 from qinqing.payments.lane import PaymentLane
+from qinqing.quota.api import router as quota_router
 from qinqing.regions.api import router as regions_router
 from qinqing.resident.api import router as resident_router
 from qinqing.runtime import Runtime
@@ -75,6 +76,7 @@ def _api_router() -> APIRouter:
         contributions_router,
         vouchers_router,
         resident_router,
+        quota_router,
         banks_router,
     ):
         api.include_router(router)

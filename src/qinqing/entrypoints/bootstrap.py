@@ -17,6 +17,7 @@ from qinqing.kit.clock import Clock, SystemClock
 from qinqing.kit.db import Database, on_citus
 from qinqing.notify import subscribers as notify_subscribers
 from qinqing.ops.legacy import key_legacy_storage
+from qinqing.quota import subscribers as quota_subscribers
 from qinqing.regions.loading import load_policies
 from qinqing.regions.policy import PolicyError
 from qinqing.regions.service import sync_regions
@@ -50,11 +51,12 @@ def load_master_key(settings: Settings) -> bytes:
 def wire(rt: Runtime) -> Runtime:
     """Plug the partners into the core: banks hear the family and unbind events
     (their webhooks) and say whom a bank client acts for; the notices hear the
-    accounts' events; the registry's changes of persons note the resident
-    contributions of a member who left the scheme and end the links they end
-    (in that order: ending links writes audit entries, the last lock); the
-    vouchers say which links an institution was shown (the payments' detailed
-    refusals)."""
+    accounts' events; a link's end returns its unused quota; the registry's
+    changes of persons note the resident contributions of a member who left the
+    scheme and end the links they end (in that order: ending links writes audit
+    entries, the last lock); the vouchers say which links an institution was
+    shown (the payments' detailed refusals)."""
+    quota_subscribers.install(rt.events)
     bank_subscribers.install(rt.events)
     notify_subscribers.install(rt.events)
     resident_registry.install(rt.events)

@@ -19,6 +19,7 @@ from qinqing.access.principal import CLIENT_SCOPES, Principal
 from qinqing.audit.actor import Actor
 from qinqing.auth import service as auth
 from qinqing.auth.models import ApiClient, PersonAccount, StaffUser
+from qinqing.auth.verification import PaymentPasswordVerification
 from qinqing.banks import service as banks
 from qinqing.banks.endpoints import set_endpoint
 from qinqing.banks.models import BankLink, WebhookEndpoint
@@ -29,10 +30,14 @@ from qinqing.family import service as family
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.family.views import pair_key
 from qinqing.identity import ric
+from qinqing.kit.clock import china_date
 from qinqing.kit.db import insert_ignore
+from qinqing.kit.errors import DomainError
 from qinqing.payments import service as payments
 from qinqing.persons.models import Person, PersonGuardian
 from qinqing.persons.service import ID_KIND, find_by_id_number, new_person
+from qinqing.quota import service as quota
+from qinqing.resident import service as resident
 from qinqing.runtime import Runtime
 
 DEMO_ACTOR = Actor("operator", "demo-loader", "admin")
@@ -79,6 +84,9 @@ PEOPLE = [
     DemoPerson("44010619800215001", "陈明", "440100", "employee", "active", "13900000001", True),
     DemoPerson("44010419820430002", "林芳", "440100", "flexible", "active", "13900000002", True),
     DemoPerson("44010619550101003", "陈国强", "440100", "resident", "suspended", None),
+    # 李娜's mother, insured in 广州 under the resident scheme: another province than her
+    # daughter's 鄂尔多斯, so their mutual aid goes through a 共济额度 (quota).
+    DemoPerson("44010619580312024", "黄桂兰", "440100", "resident", "active", None),
 ]
 
 STAFF = [
@@ -111,28 +119,14 @@ CLIENTS = [
 
 def load(rt: Runtime) -> bool:
     """Create the demo data; False when it was already there."""
-    now = rt.clock.now()
     with rt.db.unit_of_work() as session:
         if session.execute(select(StaffUser.id).where(StaffUser.username == "demo-clerk")).first():
-            # Persons and staff are there; add any family link a newer demo knows of.
+            # Persons and staff are there; add any person and family link a newer demo
+            # knows of.
+            _load_people(session, rt)
             _load_guardians(session, rt)
             return (_load_family(session, rt) + _load_banks(session, rt)) > 0
-        for p in PEOPLE:
-            ident = ric.parse(p.id_number, date.today())
-            if find_by_id_number(session, rt.vault, ident.number) is None:
-                session.add(
-                    new_person(
-                        rt.vault,
-                        ident=ident,
-                        name=p.name,
-                        region_code=p.region,
-                        scheme=p.scheme,
-                        status=p.status,
-                        phone=p.phone,
-                        now=now,
-                    )
-                )
-        session.flush()
+        _load_people(session, rt)
         _load_guardians(session, rt)
         for p in PEOPLE:
             if p.account and p.phone:
@@ -174,6 +168,27 @@ def load(rt: Runtime) -> bool:
     return True
 
 
+def _load_people(session: Session, rt: Runtime) -> None:
+    """The demo persons not yet in the registry (as ``persons import`` would add them)."""
+    now = rt.clock.now()
+    for p in PEOPLE:
+        ident = ric.parse(p.id_number, date.today())
+        if find_by_id_number(session, rt.vault, ident.number) is None:
+            session.add(
+                new_person(
+                    rt.vault,
+                    ident=ident,
+                    name=p.name,
+                    region_code=p.region,
+                    scheme=p.scheme,
+                    status=p.status,
+                    phone=p.phone,
+                    now=now,
+                )
+            )
+    session.flush()
+
+
 # (holder, member, relation, mutual aid, active): adults' consent is recorded by the
 # loader as if given at the counter; a young child is bound directly as the rules say.
 FAMILY = [
@@ -183,6 +198,7 @@ FAMILY = [
     ("15060219850312003", "15060220150601002", "child", True, True),
     ("44010619800215001", "44010419820430002", "spouse", True, True),
     ("44010619800215001", "44010619550101003", "father", False, False),
+    ("15060219870721004", "44010619580312024", "mother", True, True),
 ]
 
 
@@ -282,6 +298,40 @@ def _load_money(session: Session, rt: Runtime) -> None:
     payments.authorize(
         session, rt, hospital, payments.Authorize(holder, member, DEMO_HOLD_FEN, "DEMO-BILL-0001")
     )
+    _load_quota(session, rt)
+
+
+DEMO_QUOTA_FEN = 45_000
+
+
+def _load_quota(session: Session, rt: Runtime) -> None:
+    """李娜 sets 450 元 aside for her mother 黄桂兰 in 广州 (共济额度) and, while the
+    enrollment window is open, pays her next year's resident insurance from it."""
+    lina = find_by_id_number(session, rt.vault, ric.with_check_digit(QUOTA_HOLDER))
+    assert lina is not None
+    link = session.execute(
+        select(FamilyLink).where(
+            FamilyLink.holder_id == lina.id,
+            FamilyLink.via_quota.is_(True),
+            FamilyLink.status == LinkStatus.active.value,
+        )
+    ).scalar_one_or_none()
+    if link is None:
+        return
+    me = Principal("person", str(lina.id), "app", "-", person_id=lina.id)
+    password = PaymentPasswordVerification(
+        method="payment_password", payment_password=PAYMENT_PASSWORD
+    )
+    quota.top_up(session, rt, me, link.id, DEMO_QUOTA_FEN, password)
+    year = china_date(rt.clock.now()).year + 1
+    try:
+        with session.begin_nested():
+            resident.pay(session, rt, me, link.id, year, password)
+    except DomainError:
+        pass  # outside the enrollment window: the quota stays whole
+
+
+QUOTA_HOLDER = "15060219870721004"
 
 
 # The demo bank's webhooks go to a receiver on this machine (docs/banks.md has one);

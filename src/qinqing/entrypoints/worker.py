@@ -34,6 +34,7 @@ from qinqing.http import idempotency
 from qinqing.kit.jobs import Job, Worker, install_signal_handlers, signals_stop, stop_requested
 from qinqing.notify import sender
 from qinqing.payments import service as payments
+from qinqing.quota import service as quota
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
 
@@ -59,6 +60,14 @@ def expire_holds(rt: Runtime, now: datetime) -> int:
 
     with rt.db.unit_of_work() as session:
         return payments.expire_holds(session, now, limit=BATCH)
+
+
+def return_ended_quotas(rt: Runtime, now: datetime) -> int:
+    """Return to their holders what the quotas of ended links kept for payments that
+    were still open when the link ended (the rest returned at the end itself)."""
+
+    with rt.db.unit_of_work() as session:
+        return quota.sweep_ended(session, now, limit=BATCH)
 
 
 def clear_ledger(rt: Runtime, now: datetime) -> int:
@@ -128,6 +137,7 @@ JOBS: list[Job[Runtime]] = [
     Job("deliver_notifications", deliver_notifications),
     Job("deliver_webhooks", deliver_webhooks),
     Job("expire_holds", expire_holds),
+    Job("return_ended_quotas", return_ended_quotas),
     Job("purge_idempotency_keys", purge_idempotency_keys),
     Job("purge_access_tokens", purge_access_tokens),
     Job("purge_login_throttles", purge_login_throttles),

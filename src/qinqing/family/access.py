@@ -148,3 +148,14 @@ def links_of(
         ).scalars():
             found[link.id] = link
     return list(found.values())
+
+
+def lock_link_shared(session: Session, link: FamilyLink) -> FamilyLink:
+    """The link again, ``FOR SHARE`` by (holder, id): an unbind (``FOR NO KEY
+    UPDATE``) cannot end it while a payment-like write on it is in flight."""
+    return session.execute(
+        select(FamilyLink)
+        .where(FamilyLink.holder_id == link.holder_id, FamilyLink.id == link.id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one()

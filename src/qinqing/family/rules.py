@@ -21,7 +21,7 @@ from typing import Any
 
 from qinqing.kit.clock import china_date
 from qinqing.kit.errors import DomainError
-from qinqing.regions.policy import MutualAidScope, Policy
+from qinqing.regions.policy import CrossRegion, MutualAidScope, Policy
 
 # China Standard Time has no daylight saving: ages are counted on the Beijing date.
 
@@ -126,6 +126,16 @@ def in_scope(holder_region: str, member_region: str, scope: MutualAidScope) -> b
     return holder_region == member_region
 
 
+def via_quota(holder_region: str, member_region: str, policy: Policy) -> bool:
+    """Whether a mutual-aid link between these regions works only through a 共济额度:
+    beyond the holder's policy's scope, where that policy has started cross-region
+    mutual aid (``cross_region = "quota"``, the 2026 national notice)."""
+    return (
+        not in_scope(holder_region, member_region, policy.mutual_aid_scope)
+        and policy.cross_region is CrossRegion.quota
+    )
+
+
 def _plausible(holder: PartyFacts, member: PartyFacts | Typed, relation: str) -> bool:
     sex = RELATION_SEX.get(relation)
     if sex is not None and member.sex != sex:
@@ -227,7 +237,9 @@ def member_refusals(
     if request.mutual_aid:
         if member.status == "terminated":
             out.append(Refusal("MEMBER_NOT_INSURED"))
-        if not in_scope(holder.region_code, member.region_code, policy.mutual_aid_scope):
+        if not in_scope(
+            holder.region_code, member.region_code, policy.mutual_aid_scope
+        ) and not via_quota(holder.region_code, member.region_code, policy):
             out.append(Refusal("MUTUAL_AID_OUT_OF_SCOPE", {"scope": policy.mutual_aid_scope.value}))
         if policy.one_direction and _crosses_direction(holder.id, member.id, links):
             out.append(Refusal("ONE_DIRECTION"))

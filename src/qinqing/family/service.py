@@ -315,6 +315,7 @@ def bind_persons(
         relation=relation,
         mutual_aid=mutual_aid,
         mutual_aid_yearly_limit_fen=yearly_limit_fen,
+        via_quota=mutual_aid and rules.via_quota(holder.region_code, member.region_code, policy),
         status=status,
         region_code=holder.region_code,
         created_at=now,

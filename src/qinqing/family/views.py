@@ -41,6 +41,10 @@ class LinkOut(BaseModel):
     relation: str
     mutual_aid: bool
     mutual_aid_yearly_limit_fen: int | None
+    via_quota: bool = Field(
+        description="the member is insured beyond the holder's mutual-aid scope: mutual aid "
+        "only through the link's 共济额度 (GET /family/links/{id}/quota)"
+    )
     region_code: str
     holder: PartyOut
     member: PartyOut
@@ -111,6 +115,7 @@ def link_out(
         relation=link.relation,
         mutual_aid=link.mutual_aid,
         mutual_aid_yearly_limit_fen=link.mutual_aid_yearly_limit_fen,
+        via_quota=link.via_quota,
         region_code=link.region_code,
         holder=_party(rt, holder, reveal, live=sees_holder),
         member=_party(rt, member, reveal, live=sees_member),

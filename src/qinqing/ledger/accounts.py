@@ -101,20 +101,80 @@ def system_account(
 def lock_personal(
     session: Session, person_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, LedgerAccount]:
-    """SELECT ... FOR NO KEY UPDATE the persons' accounts, in ascending person order
-    (the global order; see docs/ledger.md "Lock order"). By the person's id, so on
+    """SELECT ... FOR NO KEY UPDATE the persons' personal accounts, in ascending person
+    order (the global order; see docs/ledger.md "Lock order"). By the person's id, so on
     a distributed database each lock is on one shard; one statement per account
     there (``one_lock_per_row``), one for all of them otherwise."""
     wanted = sorted(set(person_ids), key=str)
     if not wanted:
         return {}
+    personal = LedgerAccount.kind == AccountKind.personal.value
     rows = locked(
         session,
         select(LedgerAccount).order_by(LedgerAccount.person_id).with_for_update(key_share=True),
+        LedgerAccount.person_id.in_(wanted) & personal,
+        [(LedgerAccount.person_id == pid) & personal for pid in wanted],
+    )
+    return {row[0].person_id: row[0] for row in rows}
+
+
+def quota_code(link_id: uuid.UUID) -> str:
+    return f"quota:{link_id}"
+
+
+def ensure_quota(
+    session: Session, *, holder_id: uuid.UUID, link_id: uuid.UUID, region_code: str, now: datetime
+) -> None:
+    """Create a cross-region link's 共济额度 if it does not exist: an account of the
+    holder's (on the holder's shard) that only this link's mutual aid draws on."""
+    insert_ignore(
+        session,
+        LedgerAccount,
+        {
+            "person_id": holder_id,
+            "id": new_id(),
+            "code": quota_code(link_id),
+            "kind": AccountKind.quota.value,
+            "region_code": region_code,
+            "balance_fen": 0,
+            "held_fen": 0,
+            "allow_negative": False,
+            "created_at": now,
+            "link_id": link_id,
+        },
+    )
+
+
+def quota_of(session: Session, holder_id: uuid.UUID, link_id: uuid.UUID) -> LedgerAccount | None:
+    """A link's quota as stored (no lock: for reads)."""
+    return session.execute(
+        select(LedgerAccount).where(
+            LedgerAccount.person_id == holder_id,
+            LedgerAccount.kind == AccountKind.quota.value,
+            LedgerAccount.link_id == link_id,
+        )
+    ).scalar_one_or_none()
+
+
+def lock_accounts(
+    session: Session, person_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, LedgerAccount]:
+    """SELECT ... FOR NO KEY UPDATE every account of the persons — the personal one
+    and the quotas of their cross-region links — by account id, in ascending
+    (person, account id) order: the global order (docs/ledger.md "Lock order"), of
+    which ``lock_personal`` takes a subset."""
+    wanted = sorted(set(person_ids), key=str)
+    if not wanted:
+        return {}
+    rows = locked(
+        session,
+        select(LedgerAccount)
+        .order_by(LedgerAccount.person_id, LedgerAccount.id)
+        .with_for_update(key_share=True),
         LedgerAccount.person_id.in_(wanted),
         [LedgerAccount.person_id == pid for pid in wanted],
     )
-    return {row[0].person_id: row[0] for row in rows}
+    return {row[0].id: row[0] for row in rows}
 
 
 def transfer_rows(

@@ -43,7 +43,7 @@ from qinqing.identity import ric
 from qinqing.kit import metrics
 from qinqing.kit.errors import DomainError
 from qinqing.kit.locking import locked
-from qinqing.ledger.accounts import institution_code, lock_personal, system_account, transfer_rows
+from qinqing.ledger.accounts import institution_code, lock_accounts, system_account, transfer_rows
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.payments import probes, rules
 from qinqing.payments.bulk import any_of, insert_rows, pairs_in, update_by_key
@@ -107,6 +107,8 @@ class _Run:
     holder_of: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     accounts: dict[uuid.UUID, _Account] = field(default_factory=dict)
     by_person: dict[uuid.UUID, _Account] = field(default_factory=dict)
+    # The 共济额度 of the locked holders' cross-region links, by link id.
+    quota_of: dict[uuid.UUID, _Account] = field(default_factory=dict)
     institution_id: uuid.UUID | None = None
     pays: dict[uuid.UUID, _Pay] = field(default_factory=dict)
     usage: dict[uuid.UUID, int] = field(default_factory=dict)
@@ -252,6 +254,7 @@ def _lock_links(run: _Run) -> None:
             FamilyLink.member_id,
             FamilyLink.region_code,
             FamilyLink.mutual_aid_yearly_limit_fen,
+            FamilyLink.via_quota,
         )
         .where(
             FamilyLink.status == LinkStatus.active.value,
@@ -292,15 +295,21 @@ def _find_payments_to_resolve(run: _Run) -> None:
 
 
 def _lock_accounts(run: _Run) -> None:
-    """5. The payers' accounts, locked in ascending person order. A holder without a
-    personal account has nothing to pay with (INSUFFICIENT_BALANCE). The
+    """5. The payers' accounts — personal ones and the quotas of their cross-region
+    links — locked in ascending (person, account) order. A holder without a personal
+    account has nothing to pay with (INSUFFICIENT_BALANCE), a cross-region link
+    without a quota neither (QUOTA_INSUFFICIENT). The
     institution's account is not touched: its side of a settlement is an entry
     appended here and added to its balance by the clearing step."""
     payers = {h.id for h, _ in run.pairs.values()} | set(run.holder_of.values())
-    for acct_row in lock_personal(run.session, payers).values():
+    for acct_row in lock_accounts(run.session, payers).values():
         acct = _Account(acct_row.id, acct_row.person_id, acct_row.balance_fen, acct_row.held_fen)
         run.accounts[acct.id] = acct
-        run.by_person[acct.person_id] = acct
+        if acct_row.kind == AccountKind.quota.value:
+            assert acct_row.link_id is not None
+            run.quota_of[acct_row.link_id] = acct
+        else:
+            run.by_person[acct.person_id] = acct
     if any(isinstance(run.ops[i], Settle) and run.out[i] is None for i in run.resolve_ids):
         run.institution_id = system_account(
             run.session,
@@ -454,9 +463,15 @@ def _authorize(run: _Run, i: int, op: Authorize, batch_refs: set[str]) -> Outcom
     both_here = holder.region_code == member.region_code == run.principal.region_code
     if link is None and not both_here:
         return _refusal(run, i, op, "PERSON_NOT_FOUND", None)
-    payer_acct = run.by_person.get(holder.id)
+    via_quota = link is not None and bool(link.via_quota)
+    payer_acct = (
+        run.quota_of.get(link.id)
+        if link is not None and via_quota
+        else run.by_person.get(holder.id)
+    )
     facts = rules.AuthorizeFacts(
         link_active_mutual_aid=link is not None,
+        via_quota=via_quota,
         holder_status=holder.status,
         holder_scheme=holder.scheme,
         available_fen=payer_acct.balance - payer_acct.held if payer_acct else 0,

@@ -81,11 +81,12 @@ BEGIN
   END IF;
 END $$;
 
--- Releases the account's overdue holds it can lock (others are left to the
--- transaction holding them) and locks the payment p_target, if given, with them.
--- Returns the released total and the target's row as it is after the release.
+-- Releases the overdue holds on the account p_account (the holder's personal
+-- account or a quota) it can lock (others are left to the transaction holding
+-- them) and locks the payment p_target, if given, with them. Returns the released
+-- total and the target's row as it is after the release.
 CREATE OR REPLACE FUNCTION qinqing_lock_payments(
-  p_holder uuid, p_target uuid, p_now timestamptz, p_skip boolean,
+  p_holder uuid, p_account uuid, p_target uuid, p_now timestamptz, p_skip boolean,
   OUT released bigint, OUT t_found boolean, OUT t_status text, OUT t_amount bigint,
   OUT t_account uuid, OUT t_expires timestamptz)
 LANGUAGE plpgsql AS $$
@@ -98,7 +99,8 @@ BEGIN
     FOR r IN SELECT p.id, p.status, p.amount_fen, p.account_id, p.expires_at
                FROM payments p
               WHERE p.holder_id = p_holder
-                AND (p.id = p_target OR (p.status = 'authorized' AND p.expires_at <= p_now))
+                AND (p.id = p_target OR (p.account_id = p_account AND p.status = 'authorized'
+                                         AND p.expires_at <= p_now))
               ORDER BY p.id FOR NO KEY UPDATE SKIP LOCKED LOOP
       IF r.status = 'authorized' AND r.expires_at <= p_now THEN
         UPDATE payments SET status = 'expired', resolved_at = p_now
@@ -148,7 +150,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   h_id uuid; h_region text; h_status text; h_scheme text;
   m_id uuid; m_region text;
-  l_id uuid; l_region text; l_limit bigint;
+  l_id uuid; l_region text; l_limit bigint; l_quota boolean := false;
   a_id uuid; a_balance bigint; a_held bigint;
   v_visible boolean;
   v_released bigint := 0;
@@ -178,16 +180,24 @@ BEGIN
   IF v_visible THEN
     -- Lock order: the link (FOR SHARE, against a concurrent unbind), the account,
     -- the payments.
-    SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen INTO l_id, l_region, l_limit
+    SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen, fl.via_quota
+      INTO l_id, l_region, l_limit, l_quota
       FROM family_links fl
      WHERE fl.holder_id = h_id AND fl.member_id = m_id
        AND fl.status = 'active' AND fl.mutual_aid IS TRUE
      ORDER BY fl.id FOR SHARE;
+    -- The account the link pays from: a cross-region link's quota, else the
+    -- personal account (payments/engine.py _authorize).
+    l_quota := coalesce(l_quota, false);
     SELECT a.id, a.balance_fen, a.held_fen INTO a_id, a_balance, a_held
-      FROM ledger_accounts a WHERE a.person_id = h_id ORDER BY a.id FOR NO KEY UPDATE;
+      FROM ledger_accounts a
+     WHERE a.person_id = h_id
+       AND CASE WHEN l_quota THEN a.kind = 'quota' AND a.link_id = l_id
+                ELSE a.kind = 'personal' END
+       FOR NO KEY UPDATE;
     IF a_held > 0 THEN
       SELECT lk2.released INTO v_released
-        FROM qinqing_lock_payments(h_id, NULL, p_now, true) lk2;
+        FROM qinqing_lock_payments(h_id, a_id, NULL, p_now, true) lk2;
       a_held := a_held - v_released;
     END IF;
     IF l_limit IS NOT NULL THEN
@@ -225,14 +235,15 @@ BEGIN
     ELSIF l_limit IS NOT NULL AND v_used + p_amount > l_limit THEN
       code := 'YEARLY_LIMIT_EXCEEDED';
     ELSIF p_amount > coalesce(a_balance - a_held, 0) THEN
-      code := 'INSUFFICIENT_BALANCE';
+      code := CASE WHEN l_quota THEN 'QUOTA_INSUFFICIENT' ELSE 'INSUFFICIENT_BALANCE' END;
     END IF;
   END IF;
 
   -- payments/rules.py ABOUT_THE_PERSONS, told as one code unless the institution was
   -- shown the member's voucher (vouchers.service.shown_to); then counted.
   IF code IN ('PERSON_NOT_FOUND', 'NO_MUTUAL_AID_LINK', 'HOLDER_NOT_EMPLOYEE',
-              'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE')
+              'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE',
+              'QUOTA_INSUFFICIENT')
      AND NOT (h_id IS NOT NULL AND m_id IS NOT NULL AND EXISTS (
        SELECT 1 FROM vouchers v
         WHERE v.person_id = h_id AND v.subject_id = m_id AND v.link_id IS NOT NULL
@@ -315,8 +326,12 @@ BEGIN
   IF v_holder IS NULL THEN
     code := 'PAYMENT_NOT_FOUND'; RETURN;
   END IF;
-  SELECT a.id, a.held_fen INTO a_id, a_held
-    FROM ledger_accounts a WHERE a.person_id = v_holder ORDER BY a.id FOR NO KEY UPDATE;
+  -- The account the payment holds on (personal or a quota; it never changes, so it
+  -- is read without a lock), then that account locked before the payment.
+  SELECT p.account_id INTO a_id FROM payments p
+   WHERE p.holder_id = v_holder AND p.id = p_payment_id;
+  SELECT a.held_fen INTO a_held
+    FROM ledger_accounts a WHERE a.person_id = v_holder AND a.id = a_id FOR NO KEY UPDATE;
   IF p_settle IS NOT NULL THEN
     -- The institution's account: named by the entry, never locked here.
     SELECT s.id INTO v_institution FROM ledger_system_accounts s
@@ -331,7 +346,7 @@ BEGIN
        WHERE s.code = 'institution:' || p_client;
     END IF;
   END IF;
-  SELECT * INTO lk FROM qinqing_lock_payments(v_holder, p_payment_id, p_now,
+  SELECT * INTO lk FROM qinqing_lock_payments(v_holder, a_id, p_payment_id, p_now,
                                               coalesce(a_held, 0) > 0);
   IF NOT lk.t_found THEN
     code := 'PAYMENT_ALREADY_RESOLVED';  -- another transaction holds it

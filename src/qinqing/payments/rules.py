@@ -30,6 +30,8 @@ class AuthorizeFacts:
     amount_fen: int
     yearly_limit_fen: int | None
     used_this_year_fen: int  # authorized (open) + settled on this link this year
+    # A cross-region link pays only from its 共济额度: ``available_fen`` is the quota's.
+    via_quota: bool = False
 
 
 def authorize_refusal(f: AuthorizeFacts) -> str | None:
@@ -49,7 +51,7 @@ def authorize_refusal(f: AuthorizeFacts) -> str | None:
     if f.yearly_limit_fen is not None and f.used_this_year_fen + f.amount_fen > f.yearly_limit_fen:
         return "YEARLY_LIMIT_EXCEEDED"
     if f.amount_fen > f.available_fen:
-        return "INSUFFICIENT_BALANCE"
+        return "QUOTA_INSUFFICIENT" if f.via_quota else "INSUFFICIENT_BALANCE"
     return None
 
 
@@ -92,6 +94,7 @@ ABOUT_THE_PERSONS = frozenset(
         "PAYER_NOT_ACTIVE",
         "YEARLY_LIMIT_EXCEEDED",
         "INSUFFICIENT_BALANCE",
+        "QUOTA_INSUFFICIENT",
     }
 )
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.family.models import FamilyLink
 from qinqing.kit.locking import locked
-from qinqing.ledger.accounts import lock_personal
+from qinqing.ledger.accounts import lock_accounts
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments.bulk import update_by_key
 from qinqing.payments.engine import PAY_KEY
@@ -79,20 +79,20 @@ def expire_holds(session: Session, now: datetime, limit: int = 10_000) -> int:
     )
     if not holders:
         return 0
-    return release_overdue(session, lock_personal(session, holders), now)
+    return release_overdue(session, lock_accounts(session, holders), now)
 
 
 def release_overdue(
     session: Session, accounts: dict[uuid.UUID, LedgerAccount], now: datetime
 ) -> int:
-    """Release the overdue holds of accounts the caller holds locked (the global
-    order: accounts, then their payments); how many. A write that debits an account
-    at once (a resident contribution) calls it first, so a forgotten hold never
-    blocks money that is in fact available."""
-    holders = sorted(accounts, key=str)
+    """Release the overdue holds on accounts the caller holds locked (``accounts`` by
+    account id; the global order: accounts, then their payments); how many. A write
+    that debits an account at once (a resident contribution, a quota top-up) calls it
+    first, so a forgotten hold never blocks money that is in fact available."""
+    holders = sorted({a.person_id for a in accounts.values()}, key=str)
     if not holders:
         return 0
-    due = overdue_hold(now)
+    due = overdue_hold(now) & Payment.account_id.in_(list(accounts))
     overdue = locked(
         session,
         select(Payment.holder_id, Payment.id, Payment.account_id, Payment.amount_fen)
@@ -103,9 +103,6 @@ def release_overdue(
     )
     if not overdue:
         return 0
-    released: dict[uuid.UUID, int] = {}
-    for row in overdue:
-        released[row.holder_id] = released.get(row.holder_id, 0) + row.amount_fen
     update_by_key(
         session,
         Payment,
@@ -121,8 +118,8 @@ def release_overdue(
         PAY_KEY,
         {"status": "text", "resolved_at": "timestamptz"},
     )
-    for holder_id, amount in released.items():
-        accounts[holder_id].held_fen -= amount
+    for row in overdue:
+        accounts[row.account_id].held_fen -= row.amount_fen
     return len(overdue)
 
 

@@ -8,7 +8,7 @@ personal account and records the contribution, all in the caller's transaction.
 Locks, in the global order of docs/ledger.md "Lock order": the request's
 ``Idempotency-Key`` row (the route), the link ``FOR SHARE`` (an unbind's ``FOR
 NO KEY UPDATE`` conflicts with it), the holder's app account (payment-password
-verification), the holder's personal ledger account ``FOR NO KEY UPDATE`` (two
+verification), the holder's ledger accounts (personal and quotas) ``FOR NO KEY UPDATE`` (two
 debits of one account serialize on it, and its overdue holds are released),
 then the member's cover-year row (``resident_cover_years``, inserted: a second
 holder paying for the same member and year waits on it and is refused), then the
@@ -31,17 +31,17 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.audit.service import record
 from qinqing.auth.verification import FaceVerification, PaymentPasswordVerification, verify
-from qinqing.family.access import load_usable_link
+from qinqing.family.access import load_usable_link, lock_link_shared
 from qinqing.family.models import FamilyLink, LinkStatus
 from qinqing.kit.clock import china_date
 from qinqing.kit.db import new_id
 from qinqing.kit.errors import DomainError, not_found
-from qinqing.ledger.accounts import lock_personal, post_transfer, resident_fund_code, system_account
+from qinqing.ledger.accounts import post_transfer, resident_fund_code, system_account
 from qinqing.ledger.models import AccountKind
 from qinqing.notify.service import enqueue
-from qinqing.payments.service import release_overdue
 from qinqing.persons.models import Person, PersonStatus, Scheme
 from qinqing.persons.service import id_number_of
+from qinqing.quota.service import lock_payer
 from qinqing.resident import rules
 from qinqing.resident.models import ResidentContribution, ResidentCoverYear
 from qinqing.runtime import Runtime
@@ -55,16 +55,6 @@ COLLECTOR_SCOPE = "contributions"
 
 def _refuse(refusal: rules.Refusal) -> DomainError:
     return DomainError(refusal.code, refusal.status, **refusal.params)
-
-
-def _lock_link_shared(session: Session, link: FamilyLink) -> FamilyLink:
-    """The link again, ``FOR SHARE`` by (holder, id): an unbind cannot end it meanwhile."""
-    return session.execute(
-        select(FamilyLink)
-        .where(FamilyLink.holder_id == link.holder_id, FamilyLink.id == link.id)
-        .with_for_update(read=True)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
 
 
 def paid_cover(session: Session, member_id: uuid.UUID, year: int) -> ResidentCoverYear | None:
@@ -108,13 +98,14 @@ def pay(
     mutual-aid link), HOLDER_NOT_EMPLOYEE, PAYER_NOT_ACTIVE, MEMBER_NOT_RESIDENT;
     422 RESIDENT_YEAR_INVALID, 409 ENROLLMENT_NOT_OPEN, ENROLLMENT_CLOSED;
     409 RESIDENT_ALREADY_PAID; the verification codes (a wrong payment password
-    is counted and committed); 409 INSUFFICIENT_BALANCE.
+    is counted and committed); 409 INSUFFICIENT_BALANCE (QUOTA_INSUFFICIENT on a
+    cross-region link, which pays only from its quota).
     """
     now = rt.clock.now()
     link = load_usable_link(session, rt, principal, link_id)
     if principal.kind != "person" or link.holder_id != principal.person_id:
         raise DomainError("RESIDENT_HOLDER_ONLY", 403)
-    link = _lock_link_shared(session, link)
+    link = lock_link_shared(session, link)
     if link.status != LinkStatus.active.value or not link.mutual_aid:
         raise DomainError("NO_MUTUAL_AID_LINK", 409)
     holder = session.get(Person, link.holder_id)
@@ -133,13 +124,12 @@ def pay(
         raise DomainError("RESIDENT_ALREADY_PAID", 409, year=year)
     verify(session, rt, holder.id, verification, now=now)
 
-    accounts = lock_personal(session, [holder.id])
-    account = accounts.get(holder.id)
-    if account is None:
-        raise DomainError("INSUFFICIENT_BALANCE", 409)
-    release_overdue(session, accounts, now)
-    if account.balance_fen - account.held_fen < found.amount_fen:
-        raise DomainError("INSUFFICIENT_BALANCE", 409)
+    # A cross-region link pays only from its 共济额度, never from the personal account.
+    personal, quota = lock_payer(session, link, now)
+    account = quota if link.via_quota else personal
+    short = "QUOTA_INSUFFICIENT" if link.via_quota else "INSUFFICIENT_BALANCE"
+    if account is None or account.balance_fen - account.held_fen < found.amount_fen:
+        raise DomainError(short, 409)
     contribution_id = new_id()
     claimed = _claim_cover_year(
         session,

@@ -159,6 +159,9 @@ def decide(
         link.status = LinkStatus.active
         link.updated_at = now
         action, kind = "unbind.review.rejected", "unbind.rejected"
+    # Before the audit entry: a subscriber may lock the holder's accounts (the
+    # unused quota returns), and the audit head is always the last lock.
+    announce(session, rt, link, request, now)
     record(
         session,
         actor=principal.actor,
@@ -170,6 +173,5 @@ def decide(
         details={"request_id": str(request.id), "region_code": link.region_code},
     )
     notify_parties(session, link, request, kind, now)
-    announce(session, rt, link, request, now)
     session.flush()
     return UnbindOutcome(request=request, link=link)

@@ -418,6 +418,9 @@ def submit(
             at=now,
         )
         action, kind = "unbind.completed", "unbind.completed"
+    # Before the audit entry: a subscriber may lock the holder's accounts (the
+    # unused quota returns), and the audit head is always the last lock.
+    announce(session, rt, link, request, now)
     record(
         session,
         actor=principal.actor,
@@ -429,7 +432,6 @@ def submit(
         details=details,
     )
     notify_parties(session, link, request, kind, now)
-    announce(session, rt, link, request, now)
     session.flush()
     channel, decided = principal.channel, str(request.status)
     metrics.on_commit(session, lambda: metrics.unbind(channel, decided))

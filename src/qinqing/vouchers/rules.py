@@ -84,13 +84,16 @@ def mutual_aid_state(
     available_fen: int,
     yearly_limit_fen: int | None,
     used_this_year_fen: int,
+    via_quota: bool = False,
 ) -> MutualAidState:
     """What the holder's account could pay for the member now: the same rule as an
     authorization (asked for one fen), and at most the smaller of the holder's
-    available balance and what is left of the yearly limit."""
+    available balance — a cross-region link's quota, ``via_quota`` — and what is left
+    of the yearly limit."""
     blocked = money.authorize_refusal(
         money.AuthorizeFacts(
             link_active_mutual_aid=mutual_aid,
+            via_quota=via_quota,
             holder_status=holder_status,
             holder_scheme=holder_scheme,
             available_fen=available_fen,

@@ -45,12 +45,18 @@ class VoucherMutualAid(BaseModel):
     relation: str = Field(description="who the member is to the holder")
     holder_name: str = Field(description="masked")
     enabled: bool = Field(description="whether the link carries mutual aid (家庭共济)")
+    via_quota: bool = Field(
+        default=False,
+        description="the member is insured in another region: the link pays only from the "
+        "共济额度 the holder set aside (payable_fen is then the quota's)",
+    )
     yearly_limit_fen: int | None
     used_this_year_fen: int
     payable_fen: int = Field(
         description=(
             "what the holder's account can pay for this member now: the holder's "
-            "available balance, capped by what is left of the yearly limit"
+            "available balance (the quota's, for a cross-region link), capped by what is "
+            "left of the yearly limit"
         )
     )
     blocked_by: str | None = Field(

@@ -32,6 +32,7 @@ from qinqing.payments.bulk import pairs_in
 from qinqing.payments.statements import link_payments
 from qinqing.persons.models import Person
 from qinqing.persons.service import id_number_of
+from qinqing.quota.service import available as quota_available
 from qinqing.runtime import Runtime
 from qinqing.vouchers import qr, rules, tokens
 from qinqing.vouchers.models import Voucher, VoucherToken
@@ -235,19 +236,27 @@ def redeem(session: Session, rt: Runtime, principal: Principal, token: str) -> d
     if found.link is not None:
         link, holder = found.link, found.shower
         used = link_payments(session, link, now).used_fen if link.mutual_aid else 0
+        # A cross-region link pays only from its 共济额度, never the holder's balance.
+        available = (
+            quota_available(session, link, now)
+            if link.via_quota
+            else balance_of(session, holder, now).available_fen
+        )
         state = rules.mutual_aid_state(
             mutual_aid=link.mutual_aid,
             holder_status=holder.status,
             holder_scheme=holder.scheme,
-            available_fen=balance_of(session, holder, now).available_fen,
+            available_fen=available,
             yearly_limit_fen=link.mutual_aid_yearly_limit_fen,
             used_this_year_fen=used,
+            via_quota=link.via_quota,
         )
         view["mutual_aid"] = {
             "link_id": str(link.id),
             "relation": link.relation,
             "holder_name": mask_name(holder.name),
             "enabled": link.mutual_aid,
+            "via_quota": link.via_quota,
             "yearly_limit_fen": link.mutual_aid_yearly_limit_fen,
             "used_this_year_fen": used,
             "payable_fen": state.payable_fen,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from qinqing.web.session import CSRF_FIELD, check_csrf, prefs_of
 
 T = TypeVar("T")
 MAX_FIELD = 1000
+_YUAN = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -68,6 +70,15 @@ def domain_text(request: Request, code: str, params: dict[str, Any] | None = Non
     locale = prefs_of(request).locale
     message, hint = i18n.text(code, locale, display_params(params or {}, locale))
     return f"{message}{' ' if locale == 'en' else ''}{hint}" if hint else message
+
+
+def yuan_to_fen(text: str) -> int | None:
+    """``"2000"`` / ``"2000.5"`` yuan -> fen, exactly; None if it is not an amount
+    (the forms that take an amount in 元: a yearly limit, a quota top-up)."""
+    m = _YUAN.fullmatch(text.strip().replace(",", ""))
+    if m is None:
+        return None
+    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
 
 
 def attempt(session: Session, action: Callable[[], T]) -> tuple[T | None, DomainError | None]:

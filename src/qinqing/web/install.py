@@ -17,6 +17,7 @@ from qinqing.web.pages_help import router as help_
 from qinqing.web.pages_me import router as me
 from qinqing.web.pages_proof import router as proof
 from qinqing.web.pages_proof_review import router as proof_review
+from qinqing.web.pages_quota import router as quota
 from qinqing.web.pages_recovery import router as recovery
 from qinqing.web.pages_register import router as register
 from qinqing.web.pages_resident import router as resident
@@ -41,6 +42,7 @@ def install(app: FastAPI) -> None:
         proof,
         unbind,
         resident,
+        quota,
         voucher,
         review,
         proof_review,

@@ -114,6 +114,18 @@ NOTICE = {
     "resident.paid_for_you": N_(
         "%(name)s 已为您缴纳 %(year)s 年度居民医保 %(amount)s，%(cover)s 起享受医保待遇。"
     ),
+    # 共济额度: %(amount)s is what moved, %(quota)s what the quota holds after it.
+    "quota.topped_up": N_(
+        "您已向为 %(name)s 设立的共济额度转入 %(amount)s，额度余额 %(quota)s。"
+        "这笔钱只能用于 %(name)s 的医保费用。"
+    ),
+    "quota.topped_up_for_you": N_(
+        "%(name)s 向为您设立的共济额度转入了 %(amount)s，额度余额 %(quota)s，"
+        "可用于您看病买药的医保费用和居民医保缴费。"
+    ),
+    "quota.returned": N_(
+        "您与 %(name)s 的亲情关系已结束，共济额度中未用完的 %(amount)s 已退回您的个人账户。"
+    ),
     # Bank links: %(bank)s is the bank, %(account)s the masked account number.
     "bank_link.pending": N_(
         "%(bank)s 申请将银行账户 %(account)s 关联您的医保账户。如是您本人办理，请在“银行账户”中确认；"
@@ -199,6 +211,7 @@ DONE = {
     "counter_bound": N_("绑定成功，亲情关系已生效，双方都会收到通知。"),
     "registered": N_("注册成功，欢迎使用医保亲情账户。"),
     "resident_paid": N_("缴费成功。"),
+    "quota_topped_up": N_("已转入共济额度。"),
     "bank_link_confirmed": N_("您已确认，银行账户已关联医保账户。"),
     "bank_link_ended": N_("已解除这个银行账户的关联。"),
 }
@@ -214,6 +227,14 @@ PAYMENT_STATUS = {
     "settled": N_("已结算"),
     "voided": N_("已撤销"),
     "expired": N_("已过期"),
+}
+
+# A 共济额度's movements (``quota.rules.ENTRY_KIND``), as its history lists them.
+QUOTA_ENTRY = {
+    "top_up": N_("转入共济额度"),
+    "payment": N_("支付医疗费用"),
+    "resident_contribution": N_("缴纳居民医保"),
+    "refund": N_("退回个人账户"),
 }
 
 VERIFICATION_METHOD = {

@@ -6,7 +6,6 @@ proof (``pages_proof``)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,7 +25,17 @@ from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.unbind import review as unbind_review
 from qinqing.web import labels
-from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
+from qinqing.web.forms import (
+    Errors,
+    FormDep,
+    attempt,
+    domain_text,
+    form_key,
+    new_form_key,
+    once,
+    yuan_to_fen,
+)
+from qinqing.web.pages_quota import quota_of_link
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
@@ -35,7 +44,6 @@ router = APIRouter(include_in_schema=False)
 
 # InvalidIdNumber codes (ID_NUMBER_LENGTH, ..._CHECK_DIGIT, ...) belong to the ID field.
 ID_NUMBER_CODES = "ID_" + "NUMBER_"
-_YUAN = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
 # Which field a binding refusal belongs to, for the error summary's links.
 BIND_FIELDS = {
     "MEMBER_NOT_FOUND": "member_id_number",
@@ -52,14 +60,6 @@ BIND_FIELDS = {
     "ONE_DIRECTION": "mutual_aid",
     "YEARLY_LIMIT_INVALID": "yearly_limit",
 }
-
-
-def yuan_to_fen(text: str) -> int | None:
-    """``"2000"`` / ``"2000.5"`` yuan -> fen, exactly; None if it is not an amount."""
-    m = _YUAN.fullmatch(text.strip().replace(",", ""))
-    if m is None:
-        return None
-    return int(m.group(1)) * 100 + int((m.group(2) or "0").ljust(2, "0"))
 
 
 def mutual_aid_choice(
@@ -219,6 +219,7 @@ def link_page(
     out = link_out(session, rt, link, principal)
     other = out.member if out.your_role == "holder" else out.holder
     proof = proofs.latest_proof(session, link) if not link.consent_required else None
+    quota = quota_of_link(session, rt, principal, link_id) if link.via_quota else None
     return page(
         request,
         rt,
@@ -228,6 +229,7 @@ def link_page(
         link=out,
         other=other,
         usage=usage(session, rt, link),
+        quota=quota,
         pending=unbind_review.pending_review(session, link),
         proof=proof,
         proof_choices=proof_choices(),

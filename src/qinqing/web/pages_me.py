@@ -169,6 +169,8 @@ def _notice_text(
         href = f"/unbind-requests/{request_id}"
     if kind.startswith("resident."):
         return _resident_notice(request, template, name, payload)
+    if kind.startswith("quota."):
+        return _quota_notice(request, template, name, payload), f"{href}/quota" if href else None
     if kind.startswith("account."):
         href = "/me/security"
     return t_names(request, template, name=name), href
@@ -194,6 +196,18 @@ def _resident_notice(
     )
     cid = payload.get("contribution_id")
     return text, f"/me/resident-contributions/{cid}" if isinstance(cid, str) else None
+
+
+def _quota_notice(request: Request, template: str, name: str, payload: dict[str, Any]) -> str:
+    """A 共济额度 notice: who, how much moved and what the quota holds after it."""
+
+    def amount(key: str) -> str:
+        fen = payload.get(key)
+        return t(request, N_("%(amount)s 元"), amount=yuan(fen if isinstance(fen, int) else 0))
+
+    return t_names(
+        request, template, name=name, amount=amount("amount_fen"), quota=amount("quota_fen")
+    )
 
 
 @router.get("/me/notifications", dependencies=[CursorPaging])

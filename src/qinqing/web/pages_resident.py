@@ -30,6 +30,7 @@ from qinqing.persons.service import get_person
 from qinqing.resident import service as resident
 from qinqing.runtime import Runtime
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
+from qinqing.web.pages_quota import quota_of_link
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
@@ -47,6 +48,7 @@ def _pay_page(
     key: str,
     chosen: str = "",
     errors: Errors | None = None,
+    quota_short: bool = False,
 ) -> Response:
     link = family.get_link(session, rt, principal, link_id)
     out = link_out(session, rt, link, principal)
@@ -60,6 +62,9 @@ def _pay_page(
         if o.refusal is not None and o.paid is None
     ]
     account = auth.person_account(session, principal)
+    # A cross-region link pays from its 共济额度 (resident.service.pay decides; the
+    # page says so and shows what the quota has).
+    quota = quota_of_link(session, rt, principal, link_id) if link.via_quota else None
     return page(
         request,
         rt,
@@ -76,6 +81,8 @@ def _pay_page(
         password_set=account.payment_password_hash is not None,
         face_available=face_provider(rt) is not None,
         idempotency_key=key,
+        quota=quota,
+        quota_short=quota_short,
         **(errors.context() if errors else {}),
     )
 
@@ -135,7 +142,15 @@ def pay_submit(
         field = "payment_password" if refused.code.startswith("VERIFICATION") else ""
         errors.add(field, domain_text(request, refused.code, refused.params))
         return _pay_page(
-            request, session, rt, principal, link_id, key=key, chosen=year_text, errors=errors
+            request,
+            session,
+            rt,
+            principal,
+            link_id,
+            key=key,
+            chosen=year_text,
+            errors=errors,
+            quota_short=refused.code == "QUOTA_INSUFFICIENT",
         )
     return redirect(request, rt, f"/me/resident-contributions/{answer['id']}?done=resident_paid")
 

@@ -28,6 +28,7 @@ from qinqing.persons.service import get_person
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
+from qinqing.web.pages_quota import quota_of_link
 from qinqing.web.render import page
 from qinqing.web.session import PersonPage
 
@@ -48,20 +49,30 @@ def safe_svg(svg: str) -> Markup:
 
 def _whom(
     session: Session, rt: Runtime, principal: Principal, link_id: str | None
-) -> dict[str, str | None]:
+) -> dict[str, str | int | None]:
     """Whose voucher it is: the person themselves, or the member of a held link."""
     if link_id is None:
         me = get_person(session, principal.person_id)
         assert me is not None
-        return {"name": me.name, "relation": None, "link_id": None, "role": "self"}
+        return {
+            "name": me.name,
+            "relation": None,
+            "link_id": None,
+            "role": "self",
+            "quota_available_fen": None,
+        }
     link = family.get_link(session, rt, principal, link_id)
     out = link_out(session, rt, link, principal)
+    # A member insured in another region pays only from the link's 共济额度: the
+    # cashier sees what is available before scanning.
+    quota = quota_of_link(session, rt, principal, link_id) if link.via_quota else None
     return {
         "name": out.member.name,
         "relation": out.relation,
         "link_id": out.id,
         "role": out.your_role,
         "status": out.status,
+        "quota_available_fen": quota.available_fen if quota else None,
     }
 
 
