@@ -26,6 +26,7 @@ from qinqing.banks.models import WebhookEvent
 from qinqing.family.events import LINK_ENDED, FamilyEvent
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
+from qinqing.ledger.accounts import lock_accounts
 from qinqing.notify.models import Notification
 from qinqing.persons.importer import ImportReport, import_csv
 from qinqing.persons.models import Person
@@ -34,6 +35,8 @@ from qinqing.unbind.models import UnbindRequest
 from support.banks import add_bank, card_number, link_customer
 from support.factories import person_row, write_persons_csv
 from support.family import Party, new_person
+from support.quota import quota_balance, quota_family, top_up
+from support.resident import assert_reconciled, balance_of
 
 OPERATOR = Actor("operator", "pytest", "admin")
 NOTICE = "link.ended_by_registry"
@@ -357,3 +360,70 @@ def test_an_import_and_an_unbind_holding_the_link_do_not_deadlock(
         actions = list(s.execute(select(AuditEntry.action).order_by(AuditEntry.seq)).scalars())
     # The unbind committed first; the import waited for the link.
     assert actions.index("test.unbind_like") < actions.index("family.ended_by_registry")
+
+
+def test_a_quota_link_the_registry_ends_returns_its_money_to_the_holder(
+    rt: Runtime, client: TestClient, tmp_path: Path
+) -> None:
+    """Bound beyond the scope and filled over the API: the holder's move ends the
+    link and the unused quota comes back in the same transaction, statement-true."""
+    made = quota_family(rt, client)
+    assert top_up(client, made, 30_000).status_code == 201
+    assert balance_of(rt, made) == 70_000
+    holder = made.holder
+
+    report = reimport(rt, tmp_path, row_of(holder, region_code="500000"))
+
+    assert [dict(c.fields) for c in report.changed] == [{"region_code": ("150600", "500000")}]
+    ended = links(rt)[uuid.UUID(made.link_id)]
+    assert (ended.status, ended.ended_channel) == ("ended", "registry")
+    assert quota_balance(rt, made) == (0, 0)
+    assert balance_of(rt, made) == 100_000
+    assert_reconciled(rt)
+    assert audited(rt) == {made.link_id: "holder_moved"}
+
+
+def test_quota_returns_and_a_write_holding_an_account_do_not_deadlock(
+    rt: Runtime, client: TestClient, tmp_path: Path
+) -> None:
+    """Two holders move in one import; a write (a top-up, a resident contribution)
+    holds the second holder's ledger accounts and then appends to the audit chain.
+    The import locks every returning holder's accounts before its first audit
+    entry (the first quota's return writes one), so it waits instead of closing a
+    cycle."""
+    if rt.db.is_sqlite:
+        pytest.skip("SQLite serializes writers; row-lock order is a PostgreSQL matter")
+    made = sorted((quota_family(rt, client) for _ in range(2)), key=lambda m: str(m.holder_id))
+    for m in made:
+        assert top_up(client, m, 10_000).status_code == 201
+    second = made[1].holder_id
+    holding = threading.Event()
+    failures: list[BaseException] = []
+
+    def write_holding_accounts() -> None:
+        try:
+            with rt.db.unit_of_work() as s:
+                lock_accounts(s, [second])
+                holding.set()
+                time.sleep(1.5)  # the import is under way meanwhile
+                record(
+                    s,
+                    actor=OPERATOR,
+                    action="test.account_write",
+                    subject_kind="person",
+                    subject_id=second,
+                    at=rt.clock.now(),
+                )
+        except BaseException as exc:  # pragma: no cover - what the test guards against
+            failures.append(exc)
+
+    other = threading.Thread(target=write_holding_accounts)
+    other.start()
+    assert holding.wait(10)
+    report = reimport(rt, tmp_path, *(row_of(m.holder, region_code="500000") for m in made))
+    other.join(30)
+
+    assert failures == []
+    assert len(report.changed) == 2
+    assert [quota_balance(rt, m) for m in made] == [(0, 0), (0, 0)]
+    assert [balance_of(rt, m) for m in made] == [100_000, 100_000]

@@ -15,9 +15,10 @@ Each link ends through ``family.service.end_link`` (by the system, id and channe
 ``link.ended_by_registry`` notice, and ``FamilyEvent(LINK_ENDED)`` is published
 (banks' webhooks, the quota's refund). Lock order (docs/ledger.md): the links and
 their waiting unbind requests are locked when the change is announced
-(``PersonsChanging``), before the persons' rows; the audit entries are written
-after every link has ended and every ``LINK_ENDED`` has been heard, so the audit
-head stays the last lock.
+(``PersonsChanging``), before the persons' rows; then the ledger accounts of the
+holders whose quotas return; this part's audit entries are written after every
+link has ended and every ``LINK_ENDED`` has been heard (a quota's return appends
+its own), so the audit head stays the last lock.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from qinqing.family.models import OPEN_STATUSES, FamilyLink, LinkStatus
 from qinqing.family.service import end_link
 from qinqing.kit.events import EventBus
 from qinqing.kit.locking import locked
+from qinqing.ledger.accounts import lock_accounts
 from qinqing.notify.service import enqueue
 from qinqing.persons.events import PersonChanged, PersonsChanged, PersonsChanging
 from qinqing.persons.models import PersonStatus
@@ -177,6 +179,16 @@ def end_links(session: Session, bus: EventBus, event: PersonsChanged) -> list[Fa
     """End the links the changes end (see the module docstring); the links ended."""
     endings = _endings(session, event.changes)
     links = _lock(session, endings)
+    # A quota's return (a LINK_ENDED subscriber) locks its holder's ledger accounts
+    # and appends to the audit chain: lock every such holder's accounts now, in
+    # ascending id, so that no account is locked after the first audit entry.
+    quota_holders = {
+        links[e.link.id].holder_id
+        for e in endings
+        if links[e.link.id].via_quota and links[e.link.id].status in _OPEN
+    }
+    for batch in _batches(_sorted(quota_holders)):
+        lock_accounts(session, batch)
     at = event.at
     done: list[tuple[FamilyLink, str, str, UnbindRequest | None]] = []
     for ending in endings:
