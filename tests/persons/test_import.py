@@ -197,18 +197,17 @@ def test_reasons_never_contain_id_numbers_or_phones(rt: Runtime, mixed_csv: Path
             assert value not in refusal.reason
 
 
-def test_importing_the_same_file_again_refuses_every_row_as_existing(
+def test_importing_the_same_file_again_creates_and_changes_nothing(
     rt: Runtime, tmp_path: Path
 ) -> None:
     rows = [person_row(n, phone=PHONE_A if n == A else "") for n in (A, B, C, D)]
     path = write_persons_csv(tmp_path / "again.csv", rows)
-    assert import_csv(rt, path, actor=OPERATOR) == ImportReport(taken=4, refused=[])
+    assert import_csv(rt, path, actor=OPERATOR) == ImportReport(taken=4, refused=[], created=4)
+    before = {n: (p.updated_at, p.phone_cipher) for n, p in _stored(rt).items()}
 
     again = import_csv(rt, path, actor=OPERATOR)
-    assert again.taken == 0
-    assert _codes(again) == [(line, "PERSON_EXISTS") for line in (2, 3, 4, 5)]
-    assert again.refused[0].reason == "a person with this ID number is already registered"
-    assert len(_stored(rt)) == 4
+    assert again == ImportReport(taken=4, refused=[], changed=[], created=0)
+    assert {n: (p.updated_at, p.phone_cipher) for n, p in _stored(rt).items()} == before
     assert len(_imports(rt)) == 2
 
 
@@ -223,8 +222,7 @@ def test_existing_and_new_rows_in_one_file_across_chunks(rt: Runtime, tmp_path: 
         rt, path, actor=OPERATOR, chunk_rows=7, on_progress=lambda d, t: progress.append((d, t))
     )
 
-    assert report.taken == 30
-    assert _codes(report) == [(32, "PERSON_EXISTS"), (33, "PERSON_EXISTS")]
+    assert (report.taken, report.created, report.refused, report.changed) == (32, 30, [], [])
     assert len(_stored(rt)) == 32
     size = path.stat().st_size
     assert len(progress) >= 5
@@ -248,9 +246,33 @@ def test_the_cluster_writer_on_plain_postgresql(
 
     report = import_csv(rt, path, actor=OPERATOR, chunk_rows=4)
 
-    assert report.taken == 10
-    assert _codes(report) == [(12, "PERSON_EXISTS"), (13, "PERSON_EXISTS")]
+    assert (report.taken, report.created, report.refused, report.changed) == (12, 10, [], [])
     assert len(_stored(rt)) == 12
+    # A known person's change is found on this path too.
+    moved = write_persons_csv(tmp_path / "moved.csv", [person_row(D, region_code="500000")])
+    report = import_csv(rt, moved, actor=OPERATOR)
+    assert [(c.line, dict(c.fields)) for c in report.changed] == [
+        (2, {"region_code": ("150600", "500000")})
+    ]
+    assert _stored(rt)[D].region_code == "500000"
+
+
+def test_a_phone_added_or_removed_shows_as_masked_or_null(rt: Runtime, tmp_path: Path) -> None:
+    first = write_persons_csv(tmp_path / "first.csv", [person_row(A, phone=PHONE_A), person_row(B)])
+    import_csv(rt, first, actor=OPERATOR)
+    swapped = write_persons_csv(
+        tmp_path / "swapped.csv", [person_row(A), person_row(B, phone=PHONE_C)]
+    )
+
+    report = import_csv(rt, swapped, actor=OPERATOR)
+
+    assert report.as_dict()["changed"] == [
+        {"line": 2, "fields": {"phone": ["138****8000", None]}},
+        {"line": 3, "fields": {"phone": [None, "159****5678"]}},
+    ]
+    stored = _stored(rt)
+    assert (stored[A].phone_index, stored[A].phone_cipher) == (None, None)
+    assert stored[B].phone_index == rt.vault.index(PHONE_KIND, PHONE_C)
 
 
 def test_duplicates_within_the_file(rt: Runtime, tmp_path: Path) -> None:
@@ -308,7 +330,7 @@ def test_an_empty_file_has_no_header(rt: Runtime, tmp_path: Path, content: bytes
 
 def test_header_only_takes_nothing(rt: Runtime, tmp_path: Path) -> None:
     path = write_persons_csv(tmp_path / "header.csv", [])
-    assert import_csv(rt, path, actor=OPERATOR) == ImportReport(taken=0, refused=[])
+    assert import_csv(rt, path, actor=OPERATOR) == ImportReport(taken=0, refused=[], created=0)
     assert len(_imports(rt)) == 1
 
 
@@ -316,7 +338,7 @@ def test_bom_and_crlf_are_accepted(rt: Runtime, tmp_path: Path) -> None:
     path = write_persons_csv(
         tmp_path / "excel.csv", [person_row(A), person_row(B)], bom=True, line_terminator="\r\n"
     )
-    assert import_csv(rt, path, actor=OPERATOR) == ImportReport(taken=2, refused=[])
+    assert import_csv(rt, path, actor=OPERATOR) == ImportReport(taken=2, refused=[], created=2)
     assert set(_stored(rt)) == {A, B}
 
 
@@ -353,7 +375,7 @@ def test_malformed_csv_is_refused_by_line(rt: Runtime, tmp_path: Path) -> None:
 def test_values_are_trimmed_and_case_folded(rt: Runtime, tmp_path: Path) -> None:
     rows = [[f" {A} ", " 张三 ", " 150600 ", " Employee", "ACTIVE ", " +86 138-0013-8000 "]]
     report = import_csv(rt, write_persons_csv(tmp_path / "trim.csv", rows), actor=OPERATOR)
-    assert report == ImportReport(taken=1, refused=[])
+    assert report == ImportReport(taken=1, refused=[], created=1)
     person = _stored(rt)[A]
     assert (person.name, person.region_code, person.scheme, person.status) == (
         "张三",
@@ -430,7 +452,8 @@ def test_cli_json_output(rt: Runtime, cli_env: None, mixed_csv: Path) -> None:
     result = CliRunner().invoke(cli_app, ["persons", "import", str(mixed_csv), "--json"])
     assert result.exit_code == 2, result.output  # some rows refused, the others taken
     out = json.loads(result.stdout)
-    assert set(out) == {"taken", "refused"}
+    assert set(out) == {"taken", "refused", "changed"}
+    assert out["changed"] == []
     assert out["taken"] == 4
     assert [(r["line"], r["code"]) for r in out["refused"]] == EXPECTED_REFUSALS
     assert all(set(r) == {"line", "code", "reason"} for r in out["refused"])
@@ -492,7 +515,7 @@ def test_cli_exit_status_is_0_when_every_row_is_taken(
     path = write_persons_csv(tmp_path / "good.csv", [person_row(A), person_row(B)])
     result = CliRunner().invoke(cli_app, ["persons", "import", str(path), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"taken": 2, "refused": []}
+    assert json.loads(result.stdout) == {"taken": 2, "refused": [], "changed": []}
 
 
 def test_cli_a_directory_is_named_as_one(cli_env: None, tmp_path: Path) -> None:
@@ -539,7 +562,7 @@ def test_a_gbk_file_is_refused_whole_with_what_to_do(rt: Runtime, tmp_path: Path
 
 def test_a_gbk_file_imports_with_encoding_gbk(rt: Runtime, tmp_path: Path) -> None:
     report = import_csv(rt, _gbk_file(tmp_path / "excel.csv"), actor=OPERATOR, encoding="gbk")
-    assert report == ImportReport(taken=2, refused=[])
+    assert report == ImportReport(taken=2, refused=[], created=2)
     assert {p.name for p in _stored(rt).values()} == {"张三", "李四"}
 
 

@@ -31,6 +31,7 @@ def test_the_collector_of_the_members_region_sees_each_payment(
             "member_id_number": made.member.id_number,
             "paid_at": paid["created_at"],
             "cover_starts_on": "2027-01-01",
+            "member_left_scheme_at": None,
         }
     ]
     # Another cover year: nothing.

@@ -5,17 +5,23 @@ rules and audit, and the e-voucher shown only to a POST."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from qinqing.audit.actor import Actor
 from qinqing.entrypoints.app import create_app
+from qinqing.persons.importer import import_csv
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from support.accounts import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account
 from support.counter import audit_entries, counter_family
+from support.factories import person_row, write_persons_csv
 from support.family import make_active_link
 from support.ledger import authorize_body, fund, institution_headers, make_family
+
+OPERATOR = Actor("operator", "pytest", "admin")
 
 
 def _csrf(html: str) -> str:
@@ -199,3 +205,23 @@ def test_chinese_pages_say_beijing_time_wherever_they_show_a_time(
     client.cookies.set("qq_lang", "en")
     english = re.sub(r"<[^>]+>", "", client.get("/me/notifications").text)
     assert "(Beijing time)" in english
+
+
+def test_a_deceased_persons_pages_show_the_status_and_why_their_links_ended(
+    rt: Runtime, client: TestClient, tmp_path: Path
+) -> None:
+    """A death from the registry: the person's pages still open (an heir reads them),
+    /me names the status, and the notice says the link ended and with whom."""
+    made = make_active_link(rt, client, mutual_aid=True)
+    holder = made.holder
+    row = person_row(holder.id_number, holder.name, "150600", "employee", "deceased", holder.phone)
+    import_csv(rt, write_persons_csv(tmp_path / "r.csv", [row]), actor=OPERATOR)
+    _as(client, made.holder_headers)
+    me = client.get("/me")
+    assert me.status_code == 200 and "已身故" in me.text
+    notices = re.sub(r"<[^>]+>", "", client.get("/me/notifications").text)
+    assert f"您与 {made.member.name} 的亲情关系已解除" in notices
+    client.cookies.set("qq_lang", "en")
+    english = re.sub(r"<[^>]+>", "", client.get("/me/notifications").text)
+    assert f"your family link with {made.member.name} has ended" in english
+    assert "Deceased" in client.get("/me").text

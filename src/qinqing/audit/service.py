@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from qinqing.audit.actor import Actor
@@ -64,6 +64,19 @@ def vault_of(session: Session) -> Vault:
     if not isinstance(vault, Vault):
         raise RuntimeError("the audit chain needs the runtime's vault on the session")
     return vault
+
+
+_FIELD_NAMES = (
+    "at",
+    "actor_kind",
+    "actor_id",
+    "channel",
+    "action",
+    "subject_kind",
+    "subject_id",
+    "reason",
+    "details",
+)
 
 
 def _fields(e: AuditEntry) -> dict[str, Any]:
@@ -122,6 +135,61 @@ def record(
     head.mac = head_mac(vault, entry.seq, entry.hash)
     session.flush()
     return entry
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One entry for :func:`record_many` (the arguments of :func:`record`)."""
+
+    action: str
+    subject_kind: str
+    subject_id: object
+    reason: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def record_many(session: Session, *, actor: Actor, at: datetime, entries: Sequence[Pending]) -> int:
+    """Append ``entries`` in order, as :func:`record` would one by one, under one lock
+    of the head and with one insert: a registry import that changes a hundred
+    thousand persons records each change without a round trip per entry. How many
+    were appended."""
+    if not entries:
+        return 0
+    for e in entries:
+        check_free_text(e.reason)
+    head = session.execute(
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    vault = vault_of(session)
+    seq, last = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    for e in entries:
+        seq += 1
+        row: dict[str, Any] = {
+            "seq": seq,
+            "at": as_utc(at),
+            "actor_kind": actor.kind,
+            "actor_id": actor.id,
+            "channel": actor.channel,
+            "action": e.action,
+            "subject_kind": e.subject_kind,
+            "subject_id": str(e.subject_id),
+            "reason": e.reason,
+            "details": e.details or {},
+            "prev_hash": last,
+        }
+        fields = {k: row[k] for k in _FIELD_NAMES}
+        fields["at"] = row["at"].isoformat()
+        row["hash"] = last = digest(vault, row["prev_hash"], seq, fields)
+        rows.append(row)
+    session.execute(insert(AuditEntry), rows)
+    head.seq, head.hash = seq, last
+    head.mac = head_mac(vault, seq, last)
+    session.flush()
+    return len(rows)
 
 
 Status = Literal["intact", "tampered", "truncated"]

@@ -105,7 +105,7 @@ class MeOut(BaseModel):
     birth_date: date
     region: RegionRef
     scheme: Literal["employee", "resident", "flexible"]
-    status: Literal["active", "arrears", "suspended", "terminated"]
+    status: Literal["active", "arrears", "suspended", "terminated", "deceased"]
     channel: str
     payment_password_set: bool
     payment_password_locked_until: datetime | None

@@ -54,7 +54,7 @@ class CounterPersonOut(BaseModel):
     phone: str | None = Field(description="the registry's phone; masked like the ID number")
     sex: Literal["M", "F"]
     birth_date: str
-    status: Literal["active", "arrears", "suspended", "terminated"]
+    status: Literal["active", "arrears", "suspended", "terminated", "deceased"]
     scheme: Literal["employee", "resident", "flexible"]
     region_code: str
     region_name: str

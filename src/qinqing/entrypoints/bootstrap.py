@@ -21,9 +21,11 @@ from qinqing.quota import subscribers as quota_subscribers
 from qinqing.regions.loading import load_policies
 from qinqing.regions.policy import PolicyError
 from qinqing.regions.service import sync_regions
+from qinqing.resident import registry as resident_registry
 from qinqing.runtime import Runtime
 from qinqing.schema import citus
 from qinqing.schema.migrate import upgrade
+from qinqing.unbind import registry as unbind_registry
 from qinqing.vouchers.service import shown_to
 
 
@@ -49,11 +51,16 @@ def load_master_key(settings: Settings) -> bytes:
 def wire(rt: Runtime) -> Runtime:
     """Plug the partners into the core: banks hear the family and unbind events
     (their webhooks) and say whom a bank client acts for; the notices hear the
-    accounts' events; a link's end returns its unused quota; the vouchers say which
-    links an institution was shown (the payments' detailed refusals)."""
+    accounts' events; a link's end returns its unused quota; the registry's
+    changes of persons note the resident contributions of a member who left the
+    scheme and end the links they end (in that order: ending links writes audit
+    entries, the last lock); the vouchers say which links an institution was
+    shown (the payments' detailed refusals)."""
     quota_subscribers.install(rt.events)
     bank_subscribers.install(rt.events)
     notify_subscribers.install(rt.events)
+    resident_registry.install(rt.events)
+    unbind_registry.install(rt.events)
     rt.customers = is_customer
     rt.shown_vouchers = shown_to
     return rt

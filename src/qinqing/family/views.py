@@ -30,7 +30,7 @@ class PartyOut(BaseModel):
         description="masked, except for a clerk of the link's region on a look-up or a "
         "read of the link through the API (each such read audited)"
     )
-    status: Literal["active", "arrears", "suspended", "terminated"] | None
+    status: Literal["active", "arrears", "suspended", "terminated", "deceased"] | None
     scheme: Literal["employee", "resident", "flexible"] | None
     region_code: str | None
 

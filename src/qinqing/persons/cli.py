@@ -63,9 +63,26 @@ def _run(ctx: typer.Context, file: Path, *, show_progress: bool, encoding: str) 
         rt.db.dispose()
 
 
+def _print_changed(report: ImportReport) -> None:
+    """Which lines changed which fields (the values are in --json, masked where personal)."""
+    table = Table("line", "changed", title="changed persons", title_justify="left")
+    for change in report.changed[:TABLE_LIMIT]:
+        table.add_row(str(change.line), ", ".join(change.fields))
+    console.print(table)
+    more = len(report.changed) - TABLE_LIMIT
+    if more > 0:
+        console.print(f"… and {more} more changed persons (use --json to list them all)")
+
+
 def _print_report(report: ImportReport) -> None:
     colour = "green" if not report.refused else "yellow"
-    console.print(f"[{colour}]taken {report.taken}, refused {len(report.refused)}[/]")
+    console.print(
+        f"[{colour}]taken {report.taken}, refused {len(report.refused)}[/]: "
+        f"{report.created} new, {len(report.changed)} known persons changed",
+        highlight=False,
+    )
+    if report.changed:
+        _print_changed(report)
     if not report.refused:
         return
     table = Table("line", "code", "reason", title="refused rows", title_justify="left")
@@ -96,7 +113,9 @@ def import_(
         ),
     ] = "utf-8",
 ) -> None:
-    """Import persons from FILE: valid rows are taken, refused rows are reported.
+    """Import persons from FILE: valid rows are taken, refused rows are reported; for a
+    person already registered, the changes of status, scheme, region, phone and
+    guardians are applied and reported (--json: "changed").
 
     Exit status: 0 every row taken, 2 some rows refused (the others taken), 1 nothing
     imported (every row refused, or the file refused as a whole).

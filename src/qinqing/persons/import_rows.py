@@ -49,7 +49,6 @@ REASONS = {
     "SCHEME_INVALID": "the scheme must be one of " + ", ".join(s.value for s in Scheme),
     "STATUS_INVALID": "the status must be one of " + ", ".join(s.value for s in PersonStatus),
     "PHONE_INVALID": "the phone must be empty or an 11-digit mainland mobile number",
-    "PERSON_EXISTS": "a person with this ID number is already registered",
     "GUARDIANS_INVALID": f"the guardians must be up to {MAX_GUARDIANS} valid ID numbers "
     "separated by ';', none of them the person's own",
 }
@@ -108,6 +107,7 @@ class RowValidator:
         self._today = today
         self._regions = regions
         self._columns = len(columns)
+        self.has_guardians = self._columns > len(COLUMNS)
         # first 17 digits of an accepted ID number -> its line (the 18th follows from them)
         self._seen: dict[int, int] = {}
         # person id (as staged) -> the guardians' ID-number blind indexes

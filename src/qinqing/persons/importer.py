@@ -19,8 +19,8 @@ Design for throughput (1,000,000 rows in under two minutes on two cores, see
 * on PostgreSQL each chunk is ``COPY``-ed into a temporary staging table and
   moved with one ``INSERT ... SELECT ... ON CONFLICT (id_number_index) DO
   NOTHING``. The rows that were skipped are the persons already registered
-  (``PERSON_EXISTS``); they are found by the ids we generated, which is
-  race-free inside our own transaction;
+  (compared and changed as below); they are found by the ids we generated,
+  which is race-free inside our own transaction;
 * on a Citus coordinator, which cannot join a temporary table with the
   distributed ``persons``, the chunk's ID numbers are claimed in the look-up
   table from arrays (same ``ON CONFLICT``), and only the claimed rows are
@@ -30,9 +30,19 @@ Design for throughput (1,000,000 rows in under two minutes on two cores, see
 * a background thread writes chunk *n* while the main thread prepares chunk
   *n + 1*, so the database and Python overlap.
 
-The whole import is one transaction, together with its single audit entry:
-either every taken row and the audit entry are committed, or nothing is.
-A person is one row of ``persons``, so no person is ever half-written.
+Rows of persons already registered (matched by the ID number's blind index) are
+not refused: a re-import applies what changed of their status, scheme, region,
+phone and guardians (``persons.import_changes``). Each chunk's known rows are
+compared with the stored persons as the chunk is written; the differing ones are
+applied after the last chunk, in one step that takes its locks in the global
+order and announces the changes (``persons.events``) so that the parts above
+react in the same transaction (links that end, resident contributions noted).
+The same file twice changes nothing the second time.
+
+The whole import is one transaction, together with its audit entries (one per
+changed person, then the import's own): either every taken row, every change
+and the audit entries are committed, or nothing is. A person is one row of
+``persons``, so no person is ever half-written.
 """
 
 from __future__ import annotations
@@ -49,10 +59,12 @@ from typing import Any
 from sqlalchemy import insert
 
 from qinqing.audit.actor import Actor
-from qinqing.audit.service import record
+from qinqing.audit.service import Pending, record, record_many
 from qinqing.kit.db import citus_version
 from qinqing.kit.errors import DomainError
 from qinqing.persons import import_file
+from qinqing.persons.events import PersonChanged
+from qinqing.persons.import_changes import Wanted, apply, wanted_changes
 from qinqing.persons.import_file import (
     DEFAULT_CHUNK_ROWS,
     ENCODINGS,
@@ -71,16 +83,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
+    """``taken``: the valid rows, new persons and known ones alike; ``created``: the
+    new persons among them; ``changed``: the known persons whose data changed."""
+
     taken: int
     refused: list[Refusal] = field(default_factory=list)
+    changed: list[PersonChanged] = field(default_factory=list)
+    created: int = 0
 
     @property
     def rows(self) -> int:
         return self.taken + len(self.refused)
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` shape of docs/guide.md §5: ``{"taken": N, "refused": [{line, code, reason}]}``."""
-        return {"taken": self.taken, "refused": [r.as_dict() for r in self.refused]}
+        """The ``--json`` shape of docs/guide.md §5: ``{"taken": N, "refused": [{line,
+        code, reason}], "changed": [{line, fields: {field: [old, new]}}]}``."""
+        return {
+            "taken": self.taken,
+            "refused": [r.as_dict() for r in self.refused],
+            "changed": [
+                {"line": c.line, "fields": {k: list(v) for k, v in c.fields.items()}}
+                for c in self.changed
+            ],
+        }
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -95,7 +120,9 @@ def import_csv(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     encoding: str = "utf-8",
 ) -> ImportReport:
-    """Import persons from ``path``; see the module docstring.
+    """Import persons from ``path``; see the module docstring. Rows of persons already
+    registered change them (``ImportReport.changed``), with the effects the parts
+    above subscribe to, in the same transaction.
 
     ``on_progress(bytes_read, total_bytes)`` is called after every chunk and at
     the end. Raises ``DomainError("CSV_HEADER_INVALID")`` (nothing imported) when
@@ -109,7 +136,8 @@ def import_csv(
     regions = frozenset(r.code for r in rt.policies.regions())
     total_bytes = path.stat().st_size
     refused: list[Refusal] = []
-    taken = 0
+    taken = created = 0
+    planned: list[tuple[Wanted, dict[str, tuple[Any, Any]]]] = []
 
     with path.open("rb") as fh:
         if encoding == "utf-8" and looks_like_gbk(fh.read(SNIFF_BYTES)):
@@ -130,18 +158,27 @@ def import_csv(
                 writer = PostgresWriter(session, now)
 
             def store(rows: list[StagedRow]) -> list[int]:
-                """The chunk's persons, then the guardians of those taken (same thread,
-                same transaction)."""
+                """The chunk's persons, then the guardians of those created, then what
+                the rows of known persons would change (same thread, same
+                transaction)."""
                 existing = writer.write(rows)
                 skipped = set(existing)
-                taken_guardians = [
+                new_guardians = [
                     {"person_id": r[1], "guardian_index": g, "created_at": now}
                     for r in rows
                     if r[0] not in skipped
                     for g in validator.guardians.pop(r[1], ())
                 ]
-                if taken_guardians:
-                    session.execute(insert(PersonGuardian), taken_guardians)
+                if new_guardians:
+                    session.execute(insert(PersonGuardian), new_guardians)
+                if skipped:
+                    known = [r for r in rows if r[0] in skipped]
+                    guardians = (
+                        {r[1]: validator.guardians.pop(r[1], ()) for r in known}
+                        if validator.has_guardians
+                        else None
+                    )
+                    planned.extend(wanted_changes(session, rt.vault, known, guardians))
                 return existing
 
             # One writer thread: the database stores chunk n while we prepare chunk n + 1.
@@ -149,12 +186,12 @@ def import_csv(
                 in_flight: tuple[int, Future[list[int]]] | None = None
 
                 def settle() -> None:
-                    nonlocal in_flight, taken
+                    nonlocal in_flight, taken, created
                     if in_flight is not None:
                         size, future = in_flight
                         existing = future.result()
-                        refused.extend(refusal(n, "PERSON_EXISTS") for n in existing)
-                        taken += size - len(existing)
+                        taken += size
+                        created += size - len(existing)
                         in_flight = None
 
                 def submit(rows: list[StagedRow]) -> None:
@@ -180,8 +217,29 @@ def import_csv(
                 if on_progress is not None:
                     on_progress(source.bytes_read, total_bytes)
 
+            changed = apply(session, rt.events, rt.vault, planned, now)
+            # One lock of the audit head for every change (the head is the last lock).
+            record_many(
+                session,
+                actor=actor,
+                at=now,
+                entries=[
+                    Pending(
+                        action="persons.changed",
+                        subject_kind="person",
+                        subject_id=change.person_id,
+                        details={
+                            "file": path.name,
+                            "line": change.line,
+                            "fields": {k: list(v) for k, v in change.fields.items()},
+                        },
+                    )
+                    for change in changed
+                ],
+            )
             refused.sort(key=lambda r: r.line)
             by_code = Counter(r.code for r in refused)
+            by_field = Counter(name for c in changed for name in c.fields)
             record(
                 session,
                 actor=actor,
@@ -194,9 +252,18 @@ def import_csv(
                     "encoding": encoding,
                     "rows": taken + len(refused),
                     "taken": taken,
+                    "created": created,
                     "refused": len(refused),
                     "refused_by_code": dict(sorted(by_code.items())),
+                    "changed": len(changed),
+                    "changed_by_field": dict(sorted(by_field.items())),
                 },
             )
-    log.info("persons import: %d taken, %d refused", taken, len(refused))
-    return ImportReport(taken=taken, refused=refused)
+    log.info(
+        "persons import: %d taken (%d new), %d changed, %d refused",
+        taken,
+        created,
+        len(changed),
+        len(refused),
+    )
+    return ImportReport(taken=taken, refused=refused, changed=changed, created=created)

@@ -22,6 +22,12 @@ class PersonStatus(StrEnum):
     arrears = "arrears"  # 欠费
     suspended = "suspended"  # 暂停/封停
     terminated = "terminated"  # 终止
+    deceased = "deceased"  # 身故 (the registry says so; set by an import, never undone here)
+
+
+# The statuses after which a person's insurance relation has ended: a holder's
+# cross-region links end with it (``persons.events``, ``unbind.registry``).
+ENDED_STATUSES = frozenset({PersonStatus.terminated.value, PersonStatus.deceased.value})
 
 
 class Person(Base):

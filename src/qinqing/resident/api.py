@@ -106,6 +106,7 @@ def list_resident_contributions(
                 member_id_number=i.member_id_number,
                 paid_at=i.contribution.created_at,
                 cover_starts_on=i.contribution.cover_starts_on,
+                member_left_scheme_at=i.contribution.member_left_scheme_at,
             )
             for i in items
         ],

@@ -72,6 +72,9 @@ class ResidentContribution(Base):
     channel: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the registry said the member left the resident scheme (another scheme,
+    # terminated or deceased), for a cover year not over then (``resident.registry``).
+    member_left_scheme_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ResidentCoverYear(Base):

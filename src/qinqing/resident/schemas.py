@@ -47,6 +47,11 @@ class CollectorItemOut(BaseModel):
     member_id_number: str = Field(description="in full: the collector remits by it")
     paid_at: datetime
     cover_starts_on: date
+    member_left_scheme_at: datetime | None = Field(
+        default=None,
+        description="when the registry said the member left the resident scheme (another "
+        "scheme, terminated or deceased) for this cover year; null while they are in it",
+    )
 
 
 class CollectorPage(BaseModel):

@@ -15,6 +15,9 @@ class RequestStatus(StrEnum):
     pending_review = "pending_review"
     approved = "approved"  # review approved: the link ended
     rejected = "rejected"  # review rejected: the link is active again
+    # The link ended otherwise before a review (the registry: a party died), so
+    # there was nothing left to decide; decided_by "registry".
+    closed = "closed"
 
 
 class UnbindRequest(Base):

@@ -53,7 +53,7 @@ class UnbindIn(BaseModel):
 
 class RequestRef(BaseModel):
     id: str
-    status: Literal["completed", "pending_review", "approved", "rejected"]
+    status: Literal["completed", "pending_review", "approved", "rejected", "closed"]
 
 
 class UnbindOut(BaseModel):
@@ -63,7 +63,7 @@ class UnbindOut(BaseModel):
 
 class UnbindRequestOut(BaseModel):
     id: str
-    status: Literal["completed", "pending_review", "approved", "rejected"]
+    status: Literal["completed", "pending_review", "approved", "rejected", "closed"]
     link_id: str
     region_code: str
     on_behalf_of: Literal["holder", "member"]

@@ -35,7 +35,7 @@ class RedeemIn(Strict):
 class VoucherPerson(BaseModel):
     name: str
     id_number: str = Field(description="masked")
-    status: Literal["active", "arrears", "suspended", "terminated"]
+    status: Literal["active", "arrears", "suspended", "terminated", "deceased"]
     scheme: Literal["employee", "resident", "flexible"]
     region_code: str
 

@@ -12,6 +12,7 @@ INSURANCE_STATUS = {
     "arrears": N_("欠费"),
     "suspended": N_("暂停参保"),
     "terminated": N_("参保终止"),
+    "deceased": N_("已身故"),
 }
 
 SCHEME = {
@@ -47,6 +48,7 @@ REQUEST_STATUS = {
     "pending_review": N_("审核中"),
     "approved": N_("审核通过，已解除"),
     "rejected": N_("未通过审核"),
+    "closed": N_("已结束（亲情关系已按参保登记信息解除）"),
 }
 
 ROLE = {"holder": N_("绑定人"), "member": N_("被绑定的家庭成员")}
@@ -58,6 +60,7 @@ CHANNEL = {
     "bank": N_("合作银行"),
     "review": N_("审核"),
     "admin": N_("管理"),
+    "registry": N_("参保登记信息变更"),
 }
 
 SCOPE = {
@@ -74,6 +77,9 @@ NOTICE = {
     "link.consented": N_("%(name)s 已确认绑定，亲情关系已生效。"),
     "link.declined": N_("%(name)s 拒绝了您的绑定申请。"),
     "link.withdrawn": N_("%(name)s 撤回了绑定申请。"),
+    "link.ended_by_registry": N_(
+        "根据参保登记信息的变更（参保地变更、参保终止或身故），您与 %(name)s 的亲情关系已解除。"
+    ),
     "unbind.pending_review": N_("与 %(name)s 的解除绑定申请已提交，正在审核中。"),
     "unbind.completed": N_("与 %(name)s 的亲情关系已解除。"),
     "account.new_login": N_(
