@@ -186,6 +186,16 @@ SINGLE_CASES: list[tuple[str, dict[str, Any], str]] = [
         "MEMBER_NOT_INSURED",
     ),
     (
+        "deceased member, even without mutual aid",
+        {"aid": False, "m": member(status="deceased")},
+        "MEMBER_NOT_INSURED",
+    ),
+    (
+        "deceased holder",
+        {"h": holder(status="deceased")},
+        "HOLDER_NOT_ACTIVE",
+    ),
+    (
         "member in another region",
         {"aid": True, "m": member(region_code="150200"), "pol": NO_QUOTA},
         "MUTUAL_AID_OUT_OF_SCOPE",

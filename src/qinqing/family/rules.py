@@ -234,9 +234,11 @@ def member_refusals(
         out.append(
             Refusal("MEMBER_BIND_LIMIT_REACHED", {"per_month": policy.member_binds_per_month})
         )
+    # A person the registry reports deceased is bound by no one; a terminated one
+    # may still be bound, but not for mutual aid.
+    if member.status == "deceased" or (request.mutual_aid and member.status == "terminated"):
+        out.append(Refusal("MEMBER_NOT_INSURED"))
     if request.mutual_aid:
-        if member.status == "terminated":
-            out.append(Refusal("MEMBER_NOT_INSURED"))
         if not in_scope(
             holder.region_code, member.region_code, policy.mutual_aid_scope
         ) and not via_quota(holder.region_code, member.region_code, policy):
