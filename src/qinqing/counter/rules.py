@@ -62,6 +62,7 @@ OUTCOME_LABELS: dict[str, str] = {
     "pending_review": "审核中",
     "approved": "审核通过，解除成功",
     "rejected": "审核未通过，关系继续有效",
+    "closed": "参保登记变更，亲情关系已终止，申请不再审核",
     "proof_accepted": "监护关系证明已查验，亲情关系生效",
 }
 
