@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -27,6 +28,7 @@ from sqlalchemy import Engine, text
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.app import attach, create_app
 from qinqing.entrypoints.bootstrap import build_runtime
+from qinqing.kit import db as db_kit
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.db import make_engine
 from qinqing.runtime import Runtime
@@ -51,6 +53,56 @@ if IN_CI and not PG_URL:
     raise pytest.UsageError(
         "CI=true but QINQING_TEST_DATABASE_URL is not set: PostgreSQL tests may not skip"
     )
+
+
+# One engine per database URL for the whole worker, as a serving process keeps one:
+# SQLAlchemy caches each statement's compiled SQL per engine, and a new engine per test
+# compiled every statement again (an eighth of the suite's CPU). A test's runtime
+# disposes of the engine's connections at its end; the engine itself is reused.
+# Only the databases the ``database_url`` fixture hands out are reused; a test's own
+# files (a CLI run's data directory, a restored backup) get engines of their own.
+_ENGINES: dict[str, Engine] = {}
+_REUSABLE: set[str] = set()
+_make_engine = db_kit.make_engine
+
+
+def _reused_engine(url: str, **kwargs: Any) -> Engine:
+    if url not in _REUSABLE:
+        return _make_engine(url, **kwargs)
+    key = f"{url} {sorted(kwargs.items())!r}"
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = _make_engine(url, **kwargs)
+        # A test's second runtime on the same database shares this engine: its
+        # dispose() must not pull the pool from under the first one's connections.
+        # The pool is emptied between tests (``_close_pools``).
+        engine.dispose = _kept  # type: ignore[method-assign]
+    return engine
+
+
+def _kept(close: bool = True) -> None:
+    """A reused engine's dispose() during a test: nothing (see ``_reused_engine``)."""
+
+
+def _close_pools() -> None:
+    for engine in _ENGINES.values():
+        Engine.dispose(engine)
+
+
+def _release(url: str) -> None:
+    """Close every pooled connection to ``url`` (before its file is replaced)."""
+    for key, engine in _ENGINES.items():
+        if key.split(" ", 1)[0] == url:
+            Engine.dispose(engine)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reuse_engines() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(db_kit, "make_engine", _reused_engine)
+        yield
+    _close_pools()
+    _ENGINES.clear()
 
 
 @pytest.fixture(scope="session")
@@ -185,20 +237,25 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated, empty database of each kind."""
     if request.param == "sqlite":
         template = request.getfixturevalue("sqlite_template")
-        path = template.with_name(f"{uuid.uuid4().hex}.sqlite3")
-        shutil.copy(template, path)
-        yield f"sqlite:///{path}"
-        for leftover in (
-            path,
-            path.with_name(path.name + "-wal"),
-            path.with_name(path.name + "-shm"),
-        ):
+        # The same path for every test of this worker (so its engine is reused), a
+        # fresh copy of the template each time: put in place whole (a new file), after
+        # the last test's runtime closed its connections to the old one.
+        path = template.with_name("test.sqlite3")
+        url = f"sqlite:///{path}"
+        fresh = template.with_name(f"{uuid.uuid4().hex}.sqlite3")
+        shutil.copy(template, fresh)
+        _release(url)
+        for leftover in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)
+        os.replace(fresh, path)
+        _REUSABLE.add(url)
+        yield url
     else:
         citus = request.param == "citus"
         url = request.getfixturevalue("citus_migrated" if citus else "pg_migrated")
         # Emptied before each test (whatever the last one left), not after as well.
         _reset(url, citus=citus)
+        _REUSABLE.add(url)
         yield url
 
 
@@ -226,6 +283,8 @@ def rt(settings: Settings, clock: FrozenClock) -> Iterator[Runtime]:
     runtime = build_runtime(settings, clock=clock, migrate=False)
     yield runtime
     runtime.db.dispose()
+    # Every runtime of the test is done: the shared engines' connections close.
+    _close_pools()
 
 
 # One app per worker (and trusted-proxy setting, the one setting the app is built
