@@ -51,7 +51,8 @@ lint: install
 
 # The whole suite, SQLite and PostgreSQL cases alike, on one pytest-xdist worker per
 # core (TEST_WORKERS=0: in one process); each worker has its own databases. Two runs:
-# everything but the browser tests, to whichever worker is free (--dist load); then the
+# everything but the browser tests, a worker that runs out taking the other's remaining
+# tests (--dist worksteal: a few tests take 20-30 s, the rest a fraction of one); then the
 # browser tests a file to a worker (--dist loadfile), because a module's journeys build
 # on each other against its one live server. (Apart, because the session's Playwright
 # browser keeps an event loop running in the main thread, which a later test calling
@@ -62,7 +63,7 @@ lint: install
 TEST_WORKERS ?= auto
 test: lint
 	PYTHONDONTWRITEBYTECODE= QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
-	    $(BIN)/pytest -n $(TEST_WORKERS) --dist load --ignore=tests/web
+	    $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --ignore=tests/web
 	PYTHONDONTWRITEBYTECODE= QINQING_TEST_DATABASE_URL=$${QINQING_TEST_DATABASE_URL:-$(PG_TEST_URL)} \
 	    $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/web
 
