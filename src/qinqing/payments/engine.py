@@ -320,42 +320,61 @@ def _lock_accounts(run: _Run) -> None:
     appended here and added to its balance by the clearing step."""
     # Exactly the accounts the operations use, as the fast path locks them: an
     # authorization's payer account (a cross-region link's quota, else the holder's
-    # personal account), and the account each payment to resolve holds on.
-    wanted: dict[tuple[uuid.UUID, str], ColumnElement[bool]] = {}
+    # personal account), and the account each payment to resolve holds on. In sets
+    # (one statement for a batch of a thousand), each kind of account its own.
+    personal: set[uuid.UUID] = set()
+    quotas: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for holder, member in run.pairs.values():
         lnk = run.links.get((holder.id, member.id))
         if lnk is not None and lnk.via_quota:
-            wanted[(holder.id, f"q{lnk.id}")] = (
-                (LedgerAccount.person_id == holder.id)
-                & (LedgerAccount.kind == AccountKind.quota.value)
-                & (LedgerAccount.link_id == lnk.id)
-            )
+            quotas.add((holder.id, lnk.id))
         else:
-            wanted[(holder.id, "p")] = (LedgerAccount.person_id == holder.id) & (
-                LedgerAccount.kind == AccountKind.personal.value
-            )
-    for pid, holder_id in run.holder_of.items():
-        account_id = run.account_of.get(pid)
-        if account_id is not None:
-            wanted[(holder_id, f"a{account_id}")] = (LedgerAccount.person_id == holder_id) & (
-                LedgerAccount.id == account_id
-            )
-    # One statement per holder where locks go one owner at a time (Citus), each in
-    # account-id order: the global (person, account) order either way.
+            personal.add(holder.id)
+    held_on = {
+        (holder_id, run.account_of[pid])
+        for pid, holder_id in run.holder_of.items()
+        if pid in run.account_of
+    }
+    is_personal = LedgerAccount.kind == AccountKind.personal.value
+    is_quota = LedgerAccount.kind == AccountKind.quota.value
+    together: list[ColumnElement[bool]] = []
+    if personal:
+        together.append(
+            any_of(run.session, LedgerAccount.person_id, sorted(personal, key=str), Uuid())
+            & is_personal
+        )
+    if quotas:
+        together.append(
+            pairs_in(run.session, LedgerAccount.person_id, LedgerAccount.link_id, sorted(quotas))
+            & is_quota
+        )
+    if held_on:
+        together.append(
+            pairs_in(run.session, LedgerAccount.person_id, LedgerAccount.id, sorted(held_on))
+        )
+    # Where locks go one owner at a time (Citus): one statement per holder, each in
+    # account-id order — the global (person, account) order either way.
     by_holder: dict[uuid.UUID, list[ColumnElement[bool]]] = {}
-    for (holder_id, _), cond in wanted.items():
-        by_holder.setdefault(holder_id, []).append(cond)
-    per_holder = [or_(*by_holder[h]) for h in sorted(by_holder, key=str)]
+    for h in personal:
+        by_holder.setdefault(h, []).append((LedgerAccount.person_id == h) & is_personal)
+    for h, link_id in quotas:
+        by_holder.setdefault(h, []).append(
+            (LedgerAccount.person_id == h) & (LedgerAccount.link_id == link_id) & is_quota
+        )
+    for h, account_id in held_on:
+        by_holder.setdefault(h, []).append(
+            (LedgerAccount.person_id == h) & (LedgerAccount.id == account_id)
+        )
     rows = (
         locked(
             run.session,
             select(LedgerAccount)
             .order_by(LedgerAccount.person_id, LedgerAccount.id)
             .with_for_update(key_share=True),
-            or_(*per_holder),
-            per_holder,
+            or_(*together),
+            [or_(*by_holder[h]) for h in sorted(by_holder, key=str)],
         )
-        if per_holder
+        if together
         else []
     )
     seen: set[uuid.UUID] = set()
