@@ -50,7 +50,15 @@ def main() -> int:
     psql(db, "ANALYZE")
 
     servers = {
-        "b": start_server(args.database_url, key, args.port, args.workers, out / "server.log", {})
+        "b": start_server(
+            args.database_url,
+            key,
+            args.port,
+            args.workers,
+            out / "server.log",
+            {},
+            args.server,
+        )
     }
     if args.grouped:
         servers["c"] = start_server(
@@ -60,6 +68,7 @@ def main() -> int:
             args.workers,
             out / "server-grouped.log",
             {"QINQING_GROUP_COMMIT": "on"},
+            args.server,
         )
     rounds: list[dict[str, Figures]] = []
     try:
@@ -69,7 +78,7 @@ def main() -> int:
             measure_batches(srv, tok, pairs, 0, 1, 100, cluster, f"warm{name}")
         print(
             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
-            f"pgbench scale {args.pgbench_scale}; server: qinqing serve --workers {args.workers}; "
+            f"pgbench scale {args.pgbench_scale}; server: {args.server} --workers {args.workers}; "
             f"batches: {args.batch_clients} clients x {args.batch_size} operations; "
             f"autovacuum {cluster.autovacuum} (ANALYZE and CHECKPOINT before each round)"
         )

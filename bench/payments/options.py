@@ -31,5 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also measure (c): a second server with QINQING_GROUP_COMMIT=on",
     )
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="the HTTP server: `qinqing serve` (uvicorn with uvloop and httptools), or "
+        "Granian for a side-by-side measurement (needs `pip install granian`)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     return parser.parse_args(argv)

@@ -21,8 +21,47 @@ class Server:
     log: Path
 
 
+def command(server: str, port: int, workers: int) -> list[str]:
+    """How to start the service: ``qinqing serve``, or the same app under Granian."""
+    if server == "granian":
+        granian = Path(sys.executable).with_name("granian")
+        if not granian.exists():
+            raise SystemExit("--server granian: install it first (pip install granian)")
+        return [
+            str(granian),
+            "--interface",
+            "asgi",
+            "--workers",
+            str(workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--no-ws",
+            "bench.payments.granian_app:app",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "qinqing",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
 def start_server(
-    url: str, key: str, port: int, workers: int, log: Path, extra_env: dict[str, str]
+    url: str,
+    key: str,
+    port: int,
+    workers: int,
+    log: Path,
+    extra_env: dict[str, str],
+    server: str = "uvicorn",
 ) -> Server:
     env = {
         **os.environ,
@@ -34,7 +73,7 @@ def start_server(
         **extra_env,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qinqing", "serve", "--port", str(port), "--workers", str(workers)],
+        command(server, port, workers),
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
