@@ -19,10 +19,7 @@ from qinqing.access.principal import Principal
 from qinqing.accounting.statements import balance_of
 from qinqing.auth import service as auth
 from qinqing.auth.verification import (
-    FaceVerification,
-    PaymentPasswordVerification,
     face_provider,
-    simulated_face_token,
 )
 from qinqing.family import service as family
 from qinqing.family.views import link_out
@@ -45,6 +42,7 @@ from qinqing.web.forms import (
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
+from qinqing.web.verification_form import verification_from_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -142,22 +140,11 @@ def top_up_submit(
 ) -> Response:
     key = form_key(form)
     amount_text = form.get("amount", "").strip()[:20]
-    method = form.get("method", "payment_password")
-    pin = form.get("payment_password", "").strip()[:16]
     errors = Errors()
     amount_fen = yuan_to_fen(amount_text) if amount_text else None
     if not amount_fen:
         errors.add("amount", t(request, N_("请填写转入金额，例如 500 或 500.50")))
-    verification: PaymentPasswordVerification | FaceVerification | None = None
-    if method == "face" and face_provider(rt) is not None:
-        assert principal.person_id is not None
-        verification = FaceVerification(
-            method="face", face_token=simulated_face_token(principal.person_id)
-        )
-    elif not pin:
-        errors.add("payment_password", t(request, N_("请输入支付密码")))
-    else:
-        verification = PaymentPasswordVerification(method="payment_password", payment_password=pin)
+    verification = verification_from_form(request, rt, principal, form, errors)
     if errors or not amount_fen or verification is None:
         return _quota_page(
             request, session, rt, principal, link_id, key=key, amount=amount_text, errors=errors

@@ -18,10 +18,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.auth import service as auth
 from qinqing.auth.verification import (
-    FaceVerification,
-    PaymentPasswordVerification,
     face_provider,
-    simulated_face_token,
 )
 from qinqing.family import service as family
 from qinqing.family.views import link_out
@@ -34,6 +31,7 @@ from qinqing.web.pages_quota import quota_of_link
 from qinqing.web.render import page, redirect, t
 from qinqing.web.session import PersonPage
 from qinqing.web.translations import N_
+from qinqing.web.verification_form import verification_from_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -105,22 +103,11 @@ def pay_submit(
 ) -> Response:
     key = form_key(form)
     year_text = form.get("year", "").strip()
-    method = form.get("method", "payment_password")
-    pin = form.get("payment_password", "").strip()[:16]
     errors = Errors()
     year = int(year_text) if year_text.isdigit() and len(year_text) == 4 else None
     if year is None:
         errors.add("year", t(request, N_("请选择缴费年度")))
-    verification: PaymentPasswordVerification | FaceVerification | None = None
-    if method == "face" and face_provider(rt) is not None:
-        assert principal.person_id is not None
-        verification = FaceVerification(
-            method="face", face_token=simulated_face_token(principal.person_id)
-        )
-    elif not pin:
-        errors.add("payment_password", t(request, N_("请输入支付密码")))
-    else:
-        verification = PaymentPasswordVerification(method="payment_password", payment_password=pin)
+    verification = verification_from_form(request, rt, principal, form, errors)
     if errors or year is None or verification is None:
         return _pay_page(
             request, session, rt, principal, link_id, key=key, chosen=year_text, errors=errors

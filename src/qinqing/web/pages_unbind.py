@@ -17,10 +17,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.auth import service as auth
 from qinqing.auth.verification import (
-    FaceVerification,
-    PaymentPasswordVerification,
     face_provider,
-    simulated_face_token,
 )
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
@@ -30,9 +27,9 @@ from qinqing.unbind import review as unbind_review
 from qinqing.unbind import rules
 from qinqing.unbind import service as unbind
 from qinqing.web.forms import Errors, FormDep, attempt, form_key, new_form_key, once
-from qinqing.web.render import page, redirect, t
+from qinqing.web.render import page, redirect
 from qinqing.web.session import PersonPage, prefs_of
-from qinqing.web.translations import N_
+from qinqing.web.verification_form import verification_from_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -100,22 +97,11 @@ def unbind_submit(
     rt: RuntimeDep,
 ) -> Response:
     key = form_key(form)
-    method = form.get("method", "payment_password")
-    pin = form.get("payment_password", "").strip()[:16]
     reason = form.get("reason", "").strip()[:500] or None
     errors = Errors()
-    verification: PaymentPasswordVerification | FaceVerification
-    if method == "face" and face_provider(rt) is not None:
-        assert principal.person_id is not None
-        # Only the simulated provider exists; a real one would hand its token back here.
-        verification = FaceVerification(
-            method="face", face_token=simulated_face_token(principal.person_id)
-        )
-    else:
-        if not pin:
-            errors.add("payment_password", t(request, N_("请输入支付密码")))
-            return _unbind_page(request, session, rt, principal, link_id, key=key, errors=errors)
-        verification = PaymentPasswordVerification(method="payment_password", payment_password=pin)
+    verification = verification_from_form(request, rt, principal, form, errors)
+    if verification is None:
+        return _unbind_page(request, session, rt, principal, link_id, key=key, errors=errors)
 
     def handler() -> tuple[int, dict[str, str]]:
         outcome = unbind.unbind(session, rt, principal, link_id, verification, reason)
