@@ -20,7 +20,7 @@ from qinqing.contributions.models import Contribution
 from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
-from qinqing.payments.formulas import open_hold
+from qinqing.payments.formulas import held_at, open_hold
 from qinqing.payments.models import Payment
 from qinqing.persons.models import Person
 from qinqing.resident.models import ResidentContribution
@@ -48,12 +48,7 @@ def balance_of(session: Session, person: Person, now: datetime) -> Balance:
     ).one_or_none()
     if account is None:
         return Balance(person.scheme == "employee", 0, 0)
-    held = session.execute(
-        select(func.coalesce(func.sum(Payment.amount_fen), 0)).where(
-            Payment.holder_id == person.id, Payment.account_id == account.id, open_hold(now)
-        )
-    ).scalar_one()
-    return Balance(True, int(account.balance_fen), int(held))
+    return Balance(True, int(account.balance_fen), held_at(session, person.id, account.id, now))
 
 
 def names_of(session: Session, person_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -131,14 +126,14 @@ class Statement:
     quotas: list[QuotaLine]
 
 
-def quotas_of(session: Session, person: Person) -> list[QuotaLine]:
+def quotas_of(session: Session, person: Person, now: datetime) -> list[QuotaLine]:
     """The quotas of the person's cross-region links that still hold money, or whose
     link is in force (the money is no longer in the balance, but still the holder's)."""
     rows = session.execute(
         select(
+            LedgerAccount.id,
             LedgerAccount.link_id,
             LedgerAccount.balance_fen,
-            LedgerAccount.held_fen,
             FamilyLink.member_id,
         )
         .join(
@@ -157,7 +152,13 @@ def quotas_of(session: Session, person: Person) -> list[QuotaLine]:
     ).all()
     names = names_of(session, {r.member_id for r in rows})
     return [
-        QuotaLine(r.link_id, r.member_id, names.get(r.member_id, ""), r.balance_fen, r.held_fen)
+        QuotaLine(
+            r.link_id,
+            r.member_id,
+            names.get(r.member_id, ""),
+            r.balance_fen,
+            held_at(session, person.id, r.id, now),
+        )
         for r in rows
     ]
 
@@ -326,5 +327,5 @@ def statement(
         lines,
         str(lines[-1].id) if more and lines else None,
         for_me,
-        quotas_of(session, person),
+        quotas_of(session, person, now),
     )

@@ -64,3 +64,15 @@ def yearly_usage(
     ):
         usage[link_id] = int(used)
     return usage
+
+
+def held_at(session: Session, holder_id: uuid.UUID, account_id: uuid.UUID, now: datetime) -> int:
+    """What an account of the holder's (personal or a quota) holds at ``now``: its open
+    holds, an overdue one not counted though not yet released. Reads use this rather
+    than the cached ``held_fen``, which keeps an overdue hold until the next lock."""
+    held = session.execute(
+        select(func.coalesce(func.sum(Payment.amount_fen), 0)).where(
+            Payment.holder_id == holder_id, Payment.account_id == account_id, open_hold(now)
+        )
+    ).scalar_one()
+    return int(held)

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
@@ -34,8 +34,7 @@ from qinqing.kit.errors import DomainError
 from qinqing.ledger.accounts import ensure_quota, lock_accounts, post_transfer, quota_of
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
 from qinqing.notify.service import enqueue
-from qinqing.payments.formulas import open_hold
-from qinqing.payments.models import Payment
+from qinqing.payments.formulas import held_at
 from qinqing.payments.service import release_overdue
 from qinqing.persons.models import Person
 from qinqing.quota import rules
@@ -186,7 +185,7 @@ def top_up(
         },
     )
     session.flush()
-    return _view(session, link, quota)
+    return _view(session, link, quota, now)
 
 
 def view(
@@ -198,10 +197,12 @@ def view(
     link = load_usable_link(session, rt, principal, link_id)
     if not link.via_quota:
         raise DomainError("QUOTA_NOT_CROSS_REGION", 409)
-    return _view(session, link, quota_of(session, link.holder_id, link.id))
+    return _view(session, link, quota_of(session, link.holder_id, link.id), rt.clock.now())
 
 
-def _view(session: Session, link: FamilyLink, quota: LedgerAccount | None) -> QuotaView:
+def _view(
+    session: Session, link: FamilyLink, quota: LedgerAccount | None, now: datetime
+) -> QuotaView:
     if quota is None:
         return QuotaView(link.id, 0, 0, 0, [])
     rows = session.execute(
@@ -215,11 +216,13 @@ def _view(session: Session, link: FamilyLink, quota: LedgerAccount | None) -> Qu
         .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
         .limit(ENTRIES_SHOWN)
     ).all()
+    # Open holds only (a read writes nothing; an overdue hold is released at the next lock).
+    held = held_at(session, link.holder_id, quota.id, now)
     return QuotaView(
         link_id=link.id,
         balance_fen=quota.balance_fen,
-        held_fen=quota.held_fen,
-        available_fen=rules.available(quota.balance_fen, quota.held_fen),
+        held_fen=held,
+        available_fen=rules.available(quota.balance_fen, held),
         entries=[
             Entry(r.id, rules.ENTRY_KIND.get(r.kind, r.kind), r.amount_fen, r.created_at)
             for r in rows
@@ -232,12 +235,7 @@ def available(session: Session, link: FamilyLink, now: datetime) -> int:
     quota = quota_of(session, link.holder_id, link.id)
     if quota is None:
         return 0
-    held = session.execute(
-        select(func.coalesce(func.sum(Payment.amount_fen), 0)).where(
-            Payment.holder_id == link.holder_id, Payment.account_id == quota.id, open_hold(now)
-        )
-    ).scalar_one()
-    return rules.available(quota.balance_fen, int(held))
+    return rules.available(quota.balance_fen, held_at(session, link.holder_id, quota.id, now))
 
 
 def return_unused(session: Session, link: FamilyLink, at: datetime) -> int:
