@@ -33,7 +33,7 @@ from qinqing.family.models import FamilyLink
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.accounts import ensure_quota, lock_accounts, post_transfer, quota_of
 from qinqing.ledger.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransfer
-from qinqing.notify.service import enqueue
+from qinqing.notify.service import enqueue, tell_both
 from qinqing.payments.formulas import held_at
 from qinqing.payments.service import release_overdue
 from qinqing.persons.models import Person
@@ -156,20 +156,13 @@ def top_up(
     )
     personal.balance_fen -= amount_fen
     quota.balance_fen += amount_fen
-    payload = {"link_id": str(link.id), "amount_fen": amount_fen, "quota_fen": quota.balance_fen}
-    enqueue(
+    tell_both(
         session,
-        person_id=holder.id,
-        kind=TOPPED_UP_HOLDER,
+        holder_id=holder.id,
+        member_id=link.member_id,
+        kinds=(TOPPED_UP_HOLDER, TOPPED_UP_MEMBER),
         at=now,
-        payload={**payload, "member_id": str(link.member_id)},
-    )
-    enqueue(
-        session,
-        person_id=link.member_id,
-        kind=TOPPED_UP_MEMBER,
-        at=now,
-        payload={**payload, "holder_id": str(holder.id)},
+        payload={"link_id": str(link.id), "amount_fen": amount_fen, "quota_fen": quota.balance_fen},
     )
     record(
         session,

@@ -38,7 +38,7 @@ from qinqing.kit.db import new_id
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.ledger.accounts import post_transfer, resident_fund_code, system_account
 from qinqing.ledger.models import AccountKind
-from qinqing.notify.service import enqueue
+from qinqing.notify.service import tell_both
 from qinqing.persons.models import Person, PersonStatus, Scheme
 from qinqing.persons.service import id_number_of
 from qinqing.quota.service import lock_payer
@@ -186,19 +186,13 @@ def pay(
         "amount_fen": found.amount_fen,
         "cover_starts_on": found.cover_starts_on.isoformat(),
     }
-    enqueue(
+    tell_both(
         session,
-        person_id=holder.id,
-        kind=PAID_HOLDER,
+        holder_id=holder.id,
+        member_id=member.id,
+        kinds=(PAID_HOLDER, PAID_MEMBER),
         at=now,
-        payload={**payload, "member_id": str(member.id)},
-    )
-    enqueue(
-        session,
-        person_id=member.id,
-        kind=PAID_MEMBER,
-        at=now,
-        payload={**payload, "holder_id": str(holder.id)},
+        payload=payload,
     )
     record(
         session,
