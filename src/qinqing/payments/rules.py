@@ -34,6 +34,16 @@ class AuthorizeFacts:
     via_quota: bool = False
 
 
+def payer_refusal(holder_scheme: str, holder_status: str) -> str | None:
+    """Who may pay from a personal account for a family member — a payment, a resident
+    contribution, a quota top-up alike: an employee whose insurance is in force."""
+    if holder_scheme != "employee":
+        return "HOLDER_NOT_EMPLOYEE"
+    if holder_status != "active":
+        return "PAYER_NOT_ACTIVE"
+    return None
+
+
 def authorize_refusal(f: AuthorizeFacts) -> str | None:
     """The code that refuses an authorization, or None when it may go ahead.
 
@@ -44,10 +54,8 @@ def authorize_refusal(f: AuthorizeFacts) -> str | None:
         return "AMOUNT_INVALID"
     if not f.link_active_mutual_aid:
         return "NO_MUTUAL_AID_LINK"
-    if f.holder_scheme != "employee":
-        return "HOLDER_NOT_EMPLOYEE"
-    if f.holder_status != "active":
-        return "PAYER_NOT_ACTIVE"
+    if payer := payer_refusal(f.holder_scheme, f.holder_status):
+        return payer
     if f.yearly_limit_fen is not None and f.used_this_year_fen + f.amount_fen > f.yearly_limit_fen:
         return "YEARLY_LIMIT_EXCEEDED"
     if f.amount_fen > f.available_fen:

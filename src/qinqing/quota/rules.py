@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qinqing.payments.rules import payer_refusal
+
 # A top-up is one personal-account movement: at most what a personal account could
 # plausibly hold (100 million yuan), so a typo of many zeros is refused as such.
 MAX_TOP_UP_FEN = 10_000_000_000
@@ -49,11 +51,7 @@ def top_up_refusal(f: TopUpFacts) -> str | None:
         return "NO_MUTUAL_AID_LINK"
     if not f.via_quota:
         return "QUOTA_NOT_CROSS_REGION"
-    if f.holder_scheme != "employee":
-        return "HOLDER_NOT_EMPLOYEE"
-    if f.holder_status != "active":
-        return "PAYER_NOT_ACTIVE"
-    return None
+    return payer_refusal(f.holder_scheme, f.holder_status)
 
 
 def available(balance_fen: int, held_fen: int) -> int:

@@ -39,7 +39,8 @@ from qinqing.kit.errors import DomainError, not_found
 from qinqing.ledger.accounts import post_transfer, resident_fund_code, system_account
 from qinqing.ledger.models import AccountKind
 from qinqing.notify.service import tell_both
-from qinqing.persons.models import Person, PersonStatus, Scheme
+from qinqing.payments.rules import payer_refusal
+from qinqing.persons.models import Person, Scheme
 from qinqing.persons.service import id_number_of
 from qinqing.quota.service import lock_payer
 from qinqing.resident import rules
@@ -111,10 +112,8 @@ def pay(
     holder = session.get(Person, link.holder_id)
     member = session.get(Person, link.member_id)
     assert holder is not None and member is not None
-    if holder.scheme != Scheme.employee.value:
-        raise DomainError("HOLDER_NOT_EMPLOYEE", 409)
-    if holder.status != PersonStatus.active.value:
-        raise DomainError("PAYER_NOT_ACTIVE", 409)
+    if payer := payer_refusal(holder.scheme, holder.status):
+        raise DomainError(payer, 409)
     if member.scheme != Scheme.resident.value:
         raise DomainError("MEMBER_NOT_RESIDENT", 409)
     found = quote(rt, member, year, china_date(now))
