@@ -34,11 +34,11 @@ from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.audit.models import AuditEntry
 from qinqing.auth.models import AccessToken, LoginThrottle
-from qinqing.auth.tokens import principal_from_token
 from qinqing.auth.verification import FaceVerification, simulated_face_token
 from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.ledger.models import LedgerAccount
+from qinqing.payments import fast_batch
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.payments.models import Payment
@@ -47,7 +47,7 @@ from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from support.accounts import id_number
 from support.banks import person_principal
-from support.ledger import Family, fund, institution_headers, make_family
+from support.ledger import Family, fund, make_family, through_fast, token_principal
 from support.profiles import examples
 
 # (yearly limit, mutual aid, holder scheme): a limited link, an unlimited one, a
@@ -66,7 +66,8 @@ PROBE_LIMIT = 4  # refusals told MUTUAL_AID_UNAVAILABLE per hour before the 429s
 amount = st.one_of(st.integers(1, 25_000), st.integers(1, 25_000), st.integers(-2, 0))
 # Mostly the two families whose links allow payments.
 payer = st.one_of(st.integers(0, 1), st.integers(0, 1), st.integers(0, len(SHAPES) - 1))
-step = st.one_of(
+# What an institution sends: one operation.
+op_step = st.one_of(
     st.tuples(st.just("authorize"), payer, amount, st.integers(0, 6)),
     st.tuples(st.just("authorize"), payer, amount, st.just(0)),
     # holder of one family, member of another: no link between them
@@ -74,17 +75,30 @@ step = st.one_of(
     st.tuples(st.just("settle"), st.integers(0, 3), amount, st.just(0)),
     st.tuples(st.just("settle"), st.integers(0, 1), amount, st.just(0)),
     st.tuples(st.just("void"), st.integers(0, 4), st.just(0), st.just(0)),
-    st.tuples(st.just("fund"), payer, st.integers(1, 30_000), st.just(0)),
-    st.tuples(st.just("time"), st.integers(1, 80), st.just(0), st.just(0)),
     # a member whose ID number nobody has; the family of another region
     st.tuples(st.just("unknown"), payer, amount, st.just(0)),
     st.tuples(st.just("far"), st.just(0), amount, st.just(0)),
+    # the family across regions: a payment from its quota
+    st.tuples(st.just("quota"), st.just(0), amount, st.integers(0, 6)),
+)
+# What happens around the institution's calls.
+world_step = st.one_of(
+    st.tuples(st.just("fund"), payer, st.integers(1, 30_000), st.just(0)),
+    st.tuples(st.just("time"), st.integers(1, 80), st.just(0), st.just(0)),
     # the holder of a family (len(SHAPES): the far one) shows the institution a voucher
     st.tuples(st.just("show"), st.integers(0, len(SHAPES)), st.just(0), st.just(0)),
-    # the family across regions: a payment from its quota, and money into the quota
-    st.tuples(st.just("quota"), st.just(0), amount, st.integers(0, 6)),
+    # money into the quota of the family across regions
     st.tuples(st.just("top_up"), st.just(0), st.integers(1, 15_000), st.just(0)),
 )
+step = st.one_of(op_step, world_step)
+# In a batch also what the engine refuses before any look-up: an ID number that
+# does not parse, a payment id that is no UUID.
+batch_op = st.one_of(
+    op_step,
+    st.tuples(st.just("malformed"), payer, amount, st.just(0)),
+    st.tuples(st.just("no_uuid"), st.just(0), st.just(0), st.just(0)),
+)
+batch_step = st.one_of(world_step, st.lists(batch_op, min_size=1, max_size=8))
 
 
 @dataclass
@@ -141,6 +155,8 @@ def _world(rt: Runtime, seq: itertools.count[int]) -> World:
 
 def _op(world: World, s: tuple[str, int, int, int], ref: str) -> payments.Op:
     kind, a, n, _ = s
+    if kind == "no_uuid":
+        return payments.Void("no-such-payment")
     if kind in ("settle", "void"):
         # The a-th most recent authorization, or (rarely) none at all.
         pid = world.payments[-1 - a] if a < len(world.payments) else uuid.UUID(int=a + 1)
@@ -152,6 +168,8 @@ def _op(world: World, s: tuple[str, int, int, int], ref: str) -> payments.Op:
     fam = world.families[a]
     if kind == "unknown":
         return payments.Authorize(fam.holder_number, UNKNOWN, n, ref)
+    if kind == "malformed":
+        return payments.Authorize(fam.holder_number, "11010519491231002", n, ref)
     member = world.families[(a + 1) % len(SHAPES)] if kind == "cross" else fam
     return payments.Authorize(fam.holder_number, member.member_number, n, ref)
 
@@ -175,26 +193,6 @@ def _show(rt: Runtime, world: World, a: int, institution: Principal) -> None:
                 claimed_at=now,
             )
         )
-
-
-async def _through_fast(fast: FastPath, principal: Principal, op: payments.Op) -> payments.Outcome:
-    """One operation through the fast path, as the engine would report it (a refusal
-    is an Outcome with its code, and a throttled one's wait)."""
-
-    def answer(o: payments.Outcome) -> tuple[int, Any]:
-        return 200, o
-
-    try:
-        if isinstance(op, payments.Authorize):
-            ix = fast.indexes(op)
-            assert ix is not None
-            reply = await fast.authorize(principal, op, ix, None, answer)
-        else:
-            reply = await fast.resolve(principal, op, None, answer)
-    except DomainError as exc:
-        return payments.Outcome(ok=False, code=exc.code, retry_after=exc.params.get("retry_after"))
-    assert isinstance(reply.body, payments.Outcome)
-    return reply.body
 
 
 def _probes(rt: Runtime, institution: Principal) -> list[tuple[Any, ...]]:
@@ -272,69 +270,144 @@ def fast(rt: Runtime) -> FastPath:
     return path
 
 
+def _institutions(rt: Runtime, client: TestClient, clock: FrozenClock) -> list[Principal]:
+    """Two institutions, one per world, each with a token (the SQL checks it) that
+    outlives the example's clock: the ORM engine is not the one checking tokens."""
+    out = []
+    for _ in range(2):
+        p = token_principal(rt, client)
+        with rt.db.unit_of_work() as s:
+            s.execute(
+                update(AccessToken)
+                .where(AccessToken.token_hash == p.token_hash)
+                .values(expires_at=clock.now() + timedelta(days=365))
+            )
+        out.append(p)
+    return out
+
+
+def _in_both(
+    rt: Runtime,
+    clock: FrozenClock,
+    worlds: tuple[World, World],
+    insts: list[Principal],
+    s: tuple[str, int, int, int],
+) -> None:
+    """A step that is not an institution's call, in both worlds alike."""
+    a, b = worlds
+    kind = s[0]
+    if kind == "time":
+        clock.advance(timedelta(hours=s[1]))
+    elif kind == "fund":
+        fund(rt, a.families[s[1]].holder_id, s[2])
+        fund(rt, b.families[s[1]].holder_id, s[2])
+    elif kind == "top_up":
+        assert _top_up(rt, a.quota, s[2]) == _top_up(rt, b.quota, s[2]), s
+    else:
+        assert kind == "show"
+        _show(rt, a, s[1], insts[0])
+        _show(rt, b, s[1], insts[1])
+
+
+def _ref(s: tuple[str, int, int, int], refs: itertools.count[int], reused: list[str]) -> str:
+    """Reference 0 is always new; 1..6 may repeat one used before."""
+    return f"N{next(refs)}" if s[3] == 0 else reused[s[3]]
+
+
+# Every sequence starts with a hold on each paying family, so settles and voids
+# have something to act on.
+OPENING = [("authorize", 0, 5_000, 0), ("authorize", 1, 8_000, 0)]
+SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
 def test_fast_path_decides_as_the_engine(
     rt: Runtime, clock: FrozenClock, client: TestClient, fast: FastPath
 ) -> None:
-    def institutions() -> list[Principal]:
-        """Two institutions, one per world, each with a token (the SQL checks it) that
-        outlives the example's clock: the ORM engine is not the one checking tokens."""
-        out = []
-        for _ in range(2):
-            token = institution_headers(rt, client)["Authorization"].removeprefix("Bearer ")
-            with rt.db.unit_of_work() as s:
-                p = principal_from_token(s, rt, token)
-                s.execute(
-                    update(AccessToken)
-                    .where(AccessToken.token_hash == p.token_hash)
-                    .values(expires_at=clock.now() + timedelta(days=365))
-                )
-            out.append(p)
-        return out
-
     rt.settings.authorize_failures_per_hour = PROBE_LIMIT
     seq = itertools.count(1)
     refs = itertools.count(1)
 
-    @settings(
-        max_examples=examples(80),
-        deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    @settings(SETTINGS, max_examples=examples(80))
     @given(steps=st.lists(step, min_size=1, max_size=24))
     def run(steps: list[tuple[str, int, int, int]]) -> None:
         a, b = _world(rt, seq), _world(rt, seq)
-        orm_inst, fast_inst = institutions()
+        insts = _institutions(rt, client, clock)
+        orm_inst, fast_inst = insts
         reused = [f"D{next(refs)}" for _ in range(7)]
 
         async def go() -> None:
             try:
-                # Every sequence starts with a hold on each paying family, so settles
-                # and voids have something to act on.
-                for s in [("authorize", 0, 5_000, 0), ("authorize", 1, 8_000, 0), *steps]:
-                    kind = s[0]
-                    if kind == "time":
-                        clock.advance(timedelta(hours=s[1]))
+                for s in [*OPENING, *steps]:
+                    if s[0] in ("time", "fund", "top_up", "show"):
+                        _in_both(rt, clock, (a, b), insts, s)
                         continue
-                    if kind == "fund":
-                        fund(rt, a.families[s[1]].holder_id, s[2])
-                        fund(rt, b.families[s[1]].holder_id, s[2])
-                        continue
-                    if kind == "top_up":
-                        assert _top_up(rt, a.quota, s[2]) == _top_up(rt, b.quota, s[2]), s
-                        continue
-                    if kind == "show":
-                        _show(rt, a, s[1], orm_inst)
-                        _show(rt, b, s[1], fast_inst)
-                        continue
-                    # Reference 0 is always new; 1..6 may repeat one used before.
-                    ref = f"N{next(refs)}" if s[3] == 0 else reused[s[3]]
+                    ref = _ref(s, refs, reused)
                     op_a, op_b = _op(a, s, ref), _op(b, s, ref)
                     with rt.db.unit_of_work() as session:
                         got_a = payments.execute(session, rt, orm_inst, [op_a])[0]
-                    got_b = await _through_fast(fast, fast_inst, op_b)
+                    got_b = await through_fast(fast, fast_inst, op_b)
                     assert _seen(a, got_a, op_a) == _seen(b, got_b, op_b), (s, got_a, got_b)
                     if not (got_a.ok and got_b.ok):  # a refusal may be audited
                         assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
+            finally:
+                await fast.close()
+
+        asyncio.run(go())
+        assert _state(rt, a) == _state(rt, b)
+        assert _counter(rt, orm_inst) == _counter(rt, fast_inst)
+
+    run()
+    with rt.db.unit_of_work() as s:
+        assert reconcile(s) == []
+
+
+def test_fast_batches_decide_as_the_engine(
+    rt: Runtime, clock: FrozenClock, client: TestClient, fast: FastPath
+) -> None:
+    """The same, a few operations at a time: a batch of the engine
+    (``payments.execute`` with the list) against one call of
+    ``qinqing_payment_batch`` — each operation's outcome in order (a payment settled
+    twice in one batch, a reference used twice, the probe limit reached half-way),
+    the audit entries of the probes, and the state after."""
+    # Lower than the single calls' limit: a few batches reach it, often half-way.
+    rt.settings.authorize_failures_per_hour = 2
+    seq = itertools.count(1)
+    refs = itertools.count(1)
+
+    def answer(outs: list[payments.Outcome]) -> tuple[int, Any]:
+        return 200, outs
+
+    @settings(SETTINGS, max_examples=examples(40))
+    @given(steps=st.lists(batch_step, min_size=1, max_size=8))
+    def run(steps: list[Any]) -> None:
+        a, b = _world(rt, seq), _world(rt, seq)
+        insts = _institutions(rt, client, clock)
+        orm_inst, fast_inst = insts
+        reused = [f"D{next(refs)}" for _ in range(7)]
+
+        async def go() -> None:
+            try:
+                # The family without mutual aid has shown its voucher: its refusals
+                # keep their real reason, the others' are probes.
+                for s in [("show", 2, 0, 0), OPENING, *steps]:
+                    if isinstance(s, tuple):
+                        _in_both(rt, clock, (a, b), insts, s)
+                        continue
+                    refs_of = [_ref(o, refs, reused) for o in s]
+                    ops_a = [_op(a, o, r) for o, r in zip(s, refs_of, strict=True)]
+                    ops_b = [_op(b, o, r) for o, r in zip(s, refs_of, strict=True)]
+                    with rt.db.unit_of_work() as session:
+                        got_a = payments.execute(session, rt, orm_inst, ops_a)
+                    reply = await fast_batch.run(fast, fast_inst, ops_b, None, answer)
+                    got_b = reply.body
+                    assert len(got_b) == len(ops_b)
+                    seen_a = [_seen(a, g, o) for g, o in zip(got_a, ops_a, strict=True)]
+                    seen_b = [_seen(b, g, o) for g, o in zip(got_b, ops_b, strict=True)]
+                    assert seen_a == seen_b, (s, got_a, got_b)
+                    assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
             finally:
                 await fast.close()
 

@@ -13,14 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
-from qinqing.auth.tokens import principal_from_token
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
-from support.ledger import fund, institution_headers, make_family, through_fast
+from support.ledger import fund, make_family, through_fast, token_principal
 
 
 @pytest.fixture
@@ -35,16 +33,10 @@ def grouped(rt: Runtime) -> FastPath:
     return fast
 
 
-def _institution(rt: Runtime, client: TestClient) -> Principal:
-    token = institution_headers(rt, client)["Authorization"].removeprefix("Bearer ")
-    with rt.db.read_only() as s:
-        return principal_from_token(s, rt, token)
-
-
 def test_concurrent_payments_share_transactions_and_keep_every_rule(
     rt: Runtime, client: TestClient, grouped: FastPath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    inst = _institution(rt, client)
+    inst = token_principal(rt, client)
     fams = [make_family(rt, seq=n) for n in (1, 2, 3)]
     for f in fams:
         fund(rt, f.holder_id, 10_000)

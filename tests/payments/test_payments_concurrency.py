@@ -3,18 +3,22 @@ account never overdraw it, and concurrent settles of one hold resolve it once.""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+from typing import Any, TypeVar
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from qinqing.accounting.reconcile import reconcile
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
+from qinqing.payments import fast_batch
 from qinqing.payments import service as payments
+from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
 from support.concurrency import race
-from support.ledger import fund, institution_principal, make_family
+from support.ledger import fund, institution_principal, make_family, token_principal
 
 T = TypeVar("T")
 
@@ -110,4 +114,50 @@ def test_concurrent_batches_on_shared_accounts_do_not_deadlock(pg: Runtime) -> N
     assert all(isinstance(r, list) for r in results), results
     assert sum(o.ok for r in results if isinstance(r, list) for o in r) == 36
     with rt.db.unit_of_work() as s:
+        assert reconcile(s) == []
+
+
+def test_concurrent_fast_batches_on_shared_accounts_do_not_deadlock(
+    pg: Runtime, client: TestClient
+) -> None:
+    """The same through ``qinqing_payment_batch``: it takes the batch's links and
+    accounts in the global order before deciding, so batches naming the same holders
+    in opposite orders wait for each other instead of deadlocking (a deadlock here
+    would surface as an error: nothing retries it)."""
+    rt = pg
+    fast = FastPath.for_runtime(rt)
+    if fast is None:
+        pytest.skip("the batch function is the plain PostgreSQL fast path's")
+    fams = [make_family(rt, seq=i + 1) for i in range(6)]
+    for f in fams:
+        fund(rt, f.holder_id, 20_000)
+    inst = token_principal(rt, client)
+
+    def answer(outs: list[payments.Outcome]) -> tuple[int, Any]:
+        return 200, outs
+
+    async def one(rnd: int, i: int) -> list[payments.Outcome]:
+        order = fams if i % 2 else list(reversed(fams))
+        ops: list[payments.Op] = [
+            payments.Authorize(f.holder_number, f.member_number, 1_000, f"F{rnd}-{i}-{j}")
+            for j, f in enumerate(order)
+        ]
+        try:
+            reply = await fast_batch.run(fast, inst, ops, None, answer)
+        finally:
+            await fast.close()
+        outs: list[payments.Outcome] = reply.body
+        return outs
+
+    for rnd in range(3):  # rounds: each a fresh chance to interleave
+        results = race(6, lambda i, rnd=rnd: asyncio.run(one(rnd, i)))
+        assert all(isinstance(r, list) for r in results), results
+        assert all(o.ok for r in results if isinstance(r, list) for o in r), results
+    with rt.db.unit_of_work() as s:
+        held = s.execute(
+            select(LedgerAccount.held_fen).where(
+                LedgerAccount.person_id.in_([f.holder_id for f in fams])
+            )
+        ).scalars()
+        assert sorted(held) == [18_000] * 6  # 3 rounds x 6 batches x 1,000 each
         assert reconcile(s) == []

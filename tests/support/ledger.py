@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from qinqing.access.principal import Principal
+from qinqing.auth.tokens import principal_from_token
 from qinqing.family.models import FamilyLink
 from qinqing.family.views import pair_key
 from qinqing.kit.errors import DomainError
@@ -160,9 +161,17 @@ def institution_principal(rt: Runtime, region: str = "150600") -> Principal:
     )
 
 
+def token_principal(rt: Runtime, client: TestClient) -> Principal:
+    """An institution's Principal with a real token, as the fast path needs it (its SQL
+    reads the token row at every call)."""
+    token = institution_headers(rt, client)["Authorization"].removeprefix("Bearer ")
+    with rt.db.read_only() as s:
+        return principal_from_token(s, rt, token)
+
+
 async def through_fast(fast: FastPath, principal: Principal, op: payments.Op) -> payments.Outcome:
     """One operation through the PostgreSQL fast path, as the engine would report it
-    (a refusal is an Outcome with its code)."""
+    (a refusal is an Outcome with its code, and a throttled one's wait)."""
 
     def answer(o: payments.Outcome) -> tuple[int, Any]:
         return 200, o
@@ -175,6 +184,6 @@ async def through_fast(fast: FastPath, principal: Principal, op: payments.Op) ->
         else:
             reply = await fast.resolve(principal, op, None, answer)
     except DomainError as exc:
-        return payments.Outcome(ok=False, code=exc.code)
+        return payments.Outcome(ok=False, code=exc.code, retry_after=exc.params.get("retry_after"))
     assert isinstance(reply.body, payments.Outcome)
     return reply.body

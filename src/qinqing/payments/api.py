@@ -22,8 +22,8 @@ from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.http.idempotency import REPLAYED_HEADER, IdempotencyKeyDep, run_for_request
 from qinqing.http.problems import locale_of
 from qinqing.kit import i18n
+from qinqing.payments import fast_batch, statements
 from qinqing.payments import service as payments
-from qinqing.payments import statements
 from qinqing.payments.fast import Answer, FastPath, Reply
 from qinqing.payments.schemas import (
     AuthorizeIn,
@@ -91,7 +91,7 @@ def _ordinary(
     creds: HTTPAuthorizationCredentials | None,
     key: str | None,
     body: dict[str, Any],
-    run: Callable[[Session, Runtime, Principal], tuple[int, PaymentOut]],
+    run: Callable[[Session, Runtime, Principal], tuple[int, Any]],
 ) -> JSONResponse:
     """The ORM path in a worker thread, as a sync route runs: the caller read again
     in the unit of work (a cached principal is never trusted here), the
@@ -248,12 +248,11 @@ async def void(
 
 
 @router.post("/payments/batch", response_model=BatchOut)
-def batch(
+async def batch(
     body: BatchIn,
     request: Request,
-    principal: InstitutionDep,
-    session: SessionDep,
-    rt: RuntimeDep,
+    creds: BearerDep,
+    principal: FastInstitutionDep,
     key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Up to 1000 authorize/settle/void operations, one result each, in order.
@@ -267,38 +266,53 @@ def batch(
         else:
             ops.append(payments.Void(o.payment_id))
     locale = locale_of(request)
+    data = body.model_dump(exclude_none=True)
+    fast = fast_path_of(request)
+    # A voucher's authorization is the engine's (vouchers.execute), and so its batch.
+    bare = [o for o in ops if not isinstance(o, vouchers.VoucherAuthorize)]
+    if fast is not None and len(bare) == len(ops):
+        keyed = fast.keyed(principal, key, "POST", request.url.path, data)
+        reply = await fast_batch.run(
+            fast, principal, bare, keyed, lambda outs: (200, batch_body(outs, locale))
+        )
+        return reply_response(reply)
 
-    def run() -> tuple[int, BatchOut]:
-        results = []
-        for i, res in enumerate(vouchers.execute(session, rt, principal, ops)):
-            if res.ok:
-                results.append(
-                    BatchResult(
-                        index=i,
-                        ok=True,
-                        payment_id=str(res.payment_id),
-                        status=res.status,
-                        amount_fen=res.amount_fen,
-                        settled_fen=res.settled_fen,
-                    )
-                )
-            else:
-                assert res.code
-                results.append(
-                    BatchResult(
-                        index=i,
-                        ok=False,
-                        code=res.code,
-                        message=i18n.text(res.code, locale)[0],
-                        retry_after=res.retry_after,
-                    )
-                )
-        ok = sum(r.ok for r in results)
-        return 200, BatchOut(results=results, succeeded=ok, failed=len(results) - ok)
+    def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, Any]:
+        return 200, batch_body(vouchers.execute(session, rt, p, ops), locale)
 
-    return run_for_request(
-        request, session, rt, principal, key, body.model_dump(exclude_none=True), run
-    )
+    return await run_in_threadpool(_ordinary, request, creds, key, data, run)
+
+
+def batch_body(outcomes: list[payments.Outcome], locale: str) -> dict[str, Any]:
+    """A batch's answer (both paths): one result per operation, in order."""
+    results = []
+    for i, res in enumerate(outcomes):
+        if res.ok:
+            results.append(
+                BatchResult(
+                    index=i,
+                    ok=True,
+                    payment_id=str(res.payment_id),
+                    status=res.status,
+                    amount_fen=res.amount_fen,
+                    settled_fen=res.settled_fen,
+                )
+            )
+        else:
+            assert res.code
+            results.append(
+                BatchResult(
+                    index=i,
+                    ok=False,
+                    code=res.code,
+                    message=i18n.text(res.code, locale)[0],
+                    retry_after=res.retry_after,
+                )
+            )
+    ok = sum(r.ok for r in results)
+    out = BatchOut(results=results, succeeded=ok, failed=len(results) - ok)
+    body: dict[str, Any] = jsonable_encoder(out)
+    return body
 
 
 @statements_router.get("/family/links/{link_id}/payments", response_model=LinkPaymentsOut)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, Uuid, or_, select
@@ -181,21 +181,26 @@ def _uuid(raw: str) -> uuid.UUID | None:
         return None
 
 
+def numbers_of(op: Authorize, today: date) -> tuple[str, str]:
+    """An authorization's two ID numbers, normalized, or its refusal before any look-up
+    (raised): an amount that is not positive, then a number that does not parse."""
+    if op.amount_fen <= 0:
+        raise DomainError("AMOUNT_INVALID", 422)
+    return (
+        ric.parse(op.holder_id_number, today).number,
+        ric.parse(op.member_id_number, today).number,
+    )
+
+
 def _find_persons(run: _Run) -> None:
     """1. Persons named by authorizations: the look-up table, then their rows."""
     today = run.now.date()
     for i, op in enumerate(run.ops):
         if isinstance(op, Authorize):
-            if op.amount_fen <= 0:
-                run.out[i] = refused("AMOUNT_INVALID")
-                continue
             try:
-                h = ric.parse(op.holder_id_number, today).number
-                m = ric.parse(op.member_id_number, today).number
+                run.numbers[i] = numbers_of(op, today)
             except DomainError as exc:
                 run.out[i] = refused(exc.code)
-                continue
-            run.numbers[i] = (h, m)
     index = {run.rt.vault.index(ID_KIND, n): n for pair in run.numbers.values() for n in pair}
     if not index:
         return

@@ -81,7 +81,7 @@ _AUTHORIZE = (
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _RESOLVE = "SELECT * FROM qinqing_payment_resolve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-_COMPLETE = (
+COMPLETE = (
     "UPDATE idempotency_keys SET status_code = %s, response = %s WHERE caller = %s AND key = %s"
 )
 _RELEASE = "DELETE FROM idempotency_keys WHERE caller = %s AND key = %s"
@@ -165,9 +165,9 @@ class FastPath:
         self.conninfo = conninfo
         self.pool_size = pool_size
         self.principals = PrincipalCache()
-        codes = rt.policies.codes()
-        self._regions = codes
-        self._hours = [rt.policies.policy(c).hold_expiry_hours for c in codes]
+        # Each region's hold expiry, as the functions take it (two arrays).
+        self.regions = rt.policies.codes()
+        self.hours = [rt.policies.policy(c).hold_expiry_hours for c in self.regions]
         # A pool belongs to the event loop that opened it (a server has one loop;
         # a test client may start several, one after another).
         self._pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
@@ -238,6 +238,14 @@ class FastPath:
             request_hash(self.rt.vault, method, path, body),
         )
 
+    def seal(self, keyed: Keyed, body: Any) -> dict[str, object]:
+        """The stored form of an answer under its key (``http.idempotency``)."""
+        return seal_answer(self.rt.vault, keyed.caller, keyed.key, body)
+
+    def open(self, keyed: Keyed, stored: dict[str, object]) -> Any:
+        """A stored answer to replay."""
+        return open_answer(self.rt.vault, keyed.caller, keyed.key, stored)
+
     def indexes(self, op: Authorize) -> tuple[str, str] | None:
         """The two blind indexes, or None when a number does not parse (the ordinary
         path then gives its own answer)."""
@@ -269,12 +277,12 @@ class FastPath:
             op.amount_fen,
             op.reference,
             uuid.uuid4(),
-            self._regions,
-            self._hours,
+            self.regions,
+            self.hours,
             probes.key(principal.id),
             self.rt.settings.authorize_failures_per_hour,
             probes.shown_since(self.rt, now),
-            *_key_params(keyed),
+            *key_params(keyed),
         )
         return await self._counted(
             "authorize", self._call(principal, _AUTHORIZE, params, keyed, answer, now)
@@ -295,7 +303,7 @@ class FastPath:
             now,
             pid,
             op.amount_fen if isinstance(op, Settle) else None,
-            *_key_params(keyed),
+            *key_params(keyed),
         )
         return await self._counted(
             "settle" if isinstance(op, Settle) else "void",
@@ -334,7 +342,7 @@ class FastPath:
             return self._reply(principal, row, None, answer)
         # BEGIN and the call in one round trip; the answer (or the key's release) and
         # COMMIT in the second.
-        async with self._connection() as conn, conn.pipeline(), conn.transaction():
+        async with self.connection() as conn, conn.pipeline(), conn.transaction():
             row = await (await conn.execute(sql, params)).fetchone()
             try:
                 reply = self._reply(principal, row, keyed, answer)
@@ -344,9 +352,9 @@ class FastPath:
                 refusal = exc
             else:
                 if not reply.replayed:
-                    sealed = seal_answer(self.rt.vault, keyed.caller, keyed.key, reply.body)
+                    sealed = self.seal(keyed, reply.body)
                     await conn.execute(
-                        _COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
+                        COMPLETE, (reply.status, Json(sealed), keyed.caller, keyed.key)
                     )
                 return reply
         # Committed: the probe the function counted is audited.
@@ -355,21 +363,27 @@ class FastPath:
 
     async def _audit_probe(self, principal: Principal, row: Any, now: datetime) -> None:
         """A refusal the function told as MUTUAL_AID_UNAVAILABLE (and counted) gets its
-        audit entry with the real reason, in a transaction of its own: the audit
-        chain's MAC key never reaches the database."""
+        audit entry with the real reason."""
         detail: str | None = getattr(row, "detail", None)
         if row is None or row.code != rules.UNAVAILABLE or detail is None:
             return
         probe = probes.Probe(detail, row.probe_holder, row.probe_member, row.probe_link)
-        failures: int = row.probe_failures
+        await self.audit_probes(principal, [probe], row.probe_failures, now)
+
+    async def audit_probes(
+        self, principal: Principal, found: list[probes.Probe], failures: int, now: datetime
+    ) -> None:
+        """Audit entries of the probes a function counted (``failures``: the window's
+        count after the last), in a transaction of their own: the audit chain's MAC
+        key never reaches the database."""
 
         def record(session: Session) -> None:
-            probes.audit_probes(session, self.rt, principal, [probe], failures, now)
+            probes.audit_probes(session, self.rt, principal, found, failures, now)
 
         await asyncio.to_thread(self.rt.db.run, record, what="payment probe audit")
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; one the server dropped surfaces as
         :class:`Disconnected`, so the request is run again on a fresh one.
 
@@ -404,7 +418,7 @@ class FastPath:
 
     async def _alone(self, sql: str, params: tuple[Any, ...]) -> Any:
         """One call in autocommit: one round trip, its own transaction."""
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             return await (await conn.execute(sql, params)).fetchone()
 
     # --- group commit (QINQING_GROUP_COMMIT) ------------------------------------
@@ -460,7 +474,7 @@ class FastPath:
     async def _run_group(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         if len(calls) == 1:
             return [await self._alone(*calls[0])]
-        async with self._connection() as conn:
+        async with self.connection() as conn:
             async with conn.pipeline(), conn.transaction():
                 cursors = [await conn.execute(q, p) for q, p in calls]
             return [await c.fetchone() for c in cursors]
@@ -484,8 +498,7 @@ class FastPath:
             return Reply(status, body, False)
         if code == "REPLAY":
             assert keyed is not None
-            body = open_answer(self.rt.vault, keyed.caller, keyed.key, row.replay_response)
-            return Reply(row.replay_status, body, True)
+            return Reply(row.replay_status, self.open(keyed, row.replay_response), True)
         if code == "UNAUTHENTICATED":
             self.principals.drop(principal.token_hash)
             raise DomainError("UNAUTHENTICATED", 401)
@@ -520,7 +533,7 @@ def _installed(rt: Runtime) -> bool:
     return bool(found >= 2)
 
 
-def _key_params(keyed: Keyed | None) -> tuple[str | None, ...]:
+def key_params(keyed: Keyed | None) -> tuple[str | None, ...]:
     if keyed is None:
         return (None, None, None, None)
     return (keyed.caller, keyed.key, keyed.operation, keyed.request_hash)

@@ -128,22 +128,22 @@ DROP FUNCTION IF EXISTS qinqing_payment_authorize(
   text, text, text, timestamptz, int, text, text, bigint, text, uuid, text[], int[],
   text, text, text, text);
 
--- An authorization by two ID numbers (payments by voucher stay on the engine). A
--- refusal about the persons is answered MUTUAL_AID_UNAVAILABLE, with the real
--- code in `detail` and the rows it named for the caller's audit entry, unless the
--- institution claimed a family voucher for the pair shown after p_shown_since; it
--- is then counted against the client's hour (login_throttle row p_probe_key,
--- payments/probes.py), and past p_probe_limit of them the client's calls are
--- AUTHORIZE_RATE_LIMITED (`retry_after` seconds) until the hour is over.
-CREATE OR REPLACE FUNCTION qinqing_payment_authorize(
-  p_token text, p_client text, p_region text, p_now timestamptz, p_year int,
+-- One authorization by two ID numbers, once the caller is admitted (the body of
+-- qinqing_payment_authorize and of each authorization of qinqing_payment_batch;
+-- payments by voucher stay on the engine). A refusal about the persons is
+-- answered MUTUAL_AID_UNAVAILABLE, with the real code in `detail` and the rows it
+-- named for the caller's audit entry, unless the institution claimed a family
+-- voucher for the pair shown after p_shown_since; it is then counted against the
+-- client's hour (login_throttle row p_probe_key, payments/probes.py), and past
+-- p_probe_limit of them the client's calls are AUTHORIZE_RATE_LIMITED
+-- (`retry_after` seconds) until the hour is over.
+CREATE OR REPLACE FUNCTION qinqing_authorize_op(
+  p_client text, p_region text, p_now timestamptz, p_year int,
   p_holder_ix text, p_member_ix text, p_amount bigint, p_reference text,
   p_payment_id uuid, p_policy_regions text[], p_policy_hours int[],
   p_probe_key text, p_probe_limit int, p_shown_since timestamptz,
-  p_caller text, p_key text, p_operation text, p_hash text,
   OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
   OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
-  OUT replay_status int, OUT replay_response json,
   OUT detail text, OUT probe_holder uuid, OUT probe_member uuid, OUT probe_link uuid,
   OUT probe_failures int, OUT retry_after int)
 LANGUAGE plpgsql AS $$
@@ -158,11 +158,6 @@ DECLARE
   v_hours int;
   v_failures int; v_started timestamptz;
 BEGIN
-  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
-    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
-  IF code IS NOT NULL THEN
-    RETURN;
-  END IF;
   IF p_amount <= 0 THEN code := 'AMOUNT_INVALID'; RETURN; END IF;
 
   -- The two persons, through the ID-number look-up table.
@@ -299,14 +294,43 @@ BEGIN
   END IF;
 END $$;
 
--- Settle (p_settle not NULL: the amount to post) or void (p_settle NULL).
-CREATE OR REPLACE FUNCTION qinqing_payment_resolve(
-  p_token text, p_client text, p_region text, p_now timestamptz,
-  p_payment_id uuid, p_settle bigint,
+-- An institution's authorization: the caller admitted (token, Idempotency-Key),
+-- then qinqing_authorize_op.
+CREATE OR REPLACE FUNCTION qinqing_payment_authorize(
+  p_token text, p_client text, p_region text, p_now timestamptz, p_year int,
+  p_holder_ix text, p_member_ix text, p_amount bigint, p_reference text,
+  p_payment_id uuid, p_policy_regions text[], p_policy_hours int[],
+  p_probe_key text, p_probe_limit int, p_shown_since timestamptz,
   p_caller text, p_key text, p_operation text, p_hash text,
   OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
   OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
-  OUT replay_status int, OUT replay_response json)
+  OUT replay_status int, OUT replay_response json,
+  OUT detail text, OUT probe_holder uuid, OUT probe_member uuid, OUT probe_link uuid,
+  OUT probe_failures int, OUT retry_after int)
+LANGUAGE plpgsql AS $$
+BEGIN
+  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
+    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
+  IF code IS NOT NULL THEN
+    RETURN;
+  END IF;
+  SELECT o.code, o.payment_id, o.status, o.amount_fen, o.settled_fen, o.released_fen,
+         o.expires_at, o.detail, o.probe_holder, o.probe_member, o.probe_link,
+         o.probe_failures, o.retry_after
+    INTO code, payment_id, status, amount_fen, settled_fen, released_fen, expires_at,
+         detail, probe_holder, probe_member, probe_link, probe_failures, retry_after
+    FROM qinqing_authorize_op(p_client, p_region, p_now, p_year, p_holder_ix, p_member_ix,
+                              p_amount, p_reference, p_payment_id, p_policy_regions,
+                              p_policy_hours, p_probe_key, p_probe_limit, p_shown_since) o;
+END $$;
+
+-- One settle (p_settle not NULL: the amount to post) or void (p_settle NULL),
+-- once the caller is admitted (the body of qinqing_payment_resolve and of each
+-- settle or void of qinqing_payment_batch).
+CREATE OR REPLACE FUNCTION qinqing_resolve_op(
+  p_client text, p_region text, p_now timestamptz, p_payment_id uuid, p_settle bigint,
+  OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
+  OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_holder uuid;
@@ -315,11 +339,6 @@ DECLARE
   a_id uuid; a_held bigint;
   lk record;
 BEGIN
-  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
-    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
-  IF code IS NOT NULL THEN
-    RETURN;
-  END IF;
   -- Only the institution's own payments, found through their key.
   SELECT k.holder_id INTO v_holder FROM payment_keys k
    WHERE k.payment_id = p_payment_id AND k.client_id = p_client;
@@ -390,4 +409,139 @@ BEGIN
      SET held_fen = held_fen - lk.released - lk.t_amount, balance_fen = balance_fen - p_settle
    WHERE person_id = v_holder AND id = lk.t_account;
   status := 'settled'; settled_fen := p_settle; released_fen := lk.t_amount - p_settle;
+END $$;
+
+-- An institution's settle or void: the caller admitted, then qinqing_resolve_op.
+CREATE OR REPLACE FUNCTION qinqing_payment_resolve(
+  p_token text, p_client text, p_region text, p_now timestamptz,
+  p_payment_id uuid, p_settle bigint,
+  p_caller text, p_key text, p_operation text, p_hash text,
+  OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
+  OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
+  OUT replay_status int, OUT replay_response json)
+LANGUAGE plpgsql AS $$
+BEGIN
+  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
+    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
+  IF code IS NOT NULL THEN
+    RETURN;
+  END IF;
+  SELECT o.code, o.payment_id, o.status, o.amount_fen, o.settled_fen, o.released_fen,
+         o.expires_at
+    INTO code, payment_id, status, amount_fen, settled_fen, released_fen, expires_at
+    FROM qinqing_resolve_op(p_client, p_region, p_now, p_payment_id, p_settle) o;
+END $$;
+
+-- A batch of up to a thousand operations in one call and one transaction, each
+-- decided as its single call would be, in order, each seeing the ones before it
+-- (payments/fast_batch.py; the engine's batch is the reference, held to this by
+-- the differential test). Element i of the arrays is operation i: p_kind is
+-- 'authorize', 'settle' or 'void'; p_refused an answer the caller already knows
+-- (an amount that is not positive, an ID number that does not parse, a payment id
+-- that is no UUID); p_id the new payment's id (authorize) or the one to resolve;
+-- p_amount the amount to hold or to settle. One row per operation, `op` its
+-- 0-based index; or one row with `op` NULL when the caller is not admitted
+-- (UNAUTHENTICATED, IDEMPOTENCY_MISMATCH, REPLAY with the stored answer).
+--
+-- The single calls lock as they go; a batch takes the links (FOR SHARE) and the
+-- payers' accounts first, each set in one statement in the global order
+-- (docs/ledger.md), so its later per-operation locks are ones it already holds
+-- and it can wait on nobody out of order.
+CREATE OR REPLACE FUNCTION qinqing_payment_batch(
+  p_token text, p_client text, p_region text, p_now timestamptz, p_year int,
+  p_kind text[], p_refused text[], p_holder_ix text[], p_member_ix text[],
+  p_amount bigint[], p_reference text[], p_id uuid[],
+  p_policy_regions text[], p_policy_hours int[],
+  p_probe_key text, p_probe_limit int, p_shown_since timestamptz,
+  p_caller text, p_key text, p_operation text, p_hash text)
+RETURNS TABLE (
+  op int, code text, payment_id uuid, status text, amount_fen bigint,
+  settled_fen bigint, released_fen bigint, expires_at timestamptz,
+  replay_status int, replay_response json,
+  detail text, probe_holder uuid, probe_member uuid, probe_link uuid,
+  probe_failures int, retry_after int)
+LANGUAGE plpgsql AS $$
+DECLARE
+  g record;
+  a record;
+  r record;
+  v_h uuid[];
+  v_m uuid[];
+BEGIN
+  SELECT x.code, x.replay_status, x.replay_response INTO g
+    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) x;
+  IF g.code IS NOT NULL THEN
+    code := g.code; replay_status := g.replay_status; replay_response := g.replay_response;
+    RETURN NEXT;
+    RETURN;
+  END IF;
+
+  -- The pairs of the authorizations whose persons are visible to the institution
+  -- (one of them insured in its region), as qinqing_authorize_op finds them.
+  SELECT array_agg(q.h), array_agg(q.m) INTO v_h, v_m
+    FROM (SELECT DISTINCT hn.person_id AS h, mn.person_id AS m
+            FROM unnest(p_kind, p_refused, p_holder_ix, p_member_ix) AS u(k, f, hx, mx)
+            JOIN person_id_numbers hn ON hn.id_number_index = u.hx
+            JOIN person_id_numbers mn ON mn.id_number_index = u.mx
+            JOIN persons hp ON hp.id = hn.person_id
+            JOIN persons mp ON mp.id = mn.person_id
+           WHERE u.k = 'authorize' AND u.f IS NULL
+             AND NOT (p_region IS DISTINCT FROM hp.region_code
+                      AND p_region IS DISTINCT FROM mp.region_code)) q;
+  -- Their links, then every account the operations pay from or hold on: an
+  -- authorization's payer (its link's quota when the link is across regions, else
+  -- the holder's personal account) and each payment to resolve's account.
+  PERFORM 1 FROM family_links fl
+   WHERE (fl.holder_id, fl.member_id) IN (SELECT * FROM unnest(v_h, v_m))
+     AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+   ORDER BY fl.holder_id, fl.id FOR SHARE;
+  PERFORM 1 FROM ledger_accounts la
+   WHERE (la.person_id, la.id) IN (
+           SELECT pa.person_id, pa.id
+             FROM unnest(v_h, v_m) AS w(h, m)
+             LEFT JOIN family_links fl
+               ON fl.holder_id = w.h AND fl.member_id = w.m
+              AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+             JOIN ledger_accounts pa ON pa.person_id = w.h
+              AND CASE WHEN coalesce(fl.via_quota, false)
+                       THEN pa.kind = 'quota' AND pa.link_id = fl.id
+                       ELSE pa.kind = 'personal' END
+           UNION
+           SELECT k.holder_id, p.account_id
+             FROM unnest(p_kind, p_refused, p_id) AS u(k, f, t)
+             JOIN payment_keys k ON k.payment_id = u.t AND k.client_id = p_client
+             JOIN payments p ON p.holder_id = k.holder_id AND p.id = u.t
+            WHERE u.k IN ('settle', 'void') AND u.f IS NULL)
+   ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
+
+  FOR i IN 1..coalesce(array_length(p_kind, 1), 0) LOOP
+    op := i - 1;
+    code := NULL; payment_id := NULL; status := NULL; amount_fen := NULL;
+    settled_fen := NULL; released_fen := NULL; expires_at := NULL;
+    detail := NULL; probe_holder := NULL; probe_member := NULL; probe_link := NULL;
+    probe_failures := NULL; retry_after := NULL;
+    IF p_refused[i] IS NOT NULL THEN
+      code := p_refused[i];
+    ELSIF p_kind[i] = 'authorize' THEN
+      SELECT * INTO a
+        FROM qinqing_authorize_op(p_client, p_region, p_now, p_year, p_holder_ix[i],
+                                  p_member_ix[i], p_amount[i], p_reference[i], p_id[i],
+                                  p_policy_regions, p_policy_hours, p_probe_key,
+                                  p_probe_limit, p_shown_since) x;
+      code := a.code; payment_id := a.payment_id; status := a.status;
+      amount_fen := a.amount_fen; settled_fen := a.settled_fen;
+      released_fen := a.released_fen; expires_at := a.expires_at; detail := a.detail;
+      probe_holder := a.probe_holder; probe_member := a.probe_member;
+      probe_link := a.probe_link; probe_failures := a.probe_failures;
+      retry_after := a.retry_after;
+    ELSE
+      SELECT * INTO r
+        FROM qinqing_resolve_op(p_client, p_region, p_now, p_id[i],
+                                CASE WHEN p_kind[i] = 'settle' THEN p_amount[i] END) x;
+      code := r.code; payment_id := r.payment_id; status := r.status;
+      amount_fen := r.amount_fen; settled_fen := r.settled_fen;
+      released_fen := r.released_fen; expires_at := r.expires_at;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
 END $$;
