@@ -30,7 +30,6 @@ from qinqing.payments.schemas import (
     AuthorizeOp,
     BatchIn,
     BatchOut,
-    BatchResult,
     LinkPaymentOut,
     LinkPaymentsOut,
     PaymentOut,
@@ -266,12 +265,11 @@ async def batch(
         else:
             ops.append(payments.Void(o.payment_id))
     locale = locale_of(request)
-    data = body.model_dump(exclude_none=True)
     fast = fast_path_of(request)
     # A voucher's authorization is the engine's (vouchers.execute), and so its batch.
     bare = [o for o in ops if not isinstance(o, vouchers.VoucherAuthorize)]
     if fast is not None and len(bare) == len(ops):
-        keyed = fast.keyed(principal, key, "POST", request.url.path, data)
+        keyed = fast.keyed(principal, key, "POST", request.url.path, _batch_data(body, key))
         reply = await fast_batch.run(
             fast, principal, bare, keyed, lambda outs: (200, batch_body(outs, locale))
         )
@@ -280,39 +278,55 @@ async def batch(
     def run(session: Session, rt: Runtime, p: Principal) -> tuple[int, Any]:
         return 200, batch_body(vouchers.execute(session, rt, p, ops), locale)
 
-    return await run_in_threadpool(_ordinary, request, creds, key, data, run)
+    return await run_in_threadpool(_ordinary, request, creds, key, _batch_data(body, key), run)
+
+
+def _batch_data(body: BatchIn, key: str | None) -> dict[str, Any]:
+    """What a batch's Idempotency-Key is bound to; without a key nothing reads it (a
+    thousand operations' dump is not free)."""
+    return body.model_dump(exclude_none=True) if key is not None else {}
 
 
 def batch_body(outcomes: list[payments.Outcome], locale: str) -> dict[str, Any]:
-    """A batch's answer (both paths): one result per operation, in order."""
-    results = []
+    """A batch's answer (both paths), as ``BatchOut`` renders it: one result per
+    operation, in order. Written as plain dicts: through the models a thousand
+    results cost 25 ms of CPU, more than the batch's own Python work."""
+    messages: dict[str, str] = {}
+    results: list[dict[str, Any]] = []
     for i, res in enumerate(outcomes):
         if res.ok:
             results.append(
-                BatchResult(
-                    index=i,
-                    ok=True,
-                    payment_id=str(res.payment_id),
-                    status=res.status,
-                    amount_fen=res.amount_fen,
-                    settled_fen=res.settled_fen,
-                )
+                {
+                    "index": i,
+                    "ok": True,
+                    "payment_id": str(res.payment_id),
+                    "status": res.status,
+                    "amount_fen": res.amount_fen,
+                    "settled_fen": res.settled_fen,
+                    "code": None,
+                    "message": None,
+                    "retry_after": None,
+                }
             )
-        else:
-            assert res.code
-            results.append(
-                BatchResult(
-                    index=i,
-                    ok=False,
-                    code=res.code,
-                    message=i18n.text(res.code, locale)[0],
-                    retry_after=res.retry_after,
-                )
-            )
-    ok = sum(r.ok for r in results)
-    out = BatchOut(results=results, succeeded=ok, failed=len(results) - ok)
-    body: dict[str, Any] = jsonable_encoder(out)
-    return body
+            continue
+        assert res.code
+        if (message := messages.get(res.code)) is None:
+            message = messages[res.code] = i18n.text(res.code, locale)[0]
+        results.append(
+            {
+                "index": i,
+                "ok": False,
+                "payment_id": None,
+                "status": None,
+                "amount_fen": None,
+                "settled_fen": None,
+                "code": res.code,
+                "message": message,
+                "retry_after": res.retry_after,
+            }
+        )
+    ok = sum(r["ok"] for r in results)
+    return {"results": results, "succeeded": ok, "failed": len(results) - ok}
 
 
 @statements_router.get("/family/links/{link_id}/payments", response_model=LinkPaymentsOut)
