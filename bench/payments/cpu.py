@@ -24,6 +24,15 @@ class Cluster:
     database: str
     prefix: str  # process titles start with "postgres: <cluster_name>: "
     autovacuum: str
+    conninfo: str  # to read the WAL position
+
+    def wal_lsn(self) -> int:
+        """The cluster's current WAL position, in bytes (cluster-wide: every database's
+        writes count, so the figure is only clean on an otherwise quiet cluster)."""
+        with psycopg.connect(self.conninfo) as conn:
+            row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+        assert row is not None
+        return int(row[0])
 
     @classmethod
     def find(cls, db: str) -> Cluster:
@@ -47,7 +56,7 @@ class Cluster:
                 f"postmaster.pid names {postmaster}, the backend's parent is {me.ppid}"
             )
         prefix = f"postgres: {name}: " if name else "postgres: "
-        return cls(postmaster, database, prefix, autovacuum)
+        return cls(postmaster, database, prefix, autovacuum, db)
 
     def database_of(self, pid: int) -> str | None:
         """The database a backend serves, from its process title; None for auxiliary ones."""
@@ -65,7 +74,8 @@ class Cluster:
 
 
 class Window:
-    """CPU of the server tree and of the PostgreSQL cluster between start() and stop().
+    """CPU of the server tree and of the PostgreSQL cluster between start() and stop(),
+    and the WAL the cluster wrote meanwhile.
 
     The cluster's figure is all its processes (postmaster, backends, checkpointer,
     WAL writer, ...) minus the backends of other databases, which a sampler
@@ -103,6 +113,7 @@ class Window:
         # A backend exiting while the first snapshot is read could be miscounted: let
         # the previous step's connections (psql, token requests) end first.
         time.sleep(0.3)
+        self.wal0 = self.cluster.wal_lsn()
         self.busy0 = machine_busy()
         self.t0 = time.perf_counter()
         self.procs0 = snapshot(self.roots)
@@ -115,6 +126,7 @@ class Window:
         self.sampler.join()
         procs = snapshot(self.roots)
         busy = machine_busy() - self.busy0
+        wal = self.cluster.wal_lsn() - self.wal0
         self._follow(procs, first=False)
         pm = self.cluster.postmaster
         if pm not in procs or (self.server is not None and self.server not in procs):
@@ -134,4 +146,5 @@ class Window:
             "postgres_other_databases": ms(other),
             "machine_busy": ms(busy),
             "wall_s": time.perf_counter() - self.t0,
+            "wal_bytes": float(wal),
         }

@@ -62,6 +62,7 @@ def median_of(rounds: list[dict[str, Figures]], name: str) -> dict[str, Any]:
         "failed": sum(f.failed for f in runs),
         "postgres_other_databases_ms": med(f.cpu_ms["postgres_other_databases"] for f in runs),
         "other_load_pct_of_core": med(f.other_load() for f in runs),
+        "wal_bytes_per_op": med(f.cpu_ms["wal_bytes"] / f.units for f in runs if f.units),
     }
     if name != "a":
         out["ops_per_s"] = med(f.ops_per_s or 0.0 for f in runs)
@@ -136,6 +137,10 @@ def report(
             "  grouped: not measured (pass --grouped for (c): a second server with "
             "QINQING_GROUP_COMMIT=on)"
         )
+    print(
+        "WAL per op (pgbench: per transaction; b/c/d: per payment; the whole cluster's): "
+        + ", ".join(f"({n}) {medians[n]['wal_bytes_per_op']:,.0f} B" for n in names)
+    )
     checks = targets(medians)
     print("targets (national-scale issue):")
     for t in checks:

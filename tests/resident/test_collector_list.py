@@ -40,7 +40,11 @@ def test_the_collector_of_the_members_region_sees_each_payment(
     # The full-ID read is audited (how many numbers, never the numbers).
     with rt.db.unit_of_work() as s:
         entries = (
-            s.execute(select(AuditEntry).where(AuditEntry.action == "resident.listed"))
+            s.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action == "resident.listed")
+                .order_by(AuditEntry.seq)
+            )
             .scalars()
             .all()
         )
