@@ -300,6 +300,42 @@ def test_batch_results_in_order_and_failures_do_not_undo_others(
     assert _account(rt, fam) == (60_000, 0)
 
 
+def test_a_settlement_batch_releases_the_accounts_overdue_holds(
+    rt: Runtime, client: TestClient, clock: FrozenClock, fam: Family, inst: dict[str, str]
+) -> None:
+    """A batch of settles and voids lets go of the holds on its accounts that are past
+    their expiry, not only of its own payments; a payment settled after a refused
+    settle of the same payment in the batch is settled; a settle after it is not."""
+
+    def hold(amount: int, ref: str) -> str:
+        r = client.post(
+            f"{API}/payments/authorize", json=authorize_body(fam, amount, ref), headers=inst
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["payment_id"])
+
+    old = hold(30_000, "OLD")
+    clock.advance(timedelta(hours=40))
+    new, other = hold(20_000, "NEW"), hold(10_000, "OTHER")
+    clock.advance(timedelta(hours=40))  # OLD is past the region's hold expiry, not yet released
+    assert _account(rt, fam) == (100_000, 60_000)
+    ops = [
+        {"op": "settle", "payment_id": new, "amount_fen": 25_000},  # more than the hold
+        {"op": "settle", "payment_id": new, "amount_fen": 15_000},
+        {"op": "settle", "payment_id": new, "amount_fen": 15_000},
+    ]
+    r = client.post(f"{API}/payments/batch", json={"operations": ops}, headers=inst)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["code"] for x in res] == ["SETTLE_EXCEEDS_HOLD", None, "PAYMENT_ALREADY_RESOLVED"]
+    assert (res[1]["status"], res[1]["settled_fen"]) == ("settled", 15_000)
+    assert _account(rt, fam) == (85_000, 10_000)  # OLD released: only OTHER is held
+    r = client.post(f"{API}/payments/{old}/void", headers=inst)
+    assert (r.status_code, r.json()["code"]) == (409, "PAYMENT_EXPIRED")
+    r = client.post(f"{API}/payments/{other}/void", headers=inst)
+    assert r.status_code == 200 and _account(rt, fam) == (85_000, 0)
+
+
 def test_batch_size_limit(client: TestClient, fam: Family, inst: dict[str, str]) -> None:
     ops = [{"op": "void", "payment_id": "x"}] * 1001
     r = client.post(f"{API}/payments/batch", json={"operations": ops}, headers=inst)

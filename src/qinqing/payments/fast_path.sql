@@ -514,6 +514,15 @@ BEGIN
             WHERE u.k IN ('settle', 'void') AND u.f IS NULL)
    ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
 
+  IF NOT ('authorize' = ANY(p_kind)) THEN
+    -- Settles and voids only: decided as a set (qinqing_resolve_set).
+    RETURN QUERY
+    SELECT s.op, s.code, s.payment_id, s.status, s.amount_fen, s.settled_fen,
+           s.released_fen, s.expires_at, NULL::int, NULL::json, NULL::text, NULL::uuid,
+           NULL::uuid, NULL::uuid, NULL::int, NULL::int
+      FROM qinqing_resolve_set(p_client, p_region, p_now, p_kind, p_refused, p_id, p_amount) s;
+    RETURN;
+  END IF;
   FOR i IN 1..coalesce(array_length(p_kind, 1), 0) LOOP
     op := i - 1;
     code := NULL; payment_id := NULL; status := NULL; amount_fen := NULL;
@@ -544,4 +553,137 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
+END $$;
+
+-- A batch of settles and voids only (an institution's settlement run), decided as
+-- a set: the same outcomes as qinqing_resolve_op one after another, in a fixed
+-- number of statements. Called by qinqing_payment_batch, which has locked the
+-- accounts of the payments already. The targets and the overdue holds of those
+-- accounts are locked (ascending, SKIP LOCKED: a target another transaction holds
+-- is PAYMENT_ALREADY_RESOLVED, as alone); overdue holds expire first. Of the
+-- operations on one payment, the first that passes (a void, or a settle of
+-- 0 < amount <= the hold) resolves it; those before it are refused for their own
+-- amount, those after it are PAYMENT_ALREADY_RESOLVED.
+CREATE OR REPLACE FUNCTION qinqing_resolve_set(
+  p_client text, p_region text, p_now timestamptz,
+  p_kind text[], p_refused text[], p_id uuid[], p_amount bigint[])
+RETURNS TABLE (
+  op int, code text, payment_id uuid, status text, amount_fen bigint,
+  settled_fen bigint, released_fen bigint, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v_institution uuid;
+BEGIN
+  IF 'settle' = ANY(p_kind) THEN
+    SELECT s.id INTO v_institution FROM ledger_system_accounts s
+     WHERE s.code = 'institution:' || p_client;
+    IF v_institution IS NULL THEN
+      INSERT INTO ledger_system_accounts (id, code, kind, region_code, balance_fen,
+                                          allow_negative, created_at)
+      VALUES (gen_random_uuid(), 'institution:' || p_client, 'institution',
+              coalesce(p_region, ''), 0, false, p_now)
+      ON CONFLICT DO NOTHING;
+      SELECT s.id INTO v_institution FROM ledger_system_accounts s
+       WHERE s.code = 'institution:' || p_client;
+    END IF;
+  END IF;
+  RETURN QUERY
+  WITH ops AS (
+    SELECT (u.ord - 1)::int AS op, u.k, u.f, u.t AS pid, u.amt, pk.holder_id AS holder
+      FROM unnest(p_kind, p_refused, p_id, p_amount) WITH ORDINALITY AS u(k, f, t, amt, ord)
+      LEFT JOIN payment_keys pk
+        ON u.f IS NULL AND pk.payment_id = u.t AND pk.client_id = p_client
+  ), holding AS (
+    -- The targets' accounts (locked by the caller) that hold something.
+    SELECT DISTINCT a.person_id, a.id
+      FROM ops o
+      JOIN payments p ON p.holder_id = o.holder AND p.id = o.pid
+      JOIN ledger_accounts a ON a.person_id = p.holder_id AND a.id = p.account_id
+     WHERE a.held_fen > 0
+  ), locked AS (
+    SELECT p.holder_id, p.id, p.status, p.amount_fen, p.account_id, p.expires_at,
+           (p.status = 'authorized' AND p.expires_at <= p_now) AS overdue
+      FROM payments p
+     WHERE (p.holder_id, p.id) IN (SELECT o.holder, o.pid FROM ops o WHERE o.holder IS NOT NULL)
+        OR ((p.holder_id, p.account_id) IN (SELECT h.person_id, h.id FROM holding h)
+            AND p.status = 'authorized' AND p.expires_at <= p_now)
+     ORDER BY p.holder_id, p.id
+       FOR NO KEY UPDATE SKIP LOCKED
+  ), judged AS (
+    SELECT o.op, o.k, o.f, o.pid, o.amt, o.holder, l.id IS NOT NULL AS here,
+           CASE WHEN l.overdue THEN 'expired' ELSE l.status END AS s0,
+           l.amount_fen AS hold, l.account_id, l.expires_at,
+           (o.k = 'void' OR (o.amt > 0 AND o.amt <= l.amount_fen)) AS passes
+      FROM ops o LEFT JOIN locked l ON l.holder_id = o.holder AND l.id = o.pid
+  ), won AS (
+    SELECT j.*,
+           min(j.op) FILTER (WHERE j.f IS NULL AND j.here AND j.s0 = 'authorized' AND j.passes)
+             OVER (PARTITION BY j.holder, j.pid) AS win
+      FROM judged j
+  ), decided AS (
+    SELECT w.*,
+           CASE
+             WHEN w.f IS NOT NULL THEN w.f
+             WHEN w.holder IS NULL THEN 'PAYMENT_NOT_FOUND'
+             WHEN NOT w.here THEN 'PAYMENT_ALREADY_RESOLVED'
+             WHEN w.s0 = 'expired' THEN 'PAYMENT_EXPIRED'
+             WHEN w.s0 <> 'authorized' THEN 'PAYMENT_ALREADY_RESOLVED'
+             WHEN w.op > w.win THEN 'PAYMENT_ALREADY_RESOLVED'
+             WHEN w.op = w.win THEN NULL
+             WHEN w.k = 'settle' AND w.amt <= 0 THEN 'AMOUNT_INVALID'
+             ELSE 'SETTLE_EXCEEDS_HOLD'
+           END AS verdict
+      FROM won w
+  ), winners AS (
+    SELECT d.op, d.holder, d.pid, d.account_id, d.hold, d.expires_at,
+           CASE WHEN d.k = 'settle' THEN d.amt END AS settle,
+           CASE WHEN d.k = 'settle' THEN gen_random_uuid() END AS transfer
+      FROM decided d WHERE d.verdict IS NULL
+  ), pay AS (
+    UPDATE payments p
+       SET status = c.new_status, settled_fen = c.settle, resolved_at = p_now
+      FROM (SELECT w.holder, w.pid,
+                   CASE WHEN w.settle IS NULL THEN 'voided' ELSE 'settled' END AS new_status,
+                   w.settle
+              FROM winners w
+            UNION ALL
+            SELECT l.holder_id, l.id, 'expired', NULL FROM locked l WHERE l.overdue) c
+     WHERE p.holder_id = c.holder AND p.id = c.pid
+  ), transfers AS (
+    INSERT INTO ledger_transfers (person_id, id, debit_account_id, credit_account_id,
+                                  amount_fen, kind, payment_id, contribution_id, created_at)
+    SELECT w.holder, w.transfer, w.account_id, v_institution, w.settle, 'payment', w.pid,
+           NULL, p_now
+      FROM winners w WHERE w.settle IS NOT NULL
+    RETURNING person_id, id, debit_account_id, credit_account_id, amount_fen
+  ), entries AS (
+    INSERT INTO ledger_entries (person_id, id, transfer_id, account_id, amount_fen, created_at)
+    SELECT t.person_id, gen_random_uuid(), t.id, e.account_id, e.amount_fen, p_now
+      FROM transfers t
+     CROSS JOIN LATERAL (VALUES (t.debit_account_id, -t.amount_fen),
+                                (t.credit_account_id, t.amount_fen)) AS e(account_id, amount_fen)
+  ), accounts AS (
+    UPDATE ledger_accounts a
+       SET held_fen = a.held_fen - c.released, balance_fen = a.balance_fen - c.paid
+      FROM (SELECT x.holder, x.account_id, sum(x.released) AS released, sum(x.paid) AS paid
+              FROM (SELECT w.holder, w.account_id, w.hold AS released,
+                           coalesce(w.settle, 0) AS paid
+                      FROM winners w
+                    UNION ALL
+                    SELECT l.holder_id, l.account_id, l.amount_fen, 0
+                      FROM locked l WHERE l.overdue) x
+             GROUP BY x.holder, x.account_id) c
+     WHERE a.person_id = c.holder AND a.id = c.account_id
+  )
+  SELECT d.op, d.verdict,
+         CASE WHEN d.verdict IS NULL THEN d.pid END,
+         CASE WHEN d.verdict IS NULL THEN
+           CASE WHEN d.k = 'settle' THEN 'settled' ELSE 'voided' END END,
+         CASE WHEN d.verdict IS NULL THEN d.hold END,
+         CASE WHEN d.verdict IS NULL AND d.k = 'settle' THEN d.amt END,
+         CASE WHEN d.verdict IS NULL THEN
+           CASE WHEN d.k = 'settle' THEN d.hold - d.amt ELSE d.hold END END,
+         CASE WHEN d.verdict IS NULL THEN d.expires_at END
+    FROM decided d ORDER BY d.op;
 END $$;
