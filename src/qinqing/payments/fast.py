@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -76,9 +77,13 @@ MAX_GROUP = 32
 POOL_WAIT_S = 1.0
 RECONNECT_S = 1.0
 
-_AUTHORIZE = (
+# The regions' hold expiry is the same at every call: written into the statement
+# as constants (see FastPath.__init__) rather than sent and parsed as two array
+# parameters each time (4 % of the lane's CPU).
+_AUTHORIZE = sql.SQL(
     "SELECT * FROM qinqing_payment_authorize("
-    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {regions}::text[], {hours}::int[], "
+    "%s, %s, %s, %s, %s, %s, %s)"
 )
 _RESOLVE = "SELECT * FROM qinqing_payment_resolve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 COMPLETE = (
@@ -168,6 +173,9 @@ class FastPath:
         # Each region's hold expiry, as the functions take it (two arrays).
         self.regions = rt.policies.codes()
         self.hours = [rt.policies.policy(c).hold_expiry_hours for c in self.regions]
+        self._authorize = _AUTHORIZE.format(
+            regions=_constant(self.regions), hours=_constant(self.hours)
+        ).as_string(None)
         # A pool belongs to the event loop that opened it (a server has one loop;
         # a test client may start several, one after another).
         self._pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
@@ -277,15 +285,13 @@ class FastPath:
             op.amount_fen,
             op.reference,
             uuid.uuid4(),
-            self.regions,
-            self.hours,
             probes.key(principal.id),
             self.rt.settings.authorize_failures_per_hour,
             probes.shown_since(self.rt, now),
             *key_params(keyed),
         )
         return await self._counted(
-            "authorize", self._call(principal, _AUTHORIZE, params, keyed, answer, now)
+            "authorize", self._call(principal, self._authorize, params, keyed, answer, now)
         )
 
     async def resolve(
@@ -508,6 +514,12 @@ class FastPath:
             raise DomainError(code, STATUS_OF[code], commit=True, retry_after=row.retry_after)
         # A refusal commits what the function released on the way (overdue holds).
         raise DomainError(code, STATUS_OF.get(code, 409), commit=True)
+
+
+def _constant(values: list[Any]) -> sql.SQL:
+    """``values`` as a quoted array literal inside a statement that also has ``%s``
+    parameters (a ``%`` in it doubled, so it is not read as one)."""
+    return sql.SQL(sql.Literal(values).as_string(None).replace("%", "%%"))
 
 
 def _settle(done: asyncio.Future[Any], outcome: Any) -> None:
