@@ -147,45 +147,68 @@ def seeded_copy(template: Path, data_dir: Path) -> Path:
     return data_dir
 
 
+class StartingServer:
+    """``qinqing serve`` started on ``data_dir`` (seeded already), not yet waited for:
+    :meth:`wait` returns the :class:`Server` once it answers, :meth:`stop` ends it.
+    A port another process took between our pick and the server's bind only costs a
+    retry on another one."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.extra = extra_env
+        self.attempt = 0
+        self.log = (data_dir / "server.log").open("wb")
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(  # noqa: S603 (our own CLI)
+            [
+                sys.executable,
+                "-m",
+                "qinqing",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=_env(self.data_dir, self.extra),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait(self) -> Server:
+        while True:
+            url = f"http://127.0.0.1:{self.port}"
+            if _wait_ready(self.proc, url, self.data_dir, last=self.attempt == 2):
+                return Server(url, self.data_dir)
+            _stop(self.proc)
+            self.attempt += 1
+            self._spawn()
+
+    def stop(self) -> None:
+        try:
+            _stop(self.proc)
+        finally:
+            self.log.close()
+
+
 @contextlib.contextmanager
 def live_server(
     data_dir: Path, extra_env: dict[str, str] | None = None, *, seeded: bool = False
 ) -> Iterator[Server]:
     """``qinqing serve`` on ``data_dir``, seeded first unless ``seeded`` says it is
-    (:func:`seeded_copy`). A port another process took between our pick and the
-    server's bind only costs a retry on another one."""
+    (:func:`seeded_copy`), stopped when the block ends."""
     extra = extra_env or {}
     data_dir.mkdir(parents=True, exist_ok=True)
     if not seeded:
         seed(data_dir, extra)
-    log = (data_dir / "server.log").open("wb")
+    starting = StartingServer(data_dir, extra)
     try:
-        for attempt in range(3):
-            port = _free_port()
-            proc = subprocess.Popen(  # noqa: S603 (our own CLI)
-                [
-                    sys.executable,
-                    "-m",
-                    "qinqing",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                env=_env(data_dir, extra),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            url = f"http://127.0.0.1:{port}"
-            try:
-                if _wait_ready(proc, url, data_dir, last=attempt == 2):
-                    yield Server(url, data_dir)
-                    return
-            finally:
-                _stop(proc)
+        yield starting.wait()
     finally:
-        log.close()
+        starting.stop()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -38,10 +38,9 @@ from support.web import (
     STAFF_PASSWORD,
     ZHANG_LI,
     Server,
-    live_server,
+    StartingServer,
     log_in,
     new_page,
-    seeded_copy,
 )
 
 AXE = Axe()
@@ -119,13 +118,14 @@ def _seed_children(data_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, seeded_data: Callable[[dict[str, str]], Path]
-) -> Iterator[Server]:
-    data_dir = seeded_copy(seeded_data({}), tmp_path_factory.mktemp("web"))
-    with live_server(data_dir, seeded=True) as running:
+def server(fresh_server: Callable[[dict[str, str]], StartingServer]) -> Iterator[Server]:
+    starting = fresh_server({})
+    try:
+        running = starting.wait()
         _seed_children(running.data_dir)
         yield running
+    finally:
+        starting.stop()
 
 
 def serious(page: Page) -> list[str]:
