@@ -34,6 +34,7 @@ def test_batch_body_is_what_the_model_renders() -> None:
 
 def test_batch_messages_follow_the_locale() -> None:
     out = [refused("PAYMENT_NOT_FOUND")]
-    assert batch_body(out, "zh-CN")["results"][0]["message"] != (
-        batch_body(out, "en")["results"][0]["message"]
+    assert (
+        batch_body(out, "zh-CN")["results"][0]["message"]
+        != (batch_body(out, "en")["results"][0]["message"])
     )
