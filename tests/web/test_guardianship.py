@@ -218,7 +218,9 @@ def test_upload_then_the_reviewer_approves(server: Server, page: Page, browser: 
         assert child_number not in reviewer.content()
         image = reviewer.locator(".proof-document img")
         expect(image).to_be_visible()
-        assert image.evaluate("(img) => img.complete && img.naturalWidth") == 24
+        # decode() waits for the picture to arrive (visible is not loaded) and fails if it
+        # cannot be decoded, so a broken proof image still fails here.
+        assert image.evaluate("(img) => img.decode().then(() => img.naturalWidth)") == 24
         src = image.get_attribute("src") or ""
         document = reviewer.request.get(server.url + src)
         assert document.status == 200 and document.body() == tiny_png()
