@@ -241,6 +241,14 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, data_dir: Path, *, last
     raise RuntimeError("qinqing serve did not start: " + (data_dir / "server.log").read_text())
 
 
+def cjk_font_installed() -> bool:
+    """Whether fontconfig knows a font with Chinese glyphs (Chromium draws with these)."""
+    if shutil.which("fc-list") is None:
+        return False
+    found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
+    return bool(found.stdout.strip())
+
+
 def launch(p: Playwright) -> Browser:
     return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 

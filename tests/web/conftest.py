@@ -31,6 +31,7 @@ from support.web import (
     PHONE,
     Server,
     StartingServer,
+    cjk_font_installed,
     launch,
     new_page,
     seed,
@@ -102,8 +103,14 @@ def server(
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    reason = None
     if not Path(CHROMIUM).exists():
         reason = f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    elif not cjk_font_installed():
+        # Without a CJK font every Chinese character is drawn as a fallback box of another
+        # width, and the phone-layout checks would measure pages no phone shows.
+        reason = "browser tests need a CJK font (apt-get install -y fonts-noto-cjk)"
+    if reason is not None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(reason)
         pytest.skip(reason)

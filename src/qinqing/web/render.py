@@ -42,7 +42,7 @@ SECURITY_HEADERS = {
     # Pages show personal data: never kept by a shared computer's cache.
     "Cache-Control": "no-store",
 }
-STATIC_VERSION = "5"
+STATIC_VERSION = "6"
 
 
 def money(fen: int | None) -> str:
@@ -54,22 +54,27 @@ def money(fen: int | None) -> str:
 
 # ``2026年12月1日 17:49（北京时间）`` / ``December 1, 2026, 17:49 (Beijing time)``: the
 # date, and the clock with its time zone.
-_CLOCK = re.compile(r"^(.*?\S) (\d{1,2}:\d{2}.*)$")
+_CLOCK = re.compile(r"^(.*?\S) (\d{1,2}:\d{2})( ?)(\S.*)$")
 
 
 def _moment(value: datetime | None) -> Markup:
     """An instant in Beijing time, saying so (``…（北京时间）``), for text. A line may
-    break between the date and the time, never inside either (a narrow table cell
-    would otherwise leave ``间）`` on a line of its own)."""
+    break between the date, the clock and the note of the time zone, never inside any
+    of them (a narrow table cell would otherwise leave ``间）`` on a line of its own;
+    kept as one piece, clock and note made a December date's table cell too wide for
+    a phone in 长辈模式)."""
     if value is None:
         return Markup("")
     shown = local_time(value.isoformat(), current_locale.get())
     parts = _CLOCK.match(shown)
     if parts is None:
         return Markup('<span class="nowrap">{}</span>').format(shown)
-    return Markup('<span class="nowrap">{}</span> <span class="nowrap">{}</span>').format(
-        parts.group(1), parts.group(2)
-    )
+    date, clock, space, zone = parts.groups()
+    # The Chinese note follows the clock without a space; <wbr> lets a line break there.
+    gap = Markup(" ") if space else Markup("<wbr>")
+    return Markup(
+        '<span class="nowrap">{}</span> <span class="nowrap">{}</span>{}<span class="nowrap">{}</span>'
+    ).format(date, clock, gap, zone)
 
 
 def person_name(name: str | None) -> Markup:
