@@ -86,9 +86,8 @@ def _no_wait_for_the_wal(dbapi_conn: Any, _record: Any) -> None:
     """A test database's commits do not wait for the WAL to reach the disk: a commit
     is as visible and as final to every other connection either way, only a crash of
     the PostgreSQL server could lose the last ones, and a crash loses a test database
-    anyway. (A session setting on the shared engines' connections, not a second URL
-    option: ``payments.fast.conninfo_of`` re-encodes the space between two ``-c``
-    options as "+", which libpq keeps, and the fast path's search_path breaks.)"""
+    anyway. (A session setting on the shared engines' connections only: the fast
+    path's own pool keeps the server's setting, as it does in production.)"""
     autocommit = dbapi_conn.autocommit
     dbapi_conn.autocommit = True
     dbapi_conn.execute("SET synchronous_commit = off")

@@ -1,15 +1,21 @@
-"""``python -m bench.payments``: set up, then interleaved rounds of (a) (b) [(c)] (d), then the report.
+"""``python -m bench.payments``: set up, then interleaved rounds of (a) (b) [(c)] (d) [(e) (f)],
+then the report.
 
 See the package's docstring and docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bench.common.database import libpq_url, psql, reset_schema
 from bench.payments.baseline import drop_pgbench, init_pgbench, measure_pgbench
@@ -23,6 +29,7 @@ from bench.payments.setup import read_pairs, seed
 from qinqing.config import Env, Settings
 from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.identity.vault import generate_key
+from qinqing.kit.db import make_engine
 
 
 def main() -> int:
@@ -49,6 +56,8 @@ def main() -> int:
     init_pgbench(db, args.pgbench_scale)
     psql(db, "ANALYZE")
 
+    citus = setup_citus(args, key, out) if args.citus_url else None
+
     servers = {
         "b": start_server(
             args.database_url,
@@ -70,12 +79,39 @@ def main() -> int:
             {"QINQING_GROUP_COMMIT": "on"},
             args.server,
         )
+    if citus is not None:
+        servers["e"] = start_server(
+            citus.url,
+            key,
+            args.port + 2,
+            args.workers,
+            out / "server-citus.log",
+            {"QINQING_DISTRIBUTED": "citus"},
+            args.server,
+        )
     rounds: list[dict[str, Figures]] = []
     try:
         for name, srv in servers.items():  # first requests pay for imports and connections
-            tok = token(srv.port, client_id)
-            measure_single(name, srv, tok, families, max(int(args.warmup), 1), cluster)
-            measure_batches(srv, tok, pairs, 0, 1, 100, cluster, f"warm{name}")
+            on = citus if name == "e" and citus is not None else None
+            tok = token(srv.port, on.client_id if on else client_id)
+            measure_single(
+                name,
+                srv,
+                tok,
+                on.families if on else families,
+                max(int(args.warmup), 1),
+                on.nodes if on else cluster,
+            )
+            measure_batches(
+                srv,
+                tok,
+                on.pairs if on else pairs,
+                0,
+                1,
+                100,
+                on.nodes if on else cluster,
+                f"warm{name}",
+            )
         print(
             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
             f"pgbench scale {args.pgbench_scale}; server: {args.server} --workers {args.workers}; "
@@ -97,6 +133,8 @@ def main() -> int:
             row["a"] = measure_pgbench(db, cluster, args.seconds, out / f"pgbench-{i}")
             print(line(row["a"]), flush=True)
             for name, srv in servers.items():
+                if name == "e":
+                    continue  # the Citus server: after (d)
                 tok = token(srv.port, client_id)
                 row[name] = measure_single(name, srv, tok, families, args.seconds, cluster)
                 print(line(row[name]), flush=True)
@@ -106,6 +144,25 @@ def main() -> int:
                 srv, tok, pairs, args.seconds, args.batch_clients, args.batch_size, cluster, f"r{i}"
             )
             print(line(row["d"]), flush=True)
+            if citus is not None:
+                for node in citus.nodes:
+                    psql(node.conninfo, "CHECKPOINT")
+                srv = servers["e"]
+                tok = token(srv.port, citus.client_id)
+                row["e"] = measure_single("e", srv, tok, citus.families, args.seconds, citus.nodes)
+                print(line(row["e"]), flush=True)
+                row["f"] = measure_batches(
+                    srv,
+                    tok,
+                    citus.pairs,
+                    args.seconds,
+                    args.batch_clients,
+                    args.batch_size,
+                    citus.nodes,
+                    f"c{i}",
+                    name="f",
+                )
+                print(line(row["f"]), flush=True)
             rounds.append(row)
     finally:
         for srv in servers.values():
@@ -118,6 +175,57 @@ def main() -> int:
         write_json(args.json, args, summary, rounds)
         print(f"figures written to {args.json}")
     return 1 if summary["failed"] else 0
+
+
+CITUS_SCHEMA = "qinqing_bench"
+
+
+@dataclass
+class Citus:
+    """The Citus side of a run: its nodes, families and institution client."""
+
+    url: str  # the coordinator, in the run's schema
+    nodes: list[Cluster]
+    families: Path
+    pairs: list[tuple[str, str]]
+    client_id: str
+
+
+def setup_citus(args: argparse.Namespace, key: str, out: Path) -> Citus:
+    """Wipes the coordinator's database, migrates and places every table (as
+    ``QINQING_DISTRIBUTED=citus qinqing db upgrade``), seeds the families."""
+    nodes = Cluster.find_citus(libpq_url(args.citus_url))
+    # A schema of the run's own, not public: the coordinator refuses to make public
+    # again once dropped ("could not open relation").
+    engine = make_engine(args.citus_url, pool_size=1)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {CITUS_SCHEMA} CASCADE"))
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {CITUS_SCHEMA}"))
+    engine.dispose()
+    url = (
+        make_url(args.citus_url)
+        .update_query_dict({"options": f"-csearch_path={CITUS_SCHEMA}"})
+        .render_as_string(hide_password=False)
+    )
+    settings = Settings(
+        database_url=url,
+        distributed="citus",
+        env=Env.test,
+        secret_key=key,
+        data_dir=out / "citus-data",
+    )
+    t0 = time.perf_counter()
+    rt = build_runtime(settings)
+    families = out / "citus-families.csv"
+    client_id = seed(rt, args.citus_families, families)
+    rt.db.dispose()
+    psql(libpq_url(url), "ANALYZE")
+    print(
+        f"Citus: {len(nodes)} nodes; seeded {args.citus_families} funded families "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    return Citus(url, nodes, families, read_pairs(families), client_id)
 
 
 if __name__ == "__main__":

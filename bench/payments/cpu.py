@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 from bench.common.cpu import Proc, machine_busy, ms, read_proc, snapshot, tree_ticks
 
@@ -58,6 +60,27 @@ class Cluster:
         prefix = f"postgres: {name}: " if name else "postgres: "
         return cls(postmaster, database, prefix, autovacuum, db)
 
+    @classmethod
+    def find_citus(cls, db: str) -> list[Cluster]:
+        """A Citus coordinator and its workers, each a cluster on this machine (the
+        workers reached at the coordinator's database through pg_dist_node)."""
+        coordinator = cls.find(db)
+        with psycopg.connect(db) as conn:
+            port = conn.execute("SELECT current_setting('port')::int").fetchone()
+            nodes = conn.execute(
+                "SELECT nodename, nodeport FROM pg_dist_node"
+                " WHERE isactive AND noderole = 'primary' ORDER BY nodeid"
+            ).fetchall()
+        assert port is not None
+        workers = [
+            cls.find(make_conninfo(db, host=host, port=node_port))
+            for host, node_port in nodes
+            if node_port != port[0]
+        ]
+        if not workers:
+            raise SystemExit(f"{db} is no Citus coordinator with workers (pg_dist_node)")
+        return [coordinator, *workers]
+
     def database_of(self, pid: int) -> str | None:
         """The database a backend serves, from its process title; None for auxiliary ones."""
         try:
@@ -73,47 +96,61 @@ class Cluster:
         return m.group(1) if m else None
 
 
+# One cluster, or a Citus coordinator and its workers.
+Nodes = Cluster | Sequence[Cluster]
+
+
 class Window:
-    """CPU of the server tree and of the PostgreSQL cluster between start() and stop(),
-    and the WAL the cluster wrote meanwhile.
+    """CPU of the server tree and of the PostgreSQL cluster(s) between start() and
+    stop(), and the WAL they wrote meanwhile.
 
-    The cluster's figure is all its processes (postmaster, backends, checkpointer,
+    A cluster's figure is all its processes (postmaster, backends, checkpointer,
     WAL writer, ...) minus the backends of other databases, which a sampler
-    thread follows every half second (the machine is shared)."""
+    thread follows every half second (the machine is shared). Several clusters (a
+    Citus coordinator and its workers) are summed: every node's CPU counts."""
 
-    def __init__(self, cluster: Cluster, server: int | None) -> None:
-        self.cluster, self.server = cluster, server
-        self.roots = (cluster.postmaster,) if server is None else (cluster.postmaster, server)
-        # (pid, start) -> [ticks when first seen (0 if born in the window), last ticks, db]
+    def __init__(self, clusters: Nodes, server: int | None) -> None:
+        self.clusters = [clusters] if isinstance(clusters, Cluster) else list(clusters)
+        self.by_postmaster = {c.postmaster: c for c in self.clusters}
+        self.server = server
+        postmasters = tuple(self.by_postmaster)
+        self.roots = postmasters if server is None else (*postmasters, server)
+        # (pid, start) -> [ticks when first seen (0 if born in the window), last ticks,
+        # db, the cluster's own database]
         self.backends: dict[tuple[int, int], list[Any]] = {}
         self.stopping = threading.Event()
         self.sampler = threading.Thread(target=self._sample, daemon=True)
 
     def _follow(self, procs: dict[int, Proc], first: bool) -> None:
         for pid, p in procs.items():
-            if p.ppid != self.cluster.postmaster:
+            cluster = self.by_postmaster.get(p.ppid)
+            if cluster is None:
                 continue
             rec = self.backends.get((pid, p.start))
             if rec is None:
                 self.backends[(pid, p.start)] = [
                     p.ticks if first else 0,
                     p.ticks,
-                    self.cluster.database_of(pid),
+                    cluster.database_of(pid),
+                    cluster,
                 ]
             else:
                 rec[1] = p.ticks
                 if rec[2] is None:  # a new backend's title may not be set yet
-                    rec[2] = self.cluster.database_of(pid)
+                    rec[2] = cluster.database_of(pid)
 
     def _sample(self) -> None:
         while not self.stopping.wait(0.5):
             self._follow(snapshot(), first=False)
 
+    def _wal(self) -> int:
+        return sum(c.wal_lsn() for c in self.clusters)
+
     def start(self) -> Window:
         # A backend exiting while the first snapshot is read could be miscounted: let
         # the previous step's connections (psql, token requests) end first.
         time.sleep(0.3)
-        self.wal0 = self.cluster.wal_lsn()
+        self.wal0 = self._wal()
         self.busy0 = machine_busy()
         self.t0 = time.perf_counter()
         self.procs0 = snapshot(self.roots)
@@ -126,16 +163,19 @@ class Window:
         self.sampler.join()
         procs = snapshot(self.roots)
         busy = machine_busy() - self.busy0
-        wal = self.cluster.wal_lsn() - self.wal0
+        wal = self._wal() - self.wal0
         self._follow(procs, first=False)
-        pm = self.cluster.postmaster
-        if pm not in procs or (self.server is not None and self.server not in procs):
-            raise SystemExit("the server or the postmaster exited during a measurement")
-        cluster = tree_ticks(procs, pm) - tree_ticks(self.procs0, pm)
+        if any(pm not in procs for pm in self.by_postmaster) or (
+            self.server is not None and self.server not in procs
+        ):
+            raise SystemExit("the server or a postmaster exited during a measurement")
+        cluster = sum(
+            tree_ticks(procs, pm) - tree_ticks(self.procs0, pm) for pm in self.by_postmaster
+        )
         other = sum(
             last - first
-            for first, last, db in self.backends.values()
-            if db is not None and db != self.cluster.database
+            for first, last, db, owner in self.backends.values()
+            if db is not None and db != owner.database
         )
         server = 0
         if self.server is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.child import run_child
-from bench.payments.cpu import Cluster, Window
+from bench.payments.cpu import Nodes, Window
 from bench.payments.figures import Figures, percentile
 from bench.payments.server import Server
 
@@ -20,7 +20,7 @@ WRK_SCRIPT = Path(__file__).with_name("payments.lua")
 
 
 def measure_single(
-    name: str, server: Server, tok: str, families: Path, seconds: int, cluster: Cluster
+    name: str, server: Server, tok: str, families: Path, seconds: int, cluster: Nodes
 ) -> Figures:
     env = {**os.environ, "QQ_TOKEN": tok, "QQ_FAMILIES": str(families)}
     window = Window(cluster, server.proc.pid).start()
@@ -68,8 +68,9 @@ def measure_batches(
     seconds: float,
     clients: int,
     size: int,
-    cluster: Cluster,
+    cluster: Nodes,
     tag: str,
+    name: str = "d",
 ) -> Figures:
     """Each client alternates a batch of authorizations and a batch settling them."""
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {tok}"}
@@ -142,7 +143,7 @@ def measure_batches(
     cpu = window.stop()
     lat = [x for per in latencies for x in per]
     return Figures(
-        name="d",
+        name=name,
         rate=sum(settled) / elapsed,
         units=sum(settled),
         p50_ms=percentile(lat, 50),

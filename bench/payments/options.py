@@ -38,5 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the HTTP server: `qinqing serve` (uvicorn with uvloop and httptools), or "
         "Granian for a side-by-side measurement (needs `pip install granian`)",
     )
+    parser.add_argument(
+        "--citus-url",
+        help="also measure (e) single payments and (f) batches against this Citus "
+        "coordinator (its workers on this machine too: every node's CPU is counted); "
+        "its database is WIPED",
+    )
+    parser.add_argument(
+        "--citus-families", type=int, default=2_000, help="families seeded on the coordinator"
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     return parser.parse_args(argv)

@@ -18,12 +18,16 @@ TARGET_SINGLE_RATIO = 0.3  # single payments/s >= 0.3 x pgbench tps
 TARGET_SINGLE_CPU_MS = 2.3  # CPU per payment, all processes together
 TARGET_SINGLE_P99_MS = 30.0  # at 8 connections
 TARGET_BATCH_RATIO = 3.0  # batch payments/s >= 3 x pgbench tps
+TARGET_CITUS_CPU_RATIO = 2.0  # Citus CPU per single payment <= 2 x the single node's
+TARGET_CITUS_BATCH_RATIO = 1.0  # Citus batch operations/s >= 1 x pgbench tps
 
 LABELS = {
     "a": "(a) pgbench TPC-B-like, 8 clients",
     "b": "(b) single payments, 8 connections",
     "c": "(c) grouped single payments",
     "d": "(d) batches of 1000 operations",
+    "e": "(e) Citus: single payments",
+    "f": "(f) Citus: batches",
 }
 
 
@@ -64,6 +68,12 @@ def median_of(rounds: list[dict[str, Figures]], name: str) -> dict[str, Any]:
         "other_load_pct_of_core": med(f.other_load() for f in runs),
         "wal_bytes_per_op": med(f.cpu_ms["wal_bytes"] / f.units for f in runs if f.units),
     }
+    if name in ("e", "f"):
+        # Every node counted, against the single node's same figure in the same round.
+        single = "b" if name == "e" else "d"
+        out["ratio_cpu_vs_single_node"] = med(
+            r[name].per_unit("total") / r[single].per_unit("total") for r in rounds
+        )
     if name != "a":
         out["ops_per_s"] = med(f.ops_per_s or 0.0 for f in runs)
         out["ratio_ops"] = med((r[name].ops_per_s or 0.0) / r["a"].rate for r in rounds)
@@ -96,6 +106,23 @@ def targets(medians: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "met": m["p99_ms"] < TARGET_SINGLE_P99_MS,
             },
         ]
+    if "e" in medians:
+        e, f = medians["e"], medians["f"]
+        out += [
+            {
+                "figure": "e",
+                "target": f"Citus CPU per payment <= {TARGET_CITUS_CPU_RATIO:.0f} x (b)'s",
+                "value": f"{e['ratio_cpu_vs_single_node']:.2f} x "
+                f"({e['cpu_ms_per_op']['total']:.2f} ms)",
+                "met": e["ratio_cpu_vs_single_node"] <= TARGET_CITUS_CPU_RATIO,
+            },
+            {
+                "figure": "f",
+                "target": f"Citus batch op/s >= {TARGET_CITUS_BATCH_RATIO:.0f} x pgbench tps",
+                "value": f"{f['ratio_ops']:.2f} x",
+                "met": f["ratio_ops"] >= TARGET_CITUS_BATCH_RATIO,
+            },
+        ]
     m = medians["d"]
     out.append(
         {
@@ -111,7 +138,7 @@ def targets(medians: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def report(
     rounds: list[dict[str, Figures]], grouped: bool, args: argparse.Namespace
 ) -> dict[str, Any]:
-    names = [n for n in "abcd" if n in rounds[0]]
+    names = [n for n in "abcdef" if n in rounds[0]]
     medians = {n: median_of(rounds, n) for n in names}
     print(
         f"\nmedians of {len(rounds)} round(s), {args.seconds} s each; CPU in ms per op "
@@ -132,6 +159,11 @@ def report(
         )
         if n == "d":
             print("      (d) latency is per batch request; b/c per HTTP request")
+        if n in ("e", "f"):
+            print(
+                f"      ({n}) every node's CPU counted: "
+                f"{m['ratio_cpu_vs_single_node']:.2f} x the single node's CPU per payment"
+            )
     if not grouped:
         print(
             "  grouped: not measured (pass --grouped for (c): a second server with "
@@ -168,7 +200,7 @@ def report(
 def failure_base(f: Figures) -> int:
     if f.name == "a":
         return f.units
-    if f.name == "d":
+    if f.name in ("d", "f"):
         return int(f.detail["operations"])
     return int(f.detail["requests"])
 
@@ -177,7 +209,7 @@ def failure_detail(f: Figures) -> str:
     d = f.detail
     if f.name == "a":
         return "failed pgbench transactions"
-    if f.name == "d":
+    if f.name in ("d", "f"):
         return (
             f"{d['failed_requests']} failed batch requests {d['problems']}, "
             f"{d['refused_operations']} refused operations"

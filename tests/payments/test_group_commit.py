@@ -27,8 +27,7 @@ def grouped(rt: Runtime) -> FastPath:
     fast = FastPath.for_runtime(rt)
     if fast is None:
         pytest.skip(
-            "group commit is the PostgreSQL fast path's "
-            "(SQLite has no stored functions; a Citus coordinator keeps the engine)"
+            "group commit is the PostgreSQL fast path's (SQLite has no stored functions)"
         )
     return fast
 

@@ -243,9 +243,12 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, data_dir: Path, *, last
 
 def cjk_font_installed() -> bool:
     """Whether fontconfig knows a font with Chinese glyphs (Chromium draws with these)."""
-    if shutil.which("fc-list") is None:
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
         return False
-    found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
+    found = subprocess.run(  # noqa: S603 - fontconfig's own tool, fixed arguments
+        [fc_list, ":lang=zh", "family"], capture_output=True, text=True
+    )
     return bool(found.stdout.strip())
 
 

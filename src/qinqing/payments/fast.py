@@ -1,8 +1,9 @@
 """The single-payment fast path on PostgreSQL: async, one round trip per operation.
 
 An institution's authorize, settle and void are the service's busiest calls.
-On PostgreSQL (not on SQLite, and not on a Citus coordinator, whose look-ups
-cross shards) each runs as one call of a server-side function from
+On PostgreSQL (not on SQLite; on a Citus coordinator too, where each of the
+function's statements names one owner and runs on one shard) each runs as one
+call of a server-side function from
 ``fast_path.sql``, on an async connection pool with prepared statements, in
 the event loop: no thread-pool hop, no ORM statement building, no pre-ping,
 no BEGIN round trip (autocommit: the function's statement is the
@@ -43,6 +44,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -157,9 +159,20 @@ class PrincipalCache:
 
 
 def conninfo_of(url: str) -> str:
-    """libpq connection string of a SQLAlchemy PostgreSQL URL."""
+    """libpq connection string of a SQLAlchemy PostgreSQL URL. Built from its parts:
+    the URL's own text writes a space in ``options`` as ``+``, which libpq keeps, so
+    ``options=-csearch_path=a -cx=y`` would have set the search path to ``a+-cx=y``."""
     u = make_url(url)
-    return str(u.set(drivername="postgresql"))
+    query = {k: v if isinstance(v, str) else v[-1] for k, v in u.query.items()}
+    return make_conninfo(
+        "",
+        host=u.host,
+        port=u.port,
+        user=u.username,
+        password=u.password,
+        dbname=u.database,
+        **query,
+    )
 
 
 class FastPath:
@@ -180,6 +193,8 @@ class FastPath:
         # a test client may start several, one after another).
         self._pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
         self.group_commit = rt.settings.group_commit
+        # Whether POST /payments/batch runs as one call (qinqing_payment_batch).
+        self.batches = True
         self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
         # Sizes of the groups sent (group commit): what an operator or a test looks at.
         self.group_sizes: deque[int] = deque(maxlen=1000)
@@ -192,9 +207,14 @@ class FastPath:
         url = rt.db.url
         if not rt.settings.payment_fast_path or not url.startswith("postgresql"):
             return None
-        if on_citus(rt.db) or not _installed(rt):
+        if not _installed(rt):
             return None
-        return cls(rt, conninfo_of(url))
+        path = cls(rt, conninfo_of(url))
+        # A Citus coordinator runs each single call's statements as single-shard
+        # queries; a batch's set-wise locks span shards, so its batches stay on the
+        # engine (which locks one owner at a time there, qinqing.kit.locking).
+        path.batches = not on_citus(rt.db)
+        return path
 
     async def _pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()

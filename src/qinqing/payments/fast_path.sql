@@ -156,17 +156,18 @@ DECLARE
   v_released bigint := 0;
   v_used bigint := 0;
   v_hours int;
-  v_failures int; v_started timestamptz;
+  v_failures int; v_started timestamptz; v_locked timestamptz;
 BEGIN
   IF p_amount <= 0 THEN code := 'AMOUNT_INVALID'; RETURN; END IF;
 
-  -- The two persons, through the ID-number look-up table.
+  -- The two persons, through the ID-number look-up table: the number's row, then
+  -- the person's, each found by its own distribution key (on a Citus coordinator two
+  -- single-shard queries; the join of the two tables would need a repartition).
+  SELECT n.person_id INTO h_id FROM person_id_numbers n WHERE n.id_number_index = p_holder_ix;
   SELECT p.id, p.region_code, p.status, p.scheme INTO h_id, h_region, h_status, h_scheme
-    FROM person_id_numbers n JOIN persons p ON p.id = n.person_id
-   WHERE n.id_number_index = p_holder_ix;
-  SELECT p.id, p.region_code INTO m_id, m_region
-    FROM person_id_numbers n JOIN persons p ON p.id = n.person_id
-   WHERE n.id_number_index = p_member_ix;
+    FROM persons p WHERE p.id = h_id;
+  SELECT n.person_id INTO m_id FROM person_id_numbers n WHERE n.id_number_index = p_member_ix;
+  SELECT p.id, p.region_code INTO m_id, m_region FROM persons p WHERE p.id = m_id;
   -- Neither party insured in the institution's region: nothing is locked, and the
   -- answer is an unknown number's.
   v_visible := h_id IS NOT NULL AND m_id IS NOT NULL
@@ -255,10 +256,13 @@ BEGIN
       v_failures := 0; v_started := p_now;
     END IF;
     probe_failures := v_failures + 1;
+    -- Worked out here, not in the UPDATE: a Citus coordinator refuses a CASE over a
+    -- non-immutable expression (timestamptz + interval) in a distributed UPDATE.
+    v_locked := CASE WHEN probe_failures >= p_probe_limit
+                     THEN v_started + interval '1 hour' END;
     UPDATE login_throttle t
        SET failures = probe_failures, window_started_at = v_started, last_failure_at = p_now,
-           locked_until = CASE WHEN probe_failures >= p_probe_limit
-                               THEN v_started + interval '1 hour' END
+           locked_until = v_locked
      WHERE t.key = p_probe_key;
   END IF;
 
