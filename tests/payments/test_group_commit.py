@@ -26,9 +26,7 @@ def grouped(rt: Runtime) -> FastPath:
     rt.settings.group_commit = True
     fast = FastPath.for_runtime(rt)
     if fast is None:
-        pytest.skip(
-            "group commit is the PostgreSQL fast path's (SQLite has no stored functions)"
-        )
+        pytest.skip("group commit is the PostgreSQL fast path's (SQLite has no stored functions)")
     return fast
 
 
