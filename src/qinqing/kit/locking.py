@@ -45,21 +45,30 @@ def claim(
     """Queue rows for a worker: ``stmt`` (filtered and ordered, not locked) limited to
     ``limit`` rows, locked ``FOR NO KEY UPDATE SKIP LOCKED`` so two workers never
     claim the same row. On a distributed database the candidates are read first
-    without a lock, then each is locked by its full key (``keys``: the model's
-    key columns, owner first) and re-checked, skipping those another worker has."""
+    without a lock, a page of ``limit`` at a time, then each is locked by its full key
+    (``keys``: the model's key columns, owner first) and re-checked, skipping those
+    another worker has; the next page is read while fewer than ``limit`` were claimed
+    (a second worker would otherwise meet only the first one's page and stop)."""
     if not one_lock_per_row(session):
         return list(
             session.execute(
                 stmt.limit(limit).with_for_update(skip_locked=True, key_share=True)
             ).scalars()
         )
-    picked = session.execute(stmt.with_only_columns(*keys).limit(limit)).all()
     out: list[Any] = []
-    for row in picked:
-        match = [col == value for col, value in zip(keys, row, strict=True)]
-        got = session.execute(
-            stmt.where(*match).with_for_update(skip_locked=True, key_share=True)
-        ).scalar_one_or_none()
-        if got is not None:
-            out.append(got)
+    offset = 0
+    while len(out) < limit:
+        picked = session.execute(stmt.with_only_columns(*keys).offset(offset).limit(limit)).all()
+        for row in picked:
+            match = [col == value for col, value in zip(keys, row, strict=True)]
+            got = session.execute(
+                stmt.where(*match).with_for_update(skip_locked=True, key_share=True)
+            ).scalar_one_or_none()
+            if got is not None:
+                out.append(got)
+                if len(out) == limit:
+                    break
+        if len(picked) < limit:
+            break
+        offset += limit
     return out
