@@ -7,7 +7,9 @@ WAL the cluster wrote: so the figure is the function's work alone, robust to oth
 load on the machine (CPU time, not wall time). Per round, three batches of
 ``--size`` operations on random families:
 
-- authorizations (each decided one after another by ``qinqing_authorize_op``);
+- authorizations decided one after another by ``qinqing_authorize_op`` (the batch
+  carries one operation the caller refused already, a void, which keeps it on the
+  per-operation path), then as many decided as a set (``qinqing_authorize_set``);
 - settlements of those holds decided one after another (the batch carries one
   operation the caller refused already, an authorization, which keeps it on the
   per-operation path) — half of them;
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     rnd = random.Random(20261207)
     n = args.size
     figures: dict[str, list[tuple[float, float]]] = {
-        "authorize": [],
+        "authorize, one after another": [],
+        "authorize, as a set": [],
         "settle, one after another": [],
         "settle, as a set (settlement run)": [],
     }
@@ -98,20 +101,33 @@ def main(argv: list[str] | None = None) -> None:
 
     conn.row_factory = psycopg.rows.namedtuple_row  # type: ignore[assignment]
     for r in range(args.rounds):
+        half = n // 2
         chosen = [rnd.choice(pairs) for _ in range(n)]
         ids = [uuid.uuid4() for _ in range(n)]
-        figures["authorize"].append(
+        refs = [f"S{uuid.uuid4().hex}" for _ in range(n)]
+        # A void the caller refused already keeps the first half per operation.
+        figures["authorize, one after another"].append(
             call(
-                ["authorize"] * n,
-                [None] * n,
-                holder=[p[0] for p in chosen],
-                member=[p[1] for p in chosen],
-                amount=[100] * n,
-                reference=[f"S{uuid.uuid4().hex}" for _ in range(n)],
-                id=ids,
+                ["void", *["authorize"] * half],
+                ["PAYMENT_NOT_FOUND", *[None] * half],
+                holder=[None, *[p[0] for p in chosen[:half]]],
+                member=[None, *[p[1] for p in chosen[:half]]],
+                amount=[0, *[100] * half],
+                reference=[None, *refs[:half]],
+                id=[None, *ids[:half]],
             )
         )
-        half = n // 2
+        figures["authorize, as a set"].append(
+            call(
+                ["authorize"] * (n - half),
+                [None] * (n - half),
+                holder=[p[0] for p in chosen[half:]],
+                member=[p[1] for p in chosen[half:]],
+                amount=[100] * (n - half),
+                reference=refs[half:],
+                id=ids[half:],
+            )
+        )
         # An authorization the caller refused already keeps the batch per operation.
         one_by_one = call(
             ["authorize", *["settle"] * half],

@@ -106,10 +106,22 @@ resolve_op = st.one_of(
     st.tuples(st.just("void"), st.integers(0, 4), st.just(0), st.just(0)),
     st.tuples(st.just("no_uuid"), st.just(0), st.just(0), st.just(0)),
 )
+# Authorizations only (decided as a set by the batch function): references reused,
+# families across regions and on a quota, unknown and malformed ID numbers.
+authorize_op = st.one_of(
+    st.tuples(st.just("authorize"), payer, amount, st.integers(0, 6)),
+    st.tuples(st.just("authorize"), payer, amount, st.just(0)),
+    st.tuples(st.just("cross"), st.integers(0, len(SHAPES) - 1), amount, st.just(0)),
+    st.tuples(st.just("unknown"), payer, amount, st.just(0)),
+    st.tuples(st.just("far"), st.just(0), amount, st.just(0)),
+    st.tuples(st.just("quota"), st.just(0), amount, st.integers(0, 6)),
+    st.tuples(st.just("malformed"), payer, amount, st.just(0)),
+)
 batch_step = st.one_of(
     world_step,
     st.lists(batch_op, min_size=1, max_size=8),
     st.lists(resolve_op, min_size=1, max_size=6),
+    st.lists(authorize_op, min_size=1, max_size=10),
 )
 
 
@@ -383,7 +395,8 @@ def test_fast_batches_decide_as_the_engine(
     ``qinqing_payment_batch`` — each operation's outcome in order (a payment settled
     twice in one batch, a reference used twice, the probe limit reached half-way),
     the audit entries of the probes, and the state after. Batches of settles and
-    voids only, which the function decides as a set, come often."""
+    voids only and of authorizations only, which the function decides as sets, come
+    often."""
     if not fast.batches:
         pytest.skip("on a Citus coordinator a batch runs on the engine (its locks span shards)")
     # Lower than the single calls' limit: a few batches reach it, often half-way.

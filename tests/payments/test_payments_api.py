@@ -336,6 +336,46 @@ def test_a_settlement_batch_releases_the_accounts_overdue_holds(
     assert r.status_code == 200 and _account(rt, fam) == (85_000, 0)
 
 
+def test_a_batch_of_authorizations_counts_each_toward_the_next(
+    rt: Runtime, client: TestClient, clock: FrozenClock, inst: dict[str, str]
+) -> None:
+    """In a batch of authorizations each one sees those before it: the link's yearly
+    limit counts the batch's earlier holds, a reference used earlier in the batch is
+    taken, and the account's overdue hold is let go of first (neither held nor
+    counted toward the year)."""
+    fam = make_family(rt, seq=7, yearly_limit_fen=50_000)
+    fund(rt, fam.holder_id, 100_000)
+    r = client.post(
+        f"{API}/payments/authorize", json=authorize_body(fam, 10_000, "OLD"), headers=inst
+    )
+    assert r.status_code == 201, r.text
+    old = r.json()["payment_id"]
+    clock.advance(timedelta(hours=80))  # OLD is past the region's hold expiry
+    ops = [
+        {"op": "authorize", **authorize_body(fam, amount, ref)}
+        for amount, ref in [
+            (30_000, "B1"),
+            (15_000, "B2"),
+            (10_000, "B3"),  # 55,000 this year: over the limit
+            (5_000, "B1"),  # the batch's own reference again
+            (5_000, "B4"),  # 50,000: the limit exactly
+        ]
+    ]
+    r = client.post(f"{API}/payments/batch", json={"operations": ops}, headers=inst)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["code"] for x in res] == [
+        None,
+        None,
+        "MUTUAL_AID_UNAVAILABLE",  # the limit, told to an institution as a probe
+        "PAYMENT_REFERENCE_EXISTS",
+        None,
+    ]
+    assert _account(rt, fam) == (100_000, 50_000)  # OLD let go of: only the batch's holds
+    r = client.post(f"{API}/payments/{old}/void", headers=inst)
+    assert (r.status_code, r.json()["code"]) == (409, "PAYMENT_EXPIRED")
+
+
 def test_batch_size_limit(client: TestClient, fam: Family, inst: dict[str, str]) -> None:
     ops = [{"op": "void", "payment_id": "x"}] * 1001
     r = client.post(f"{API}/payments/batch", json={"operations": ops}, headers=inst)

@@ -518,6 +518,23 @@ BEGIN
             WHERE u.k IN ('settle', 'void') AND u.f IS NULL)
    ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
 
+  IF NOT ('settle' = ANY(p_kind) OR 'void' = ANY(p_kind)) THEN
+    -- Authorizations only: decided as a set (qinqing_authorize_set), unless a
+    -- reference was taken meanwhile; then one at a time below.
+    BEGIN
+      RETURN QUERY
+      SELECT s.op, s.code, s.payment_id, s.status, s.amount_fen, s.settled_fen,
+             s.released_fen, s.expires_at, NULL::int, NULL::json, s.detail,
+             s.probe_holder, s.probe_member, s.probe_link, s.probe_failures, s.retry_after
+        FROM qinqing_authorize_set(p_client, p_region, p_now, p_year, p_refused,
+                                   p_holder_ix, p_member_ix, p_amount, p_reference, p_id,
+                                   p_policy_regions, p_policy_hours, p_probe_key,
+                                   p_probe_limit, p_shown_since) s;
+      RETURN;
+    EXCEPTION WHEN SQLSTATE 'QQ001' THEN
+      NULL;
+    END;
+  END IF;
   IF NOT ('authorize' = ANY(p_kind)) THEN
     -- Settles and voids only: decided as a set (qinqing_resolve_set).
     RETURN QUERY
@@ -557,6 +574,273 @@ BEGIN
     END IF;
     RETURN NEXT;
   END LOOP;
+END $$;
+
+-- A batch of authorizations only, decided as a set: the same outcomes as
+-- qinqing_authorize_op one after another, in a fixed number of statements.
+-- Called by qinqing_payment_batch, which has locked the batch's links and accounts.
+-- Everything the operations read is read at once (the persons, links, accounts,
+-- the links' usage, the references taken, the vouchers shown, the probe counter);
+-- the overdue holds of the accounts the operations reach are released first
+-- (SKIP LOCKED, as alone); then each operation is decided in order against the
+-- accounts' and links' running totals in memory (payments/rules.py's order, as in
+-- qinqing_authorize_op), and the rows are written in one statement per table.
+-- A reference another transaction took meanwhile raises QQ001: the caller then
+-- decides the batch one operation at a time.
+CREATE OR REPLACE FUNCTION qinqing_authorize_set(
+  p_client text, p_region text, p_now timestamptz, p_year int,
+  p_refused text[], p_holder_ix text[], p_member_ix text[], p_amount bigint[],
+  p_reference text[], p_id uuid[], p_policy_regions text[], p_policy_hours int[],
+  p_probe_key text, p_probe_limit int, p_shown_since timestamptz)
+RETURNS TABLE (
+  op int, code text, payment_id uuid, status text, amount_fen bigint,
+  settled_fen bigint, released_fen bigint, expires_at timestamptz,
+  detail text, probe_holder uuid, probe_member uuid, probe_link uuid,
+  probe_failures int, retry_after int)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  n int := coalesce(array_length(p_refused, 1), 0);
+  -- Per operation (from one read).
+  o_h uuid[]; o_hr text[]; o_hs text[]; o_hsch text[]; o_m uuid[]; o_mr text[];
+  o_vis boolean[]; o_l uuid[]; o_lr text[]; o_lim bigint[]; o_q boolean[];
+  o_a int[]; o_k int[]; o_shown boolean[];
+  -- Per account slot and per link slot.
+  s_person uuid[]; s_id uuid[]; s_bal bigint[]; s_held bigint[]; s_rel bigint[];
+  k_used bigint[];
+  taken text[];
+  -- The probe counter.
+  t_found boolean; t_fail int; t_start timestamptz; t_probed boolean := false;
+  t_last timestamptz; t_locked timestamptz;
+  -- Answers.
+  r_code text[] := array_fill(NULL::text, ARRAY[n]);
+  r_detail text[] := array_fill(NULL::text, ARRAY[n]);
+  r_pfail int[] := array_fill(NULL::int, ARRAY[n]);
+  r_retry int[] := array_fill(NULL::int, ARRAY[n]);
+  r_exp timestamptz[] := array_fill(NULL::timestamptz, ARRAY[n]);
+  r_win boolean[] := array_fill(false, ARRAY[n]);
+  v_code text; v_fail int; v_start timestamptz; v_hours int; v_rel bigint;
+  v_written int;
+BEGIN
+  IF n = 0 THEN RETURN; END IF;
+  -- The persons, the link and the account each operation reaches, as
+  -- qinqing_authorize_op finds them (a link and an account only when visible).
+  WITH u AS (
+    SELECT x.ord, x.f, x.hx, x.mx, x.amt
+      FROM unnest(p_refused, p_holder_ix, p_member_ix, p_amount)
+           WITH ORDINALITY AS x(f, hx, mx, amt, ord)
+  ), pp AS (
+    SELECT u.*, hp.id AS h, hp.region_code AS hr, hp.status AS hs, hp.scheme AS hsch,
+           mp.id AS m, mp.region_code AS mr,
+           (hp.id IS NOT NULL AND mp.id IS NOT NULL
+            AND NOT (p_region IS DISTINCT FROM hp.region_code
+                     AND p_region IS DISTINCT FROM mp.region_code)) AS vis
+      FROM u
+      LEFT JOIN person_id_numbers hn ON hn.id_number_index = u.hx
+      LEFT JOIN persons hp ON hp.id = hn.person_id
+      LEFT JOIN person_id_numbers mn ON mn.id_number_index = u.mx
+      LEFT JOIN persons mp ON mp.id = mn.person_id
+  ), pl AS (
+    SELECT pp.*, l.id AS l, l.region_code AS lr, l.mutual_aid_yearly_limit_fen AS lim,
+           coalesce(l.via_quota, false) AS q
+      FROM pp LEFT JOIN LATERAL (
+        SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen, fl.via_quota
+          FROM family_links fl
+         WHERE pp.vis AND fl.holder_id = pp.h AND fl.member_id = pp.m
+           AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+         ORDER BY fl.id LIMIT 1) l ON true
+  ), pa AS (
+    SELECT pl.*, a.id AS a, a.balance_fen AS bal, a.held_fen AS held,
+           EXISTS (SELECT 1 FROM vouchers v
+                    WHERE v.person_id = pl.h AND v.subject_id = pl.m
+                      AND v.link_id IS NOT NULL AND v.claimed_by = p_client
+                      AND v.created_at > p_shown_since) AS shown
+      FROM pl LEFT JOIN LATERAL (
+        SELECT la.id, la.balance_fen, la.held_fen FROM ledger_accounts la
+         WHERE pl.vis AND la.person_id = pl.h
+           AND CASE WHEN pl.q THEN la.kind = 'quota' AND la.link_id = pl.l
+                    ELSE la.kind = 'personal' END
+         LIMIT 1) a ON true
+  ), slotted AS (
+    SELECT pa.*,
+           -- Slot numbers 1..k among the operations that have one.
+           CASE WHEN pa.a IS NOT NULL
+                THEN dense_rank() OVER (PARTITION BY pa.a IS NULL ORDER BY pa.h, pa.a) END AS sa,
+           CASE WHEN pa.l IS NOT NULL AND pa.lim IS NOT NULL
+                THEN dense_rank() OVER (PARTITION BY pa.l IS NULL OR pa.lim IS NULL
+                                        ORDER BY pa.h, pa.l) END AS sk
+      FROM pa
+  )
+  SELECT array_agg(s.h ORDER BY s.ord), array_agg(s.hr ORDER BY s.ord),
+         array_agg(s.hs ORDER BY s.ord), array_agg(s.hsch ORDER BY s.ord),
+         array_agg(s.m ORDER BY s.ord), array_agg(s.mr ORDER BY s.ord),
+         array_agg(s.vis ORDER BY s.ord), array_agg(s.l ORDER BY s.ord),
+         array_agg(s.lr ORDER BY s.ord), array_agg(s.lim ORDER BY s.ord),
+         array_agg(s.q ORDER BY s.ord), array_agg(s.sa::int ORDER BY s.ord),
+         array_agg(s.sk::int ORDER BY s.ord), array_agg(s.shown ORDER BY s.ord),
+         -- Slots: an account's person, id, balance, held; released below.
+         (SELECT array_agg(z.h ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.h FROM slotted t WHERE t.sa IS NOT NULL) z),
+         (SELECT array_agg(z.a ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.a FROM slotted t WHERE t.sa IS NOT NULL) z),
+         (SELECT array_agg(z.bal ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.bal FROM slotted t WHERE t.sa IS NOT NULL) z),
+         (SELECT array_agg(z.held ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.held FROM slotted t WHERE t.sa IS NOT NULL) z),
+         -- The links' usage this year: settled, or an open hold (formulas.py).
+         (SELECT array_agg(coalesce((
+             SELECT sum(CASE WHEN p.status = 'settled' THEN p.settled_fen ELSE p.amount_fen END)
+               FROM payments p
+              WHERE p.holder_id = z.h AND p.link_id = z.l AND p.year = p_year
+                AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now))
+           ), 0)::bigint ORDER BY z.sk)
+            FROM (SELECT DISTINCT t.sk, t.h, t.l FROM slotted t WHERE t.sk IS NOT NULL) z)
+    INTO o_h, o_hr, o_hs, o_hsch, o_m, o_mr, o_vis, o_l, o_lr, o_lim, o_q, o_a, o_k, o_shown,
+         s_person, s_id, s_bal, s_held, k_used
+    FROM slotted s;
+  s_rel := array_fill(0::bigint, ARRAY[coalesce(array_length(s_id, 1), 0)]);
+
+  -- The overdue holds of each account an operation reaches (one with a positive
+  -- amount, visible persons, an account holding something), released once.
+  WITH reach AS (
+    SELECT DISTINCT o_a[i] AS sa FROM generate_series(1, n) AS i
+     WHERE p_refused[i] IS NULL AND p_amount[i] > 0 AND o_vis[i] AND o_a[i] IS NOT NULL
+       AND s_held[o_a[i]] > 0
+  ), cand AS (
+    SELECT p.holder_id, p.id, p.account_id, p.amount_fen
+      FROM payments p
+     WHERE (p.holder_id, p.account_id) IN (SELECT s_person[r.sa], s_id[r.sa] FROM reach r)
+       AND p.status = 'authorized' AND p.expires_at <= p_now
+     ORDER BY p.holder_id, p.id FOR NO KEY UPDATE SKIP LOCKED
+  ), expired AS (
+    UPDATE payments p SET status = 'expired', resolved_at = p_now
+      FROM cand c WHERE p.holder_id = c.holder_id AND p.id = c.id
+    RETURNING c.holder_id, c.account_id, c.amount_fen
+  )
+  SELECT array_agg(coalesce((SELECT sum(e.amount_fen) FROM expired e
+                              WHERE e.holder_id = s_person[i] AND e.account_id = s_id[i]), 0)::bigint
+                   ORDER BY i)
+    INTO s_rel FROM generate_series(1, coalesce(array_length(s_id, 1), 0)) AS i;
+  FOR i IN 1..coalesce(array_length(s_id, 1), 0) LOOP
+    s_held[i] := s_held[i] - s_rel[i];
+  END LOOP;
+
+  SELECT array_agg(r.reference) INTO taken FROM payment_references r
+   WHERE r.client_id = p_client AND r.reference = ANY(p_reference);
+  taken := coalesce(taken, '{}');
+  SELECT true, t.failures, t.window_started_at, t.last_failure_at, t.locked_until
+    INTO t_found, t_fail, t_start, t_last, t_locked
+    FROM login_throttle t WHERE t.key = p_probe_key FOR NO KEY UPDATE;
+  t_found := coalesce(t_found, false);
+
+  FOR i IN 1..n LOOP
+    v_code := NULL;
+    IF p_refused[i] IS NOT NULL THEN
+      r_code[i] := p_refused[i];
+      CONTINUE;
+    END IF;
+    IF p_amount[i] <= 0 THEN r_code[i] := 'AMOUNT_INVALID'; CONTINUE; END IF;
+    IF p_reference[i] = ANY(taken) THEN
+      v_code := 'PAYMENT_REFERENCE_EXISTS';
+    ELSE
+      v_fail := t_fail; v_start := t_start;
+      IF NOT t_found OR v_start IS NULL OR v_fail IS NULL
+         OR p_now - v_start >= interval '1 hour' THEN
+        v_fail := 0; v_start := p_now;
+      END IF;
+      IF v_fail >= p_probe_limit THEN
+        v_code := 'AUTHORIZE_RATE_LIMITED';
+        r_retry[i] := greatest(1, ceil(extract(epoch FROM v_start + interval '1 hour' - p_now)));
+      ELSIF NOT o_vis[i] OR (o_l[i] IS NULL AND NOT (o_hr[i] = o_mr[i] AND o_mr[i] = p_region)) THEN
+        v_code := 'PERSON_NOT_FOUND';
+      ELSIF o_l[i] IS NULL THEN
+        v_code := 'NO_MUTUAL_AID_LINK';
+      ELSIF o_hsch[i] <> 'employee' THEN
+        v_code := 'HOLDER_NOT_EMPLOYEE';
+      ELSIF o_hs[i] <> 'active' THEN
+        v_code := 'PAYER_NOT_ACTIVE';
+      ELSIF o_lim[i] IS NOT NULL AND k_used[o_k[i]] + p_amount[i] > o_lim[i] THEN
+        v_code := 'YEARLY_LIMIT_EXCEEDED';
+      ELSIF p_amount[i] > coalesce(s_bal[o_a[i]] - s_held[o_a[i]], 0) THEN
+        v_code := CASE WHEN o_q[i] THEN 'QUOTA_INSUFFICIENT' ELSE 'INSUFFICIENT_BALANCE' END;
+      END IF;
+    END IF;
+    IF v_code IN ('PERSON_NOT_FOUND', 'NO_MUTUAL_AID_LINK', 'HOLDER_NOT_EMPLOYEE',
+                  'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE',
+                  'QUOTA_INSUFFICIENT')
+       AND NOT (o_h[i] IS NOT NULL AND o_m[i] IS NOT NULL AND o_shown[i]) THEN
+      r_detail[i] := v_code;
+      v_code := 'MUTUAL_AID_UNAVAILABLE';
+      IF NOT t_found THEN
+        t_found := true; t_fail := 0; t_start := p_now; t_last := NULL; t_locked := NULL;
+      END IF;
+      IF p_now - t_start >= interval '1 hour' THEN
+        t_fail := 0; t_start := p_now;
+      END IF;
+      t_fail := t_fail + 1;
+      t_last := p_now;
+      t_locked := CASE WHEN t_fail >= p_probe_limit THEN t_start + interval '1 hour' END;
+      t_probed := true;
+      r_pfail[i] := t_fail;
+    END IF;
+    IF v_code IS NULL THEN
+      v_hours := p_policy_hours[array_position(p_policy_regions, o_lr[i])];
+      IF v_hours IS NULL THEN
+        v_code := 'REGION_NOT_FOUND';
+      END IF;
+    END IF;
+    r_code[i] := v_code;
+    IF v_code IS NULL THEN
+      r_win[i] := true;
+      r_exp[i] := p_now + make_interval(hours => v_hours);
+      taken := taken || p_reference[i];
+      s_held[o_a[i]] := s_held[o_a[i]] + p_amount[i];
+      IF o_k[i] IS NOT NULL THEN
+        k_used[o_k[i]] := k_used[o_k[i]] + p_amount[i];
+      END IF;
+    END IF;
+  END LOOP;
+
+  -- The winners' rows: the references first (one taken meanwhile: QQ001).
+  INSERT INTO payment_references (client_id, reference, holder_id, payment_id)
+  SELECT p_client, p_reference[i], o_h[i], p_id[i]
+    FROM generate_series(1, n) AS i WHERE r_win[i]
+  ON CONFLICT DO NOTHING;
+  GET DIAGNOSTICS v_written = ROW_COUNT;
+  IF v_written < (SELECT count(*) FROM unnest(r_win) w WHERE w) THEN
+    RAISE EXCEPTION 'a reference of the batch was taken meanwhile' USING ERRCODE = 'QQ001';
+  END IF;
+  INSERT INTO payment_keys (payment_id, holder_id, client_id)
+  SELECT p_id[i], o_h[i], p_client FROM generate_series(1, n) AS i WHERE r_win[i];
+  INSERT INTO payments (holder_id, id, client_id, reference, link_id, member_id,
+                        account_id, amount_fen, settled_fen, status, year,
+                        created_at, expires_at, resolved_at, cleared_at)
+  SELECT o_h[i], p_id[i], p_client, p_reference[i], o_l[i], o_m[i], s_id[o_a[i]],
+         p_amount[i], NULL, 'authorized', p_year, p_now, r_exp[i], NULL, NULL
+    FROM generate_series(1, n) AS i WHERE r_win[i];
+  UPDATE ledger_accounts la SET held_fen = c.held
+    FROM (SELECT s_person[i] AS person, s_id[i] AS id, s_held[i] AS held
+            FROM generate_series(1, coalesce(array_length(s_id, 1), 0)) AS i
+           WHERE s_rel[i] > 0 OR EXISTS (
+             SELECT 1 FROM generate_series(1, n) AS j WHERE r_win[j] AND o_a[j] = i)) c
+   WHERE la.person_id = c.person AND la.id = c.id;
+  IF t_probed THEN
+    INSERT INTO login_throttle (key, failures, window_started_at, last_failure_at, locked_until)
+    VALUES (p_probe_key, t_fail, t_start, t_last, t_locked)
+    ON CONFLICT (key) DO UPDATE
+       SET failures = excluded.failures, window_started_at = excluded.window_started_at,
+           last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until;
+  END IF;
+
+  RETURN QUERY
+  SELECT (i - 1)::int, r_code[i],
+         CASE WHEN r_win[i] THEN p_id[i] END,
+         CASE WHEN r_win[i] THEN 'authorized' END,
+         CASE WHEN r_win[i] THEN p_amount[i] END,
+         NULL::bigint,
+         CASE WHEN r_win[i] THEN 0::bigint END,
+         r_exp[i], r_detail[i],
+         CASE WHEN r_detail[i] IS NOT NULL THEN o_h[i] END,
+         CASE WHEN r_detail[i] IS NOT NULL THEN o_m[i] END,
+         CASE WHEN r_detail[i] IS NOT NULL THEN o_l[i] END,
+         r_pfail[i], r_retry[i]
+    FROM generate_series(1, n) AS i ORDER BY i;
 END $$;
 
 -- A batch of settles and voids only (an institution's settlement run), decided as

@@ -1,13 +1,17 @@
-"""the single-payment functions run on a Citus coordinator
+"""the single-payment functions run on a Citus coordinator; authorizations as a set
 
 Revision ID: 0018_fast_path_on_citus
 Revises: 0017_payment_batch
 
-On PostgreSQL this re-installs ``qinqing/payments/fast_path.sql``: an authorization
-finds each person through the ID-number look-up row and then the person's row, two
-statements each found by its table's own distribution key, instead of one join of the
-two tables (which a Citus coordinator cannot run without repartitioning). Same
-answers, same signatures; nothing to undo on downgrade.
+On PostgreSQL this re-installs ``qinqing/payments/fast_path.sql``:
+
+- an authorization finds each person through the ID-number look-up row and then the
+  person's row, two statements each found by its table's own distribution key,
+  instead of one join of the two tables (which a Citus coordinator cannot run
+  without repartitioning);
+- a batch of authorizations only is decided as a set (``qinqing_authorize_set``).
+
+Same answers, same signatures.
 """
 
 from __future__ import annotations
@@ -29,4 +33,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """The functions keep their signatures: the older body would answer the same."""
+    """Nothing is undone: the functions keep their signatures and answers, and the
+    batch function as installed here calls ``qinqing_authorize_set``, so it stays."""
