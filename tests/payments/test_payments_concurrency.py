@@ -4,6 +4,7 @@ account never overdraw it, and concurrent settles of one hold resolve it once.""
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Any, TypeVar
 
 import pytest
@@ -11,12 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from qinqing.accounting.reconcile import reconcile
+from qinqing.auth.models import LoginThrottle
 from qinqing.ledger.accounts import personal_code
 from qinqing.ledger.models import LedgerAccount
-from qinqing.payments import fast_batch
+from qinqing.payments import fast_batch, probes
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
+from support.accounts import id_number
 from support.concurrency import race
 from support.ledger import fund, institution_principal, make_family, token_principal
 
@@ -161,3 +164,43 @@ def test_concurrent_fast_batches_on_shared_accounts_do_not_deadlock(
         ).scalars()
         assert sorted(held) == [18_000] * 6  # 3 rounds x 6 batches x 1,000 each
         assert reconcile(s) == []
+
+
+def test_concurrent_batches_of_probes_count_every_one(pg: Runtime, client: TestClient) -> None:
+    """Batches of authorizations whose refusals are probes (the member's number is
+    nobody's), sent at once by one institution whose hour has no counter yet: every
+    probe is counted once — none lost to a batch that wrote the counter from what it
+    had read — and each is answered MUTUAL_AID_UNAVAILABLE."""
+    rt = pg
+    rt.settings.authorize_failures_per_hour = 1_000
+    fast = FastPath.for_runtime(rt)
+    if fast is None or not fast.batches:
+        pytest.skip("the batch function is the plain PostgreSQL fast path's")
+    fam = make_family(rt)
+    fund(rt, fam.holder_id, 20_000)
+    nobody = id_number(area="150602", born=date(1941, 2, 3), seq=77)
+    inst = token_principal(rt, client)
+
+    def answer(outs: list[payments.Outcome]) -> tuple[int, Any]:
+        return 200, outs
+
+    async def one(i: int) -> list[payments.Outcome]:
+        ops: list[payments.Op] = [
+            payments.Authorize(fam.holder_number, nobody, 1_000, f"P{i}-{j}") for j in range(3)
+        ]
+        try:
+            reply = await fast_batch.run(fast, inst, ops, None, answer)
+        finally:
+            await fast.close()
+        outs: list[payments.Outcome] = reply.body
+        return outs
+
+    results = race(6, lambda i: asyncio.run(one(i)))
+    assert all(isinstance(r, list) for r in results), results
+    codes = {o.code for r in results if isinstance(r, list) for o in r}
+    assert codes == {"MUTUAL_AID_UNAVAILABLE"}
+    with rt.db.unit_of_work() as s:
+        counted = s.execute(
+            select(LoginThrottle.failures).where(LoginThrottle.key == probes.key(inst.id))
+        ).scalar_one()
+    assert counted == 18  # 6 batches x 3 probes

@@ -585,8 +585,9 @@ END $$;
 -- (SKIP LOCKED, as alone); then each operation is decided in order against the
 -- accounts' and links' running totals in memory (payments/rules.py's order, as in
 -- qinqing_authorize_op), and the rows are written in one statement per table.
--- A reference another transaction took meanwhile raises QQ001: the caller then
--- decides the batch one operation at a time.
+-- A reference another transaction took meanwhile, or a probe counter it made
+-- meanwhile, raises QQ001: the caller then decides the batch one operation at a
+-- time.
 CREATE OR REPLACE FUNCTION qinqing_authorize_set(
   p_client text, p_region text, p_now timestamptz, p_year int,
   p_refused text[], p_holder_ix text[], p_member_ix text[], p_amount bigint[],
@@ -610,7 +611,7 @@ DECLARE
   k_used bigint[];
   taken text[];
   -- The probe counter.
-  t_found boolean; t_fail int; t_start timestamptz; t_probed boolean := false;
+  t_found boolean; t_was boolean; t_fail int; t_start timestamptz; t_probed boolean := false;
   t_last timestamptz; t_locked timestamptz;
   -- Answers.
   r_code text[] := array_fill(NULL::text, ARRAY[n]);
@@ -728,6 +729,7 @@ BEGIN
     INTO t_found, t_fail, t_start, t_last, t_locked
     FROM login_throttle t WHERE t.key = p_probe_key FOR NO KEY UPDATE;
   t_found := coalesce(t_found, false);
+  t_was := t_found;
 
   FOR i IN 1..n LOOP
     v_code := NULL;
@@ -820,12 +822,21 @@ BEGIN
            WHERE s_rel[i] > 0 OR EXISTS (
              SELECT 1 FROM generate_series(1, n) AS j WHERE r_win[j] AND o_a[j] = i)) c
    WHERE la.person_id = c.person AND la.id = c.id;
-  IF t_probed THEN
+  IF t_probed AND t_was THEN
+    UPDATE login_throttle t
+       SET failures = t_fail, window_started_at = t_start, last_failure_at = t_last,
+           locked_until = t_locked
+     WHERE t.key = p_probe_key;
+  ELSIF t_probed THEN
+    -- No counter when the batch began, so none was locked: one another transaction
+    -- made meanwhile has counts this batch did not see (QQ001: one at a time).
     INSERT INTO login_throttle (key, failures, window_started_at, last_failure_at, locked_until)
     VALUES (p_probe_key, t_fail, t_start, t_last, t_locked)
-    ON CONFLICT (key) DO UPDATE
-       SET failures = excluded.failures, window_started_at = excluded.window_started_at,
-           last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until;
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_written = ROW_COUNT;
+    IF v_written = 0 THEN
+      RAISE EXCEPTION 'the probe counter was made meanwhile' USING ERRCODE = 'QQ001';
+    END IF;
   END IF;
 
   RETURN QUERY
