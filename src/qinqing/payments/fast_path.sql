@@ -128,6 +128,56 @@ DROP FUNCTION IF EXISTS qinqing_payment_authorize(
   text, text, text, timestamptz, int, text, text, bigint, text, uuid, text[], int[],
   text, text, text, text);
 
+-- The refusal of an authorization, once what it reads is known, in the engine's
+-- order: the request's own mistakes, the client's hour (payments/rules.py
+-- probe_window), then payments/rules.py's. NULL code: it passes. The one copy of
+-- this order in SQL, for the single call and for a batch decided as a set.
+-- p_failures/p_started: the probe counter as read (NULL: none); p_available: the
+-- account's balance less what it holds (NULL: no account).
+CREATE OR REPLACE FUNCTION qinqing_authorize_refusal(
+  p_now timestamptz, p_region text, p_amount bigint, p_taken boolean,
+  p_failures int, p_started timestamptz, p_probe_limit int,
+  p_visible boolean, p_link uuid, p_h_region text, p_m_region text,
+  p_scheme text, p_status text, p_limit bigint, p_used bigint,
+  p_available bigint, p_quota boolean,
+  OUT code text, OUT retry_after int)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF p_taken THEN
+    code := 'PAYMENT_REFERENCE_EXISTS';
+    RETURN;
+  END IF;
+  IF p_started IS NULL OR p_failures IS NULL OR p_now - p_started >= interval '1 hour' THEN
+    p_failures := 0; p_started := p_now;
+  END IF;
+  IF p_failures >= p_probe_limit THEN
+    code := 'AUTHORIZE_RATE_LIMITED';
+    retry_after := greatest(1, ceil(extract(epoch FROM p_started + interval '1 hour' - p_now)));
+  ELSIF NOT p_visible
+        OR (p_link IS NULL AND NOT (p_h_region = p_m_region AND p_m_region = p_region)) THEN
+    code := 'PERSON_NOT_FOUND';
+  ELSIF p_link IS NULL THEN
+    code := 'NO_MUTUAL_AID_LINK';
+  ELSIF p_scheme <> 'employee' THEN
+    code := 'HOLDER_NOT_EMPLOYEE';
+  ELSIF p_status <> 'active' THEN
+    code := 'PAYER_NOT_ACTIVE';
+  ELSIF p_limit IS NOT NULL AND p_used + p_amount > p_limit THEN
+    code := 'YEARLY_LIMIT_EXCEEDED';
+  ELSIF p_amount > coalesce(p_available, 0) THEN
+    code := CASE WHEN p_quota THEN 'QUOTA_INSUFFICIENT' ELSE 'INSUFFICIENT_BALANCE' END;
+  END IF;
+END $$;
+
+-- payments/rules.py ABOUT_THE_PERSONS: the refusals an institution is told as one
+-- code (MUTUAL_AID_UNAVAILABLE) unless it was shown the member's voucher.
+CREATE OR REPLACE FUNCTION qinqing_about_the_persons(p_code text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT p_code IN ('PERSON_NOT_FOUND', 'NO_MUTUAL_AID_LINK', 'HOLDER_NOT_EMPLOYEE',
+                    'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE',
+                    'QUOTA_INSUFFICIENT')
+$$;
+
 -- One authorization by two ID numbers, once the caller is admitted (the body of
 -- qinqing_payment_authorize and of each authorization of qinqing_payment_batch;
 -- payments by voucher stay on the engine). A refusal about the persons is
@@ -157,6 +207,7 @@ DECLARE
   v_used bigint := 0;
   v_hours int;
   v_failures int; v_started timestamptz; v_locked timestamptz;
+  v_taken boolean;
 BEGIN
   IF p_amount <= 0 THEN code := 'AMOUNT_INVALID'; RETURN; END IF;
 
@@ -206,40 +257,22 @@ BEGIN
     END IF;
   END IF;
 
-  -- The decision, in the engine's order: the request's own mistakes, the client's
-  -- hour (payments/rules.py probe_window), then payments/rules.py's.
-  IF EXISTS (SELECT 1 FROM payment_references r
-              WHERE r.client_id = p_client AND r.reference = p_reference) THEN
-    code := 'PAYMENT_REFERENCE_EXISTS';
-  ELSE
+  -- The decision (qinqing_authorize_refusal): the reference, then the client's hour.
+  v_taken := EXISTS (SELECT 1 FROM payment_references r
+                      WHERE r.client_id = p_client AND r.reference = p_reference);
+  IF NOT v_taken THEN
     SELECT t.failures, t.window_started_at INTO v_failures, v_started
       FROM login_throttle t WHERE t.key = p_probe_key;
-    IF v_started IS NULL OR v_failures IS NULL OR p_now - v_started >= interval '1 hour' THEN
-      v_failures := 0; v_started := p_now;
-    END IF;
-    IF v_failures >= p_probe_limit THEN
-      code := 'AUTHORIZE_RATE_LIMITED';
-      retry_after := greatest(1, ceil(extract(epoch FROM v_started + interval '1 hour' - p_now)));
-    ELSIF NOT v_visible OR (l_id IS NULL AND NOT (h_region = m_region AND m_region = p_region)) THEN
-      code := 'PERSON_NOT_FOUND';
-    ELSIF l_id IS NULL THEN
-      code := 'NO_MUTUAL_AID_LINK';
-    ELSIF h_scheme <> 'employee' THEN
-      code := 'HOLDER_NOT_EMPLOYEE';
-    ELSIF h_status <> 'active' THEN
-      code := 'PAYER_NOT_ACTIVE';
-    ELSIF l_limit IS NOT NULL AND v_used + p_amount > l_limit THEN
-      code := 'YEARLY_LIMIT_EXCEEDED';
-    ELSIF p_amount > coalesce(a_balance - a_held, 0) THEN
-      code := CASE WHEN l_quota THEN 'QUOTA_INSUFFICIENT' ELSE 'INSUFFICIENT_BALANCE' END;
-    END IF;
   END IF;
+  SELECT d.code, d.retry_after INTO code, retry_after
+    FROM qinqing_authorize_refusal(p_now, p_region, p_amount, v_taken, v_failures, v_started,
+                                   p_probe_limit, v_visible, l_id, h_region, m_region,
+                                   h_scheme, h_status, l_limit, v_used, a_balance - a_held,
+                                   l_quota) d;
 
-  -- payments/rules.py ABOUT_THE_PERSONS, told as one code unless the institution was
-  -- shown the member's voucher (vouchers.service.shown_to); then counted.
-  IF code IN ('PERSON_NOT_FOUND', 'NO_MUTUAL_AID_LINK', 'HOLDER_NOT_EMPLOYEE',
-              'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE',
-              'QUOTA_INSUFFICIENT')
+  -- Told as one code unless the institution was shown the member's voucher
+  -- (vouchers.service.shown_to); then counted.
+  IF qinqing_about_the_persons(code)
      AND NOT (h_id IS NOT NULL AND m_id IS NOT NULL AND EXISTS (
        SELECT 1 FROM vouchers v
         WHERE v.person_id = h_id AND v.subject_id = m_id AND v.link_id IS NOT NULL
@@ -583,7 +616,7 @@ END $$;
 -- the links' usage, the references taken, the vouchers shown, the probe counter);
 -- the overdue holds of the accounts the operations reach are released first
 -- (SKIP LOCKED, as alone); then each operation is decided in order against the
--- accounts' and links' running totals in memory (payments/rules.py's order, as in
+-- accounts' and links' running totals in memory (qinqing_authorize_refusal, as
 -- qinqing_authorize_op), and the rows are written in one statement per table.
 -- A reference another transaction took meanwhile, or a probe counter it made
 -- meanwhile, raises QQ001: the caller then decides the batch one operation at a
@@ -620,7 +653,7 @@ DECLARE
   r_retry int[] := array_fill(NULL::int, ARRAY[n]);
   r_exp timestamptz[] := array_fill(NULL::timestamptz, ARRAY[n]);
   r_win boolean[] := array_fill(false, ARRAY[n]);
-  v_code text; v_fail int; v_start timestamptz; v_hours int; v_rel bigint;
+  v_code text; v_retry int; v_hours int;
   v_written int;
 BEGIN
   IF n = 0 THEN RETURN; END IF;
@@ -738,34 +771,14 @@ BEGIN
       CONTINUE;
     END IF;
     IF p_amount[i] <= 0 THEN r_code[i] := 'AMOUNT_INVALID'; CONTINUE; END IF;
-    IF p_reference[i] = ANY(taken) THEN
-      v_code := 'PAYMENT_REFERENCE_EXISTS';
-    ELSE
-      v_fail := t_fail; v_start := t_start;
-      IF NOT t_found OR v_start IS NULL OR v_fail IS NULL
-         OR p_now - v_start >= interval '1 hour' THEN
-        v_fail := 0; v_start := p_now;
-      END IF;
-      IF v_fail >= p_probe_limit THEN
-        v_code := 'AUTHORIZE_RATE_LIMITED';
-        r_retry[i] := greatest(1, ceil(extract(epoch FROM v_start + interval '1 hour' - p_now)));
-      ELSIF NOT o_vis[i] OR (o_l[i] IS NULL AND NOT (o_hr[i] = o_mr[i] AND o_mr[i] = p_region)) THEN
-        v_code := 'PERSON_NOT_FOUND';
-      ELSIF o_l[i] IS NULL THEN
-        v_code := 'NO_MUTUAL_AID_LINK';
-      ELSIF o_hsch[i] <> 'employee' THEN
-        v_code := 'HOLDER_NOT_EMPLOYEE';
-      ELSIF o_hs[i] <> 'active' THEN
-        v_code := 'PAYER_NOT_ACTIVE';
-      ELSIF o_lim[i] IS NOT NULL AND k_used[o_k[i]] + p_amount[i] > o_lim[i] THEN
-        v_code := 'YEARLY_LIMIT_EXCEEDED';
-      ELSIF p_amount[i] > coalesce(s_bal[o_a[i]] - s_held[o_a[i]], 0) THEN
-        v_code := CASE WHEN o_q[i] THEN 'QUOTA_INSUFFICIENT' ELSE 'INSUFFICIENT_BALANCE' END;
-      END IF;
-    END IF;
-    IF v_code IN ('PERSON_NOT_FOUND', 'NO_MUTUAL_AID_LINK', 'HOLDER_NOT_EMPLOYEE',
-                  'PAYER_NOT_ACTIVE', 'YEARLY_LIMIT_EXCEEDED', 'INSUFFICIENT_BALANCE',
-                  'QUOTA_INSUFFICIENT')
+    SELECT d.code, d.retry_after INTO v_code, v_retry
+      FROM qinqing_authorize_refusal(
+             p_now, p_region, p_amount[i], p_reference[i] = ANY(taken),
+             CASE WHEN t_found THEN t_fail END, t_start, p_probe_limit, o_vis[i], o_l[i],
+             o_hr[i], o_mr[i], o_hsch[i], o_hs[i], o_lim[i], k_used[o_k[i]],
+             s_bal[o_a[i]] - s_held[o_a[i]], o_q[i]) d;
+    r_retry[i] := v_retry;
+    IF qinqing_about_the_persons(v_code)
        AND NOT (o_h[i] IS NOT NULL AND o_m[i] IS NOT NULL AND o_shown[i]) THEN
       r_detail[i] := v_code;
       v_code := 'MUTUAL_AID_UNAVAILABLE';
