@@ -20,10 +20,10 @@ way to one smaller one:
 
 from __future__ import annotations
 
-from importlib import resources
-
 import sqlalchemy as sa
 from alembic import op
+
+from qinqing.schema.migrations.fast_path import install_fast_path
 
 revision = "0006_payment_fast_path"
 down_revision = "0005_distributable"
@@ -31,10 +31,6 @@ branch_labels = None
 depends_on = None
 
 _OPEN = sa.text("status = 'authorized'")
-
-
-def fast_path_sql() -> str:
-    return resources.files("qinqing.payments").joinpath("fast_path.sql").read_text("utf-8")
 
 
 def upgrade() -> None:
@@ -47,9 +43,7 @@ def upgrade() -> None:
         postgresql_where=_OPEN,
         sqlite_where=_OPEN,
     )
-    if op.get_bind().dialect.name == "postgresql":
-        # Driver SQL: the file holds several statements and no parameters.
-        op.get_bind().exec_driver_sql(fast_path_sql())
+    install_fast_path()
 
 
 def downgrade() -> None:

@@ -12,9 +12,7 @@ re-installs ``qinqing/payments/fast_path.sql`` (``CREATE OR REPLACE``).
 
 from __future__ import annotations
 
-from importlib import resources
-
-from alembic import op
+from qinqing.schema.migrations.fast_path import install_fast_path
 
 revision = "0007_fast_path_usage"
 down_revision = "0006_payment_fast_path"
@@ -23,9 +21,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        sql = resources.files("qinqing.payments").joinpath("fast_path.sql").read_text("utf-8")
-        op.get_bind().exec_driver_sql(sql)
+    install_fast_path()
 
 
 def downgrade() -> None:

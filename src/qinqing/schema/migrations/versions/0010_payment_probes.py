@@ -16,10 +16,10 @@ function of the old signature before creating the new one.
 
 from __future__ import annotations
 
-from importlib import resources
-
 import sqlalchemy as sa
 from alembic import op
+
+from qinqing.schema.migrations.fast_path import install_fast_path
 
 revision = "0010_payment_probes"
 down_revision = "0008_family_trust"
@@ -33,9 +33,7 @@ _NEW_AUTHORIZE = (
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        sql = resources.files("qinqing.payments").joinpath("fast_path.sql").read_text("utf-8")
-        op.get_bind().exec_driver_sql(sql)
+    install_fast_path()
 
 
 def downgrade() -> None:

@@ -15,10 +15,10 @@ payment holds on the account its link pays from.
 
 from __future__ import annotations
 
-from importlib import resources
-
 import sqlalchemy as sa
 from alembic import op
+
+from qinqing.schema.migrations.fast_path import install_fast_path
 
 revision = "0015_quota"
 down_revision = "0014_session_seen"
@@ -54,8 +54,7 @@ def upgrade() -> None:
         )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(sa.text(f"DROP FUNCTION IF EXISTS {_OLD_LOCK}"))
-        sql = resources.files("qinqing.payments").joinpath("fast_path.sql").read_text("utf-8")
-        op.get_bind().exec_driver_sql(sql)
+    install_fast_path()
 
 
 def downgrade() -> None:

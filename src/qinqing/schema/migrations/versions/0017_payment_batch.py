@@ -12,10 +12,10 @@ and ``qinqing_payment_batch`` runs a whole ``POST /payments/batch`` in one call
 
 from __future__ import annotations
 
-from importlib import resources
-
 import sqlalchemy as sa
 from alembic import op
+
+from qinqing.schema.migrations.fast_path import install_fast_path
 
 revision = "0017_payment_batch"
 down_revision = "0016_registry_changes"
@@ -31,9 +31,7 @@ _NEW = (
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        sql = resources.files("qinqing.payments").joinpath("fast_path.sql").read_text("utf-8")
-        op.get_bind().exec_driver_sql(sql)
+    install_fast_path()
 
 
 def downgrade() -> None:

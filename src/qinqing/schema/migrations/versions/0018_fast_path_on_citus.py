@@ -16,9 +16,7 @@ Same answers, same signatures.
 
 from __future__ import annotations
 
-from importlib import resources
-
-from alembic import op
+from qinqing.schema.migrations.fast_path import install_fast_path
 
 revision = "0018_fast_path_on_citus"
 down_revision = "0017_payment_batch"
@@ -27,9 +25,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        sql = resources.files("qinqing.payments").joinpath("fast_path.sql").read_text("utf-8")
-        op.get_bind().exec_driver_sql(sql)
+    install_fast_path()
 
 
 def downgrade() -> None:
