@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from qinqing.access.principal import Principal
 from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import LoginThrottle
 from qinqing.ledger.accounts import personal_code
@@ -120,6 +121,30 @@ def test_concurrent_batches_on_shared_accounts_do_not_deadlock(pg: Runtime) -> N
         assert reconcile(s) == []
 
 
+def _batch_function(rt: Runtime) -> FastPath:
+    fast = FastPath.for_runtime(rt)
+    if fast is None or not fast.batches:
+        pytest.skip("the batch function is the plain PostgreSQL fast path's")
+    return fast
+
+
+def _batch(fast: FastPath, inst: Principal, ops: list[payments.Op]) -> list[payments.Outcome]:
+    """One batch through ``qinqing_payment_batch``, on an event loop of its own."""
+
+    def answer(outs: list[payments.Outcome]) -> tuple[int, Any]:
+        return 200, outs
+
+    async def run() -> list[payments.Outcome]:
+        try:
+            reply = await fast_batch.run(fast, inst, ops, None, answer)
+        finally:
+            await fast.close()
+        outs: list[payments.Outcome] = reply.body
+        return outs
+
+    return asyncio.run(run())
+
+
 def test_concurrent_fast_batches_on_shared_accounts_do_not_deadlock(
     pg: Runtime, client: TestClient
 ) -> None:
@@ -128,32 +153,22 @@ def test_concurrent_fast_batches_on_shared_accounts_do_not_deadlock(
     in opposite orders wait for each other instead of deadlocking (a deadlock here
     would surface as an error: nothing retries it)."""
     rt = pg
-    fast = FastPath.for_runtime(rt)
-    if fast is None or not fast.batches:
-        pytest.skip("the batch function is the plain PostgreSQL fast path's")
+    fast = _batch_function(rt)
     fams = [make_family(rt, seq=i + 1) for i in range(6)]
     for f in fams:
         fund(rt, f.holder_id, 20_000)
     inst = token_principal(rt, client)
 
-    def answer(outs: list[payments.Outcome]) -> tuple[int, Any]:
-        return 200, outs
-
-    async def one(rnd: int, i: int) -> list[payments.Outcome]:
+    def one(rnd: int, i: int) -> list[payments.Outcome]:
         order = fams if i % 2 else list(reversed(fams))
         ops: list[payments.Op] = [
             payments.Authorize(f.holder_number, f.member_number, 1_000, f"F{rnd}-{i}-{j}")
             for j, f in enumerate(order)
         ]
-        try:
-            reply = await fast_batch.run(fast, inst, ops, None, answer)
-        finally:
-            await fast.close()
-        outs: list[payments.Outcome] = reply.body
-        return outs
+        return _batch(fast, inst, ops)
 
     for rnd in range(3):  # rounds: each a fresh chance to interleave
-        results = race(6, lambda i, rnd=rnd: asyncio.run(one(rnd, i)))
+        results = race(6, lambda i, rnd=rnd: one(rnd, i))
         assert all(isinstance(r, list) for r in results), results
         assert all(o.ok for r in results if isinstance(r, list) for o in r), results
     with rt.db.unit_of_work() as s:
@@ -173,29 +188,19 @@ def test_concurrent_batches_of_probes_count_every_one(pg: Runtime, client: TestC
     had read — and each is answered MUTUAL_AID_UNAVAILABLE."""
     rt = pg
     rt.settings.authorize_failures_per_hour = 1_000
-    fast = FastPath.for_runtime(rt)
-    if fast is None or not fast.batches:
-        pytest.skip("the batch function is the plain PostgreSQL fast path's")
+    fast = _batch_function(rt)
     fam = make_family(rt)
     fund(rt, fam.holder_id, 20_000)
     nobody = id_number(area="150602", born=date(1941, 2, 3), seq=77)
     inst = token_principal(rt, client)
 
-    def answer(outs: list[payments.Outcome]) -> tuple[int, Any]:
-        return 200, outs
-
-    async def one(i: int) -> list[payments.Outcome]:
+    def one(i: int) -> list[payments.Outcome]:
         ops: list[payments.Op] = [
             payments.Authorize(fam.holder_number, nobody, 1_000, f"P{i}-{j}") for j in range(3)
         ]
-        try:
-            reply = await fast_batch.run(fast, inst, ops, None, answer)
-        finally:
-            await fast.close()
-        outs: list[payments.Outcome] = reply.body
-        return outs
+        return _batch(fast, inst, ops)
 
-    results = race(6, lambda i: asyncio.run(one(i)))
+    results = race(6, one)
     assert all(isinstance(r, list) for r in results), results
     codes = {o.code for r in results if isinstance(r, list) for o in r}
     assert codes == {"MUTUAL_AID_UNAVAILABLE"}

@@ -178,7 +178,9 @@ def conninfo_of(url: str) -> str:
 class FastPath:
     """One per app: the principal cache and an async pool per event loop."""
 
-    def __init__(self, rt: Runtime, conninfo: str, pool_size: int = POOL_SIZE) -> None:
+    def __init__(
+        self, rt: Runtime, conninfo: str, pool_size: int = POOL_SIZE, *, batches: bool = True
+    ) -> None:
         self.rt = rt
         self.conninfo = conninfo
         self.pool_size = pool_size
@@ -194,7 +196,7 @@ class FastPath:
         self._pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
         self.group_commit = rt.settings.group_commit
         # Whether POST /payments/batch runs as one call (qinqing_payment_batch).
-        self.batches = True
+        self.batches = batches
         self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
         # Sizes of the groups sent (group commit): what an operator or a test looks at.
         self.group_sizes: deque[int] = deque(maxlen=1000)
@@ -209,12 +211,10 @@ class FastPath:
             return None
         if not _installed(rt):
             return None
-        path = cls(rt, conninfo_of(url))
         # A Citus coordinator runs each single call's statements as single-shard
         # queries; a batch's set-wise locks span shards, so its batches stay on the
         # engine (which locks one owner at a time there, qinqing.kit.locking).
-        path.batches = not on_citus(rt.db)
-        return path
+        return cls(rt, conninfo_of(url), batches=not on_citus(rt.db))
 
     async def _pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
