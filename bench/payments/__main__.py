@@ -52,6 +52,7 @@ def main() -> int:
     rt.db.dispose()
     families = out / "families.csv"
     pairs = read_pairs(families)
+    single = Side(args.database_url, [cluster], families, pairs, client_id)
     print(f"seeded {args.families} funded families in {time.perf_counter() - t0:.1f} s")
     init_pgbench(db, args.pgbench_scale)
     psql(db, "ANALYZE")
@@ -92,26 +93,10 @@ def main() -> int:
     rounds: list[dict[str, Figures]] = []
     try:
         for name, srv in servers.items():  # first requests pay for imports and connections
-            on = citus if name == "e" and citus is not None else None
-            tok = token(srv.port, on.client_id if on else client_id)
-            measure_single(
-                name,
-                srv,
-                tok,
-                on.families if on else families,
-                max(int(args.warmup), 1),
-                on.nodes if on else cluster,
-            )
-            measure_batches(
-                srv,
-                tok,
-                on.pairs if on else pairs,
-                0,
-                1,
-                100,
-                on.nodes if on else cluster,
-                f"warm{name}",
-            )
+            side = citus if name == "e" and citus is not None else single
+            tok = token(srv.port, side.client_id)
+            measure_single(name, srv, tok, side.families, max(int(args.warmup), 1), side.nodes)
+            measure_batches(srv, tok, side.pairs, 0, 1, 100, side.nodes, f"warm{name}")
         print(
             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
             f"pgbench scale {args.pgbench_scale}; server: {args.server} --workers {args.workers}; "
@@ -181,17 +166,18 @@ CITUS_SCHEMA = "qinqing_bench"
 
 
 @dataclass
-class Citus:
-    """The Citus side of a run: its nodes, families and institution client."""
+class Side:
+    """One database a run measures (the single node, or a Citus coordinator): where
+    it is, whose CPU counts, its families and the institution client that pays."""
 
-    url: str  # the coordinator, in the run's schema
-    nodes: list[Cluster]
+    url: str
+    nodes: list[Cluster]  # every node whose CPU counts
     families: Path
     pairs: list[tuple[str, str]]
     client_id: str
 
 
-def setup_citus(args: argparse.Namespace, key: str, out: Path) -> Citus:
+def setup_citus(args: argparse.Namespace, key: str, out: Path) -> Side:
     """Wipes the coordinator's database, migrates and places every table (as
     ``QINQING_DISTRIBUTED=citus qinqing db upgrade``), seeds the families."""
     nodes = Cluster.find_citus(libpq_url(args.citus_url))
@@ -225,7 +211,7 @@ def setup_citus(args: argparse.Namespace, key: str, out: Path) -> Citus:
         f"Citus: {len(nodes)} nodes; seeded {args.citus_families} funded families "
         f"in {time.perf_counter() - t0:.1f} s"
     )
-    return Citus(url, nodes, families, read_pairs(families), client_id)
+    return Side(url, nodes, families, read_pairs(families), client_id)
 
 
 if __name__ == "__main__":
