@@ -32,6 +32,7 @@ from support.web import (
     Server,
     StartingServer,
     cjk_font_installed,
+    close_page,
     launch,
     new_page,
     seed,
@@ -124,4 +125,4 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     tab = new_page(browser, PHONE)
     yield tab
-    tab.context.close()
+    close_page(tab)

@@ -29,6 +29,7 @@ from support.web import (
     ZHANG_WEI,
     ZHAO_MIN_ID,
     Server,
+    close_page,
     launch,
     link_id_of,
     live_server,
@@ -60,7 +61,7 @@ def both_widths(
                 tab.goto(server.url + path)
                 shoot(tab, out, f"{name}-{width}")
         finally:
-            tab.context.close()
+            close_page(tab)
 
 
 def run(out: Path) -> None:
@@ -76,7 +77,7 @@ def run(out: Path) -> None:
         log_in(probe, server, *person)
         probe.goto(server.url + "/me/family")
         spouse, child = link_id_of(probe, "李娜"), link_id_of(probe, "张子涵")
-        probe.context.close()
+        close_page(probe)
 
         both_widths(browser, server, out, None, [("login", "/login"), ("help", "/help")])
         both_widths(
@@ -113,7 +114,7 @@ def run(out: Path) -> None:
         elder.get_by_role("button", name="确认解除").click()
         shoot(elder, out, "elder-6-unbind-success")
         success = elder.url.removeprefix(server.url)
-        elder.context.close()
+        close_page(elder)
 
         both_widths(
             browser,
@@ -134,7 +135,7 @@ def run(out: Path) -> None:
         chen.get_by_role("button", name="确认解除").click()
         review_outcome = chen.url.removeprefix(server.url)
         request_id = review_outcome.rsplit("/", 1)[1]
-        chen.context.close()
+        close_page(chen)
         both_widths(
             browser,
             server,
@@ -184,7 +185,7 @@ def counter_desk(browser: Browser, server: Server, out: Path) -> None:
                 tab.goto(server.url + request_path)
             shoot(tab, out, f"counter-outcome-{width}")
         finally:
-            tab.context.close()
+            close_page(tab)
 
 
 def registration(browser: Browser, server: Server, out: Path) -> None:
@@ -201,7 +202,7 @@ def registration(browser: Browser, server: Server, out: Path) -> None:
             tab.get_by_role("button", name="获取验证码").click()
             shoot(tab, out, f"register-code-{width}")
         finally:
-            tab.context.close()
+            close_page(tab)
 
 
 def voucher(browser: Browser, server: Server, out: Path) -> None:
@@ -218,7 +219,7 @@ def voucher(browser: Browser, server: Server, out: Path) -> None:
             tab.locator("[data-countdown].ticking").wait_for()
             shoot(tab, out, "elder-voucher" if elder else f"voucher-{width}")
         finally:
-            tab.context.close()
+            close_page(tab)
 
 
 if __name__ == "__main__":

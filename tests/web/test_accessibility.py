@@ -22,6 +22,7 @@ from support.web import (
     ZHANG_LI,
     ZHANG_WEI,
     Server,
+    close_page,
     link_id_of,
     log_in,
     new_page,
@@ -76,7 +77,7 @@ def urls(server: Server, browser: Browser) -> Iterator[Urls]:
             review_request=f"/review/requests/{request_id}",
         )
     finally:
-        tab.context.close()
+        close_page(tab)
 
 
 def serious_violations(page: Page) -> list[str]:
@@ -126,7 +127,7 @@ def test_no_serious_accessibility_violation(
             found[where] = serious_violations(tab)
         assert found == {where: [] for where in PAGES[who]}
     finally:
-        tab.context.close()
+        close_page(tab)
 
 
 def test_a_form_with_errors_is_accessible(server: Server, page: Page) -> None:

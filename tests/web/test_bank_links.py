@@ -14,6 +14,7 @@ from support.web import (
     ZHANG_XIAOYU,
     ZHANG_XIAOYU_ID,
     Server,
+    close_page,
     log_in,
     new_page,
 )
@@ -99,4 +100,4 @@ def test_elder_mode_confirms_and_unlinks(server: Server, browser: Browser) -> No
         expect(tab.locator(".notice.success")).to_have_text("已解除这个银行账户的关联。")
         expect(tab.locator(f"#bank-link-{link['id']}")).to_contain_text("已解除")
     finally:
-        tab.context.close()
+        close_page(tab)

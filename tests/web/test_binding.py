@@ -16,6 +16,7 @@ from support.web import (
     ZHANG_XIAOYU,
     ZHANG_XIAOYU_ID,
     Server,
+    close_page,
     log_in,
     new_page,
 )
@@ -57,7 +58,7 @@ def test_bind_then_the_member_consents(server: Server, page: Page, browser: Brow
         father.get_by_role("button", name="确认绑定").click()
         expect(father.locator("main")).to_contain_text("您已确认绑定，亲情关系已生效。")
     finally:
-        father.context.close()
+        close_page(father)
 
     page.reload()
     expect(page.locator("main")).to_contain_text("已生效")
@@ -115,7 +116,7 @@ def test_the_member_may_decline(server: Server, page: Page, browser: Browser) ->
         daughter.get_by_role("button", name="拒绝绑定").click()
         expect(daughter.locator("main")).to_contain_text("已拒绝这条绑定申请。")
     finally:
-        daughter.context.close()
+        close_page(daughter)
 
     page.goto(server.url + "/me/notifications")
     expect(page.locator("main")).to_contain_text("张小雨 拒绝了您的绑定申请。")

@@ -39,6 +39,7 @@ from support.web import (
     ZHANG_LI,
     Server,
     StartingServer,
+    close_page,
     log_in,
     new_page,
 )
@@ -239,7 +240,7 @@ def test_upload_then_the_reviewer_approves(server: Server, page: Page, browser: 
         expect(reviewer.locator("#proofs")).to_be_visible()
         expect(reviewer.locator("#proofs tbody tr", has_text=child)).to_have_count(0)
     finally:
-        reviewer.context.close()
+        close_page(reviewer)
 
     # The holder never reaches the file; the link is now active, with its e-voucher.
     assert page.request.get(server.url + src).status == 403
@@ -270,7 +271,7 @@ def test_a_rejection_ends_the_link_and_says_why(
         reviewer.get_by_role("button", name="提交审核结果").click()
         expect(reviewer.locator("main")).to_contain_text("未通过")
     finally:
-        reviewer.context.close()
+        close_page(reviewer)
 
     page.goto(link_url)
     main = page.locator("main")
@@ -336,7 +337,7 @@ def test_a_clerk_checks_the_proof_at_the_counter(
         clerk.get_by_role("link", name="返回查询结果").click()
         expect(clerk.locator(".link-card", has_text="张丽")).to_contain_text("已生效")
     finally:
-        clerk.context.close()
+        close_page(clerk)
 
     page.goto(link_url)
     expect(page.locator("main .tag").first).to_have_text("已生效")

@@ -35,6 +35,7 @@ from support.web import (
     PERSON_PASSWORD,
     PHONE,
     Server,
+    close_page,
     link_id_of,
     live_server,
     log_in,
@@ -315,7 +316,7 @@ def test_holder_fills_the_quota_and_pays_resident_insurance_from_it(
         expect(tab.locator("#voucher-quota")).to_contain_text("50.00 元")
         _fits_the_phone(tab)
     finally:
-        tab.context.close()
+        close_page(tab)
     the_father_is_told(server, browser)
 
 
@@ -332,7 +333,7 @@ def the_father_is_told(server: Server, browser: Browser) -> None:
         expect(tab.get_by_role("heading", level=1)).to_have_text("共济额度")
         expect(tab.locator("#quota-available")).to_have_text("50.00 元")
     finally:
-        tab.context.close()
+        close_page(tab)
 
 
 def test_the_member_sees_the_quota_read_only(server: Server, browser: Browser) -> None:
@@ -355,7 +356,7 @@ def test_the_member_sees_the_quota_read_only(server: Server, browser: Browser) -
         assert serious(tab) == []
         assert link_id in tab.url
     finally:
-        tab.context.close()
+        close_page(tab)
 
 
 def _open_father_as_member(page: Page, server: Server) -> str:

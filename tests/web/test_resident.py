@@ -24,6 +24,7 @@ from support.web import (
     ZHANG_JIANGUO,
     ZHANG_WEI,
     Server,
+    close_page,
     log_in,
     new_page,
 )
@@ -143,7 +144,7 @@ def test_pay_for_father_in_elder_mode_on_a_phone(server: Server, browser: Browse
         expect(tab.locator(f"#paid-{next_year}")).to_contain_text(f"{next_year} is paid")
         assert serious(tab) == []
     finally:
-        tab.context.close()
+        close_page(tab)
     the_father_is_told_and_sees_it(server, browser)
 
 
@@ -165,4 +166,4 @@ def the_father_is_told_and_sees_it(server: Server, browser: Browser) -> None:
         expect(page.locator("#paid-for-me")).to_have_text("家人为您缴纳的居民医保")
         expect(page.locator("main")).to_contain_text("张伟")
     finally:
-        page.context.close()
+        close_page(page)

@@ -15,6 +15,7 @@ from support.web import (
     REVIEWER,
     STAFF_PASSWORD,
     Server,
+    close_page,
     log_in,
     new_page,
 )
@@ -63,7 +64,7 @@ def test_unbind_waits_for_review_then_is_approved(
         reviewer.get_by_role("link", name="返回待审核列表").click()
         expect(reviewer.locator("main")).to_contain_text("暂时没有待审核的申请")
     finally:
-        reviewer.context.close()
+        close_page(reviewer)
 
     page.goto(outcome_url)
     expect(page.get_by_role("heading", level=1)).to_have_text("解除成功")
@@ -73,7 +74,7 @@ def test_unbind_waits_for_review_then_is_approved(
         member.goto(server.url + "/me/notifications")
         expect(member.locator("main")).to_contain_text("已审核通过")
     finally:
-        member.context.close()
+        close_page(member)
 
 
 def test_a_person_cannot_open_the_review_queue(server: Server, page: Page) -> None:

@@ -8,7 +8,7 @@ import re
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from support.web import CHEN_MING, ZHANG_WEI, Server, link_id_of, log_in, new_page
+from support.web import CHEN_MING, ZHANG_WEI, Server, close_page, link_id_of, log_in, new_page
 
 
 def _family_count(page: Page, server: Server) -> int:
@@ -45,7 +45,7 @@ def test_another_browsers_token_is_refused(server: Server, page: Page, browser: 
         other.goto(server.url + "/me")
         expect(other.get_by_role("heading", level=1)).to_have_text("我的")  # still logged in
     finally:
-        other.context.close()
+        close_page(other)
 
 
 def test_session_cookie_flags_and_logout(server: Server, page: Page, browser: Browser) -> None:
@@ -68,7 +68,7 @@ def test_session_cookie_flags_and_logout(server: Server, page: Page, browser: Br
         expect(replay.get_by_role("heading", level=1)).to_have_text("登录")
         expect(replay.locator("main")).to_contain_text("登录已过期")
     finally:
-        replay.context.close()
+        close_page(replay)
 
 
 def test_an_expired_session_gets_the_login_page_and_comes_back(server: Server, page: Page) -> None:
@@ -104,7 +104,7 @@ def test_foreign_and_unknown_ids_get_a_friendly_page(
             expect(stranger.get_by_role("heading", level=1)).to_have_text("找不到这个页面")
             expect(stranger.locator("body")).not_to_contain_text("Traceback")
     finally:
-        stranger.context.close()
+        close_page(stranger)
 
 
 def test_pages_send_safe_headers_and_the_api_keeps_problem_json(server: Server) -> None:

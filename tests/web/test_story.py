@@ -14,6 +14,7 @@ from support.web import (
     PAYMENT_PASSWORD,
     ZHANG_WEI,
     Server,
+    close_page,
     log_in,
     new_page,
     settle_open_holds,
@@ -70,7 +71,7 @@ def test_the_other_party_is_told(server: Server, browser: Browser) -> None:
         member.goto(server.url + "/me/notifications")
         expect(member.locator("main")).to_contain_text("与 张伟 的亲情关系已解除。")
     finally:
-        member.context.close()
+        close_page(member)
 
 
 def test_the_unbind_check_works_without_javascript(server: Server, browser: Browser) -> None:
@@ -84,4 +85,4 @@ def test_the_unbind_check_works_without_javascript(server: Server, browser: Brow
         tab.get_by_role("button", name="确认解除").click()
         expect(tab.get_by_role("heading", level=1)).to_have_text("解除成功")
     finally:
-        tab.context.close()
+        close_page(tab)

@@ -11,7 +11,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from support.qr import decode
-from support.web import HOSPITAL, ZHANG_WEI, Server, log_in, new_page
+from support.web import HOSPITAL, ZHANG_WEI, Server, close_page, log_in, new_page
 
 AXE = Axe()
 
@@ -103,7 +103,7 @@ def test_my_own_voucher_without_javascript_and_in_elder_mode(
         assert seen["person"]["name"] == "张伟"  # type: ignore[index]
         assert seen["kind"] == "self"
     finally:
-        tab.context.close()
+        close_page(tab)
 
 
 def test_voucher_page_in_elder_mode_is_accessible(server: Server, browser: Browser) -> None:
@@ -119,4 +119,4 @@ def test_voucher_page_in_elder_mode_is_accessible(server: Server, browser: Brows
         expect(tab.get_by_role("button", name="Show e-voucher")).to_be_visible()
         assert serious(tab) == []
     finally:
-        tab.context.close()
+        close_page(tab)
