@@ -14,7 +14,6 @@ from qinqing.banks.cli import webhooks_app
 from qinqing.config import Settings
 from qinqing.contributions.cli import contributions_app
 from qinqing.entrypoints.bootstrap import open_runtime
-from qinqing.entrypoints.serve import run
 from qinqing.entrypoints.worker import JOBS, Worker, install_signal_handlers, signals_stop
 from qinqing.identity.vault import generate_key
 from qinqing.kit import metrics
@@ -84,6 +83,10 @@ def serve(
         fail("--reset and --json go with --demo")
     # serve and the worker make the host's metrics directory (docs/operations.md).
     metrics.record_as_configured()
+    # Imported here, not at the top: the web server and the whole HTTP app (uvicorn,
+    # every route and page) would cost every other command 0.4 s of CPU at start-up.
+    from qinqing.entrypoints.serve import run
+
     run(host=host, port=port, demo=demo, workers=workers, reset=reset, demo_json=demo_json)
 
 
