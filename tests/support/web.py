@@ -1,6 +1,7 @@
 """The browser tests' live server and browser (plain functions, no fixtures).
 
-``live_server`` runs a real ``qinqing serve`` on 127.0.0.1 in a subprocess, on
+``live_server`` runs a real ``qinqing serve`` on 127.0.0.1 (forked by
+``support.forkserver`` from a process that imported it once), on
 a fresh SQLite data directory loaded with the demo data (the families and
 logins ``serve --demo`` prints) plus a few extra persons the journeys need. It
 stops the server when the ``with`` block ends. ``launch`` starts Debian's
@@ -15,7 +16,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ from qinqing.entrypoints import demo
 from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.identity import ric
 from qinqing.persons.service import new_person
+from support.forkserver import Forked, fork_qinqing
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -157,25 +158,15 @@ class StartingServer:
         self.data_dir = data_dir
         self.extra = extra_env
         self.attempt = 0
-        self.log = (data_dir / "server.log").open("wb")
+        (data_dir / "server.log").write_bytes(b"")
         self._spawn()
 
     def _spawn(self) -> None:
         self.port = _free_port()
-        self.proc = subprocess.Popen(  # noqa: S603 (our own CLI)
-            [
-                sys.executable,
-                "-m",
-                "qinqing",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=_env(self.data_dir, self.extra),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        self.proc = fork_qinqing(
+            ["serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            _env(self.data_dir, self.extra),
+            self.data_dir / "server.log",
         )
 
     def wait(self) -> Server:
@@ -188,10 +179,7 @@ class StartingServer:
             self._spawn()
 
     def stop(self) -> None:
-        try:
-            _stop(self.proc)
-        finally:
-            self.log.close()
+        _stop(self.proc)
 
 
 @contextlib.contextmanager
@@ -211,7 +199,7 @@ def live_server(
         starting.stop()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: Forked) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)
@@ -220,7 +208,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, data_dir: Path, *, last: bool) -> bool:
+def _wait_ready(proc: Forked, url: str, data_dir: Path, *, last: bool) -> bool:
     """True once the server answers; False if it exited because its port was taken
     (and this is not the ``last`` attempt); any other exit raises with its log."""
     # Start-up wait, not a measurement: a slow CI machine only waits longer.
