@@ -178,6 +178,22 @@ LANGUAGE sql IMMUTABLE AS $$
                     'QUOTA_INSUFFICIENT')
 $$;
 
+-- payments/formulas.py counts_toward_limit: what a link has used of its yearly limit
+-- in p_year, its settled payments and its open holds (the single call and the
+-- set-wise batch both read it here). PL/pgSQL, not SQL: its query's plan is kept
+-- for the connection, where a SQL function's would be planned again in every
+-- transaction.
+CREATE OR REPLACE FUNCTION qinqing_link_usage(
+  p_holder uuid, p_link uuid, p_year int, p_now timestamptz) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN (SELECT coalesce(sum(CASE WHEN p.status = 'settled' THEN p.settled_fen
+                                   ELSE p.amount_fen END), 0)::bigint
+            FROM payments p
+           WHERE p.holder_id = p_holder AND p.link_id = p_link AND p.year = p_year
+             AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now)));
+END $$;
+
 -- One authorization by two ID numbers, once the caller is admitted (the body of
 -- qinqing_payment_authorize and of each authorization of qinqing_payment_batch;
 -- payments by voucher stay on the engine). A refusal about the persons is
@@ -248,12 +264,7 @@ BEGIN
       a_held := a_held - v_released;
     END IF;
     IF l_limit IS NOT NULL THEN
-      SELECT coalesce(sum(CASE WHEN p.status = 'settled' THEN p.settled_fen
-                               ELSE p.amount_fen END), 0)
-        INTO v_used FROM payments p
-       WHERE p.holder_id = h_id AND p.link_id = l_id AND p.year = p_year
-         -- payments/formulas.py counts_toward_limit: settled, or an open hold.
-         AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now));
+      v_used := qinqing_link_usage(h_id, l_id, p_year, p_now);
     END IF;
   END IF;
 
@@ -717,13 +728,8 @@ BEGIN
          (SELECT array_agg(z.a ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.a FROM slotted t WHERE t.sa IS NOT NULL) z),
          (SELECT array_agg(z.bal ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.bal FROM slotted t WHERE t.sa IS NOT NULL) z),
          (SELECT array_agg(z.held ORDER BY z.sa) FROM (SELECT DISTINCT t.sa, t.held FROM slotted t WHERE t.sa IS NOT NULL) z),
-         -- The links' usage this year: settled, or an open hold (formulas.py).
-         (SELECT array_agg(coalesce((
-             SELECT sum(CASE WHEN p.status = 'settled' THEN p.settled_fen ELSE p.amount_fen END)
-               FROM payments p
-              WHERE p.holder_id = z.h AND p.link_id = z.l AND p.year = p_year
-                AND (p.status = 'settled' OR (p.status = 'authorized' AND p.expires_at > p_now))
-           ), 0)::bigint ORDER BY z.sk)
+         -- The links' usage this year.
+         (SELECT array_agg(qinqing_link_usage(z.h, z.l, p_year, p_now) ORDER BY z.sk)
             FROM (SELECT DISTINCT t.sk, t.h, t.l FROM slotted t WHERE t.sk IS NOT NULL) z)
     INTO o_h, o_hr, o_hs, o_hsch, o_m, o_mr, o_vis, o_l, o_lr, o_lim, o_q, o_a, o_k, o_shown,
          s_person, s_id, s_bal, s_held, k_used
