@@ -397,8 +397,6 @@ def test_fast_batches_decide_as_the_engine(
     the audit entries of the probes, and the state after. Batches of settles and
     voids only and of authorizations only, which the function decides as sets, come
     often."""
-    if not fast.batches:
-        pytest.skip("on a Citus coordinator a batch runs on the engine (its locks span shards)")
     # Lower than the single calls' limit: a few batches reach it, often half-way.
     rt.settings.authorize_failures_per_hour = 2
     seq = itertools.count(1)

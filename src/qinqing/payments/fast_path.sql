@@ -480,6 +480,34 @@ BEGIN
     FROM qinqing_resolve_op(p_client, p_region, p_now, p_payment_id, p_settle) o;
 END $$;
 
+-- The holders a batch locks, in lock order and in groups that one locking statement
+-- each can take: on one database a single group, in person order (the global
+-- (person, id) order); on a Citus cluster, where a locking statement must stay on
+-- one shard, one group per shard of the persons' co-location group, in shard
+-- order, each in person order. Two batches on Citus thus lock in the same order
+-- (shard, person, id); a cycle with a transaction that locks in person order
+-- across shards (the engine's) is a deadlock Citus breaks, retried whole
+-- (http/retry.py).
+CREATE OR REPLACE FUNCTION qinqing_lock_groups(p_holders uuid[])
+RETURNS TABLE (holders uuid[])
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+    RETURN QUERY EXECUTE
+      'SELECT array_agg(DISTINCT h ORDER BY h)
+         FROM unnest($1) AS h
+        WHERE h IS NOT NULL
+          AND EXISTS (SELECT 1 FROM pg_dist_partition d
+                       WHERE d.logicalrelid = ''persons''::regclass AND d.partmethod = ''h'')
+        GROUP BY get_shard_id_for_distribution_column(''persons'', h)
+        ORDER BY get_shard_id_for_distribution_column(''persons'', h)'
+      USING p_holders;
+    IF FOUND THEN RETURN; END IF;
+  END IF;
+  RETURN QUERY SELECT array_agg(DISTINCT h ORDER BY h) FROM unnest(p_holders) AS h
+                WHERE h IS NOT NULL HAVING count(*) > 0;
+END $$;
+
 -- A batch of up to a thousand operations in one call and one transaction, each
 -- decided as its single call would be, in order, each seeing the ones before it
 -- (payments/fast_batch.py; the engine's batch is the reference, held to this by
@@ -513,8 +541,14 @@ DECLARE
   g record;
   a record;
   r record;
-  v_h uuid[];
-  v_m uuid[];
+  v_ix text[];
+  n_ix text[]; n_person uuid[];
+  w_id uuid[]; w_region text[];
+  v_h uuid[]; v_m uuid[];
+  v_t uuid[]; t_h uuid[]; t_id uuid[]; ta_h uuid[]; ta_a uuid[];
+  l_h uuid[]; l_m uuid[]; l_id uuid[]; l_q boolean[];
+  w_personal uuid[]; w_quota uuid[];
+  a_p uuid[]; a_id uuid[]; a_kind text[]; a_link uuid[]; w_acc uuid[];
 BEGIN
   SELECT x.code, x.replay_status, x.replay_response INTO g
     FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) x;
@@ -524,43 +558,71 @@ BEGIN
     RETURN;
   END IF;
 
-  -- The pairs of the authorizations whose persons are visible to the institution
-  -- (one of them insured in its region), as qinqing_authorize_op finds them.
+  -- The persons of the authorizations: the numbers' rows, then the persons' rows,
+  -- each statement by its own table's distribution key (a Citus coordinator cannot
+  -- join the two without a repartition). The pairs whose persons are visible to the
+  -- institution (one of them insured in its region), as qinqing_authorize_op finds them.
+  v_ix := p_holder_ix || p_member_ix;
+  SELECT array_agg(n.id_number_index), array_agg(n.person_id) INTO n_ix, n_person
+    FROM person_id_numbers n WHERE n.id_number_index = ANY(v_ix);
+  SELECT array_agg(p.id), array_agg(p.region_code) INTO w_id, w_region
+    FROM persons p WHERE p.id = ANY(n_person);
   SELECT array_agg(q.h), array_agg(q.m) INTO v_h, v_m
-    FROM (SELECT DISTINCT hn.person_id AS h, mn.person_id AS m
+    FROM (SELECT DISTINCT hn.p AS h, mn.p AS m
             FROM unnest(p_kind, p_refused, p_holder_ix, p_member_ix) AS u(k, f, hx, mx)
-            JOIN person_id_numbers hn ON hn.id_number_index = u.hx
-            JOIN person_id_numbers mn ON mn.id_number_index = u.mx
-            JOIN persons hp ON hp.id = hn.person_id
-            JOIN persons mp ON mp.id = mn.person_id
+            JOIN unnest(n_ix, n_person) AS hn(ix, p) ON hn.ix = u.hx
+            JOIN unnest(n_ix, n_person) AS mn(ix, p) ON mn.ix = u.mx
+            JOIN unnest(w_id, w_region) AS hp(id, r) ON hp.id = hn.p
+            JOIN unnest(w_id, w_region) AS mp(id, r) ON mp.id = mn.p
            WHERE u.k = 'authorize' AND u.f IS NULL
-             AND NOT (p_region IS DISTINCT FROM hp.region_code
-                      AND p_region IS DISTINCT FROM mp.region_code)) q;
-  -- Their links, then every account the operations pay from or hold on: an
+             AND NOT (p_region IS DISTINCT FROM hp.r AND p_region IS DISTINCT FROM mp.r)) q;
+  -- The payments to resolve: their holders (the key rows), then their accounts.
+  v_t := ARRAY(SELECT u.t FROM unnest(p_kind, p_refused, p_id) AS u(k, f, t)
+                WHERE u.k IN ('settle', 'void') AND u.f IS NULL);
+  SELECT array_agg(k.holder_id), array_agg(k.payment_id) INTO t_h, t_id
+    FROM payment_keys k WHERE k.payment_id = ANY(v_t) AND k.client_id = p_client;
+  SELECT array_agg(p.holder_id), array_agg(p.account_id) INTO ta_h, ta_a
+    FROM payments p WHERE p.holder_id = ANY(t_h) AND p.id = ANY(t_id);
+
+  -- The locks, one group of holders at a time (qinqing_lock_groups: all of them at
+  -- once on one database, one shard group at a time on Citus): the group's links
+  -- FOR SHARE, then every account its operations pay from or hold on — an
   -- authorization's payer (its link's quota when the link is across regions, else
   -- the holder's personal account) and each payment to resolve's account.
-  PERFORM 1 FROM family_links fl
-   WHERE (fl.holder_id, fl.member_id) IN (SELECT * FROM unnest(v_h, v_m))
-     AND fl.status = 'active' AND fl.mutual_aid IS TRUE
-   ORDER BY fl.holder_id, fl.id FOR SHARE;
-  PERFORM 1 FROM ledger_accounts la
-   WHERE (la.person_id, la.id) IN (
-           SELECT pa.person_id, pa.id
-             FROM unnest(v_h, v_m) AS w(h, m)
-             LEFT JOIN family_links fl
-               ON fl.holder_id = w.h AND fl.member_id = w.m
-              AND fl.status = 'active' AND fl.mutual_aid IS TRUE
-             JOIN ledger_accounts pa ON pa.person_id = w.h
-              AND CASE WHEN coalesce(fl.via_quota, false)
-                       THEN pa.kind = 'quota' AND pa.link_id = fl.id
-                       ELSE pa.kind = 'personal' END
-           UNION
-           SELECT k.holder_id, p.account_id
-             FROM unnest(p_kind, p_refused, p_id) AS u(k, f, t)
-             JOIN payment_keys k ON k.payment_id = u.t AND k.client_id = p_client
-             JOIN payments p ON p.holder_id = k.holder_id AND p.id = u.t
-            WHERE u.k IN ('settle', 'void') AND u.f IS NULL)
-   ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
+  FOR g IN SELECT * FROM qinqing_lock_groups(coalesce(v_h, '{}') || coalesce(ta_h, '{}')) LOOP
+    l_h := '{}'; l_m := '{}'; l_id := '{}'; l_q := '{}';
+    FOR r IN SELECT fl.holder_id, fl.member_id, fl.id, coalesce(fl.via_quota, false) AS q
+               FROM family_links fl
+              WHERE fl.holder_id = ANY(g.holders)
+                AND (fl.holder_id, fl.member_id) IN (SELECT * FROM unnest(v_h, v_m))
+                AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+              ORDER BY fl.holder_id, fl.id FOR SHARE LOOP
+      l_h := l_h || r.holder_id; l_m := l_m || r.member_id; l_id := l_id || r.id;
+      l_q := l_q || r.q;
+    END LOOP;
+    SELECT array_agg(DISTINCT w.h) FILTER (WHERE NOT coalesce(c.q, false)),
+           array_agg(DISTINCT c.id) FILTER (WHERE c.q)
+      INTO w_personal, w_quota
+      FROM unnest(v_h, v_m) AS w(h, m)
+      LEFT JOIN (SELECT DISTINCT ON (x.h, x.m) x.h, x.m, x.id, x.q
+                   FROM unnest(l_h, l_m, l_id, l_q) AS x(h, m, id, q)
+                  ORDER BY x.h, x.m, x.id) c ON c.h = w.h AND c.m = w.m
+     WHERE w.h = ANY(g.holders);
+    -- The accounts' ids are picked from a plain read first: on Citus a locking
+    -- statement may filter its distribution column once (a second array of
+    -- persons defeats the shard pruning, and Citus refuses the lock).
+    SELECT array_agg(la.person_id), array_agg(la.id), array_agg(la.kind), array_agg(la.link_id)
+      INTO a_p, a_id, a_kind, a_link
+      FROM ledger_accounts la
+     WHERE la.person_id = ANY(g.holders) AND la.kind IN ('personal', 'quota');
+    w_acc := ARRAY(SELECT x.id FROM unnest(a_p, a_id, a_kind, a_link) AS x(p, id, kind, link)
+                    WHERE (x.kind = 'personal' AND x.p = ANY(w_personal))
+                       OR (x.kind = 'quota' AND x.link = ANY(w_quota)))
+             || coalesce(ta_a, '{}');
+    PERFORM 1 FROM ledger_accounts la
+     WHERE la.person_id = ANY(g.holders) AND la.id = ANY(w_acc)
+     ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
+  END LOOP;
 
   IF NOT ('settle' = ANY(p_kind) OR 'void' = ANY(p_kind)) THEN
     -- Authorizations only: decided as a set (qinqing_authorize_set), unless a
@@ -666,46 +728,85 @@ DECLARE
   r_win boolean[] := array_fill(false, ARRAY[n]);
   v_code text; v_retry int; v_hours int;
   v_written int;
+  -- What was read (one array per column).
+  v_ix text[]; n_ix text[]; n_person uuid[]; v_holders uuid[];
+  w_id uuid[]; w_region text[]; w_status text[]; w_scheme text[];
+  k_h uuid[]; k_m uuid[]; k_id uuid[]; k_region text[]; k_limit bigint[]; k_quota boolean[];
+  c_person uuid[]; c_id uuid[]; c_kind text[]; c_link uuid[]; c_bal bigint[]; c_held bigint[];
+  v_vh uuid[]; v_vm uuid[];
+  v_reach int[]; v_cand_h uuid[]; v_cand_a uuid[]; v_rel bigint;
 BEGIN
   IF n = 0 THEN RETURN; END IF;
-  -- The persons, the link and the account each operation reaches, as
-  -- qinqing_authorize_op finds them (a link and an account only when visible).
+  -- What the operations read, one table per statement, each by its distribution
+  -- key (so a Citus coordinator runs each as shard-pruned queries): the numbers'
+  -- rows, the persons, the holders' active links, their accounts and the vouchers
+  -- shown to the client. Then the persons, the link and the account each operation
+  -- reaches, as qinqing_authorize_op finds them (a link and an account only when
+  -- visible), joined here in memory.
+  v_ix := p_holder_ix || p_member_ix;
+  SELECT array_agg(x.id_number_index), array_agg(x.person_id) INTO n_ix, n_person
+    FROM person_id_numbers x WHERE x.id_number_index = ANY(v_ix);
+  SELECT array_agg(x.id), array_agg(x.region_code), array_agg(x.status), array_agg(x.scheme)
+    INTO w_id, w_region, w_status, w_scheme
+    FROM persons x WHERE x.id = ANY(n_person);
+  v_holders := ARRAY(SELECT DISTINCT x.p FROM unnest(n_ix, n_person) AS x(ix, p)
+                      WHERE x.ix = ANY(p_holder_ix));
+  SELECT array_agg(x.holder_id), array_agg(x.member_id), array_agg(x.id),
+         array_agg(x.region_code), array_agg(x.mutual_aid_yearly_limit_fen),
+         array_agg(coalesce(x.via_quota, false))
+    INTO k_h, k_m, k_id, k_region, k_limit, k_quota
+    FROM family_links x
+   WHERE x.holder_id = ANY(v_holders) AND x.status = 'active' AND x.mutual_aid IS TRUE;
+  SELECT array_agg(x.person_id), array_agg(x.id), array_agg(x.kind), array_agg(x.link_id),
+         array_agg(x.balance_fen), array_agg(x.held_fen)
+    INTO c_person, c_id, c_kind, c_link, c_bal, c_held
+    FROM ledger_accounts x
+   WHERE x.person_id = ANY(v_holders) AND x.kind IN ('personal', 'quota');
+  SELECT array_agg(x.person_id), array_agg(x.subject_id) INTO v_vh, v_vm
+    FROM vouchers x
+   WHERE x.person_id = ANY(v_holders) AND x.subject_id = ANY(n_person)
+     AND x.link_id IS NOT NULL AND x.claimed_by = p_client AND x.created_at > p_shown_since;
   WITH u AS (
     SELECT x.ord, x.f, x.hx, x.mx, x.amt
       FROM unnest(p_refused, p_holder_ix, p_member_ix, p_amount)
            WITH ORDINALITY AS x(f, hx, mx, amt, ord)
+  ), num AS (
+    SELECT * FROM unnest(n_ix, n_person) AS x(ix, p)
+  ), per AS (
+    SELECT * FROM unnest(w_id, w_region, w_status, w_scheme) AS x(id, r, s, sch)
   ), pp AS (
-    SELECT u.*, hp.id AS h, hp.region_code AS hr, hp.status AS hs, hp.scheme AS hsch,
-           mp.id AS m, mp.region_code AS mr,
+    SELECT u.*, hp.id AS h, hp.r AS hr, hp.s AS hs, hp.sch AS hsch,
+           mp.id AS m, mp.r AS mr,
            (hp.id IS NOT NULL AND mp.id IS NOT NULL
-            AND NOT (p_region IS DISTINCT FROM hp.region_code
-                     AND p_region IS DISTINCT FROM mp.region_code)) AS vis
+            AND NOT (p_region IS DISTINCT FROM hp.r
+                     AND p_region IS DISTINCT FROM mp.r)) AS vis
       FROM u
-      LEFT JOIN person_id_numbers hn ON hn.id_number_index = u.hx
-      LEFT JOIN persons hp ON hp.id = hn.person_id
-      LEFT JOIN person_id_numbers mn ON mn.id_number_index = u.mx
-      LEFT JOIN persons mp ON mp.id = mn.person_id
+      LEFT JOIN num hn ON hn.ix = u.hx
+      LEFT JOIN per hp ON hp.id = hn.p
+      LEFT JOIN num mn ON mn.ix = u.mx
+      LEFT JOIN per mp ON mp.id = mn.p
   ), pl AS (
-    SELECT pp.*, l.id AS l, l.region_code AS lr, l.mutual_aid_yearly_limit_fen AS lim,
-           coalesce(l.via_quota, false) AS q
-      FROM pp LEFT JOIN LATERAL (
-        SELECT fl.id, fl.region_code, fl.mutual_aid_yearly_limit_fen, fl.via_quota
-          FROM family_links fl
-         WHERE pp.vis AND fl.holder_id = pp.h AND fl.member_id = pp.m
-           AND fl.status = 'active' AND fl.mutual_aid IS TRUE
-         ORDER BY fl.id LIMIT 1) l ON true
+    SELECT pp.*, l.id AS l, l.r AS lr, l.lim, coalesce(l.q, false) AS q
+      FROM pp LEFT JOIN (
+        SELECT DISTINCT ON (x.h, x.m) x.*
+          FROM unnest(k_h, k_m, k_id, k_region, k_limit, k_quota) AS x(h, m, id, r, lim, q)
+         ORDER BY x.h, x.m, x.id) l ON pp.vis AND l.h = pp.h AND l.m = pp.m
+  ), acct AS (
+    SELECT * FROM unnest(c_person, c_id, c_kind, c_link, c_bal, c_held)
+                  AS x(person, id, kind, link, bal, held)
   ), pa AS (
-    SELECT pl.*, a.id AS a, a.balance_fen AS bal, a.held_fen AS held,
-           EXISTS (SELECT 1 FROM vouchers v
-                    WHERE v.person_id = pl.h AND v.subject_id = pl.m
-                      AND v.link_id IS NOT NULL AND v.claimed_by = p_client
-                      AND v.created_at > p_shown_since) AS shown
-      FROM pl LEFT JOIN LATERAL (
-        SELECT la.id, la.balance_fen, la.held_fen FROM ledger_accounts la
-         WHERE pl.vis AND la.person_id = pl.h
-           AND CASE WHEN pl.q THEN la.kind = 'quota' AND la.link_id = pl.l
-                    ELSE la.kind = 'personal' END
-         LIMIT 1) a ON true
+    SELECT pl.*,
+           CASE WHEN pl.q THEN aq.id ELSE ap.id END AS a,
+           CASE WHEN pl.q THEN aq.bal ELSE ap.bal END AS bal,
+           CASE WHEN pl.q THEN aq.held ELSE ap.held END AS held,
+           EXISTS (SELECT 1 FROM unnest(v_vh, v_vm) AS v(h, m)
+                    WHERE v.h = pl.h AND v.m = pl.m) AS shown
+      FROM pl
+      LEFT JOIN (SELECT DISTINCT ON (x.person) x.* FROM acct x WHERE x.kind = 'personal'
+                  ORDER BY x.person, x.id) ap ON pl.vis AND NOT pl.q AND ap.person = pl.h
+      LEFT JOIN (SELECT DISTINCT ON (x.person, x.link) x.* FROM acct x WHERE x.kind = 'quota'
+                  ORDER BY x.person, x.link, x.id) aq
+             ON pl.vis AND pl.q AND aq.person = pl.h AND aq.link = pl.l
   ), slotted AS (
     SELECT pa.*,
            -- Slot numbers 1..k among the operations that have one.
@@ -737,29 +838,28 @@ BEGIN
   s_rel := array_fill(0::bigint, ARRAY[coalesce(array_length(s_id, 1), 0)]);
 
   -- The overdue holds of each account an operation reaches (one with a positive
-  -- amount, visible persons, an account holding something), released once.
-  WITH reach AS (
-    SELECT DISTINCT o_a[i] AS sa FROM generate_series(1, n) AS i
-     WHERE p_refused[i] IS NULL AND p_amount[i] > 0 AND o_vis[i] AND o_a[i] IS NOT NULL
-       AND s_held[o_a[i]] > 0
-  ), cand AS (
-    SELECT p.holder_id, p.id, p.account_id, p.amount_fen
-      FROM payments p
-     WHERE (p.holder_id, p.account_id) IN (SELECT s_person[r.sa], s_id[r.sa] FROM reach r)
-       AND p.status = 'authorized' AND p.expires_at <= p_now
-     ORDER BY p.holder_id, p.id FOR NO KEY UPDATE SKIP LOCKED
-  ), expired AS (
-    UPDATE payments p SET status = 'expired', resolved_at = p_now
-      FROM cand c WHERE p.holder_id = c.holder_id AND p.id = c.id
-    RETURNING c.holder_id, c.account_id, c.amount_fen
-  )
-  SELECT array_agg(coalesce((SELECT sum(e.amount_fen) FROM expired e
-                              WHERE e.holder_id = s_person[i] AND e.account_id = s_id[i]), 0)::bigint
-                   ORDER BY i)
-    INTO s_rel FROM generate_series(1, coalesce(array_length(s_id, 1), 0)) AS i;
-  FOR i IN 1..coalesce(array_length(s_id, 1), 0) LOOP
-    s_held[i] := s_held[i] - s_rel[i];
-  END LOOP;
+  -- amount, visible persons, an account holding something), released once: read
+  -- first (usually none), then each such account's released under its lock
+  -- (qinqing_lock_payments, SKIP LOCKED, as alone).
+  v_reach := ARRAY(SELECT DISTINCT o_a[i] FROM generate_series(1, n) AS i
+                    WHERE p_refused[i] IS NULL AND p_amount[i] > 0 AND o_vis[i]
+                      AND o_a[i] IS NOT NULL AND s_held[o_a[i]] > 0);
+  IF cardinality(v_reach) > 0 THEN
+    SELECT array_agg(DISTINCT x.holder_id), array_agg(DISTINCT x.account_id)
+      INTO v_cand_h, v_cand_a
+      FROM payments x
+     WHERE x.holder_id = ANY(ARRAY(SELECT s_person[i] FROM unnest(v_reach) AS i))
+       AND x.account_id = ANY(ARRAY(SELECT s_id[i] FROM unnest(v_reach) AS i))
+       AND x.status = 'authorized' AND x.expires_at <= p_now;
+    FOR i IN 1..coalesce(array_length(s_id, 1), 0) LOOP
+      IF i = ANY(v_reach) AND s_person[i] = ANY(v_cand_h) AND s_id[i] = ANY(v_cand_a) THEN
+        SELECT lk.released INTO v_rel
+          FROM qinqing_lock_payments(s_person[i], s_id[i], NULL, p_now, true) lk;
+        s_rel[i] := v_rel;
+        s_held[i] := s_held[i] - v_rel;
+      END IF;
+    END LOOP;
+  END IF;
 
   SELECT array_agg(r.reference) INTO taken FROM payment_references r
    WHERE r.client_id = p_client AND r.reference = ANY(p_reference);
@@ -892,6 +992,14 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_institution uuid;
+  g record;
+  v_t uuid[]; k_id uuid[]; k_h uuid[]; h_a uuid[];
+  -- The payments locked: holder, id, status, amount, account, expiry, overdue.
+  x_h uuid[] := '{}'; x_id uuid[] := '{}'; x_s text[] := '{}'; x_amt bigint[] := '{}';
+  x_a uuid[] := '{}'; x_exp timestamptz[] := '{}'; x_over boolean[] := '{}';
+  -- The verdicts, per operation.
+  d_verdict text[]; d_k text[]; d_pid uuid[]; d_holder uuid[]; d_account uuid[];
+  d_hold bigint[]; d_amt bigint[]; d_exp timestamptz[]; d_transfer uuid[];
 BEGIN
   IF 'settle' = ANY(p_kind) THEN
     SELECT s.id INTO v_institution FROM ledger_system_accounts s
@@ -906,28 +1014,46 @@ BEGIN
        WHERE s.code = 'institution:' || p_client;
     END IF;
   END IF;
-  RETURN QUERY
+  -- The targets' holders (the key rows), then those of their accounts (locked by
+  -- the caller) that hold something: only those can have an overdue hold.
+  v_t := ARRAY(SELECT u.t FROM unnest(p_refused, p_id) AS u(f, t) WHERE u.f IS NULL);
+  SELECT array_agg(pk.payment_id), array_agg(pk.holder_id) INTO k_id, k_h
+    FROM payment_keys pk WHERE pk.payment_id = ANY(v_t) AND pk.client_id = p_client;
+  SELECT array_agg(DISTINCT a.id) INTO h_a
+    FROM payments p
+    JOIN ledger_accounts a ON a.person_id = p.holder_id AND a.id = p.account_id
+   WHERE p.holder_id = ANY(k_h) AND p.id = ANY(k_id) AND a.held_fen > 0;
+  -- Lock the targets and those accounts' overdue holds, ascending, SKIP LOCKED (a
+  -- target another transaction holds is PAYMENT_ALREADY_RESOLVED, as alone), one
+  -- group of holders at a time (qinqing_lock_groups). Payment and account ids are
+  -- unique, so they need no holder beside them (on Citus a locking statement may
+  -- filter its distribution column once).
+  FOR g IN SELECT * FROM qinqing_lock_groups(k_h) LOOP
+    WITH l AS (
+      SELECT p.holder_id, p.id, p.status, p.amount_fen, p.account_id, p.expires_at
+        FROM payments p
+       WHERE p.holder_id = ANY(g.holders)
+         AND (p.id = ANY(k_id)
+              OR (p.account_id = ANY(h_a) AND p.status = 'authorized'
+                  AND p.expires_at <= p_now))
+       ORDER BY p.holder_id, p.id
+         FOR NO KEY UPDATE SKIP LOCKED)
+    SELECT x_h || array_agg(l.holder_id), x_id || array_agg(l.id), x_s || array_agg(l.status),
+           x_amt || array_agg(l.amount_fen), x_a || array_agg(l.account_id),
+           x_exp || array_agg(l.expires_at),
+           x_over || array_agg(l.status = 'authorized' AND l.expires_at <= p_now)
+      INTO x_h, x_id, x_s, x_amt, x_a, x_exp, x_over
+      FROM l;
+  END LOOP;
+  -- Of the operations on one payment, the first that passes (a void, or a settle
+  -- of 0 < amount <= the hold) resolves it.
   WITH ops AS (
-    SELECT (u.ord - 1)::int AS op, u.k, u.f, u.t AS pid, u.amt, pk.holder_id AS holder
+    SELECT (u.ord - 1)::int AS op, u.k, u.f, u.t AS pid, u.amt, pk.h AS holder
       FROM unnest(p_kind, p_refused, p_id, p_amount) WITH ORDINALITY AS u(k, f, t, amt, ord)
-      LEFT JOIN payment_keys pk
-        ON u.f IS NULL AND pk.payment_id = u.t AND pk.client_id = p_client
-  ), holding AS (
-    -- The targets' accounts (locked by the caller) that hold something.
-    SELECT DISTINCT a.person_id, a.id
-      FROM ops o
-      JOIN payments p ON p.holder_id = o.holder AND p.id = o.pid
-      JOIN ledger_accounts a ON a.person_id = p.holder_id AND a.id = p.account_id
-     WHERE a.held_fen > 0
+      LEFT JOIN unnest(k_id, k_h) AS pk(id, h) ON u.f IS NULL AND pk.id = u.t
   ), locked AS (
-    SELECT p.holder_id, p.id, p.status, p.amount_fen, p.account_id, p.expires_at,
-           (p.status = 'authorized' AND p.expires_at <= p_now) AS overdue
-      FROM payments p
-     WHERE (p.holder_id, p.id) IN (SELECT o.holder, o.pid FROM ops o WHERE o.holder IS NOT NULL)
-        OR ((p.holder_id, p.account_id) IN (SELECT h.person_id, h.id FROM holding h)
-            AND p.status = 'authorized' AND p.expires_at <= p_now)
-     ORDER BY p.holder_id, p.id
-       FOR NO KEY UPDATE SKIP LOCKED
+    SELECT * FROM unnest(x_h, x_id, x_s, x_amt, x_a, x_exp, x_over)
+                  AS x(holder_id, id, status, amount_fen, account_id, expires_at, overdue)
   ), judged AS (
     SELECT o.op, o.k, o.f, o.pid, o.amt, o.holder, l.id IS NOT NULL AS here,
            CASE WHEN l.overdue THEN 'expired' ELSE l.status END AS s0,
@@ -953,55 +1079,61 @@ BEGIN
              ELSE 'SETTLE_EXCEEDS_HOLD'
            END AS verdict
       FROM won w
-  ), winners AS (
-    SELECT d.op, d.holder, d.pid, d.account_id, d.hold, d.expires_at,
-           CASE WHEN d.k = 'settle' THEN d.amt END AS settle,
-           CASE WHEN d.k = 'settle' THEN gen_random_uuid() END AS transfer
-      FROM decided d WHERE d.verdict IS NULL
-  ), pay AS (
-    UPDATE payments p
-       SET status = c.new_status, settled_fen = c.settle, resolved_at = p_now
-      FROM (SELECT w.holder, w.pid,
-                   CASE WHEN w.settle IS NULL THEN 'voided' ELSE 'settled' END AS new_status,
-                   w.settle
-              FROM winners w
-            UNION ALL
-            SELECT l.holder_id, l.id, 'expired', NULL FROM locked l WHERE l.overdue) c
-     WHERE p.holder_id = c.holder AND p.id = c.pid
-  ), transfers AS (
-    INSERT INTO ledger_transfers (person_id, id, debit_account_id, credit_account_id,
-                                  amount_fen, kind, payment_id, contribution_id, created_at)
-    SELECT w.holder, w.transfer, w.account_id, v_institution, w.settle, 'payment', w.pid,
-           NULL, p_now
-      FROM winners w WHERE w.settle IS NOT NULL
-    RETURNING person_id, id, debit_account_id, credit_account_id, amount_fen
-  ), entries AS (
-    INSERT INTO ledger_entries (person_id, id, transfer_id, account_id, amount_fen, created_at)
-    SELECT t.person_id, gen_random_uuid(), t.id, e.account_id, e.amount_fen, p_now
-      FROM transfers t
-     CROSS JOIN LATERAL (VALUES (t.debit_account_id, -t.amount_fen),
-                                (t.credit_account_id, t.amount_fen)) AS e(account_id, amount_fen)
-  ), accounts AS (
-    UPDATE ledger_accounts a
-       SET held_fen = a.held_fen - c.released, balance_fen = a.balance_fen - c.paid
-      FROM (SELECT x.holder, x.account_id, sum(x.released) AS released, sum(x.paid) AS paid
-              FROM (SELECT w.holder, w.account_id, w.hold AS released,
-                           coalesce(w.settle, 0) AS paid
-                      FROM winners w
-                    UNION ALL
-                    SELECT l.holder_id, l.account_id, l.amount_fen, 0
-                      FROM locked l WHERE l.overdue) x
-             GROUP BY x.holder, x.account_id) c
-     WHERE a.person_id = c.holder AND a.id = c.account_id
   )
-  SELECT d.op, d.verdict,
-         CASE WHEN d.verdict IS NULL THEN d.pid END,
-         CASE WHEN d.verdict IS NULL THEN
-           CASE WHEN d.k = 'settle' THEN 'settled' ELSE 'voided' END END,
-         CASE WHEN d.verdict IS NULL THEN d.hold END,
-         CASE WHEN d.verdict IS NULL AND d.k = 'settle' THEN d.amt END,
-         CASE WHEN d.verdict IS NULL THEN
-           CASE WHEN d.k = 'settle' THEN d.hold - d.amt ELSE d.hold END END,
-         CASE WHEN d.verdict IS NULL THEN d.expires_at END
-    FROM decided d ORDER BY d.op;
+  SELECT array_agg(d.verdict ORDER BY d.op), array_agg(d.k ORDER BY d.op),
+         array_agg(d.pid ORDER BY d.op), array_agg(d.holder ORDER BY d.op),
+         array_agg(d.account_id ORDER BY d.op), array_agg(d.hold ORDER BY d.op),
+         array_agg(d.amt ORDER BY d.op), array_agg(d.expires_at ORDER BY d.op),
+         array_agg(CASE WHEN d.verdict IS NULL AND d.k = 'settle' THEN gen_random_uuid() END
+                   ORDER BY d.op)
+    INTO d_verdict, d_k, d_pid, d_holder, d_account, d_hold, d_amt, d_exp, d_transfer
+    FROM decided d;
+
+  -- The writes, one statement per table: the winners resolved and the overdue
+  -- holds expired; each settle's transfer and its two entries; the accounts.
+  UPDATE payments p
+     SET status = c.new_status, settled_fen = c.settle, resolved_at = p_now
+    FROM (SELECT d_holder[i] AS holder, d_pid[i] AS pid,
+                 CASE WHEN d_k[i] = 'settle' THEN 'settled' ELSE 'voided' END AS new_status,
+                 CASE WHEN d_k[i] = 'settle' THEN d_amt[i] END AS settle
+            FROM generate_subscripts(d_verdict, 1) AS i WHERE d_verdict[i] IS NULL
+          UNION ALL
+          SELECT x_h[i], x_id[i], 'expired', NULL
+            FROM generate_subscripts(x_id, 1) AS i WHERE x_over[i]) c
+   WHERE p.holder_id = c.holder AND p.id = c.pid;
+  INSERT INTO ledger_transfers (person_id, id, debit_account_id, credit_account_id,
+                                amount_fen, kind, payment_id, contribution_id, created_at)
+  SELECT d_holder[i], d_transfer[i], d_account[i], v_institution, d_amt[i], 'payment',
+         d_pid[i], NULL, p_now
+    FROM generate_subscripts(d_verdict, 1) AS i WHERE d_transfer[i] IS NOT NULL;
+  INSERT INTO ledger_entries (person_id, id, transfer_id, account_id, amount_fen, created_at)
+  SELECT d_holder[i], gen_random_uuid(), d_transfer[i], e.account_id, e.amount_fen, p_now
+    FROM generate_subscripts(d_verdict, 1) AS i
+   CROSS JOIN LATERAL (VALUES (d_account[i], -d_amt[i]), (v_institution, d_amt[i]))
+         AS e(account_id, amount_fen)
+   WHERE d_transfer[i] IS NOT NULL;
+  UPDATE ledger_accounts a
+     SET held_fen = a.held_fen - c.released, balance_fen = a.balance_fen - c.paid
+    FROM (SELECT x.holder, x.account_id, sum(x.released) AS released, sum(x.paid) AS paid
+            FROM (SELECT d_holder[i] AS holder, d_account[i] AS account_id,
+                         d_hold[i] AS released,
+                         CASE WHEN d_k[i] = 'settle' THEN d_amt[i] ELSE 0 END AS paid
+                    FROM generate_subscripts(d_verdict, 1) AS i WHERE d_verdict[i] IS NULL
+                  UNION ALL
+                  SELECT x_h[i], x_a[i], x_amt[i], 0
+                    FROM generate_subscripts(x_id, 1) AS i WHERE x_over[i]) x
+           GROUP BY x.holder, x.account_id) c
+   WHERE a.person_id = c.holder AND a.id = c.account_id;
+
+  RETURN QUERY
+  SELECT (i - 1)::int, d_verdict[i],
+         CASE WHEN d_verdict[i] IS NULL THEN d_pid[i] END,
+         CASE WHEN d_verdict[i] IS NULL THEN
+           CASE WHEN d_k[i] = 'settle' THEN 'settled' ELSE 'voided' END END,
+         CASE WHEN d_verdict[i] IS NULL THEN d_hold[i] END,
+         CASE WHEN d_verdict[i] IS NULL AND d_k[i] = 'settle' THEN d_amt[i] END,
+         CASE WHEN d_verdict[i] IS NULL THEN
+           CASE WHEN d_k[i] = 'settle' THEN d_hold[i] - d_amt[i] ELSE d_hold[i] END END,
+         CASE WHEN d_verdict[i] IS NULL THEN d_exp[i] END
+    FROM generate_subscripts(d_verdict, 1) AS i ORDER BY i;
 END $$;
