@@ -482,25 +482,22 @@ END $$;
 
 -- The holders a batch locks, in lock order and in groups that one locking statement
 -- each can take: on one database a single group, in person order (the global
--- (person, id) order); on a Citus cluster, where a locking statement must stay on
--- one shard, one group per shard of the persons' co-location group, in shard
--- order, each in person order. Two batches on Citus thus lock in the same order
--- (shard, person, id); a cycle with a transaction that locks in person order
--- across shards (the engine's) is a deadlock Citus breaks, retried whole
--- (http/retry.py).
+-- (person, id) order). On a Citus cluster a locking statement must stay on one
+-- shard, so each person is a group of its own, still in person order: the order
+-- every other path locks in there (qinqing.kit.locking). Groups by shard (one
+-- statement per shard group) were tried: they lock in another order, and a batch
+-- and a contribution or a single payment then deadlocked (docs/decisions.md).
 CREATE OR REPLACE FUNCTION qinqing_lock_groups(p_holders uuid[])
 RETURNS TABLE (holders uuid[])
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
   IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
     RETURN QUERY EXECUTE
-      'SELECT array_agg(DISTINCT h ORDER BY h)
-         FROM unnest($1) AS h
-        WHERE h IS NOT NULL
-          AND EXISTS (SELECT 1 FROM pg_dist_partition d
-                       WHERE d.logicalrelid = ''persons''::regclass AND d.partmethod = ''h'')
-        GROUP BY get_shard_id_for_distribution_column(''persons'', h)
-        ORDER BY get_shard_id_for_distribution_column(''persons'', h)'
+      'SELECT ARRAY[h]
+         FROM (SELECT DISTINCT h FROM unnest($1) AS h WHERE h IS NOT NULL) d
+        WHERE EXISTS (SELECT 1 FROM pg_dist_partition p
+                       WHERE p.logicalrelid = ''persons''::regclass AND p.partmethod = ''h'')
+        ORDER BY h'
       USING p_holders;
     IF FOUND THEN RETURN; END IF;
   END IF;
@@ -536,7 +533,10 @@ RETURNS TABLE (
   replay_status int, replay_response json,
   detail text, probe_holder uuid, probe_member uuid, probe_link uuid,
   probe_failures int, retry_after int)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Its statements join arrays whose length the planner cannot see, so their
+-- estimates are far too high, which would start JIT compilation (70 ms a batch).
+SET jit = off AS $$
 DECLARE
   g record;
   a record;
@@ -548,7 +548,8 @@ DECLARE
   v_t uuid[]; t_h uuid[]; t_id uuid[]; ta_h uuid[]; ta_a uuid[];
   l_h uuid[]; l_m uuid[]; l_id uuid[]; l_q boolean[];
   w_personal uuid[]; w_quota uuid[];
-  a_p uuid[]; a_id uuid[]; a_kind text[]; a_link uuid[]; w_acc uuid[];
+  a_p uuid[]; a_id uuid[]; a_kind text[]; a_link uuid[]; w_acc_p uuid[]; w_acc uuid[];
+  v_all uuid[];
 BEGIN
   SELECT x.code, x.replay_status, x.replay_response INTO g
     FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) x;
@@ -582,15 +583,18 @@ BEGIN
   SELECT array_agg(k.holder_id), array_agg(k.payment_id) INTO t_h, t_id
     FROM payment_keys k WHERE k.payment_id = ANY(v_t) AND k.client_id = p_client;
   SELECT array_agg(p.holder_id), array_agg(p.account_id) INTO ta_h, ta_a
-    FROM payments p WHERE p.holder_id = ANY(t_h) AND p.id = ANY(t_id);
+    FROM unnest(t_h, t_id) AS w(h, i)
+    JOIN payments p ON p.holder_id = w.h AND p.id = w.i;
 
-  -- The locks, one group of holders at a time (qinqing_lock_groups: all of them at
-  -- once on one database, one shard group at a time on Citus): the group's links
-  -- FOR SHARE, then every account its operations pay from or hold on — an
-  -- authorization's payer (its link's quota when the link is across regions, else
-  -- the holder's personal account) and each payment to resolve's account.
-  FOR g IN SELECT * FROM qinqing_lock_groups(coalesce(v_h, '{}') || coalesce(ta_h, '{}')) LOOP
-    l_h := '{}'; l_m := '{}'; l_id := '{}'; l_q := '{}';
+  -- The locks, in the global order, one group of holders at a time
+  -- (qinqing_lock_groups: all of them at once on one database, one person at a
+  -- time on Citus): the links FOR SHARE, then every account the operations pay
+  -- from or hold on — an authorization's payer (its link's quota when the link is
+  -- across regions, else the holder's personal account) and each payment to
+  -- resolve's account.
+  v_all := coalesce(v_h, '{}') || coalesce(ta_h, '{}');
+  l_h := '{}'; l_m := '{}'; l_id := '{}'; l_q := '{}';
+  FOR g IN SELECT * FROM qinqing_lock_groups(v_all) LOOP
     FOR r IN SELECT fl.holder_id, fl.member_id, fl.id, coalesce(fl.via_quota, false) AS q
                FROM family_links fl
               WHERE fl.holder_id = ANY(g.holders)
@@ -600,27 +604,33 @@ BEGIN
       l_h := l_h || r.holder_id; l_m := l_m || r.member_id; l_id := l_id || r.id;
       l_q := l_q || r.q;
     END LOOP;
-    SELECT array_agg(DISTINCT w.h) FILTER (WHERE NOT coalesce(c.q, false)),
-           array_agg(DISTINCT c.id) FILTER (WHERE c.q)
-      INTO w_personal, w_quota
-      FROM unnest(v_h, v_m) AS w(h, m)
-      LEFT JOIN (SELECT DISTINCT ON (x.h, x.m) x.h, x.m, x.id, x.q
-                   FROM unnest(l_h, l_m, l_id, l_q) AS x(h, m, id, q)
-                  ORDER BY x.h, x.m, x.id) c ON c.h = w.h AND c.m = w.m
-     WHERE w.h = ANY(g.holders);
-    -- The accounts' ids are picked from a plain read first: on Citus a locking
-    -- statement may filter its distribution column once (a second array of
-    -- persons defeats the shard pruning, and Citus refuses the lock).
-    SELECT array_agg(la.person_id), array_agg(la.id), array_agg(la.kind), array_agg(la.link_id)
-      INTO a_p, a_id, a_kind, a_link
-      FROM ledger_accounts la
-     WHERE la.person_id = ANY(g.holders) AND la.kind IN ('personal', 'quota');
-    w_acc := ARRAY(SELECT x.id FROM unnest(a_p, a_id, a_kind, a_link) AS x(p, id, kind, link)
-                    WHERE (x.kind = 'personal' AND x.p = ANY(w_personal))
-                       OR (x.kind = 'quota' AND x.link = ANY(w_quota)))
-             || coalesce(ta_a, '{}');
+  END LOOP;
+  SELECT array_agg(DISTINCT w.h) FILTER (WHERE NOT coalesce(c.q, false)),
+         array_agg(DISTINCT c.id) FILTER (WHERE c.q)
+    INTO w_personal, w_quota
+    FROM unnest(v_h, v_m) AS w(h, m)
+    LEFT JOIN (SELECT DISTINCT ON (x.h, x.m) x.h, x.m, x.id, x.q
+                 FROM unnest(l_h, l_m, l_id, l_q) AS x(h, m, id, q)
+                ORDER BY x.h, x.m, x.id) c ON c.h = w.h AND c.m = w.m;
+  -- The accounts are picked from a plain read first: on Citus a locking statement
+  -- may filter its distribution column once (a second array of persons beside the
+  -- group's defeats the shard pruning, and Citus refuses the lock); pairs are
+  -- matched by a join, never by two arrays side by side (an index scan would try
+  -- every combination of the two).
+  SELECT array_agg(la.person_id), array_agg(la.id), array_agg(la.kind), array_agg(la.link_id)
+    INTO a_p, a_id, a_kind, a_link
+    FROM ledger_accounts la
+   WHERE la.person_id = ANY(v_all) AND la.kind IN ('personal', 'quota');
+  SELECT array_agg(x.p), array_agg(x.id) INTO w_acc_p, w_acc
+    FROM (SELECT x.p, x.id FROM unnest(a_p, a_id, a_kind, a_link) AS x(p, id, kind, link)
+           WHERE (x.kind = 'personal' AND x.p = ANY(w_personal))
+              OR (x.kind = 'quota' AND x.link = ANY(w_quota))
+          UNION
+          SELECT x.p, x.id FROM unnest(ta_h, ta_a) AS x(p, id)) x;
+  FOR g IN SELECT * FROM qinqing_lock_groups(v_all) LOOP
     PERFORM 1 FROM ledger_accounts la
-     WHERE la.person_id = ANY(g.holders) AND la.id = ANY(w_acc)
+     WHERE la.person_id = ANY(g.holders)
+       AND (la.person_id, la.id) IN (SELECT * FROM unnest(w_acc_p, w_acc))
      ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
   END LOOP;
 
@@ -704,7 +714,10 @@ RETURNS TABLE (
   settled_fen bigint, released_fen bigint, expires_at timestamptz,
   detail text, probe_holder uuid, probe_member uuid, probe_link uuid,
   probe_failures int, retry_after int)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Its statements join arrays whose length the planner cannot see, so their
+-- estimates are far too high, which would start JIT compilation (70 ms a batch).
+SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
   n int := coalesce(array_length(p_refused, 1), 0);
@@ -988,7 +1001,10 @@ CREATE OR REPLACE FUNCTION qinqing_resolve_set(
 RETURNS TABLE (
   op int, code text, payment_id uuid, status text, amount_fen bigint,
   settled_fen bigint, released_fen bigint, expires_at timestamptz)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Its statements join arrays whose length the planner cannot see, so their
+-- estimates are far too high, which would start JIT compilation (70 ms a batch).
+SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
   v_institution uuid;
@@ -1020,22 +1036,22 @@ BEGIN
   SELECT array_agg(pk.payment_id), array_agg(pk.holder_id) INTO k_id, k_h
     FROM payment_keys pk WHERE pk.payment_id = ANY(v_t) AND pk.client_id = p_client;
   SELECT array_agg(DISTINCT a.id) INTO h_a
-    FROM payments p
+    FROM unnest(k_h, k_id) AS w(h, i)
+    JOIN payments p ON p.holder_id = w.h AND p.id = w.i
     JOIN ledger_accounts a ON a.person_id = p.holder_id AND a.id = p.account_id
-   WHERE p.holder_id = ANY(k_h) AND p.id = ANY(k_id) AND a.held_fen > 0;
-  -- Lock the targets and those accounts' overdue holds, ascending, SKIP LOCKED (a
-  -- target another transaction holds is PAYMENT_ALREADY_RESOLVED, as alone), one
-  -- group of holders at a time (qinqing_lock_groups). Payment and account ids are
-  -- unique, so they need no holder beside them (on Citus a locking statement may
-  -- filter its distribution column once).
+   WHERE a.held_fen > 0;
+  -- Lock the targets, then those accounts' other overdue holds, ascending, SKIP
+  -- LOCKED (a target another transaction holds is PAYMENT_ALREADY_RESOLVED, as
+  -- alone; nothing here waits, so the two statements need no common order), one
+  -- group of holders at a time (qinqing_lock_groups). On Citus a locking statement
+  -- may filter its distribution column once: the accounts are named by their
+  -- unique ids, the targets by a join with their (holder, id) pairs.
   FOR g IN SELECT * FROM qinqing_lock_groups(k_h) LOOP
     WITH l AS (
       SELECT p.holder_id, p.id, p.status, p.amount_fen, p.account_id, p.expires_at
         FROM payments p
        WHERE p.holder_id = ANY(g.holders)
-         AND (p.id = ANY(k_id)
-              OR (p.account_id = ANY(h_a) AND p.status = 'authorized'
-                  AND p.expires_at <= p_now))
+         AND (p.holder_id, p.id) IN (SELECT * FROM unnest(k_h, k_id))
        ORDER BY p.holder_id, p.id
          FOR NO KEY UPDATE SKIP LOCKED)
     SELECT x_h || array_agg(l.holder_id), x_id || array_agg(l.id), x_s || array_agg(l.status),
@@ -1044,6 +1060,21 @@ BEGIN
            x_over || array_agg(l.status = 'authorized' AND l.expires_at <= p_now)
       INTO x_h, x_id, x_s, x_amt, x_a, x_exp, x_over
       FROM l;
+    IF cardinality(h_a) > 0 THEN
+      WITH l AS (
+        SELECT p.holder_id, p.id, p.amount_fen, p.account_id, p.expires_at
+          FROM payments p
+         WHERE p.holder_id = ANY(g.holders) AND p.account_id = ANY(h_a)
+           AND p.status = 'authorized' AND p.expires_at <= p_now AND p.id <> ALL(k_id)
+         ORDER BY p.holder_id, p.id
+           FOR NO KEY UPDATE SKIP LOCKED)
+      SELECT x_h || array_agg(l.holder_id), x_id || array_agg(l.id),
+             x_s || array_agg('authorized'::text), x_amt || array_agg(l.amount_fen),
+             x_a || array_agg(l.account_id), x_exp || array_agg(l.expires_at),
+             x_over || array_agg(true)
+        INTO x_h, x_id, x_s, x_amt, x_a, x_exp, x_over
+        FROM l;
+    END IF;
   END LOOP;
   -- Of the operations on one payment, the first that passes (a void, or a settle
   -- of 0 < amount <= the hold) resolves it.
