@@ -103,6 +103,25 @@ def test_postgresql_and_citus_take_the_fast_path_and_sqlite_does_not(
     assert fast.batches is not on_citus(rt.db)
 
 
+def test_the_fast_path_stays_off_until_every_function_is_installed(rt: Runtime) -> None:
+    """A schema not migrated to the code's head (one function missing) keeps every
+    payment on the ORM path instead of failing the calls the function would take."""
+    if FastPath.for_runtime(rt) is None:
+        pytest.skip("the fast path is PostgreSQL's (SQLite has no stored functions)")
+    with rt.db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "ALTER FUNCTION qinqing_payment_authorize_voucher RENAME TO qq_put_aside"
+        )
+    try:
+        assert FastPath.for_runtime(rt) is None
+    finally:
+        with rt.db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "ALTER FUNCTION qq_put_aside RENAME TO qinqing_payment_authorize_voucher"
+            )
+    assert FastPath.for_runtime(rt) is not None
+
+
 @pytest.mark.parametrize("how", ["token revoked", "client disabled"])
 def test_a_revoked_token_or_disabled_client_is_refused_at_once(
     rt: Runtime, client: TestClient, fam: Family, inst: dict[str, str], how: str

@@ -126,11 +126,20 @@ async def fast_authorize(
     fast: FastPath, principal: Principal, body: AuthorizeIn, key: str | None, path: str
 ) -> Reply | None:
     """The fast path's answer to an authorization (for the route and the lane), or
-    None when it is not its case — a voucher, an ID number that does not parse —
-    and the ordinary path answers."""
+    None when it is not its case — an ID number that does not parse — and the
+    ordinary path answers."""
     op = _authorize_op(body)
-    if not isinstance(op, payments.Authorize):
-        return None
+    if isinstance(op, vouchers.VoucherAuthorize):
+        keyed = fast.keyed(principal, key, "POST", path, _authorize_data(body))
+        return await fast.authorize_by_voucher(
+            principal,
+            vouchers.token_hash(fast.rt, op.voucher_token),
+            op.amount_fen,
+            op.reference,
+            keyed,
+            answer(201),
+            vouchers.STATUS_OF,
+        )
     ix = fast.indexes(op)
     if ix is None:
         return None

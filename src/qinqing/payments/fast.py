@@ -36,7 +36,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,6 +88,10 @@ _AUTHORIZE = sql.SQL(
     "%s, %s, %s, %s, %s, %s, %s)"
 )
 _RESOLVE = "SELECT * FROM qinqing_payment_resolve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_BY_VOUCHER = sql.SQL(
+    "SELECT * FROM qinqing_payment_authorize_voucher("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s, {regions}::text[], {hours}::int[], %s, %s, %s, %s)"
+)
 COMPLETE = (
     "UPDATE idempotency_keys SET status_code = %s, response = %s WHERE caller = %s AND key = %s"
 )
@@ -189,6 +193,9 @@ class FastPath:
         self.regions = rt.policies.codes()
         self.hours = [rt.policies.policy(c).hold_expiry_hours for c in self.regions]
         self._authorize = _AUTHORIZE.format(
+            regions=_constant(self.regions), hours=_constant(self.hours)
+        ).as_string(None)
+        self._by_voucher = _BY_VOUCHER.format(
             regions=_constant(self.regions), hours=_constant(self.hours)
         ).as_string(None)
         # A pool belongs to the event loop that opened it (a server has one loop;
@@ -315,6 +322,36 @@ class FastPath:
             "authorize", self._call(principal, self._authorize, params, keyed, answer, now)
         )
 
+    async def authorize_by_voucher(
+        self,
+        principal: Principal,
+        token_hash: str | None,
+        amount_fen: int,
+        reference: str,
+        keyed: Keyed | None,
+        answer: Answer,
+        voucher_refusals: Mapping[str, int],
+    ) -> Reply:
+        """An authorization by a family e-voucher (``qinqing_payment_authorize_voucher``):
+        ``token_hash`` is the token's look-up hash (None: a token we did not sign).
+        The voucher's own refusals answer with ``voucher_refusals``' statuses and, as
+        on the engine's path, are not payments the metrics count."""
+        now = self.rt.clock.now()
+        params = (
+            principal.token_hash,
+            principal.id,
+            principal.region_code,
+            now,
+            rules.local_year(now),
+            token_hash,
+            amount_fen,
+            reference,
+            uuid.uuid4(),
+            *key_params(keyed),
+        )
+        call = self._call(principal, self._by_voucher, params, keyed, answer, now, voucher_refusals)
+        return await self._counted("authorize", call, uncounted=voucher_refusals.keys())
+
     async def resolve(
         self, principal: Principal, op: Settle | Void, keyed: Keyed | None, answer: Answer
     ) -> Reply:
@@ -338,13 +375,16 @@ class FastPath:
         )
 
     @staticmethod
-    async def _counted(operation: str, call: Awaitable[Reply]) -> Reply:
+    async def _counted(
+        operation: str, call: Awaitable[Reply], uncounted: Collection[str] = ()
+    ) -> Reply:
         """``qinqing_payments_total`` as the engine counts it: each decision the function
-        committed, done or refused by its code; a replay or an unknown token is none."""
+        committed, done or refused by its code; a replay, an unknown token or a refusal
+        in ``uncounted`` (a voucher's own) is none."""
         try:
             reply = await call
         except DomainError as exc:
-            if exc.commit:
+            if exc.commit and exc.code not in uncounted:
                 metrics.payment(operation, exc.code)
             raise
         if not reply.replayed:
@@ -359,6 +399,7 @@ class FastPath:
         keyed: Keyed | None,
         answer: Answer,
         now: datetime,
+        statuses: Mapping[str, int] = STATUS_OF,
     ) -> Reply:
         if keyed is None:
             if self.group_commit:
@@ -366,13 +407,13 @@ class FastPath:
             else:
                 row = await self._alone(sql, params)
             await self._audit_probe(principal, row, now)
-            return self._reply(principal, row, None, answer)
+            return self._reply(principal, row, None, answer, statuses)
         # BEGIN and the call in one round trip; the answer (or the key's release) and
         # COMMIT in the second.
         async with self.connection() as conn, conn.pipeline(), conn.transaction():
             row = await (await conn.execute(sql, params)).fetchone()
             try:
-                reply = self._reply(principal, row, keyed, answer)
+                reply = self._reply(principal, row, keyed, answer, statuses)
             except DomainError as exc:
                 if exc.commit:  # a refusal: the key is given back
                     await conn.execute(_RELEASE, (keyed.caller, keyed.key))
@@ -506,8 +547,16 @@ class FastPath:
                 cursors = [await conn.execute(q, p) for q, p in calls]
             return [await c.fetchone() for c in cursors]
 
-    def _reply(self, principal: Principal, row: Any, keyed: Keyed | None, answer: Answer) -> Reply:
-        """The route's answer to the function's row; a refusal is raised."""
+    def _reply(
+        self,
+        principal: Principal,
+        row: Any,
+        keyed: Keyed | None,
+        answer: Answer,
+        statuses: Mapping[str, int] = STATUS_OF,
+    ) -> Reply:
+        """The route's answer to the function's row; a refusal is raised (its HTTP
+        status from ``statuses``, else the payments' own)."""
         code: str | None = row.code
         if code is None:
             status, body = answer(
@@ -534,7 +583,7 @@ class FastPath:
         if code == rules.THROTTLED:
             raise DomainError(code, STATUS_OF[code], commit=True, retry_after=row.retry_after)
         # A refusal commits what the function released on the way (overdue holds).
-        raise DomainError(code, STATUS_OF.get(code, 409), commit=True)
+        raise DomainError(code, statuses.get(code) or STATUS_OF.get(code, 409), commit=True)
 
 
 def _constant(values: list[Any]) -> sql.SQL:
@@ -553,17 +602,27 @@ def _settle(done: asyncio.Future[Any], outcome: Any) -> None:
         done.set_result(outcome)
 
 
+# The entry points the fast path calls; all of them, or it stays off.
+_ENTRY_POINTS = (
+    "qinqing_payment_authorize",
+    "qinqing_payment_authorize_voucher",
+    "qinqing_payment_resolve",
+    "qinqing_payment_batch",
+)
+
+
 def _installed(rt: Runtime) -> bool:
-    """Whether this database has the functions (a schema migrated before 0006 has
-    not: its payments take the ORM path rather than fail)."""
+    """Whether this database has the functions (a schema not migrated to the code's
+    head may lack some: its payments then take the ORM path rather than fail)."""
     with rt.db.engine.connect() as conn:
         found = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_proc WHERE pg_function_is_visible(oid) AND proname IN "
-            "('qinqing_payment_authorize', 'qinqing_payment_resolve')"
+            "SELECT count(DISTINCT proname) FROM pg_proc"
+            " WHERE pg_function_is_visible(oid) AND proname = ANY(%(names)s)",
+            {"names": list(_ENTRY_POINTS)},
         ).scalar_one()
-    if found < 2:
+    if found < len(_ENTRY_POINTS):
         log.warning("payment fast path off: its functions are not installed (qinqing db upgrade)")
-    return bool(found >= 2)
+    return bool(found == len(_ENTRY_POINTS))
 
 
 def key_params(keyed: Keyed | None) -> tuple[str | None, ...]:

@@ -203,11 +203,15 @@ END $$;
 -- client's hour (login_throttle row p_probe_key, payments/probes.py), and past
 -- p_probe_limit of them the client's calls are AUTHORIZE_RATE_LIMITED
 -- (`retry_after` seconds) until the hour is over.
+DROP FUNCTION IF EXISTS qinqing_authorize_op(
+  text, text, timestamptz, int, text, text, bigint, text, uuid, text[], int[], text, int,
+  timestamptz);
 CREATE OR REPLACE FUNCTION qinqing_authorize_op(
   p_client text, p_region text, p_now timestamptz, p_year int,
   p_holder_ix text, p_member_ix text, p_amount bigint, p_reference text,
   p_payment_id uuid, p_policy_regions text[], p_policy_hours int[],
   p_probe_key text, p_probe_limit int, p_shown_since timestamptz,
+  p_holder uuid DEFAULT NULL, p_member uuid DEFAULT NULL, p_by_voucher boolean DEFAULT false,
   OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
   OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
   OUT detail text, OUT probe_holder uuid, OUT probe_member uuid, OUT probe_link uuid,
@@ -227,13 +231,18 @@ DECLARE
 BEGIN
   IF p_amount <= 0 THEN code := 'AMOUNT_INVALID'; RETURN; END IF;
 
-  -- The two persons, through the ID-number look-up table: the number's row, then
-  -- the person's, each found by its own distribution key (on a Citus coordinator two
-  -- single-shard queries; the join of the two tables would need a repartition).
-  SELECT n.person_id INTO h_id FROM person_id_numbers n WHERE n.id_number_index = p_holder_ix;
+  -- The two persons: named by a voucher (p_by_voucher: p_holder, p_member), else
+  -- through the ID-number look-up table: the number's row, then the person's, each
+  -- found by its own distribution key (on a Citus coordinator two single-shard
+  -- queries; the join of the two tables would need a repartition).
+  IF p_by_voucher THEN
+    h_id := p_holder; m_id := p_member;
+  ELSE
+    SELECT n.person_id INTO h_id FROM person_id_numbers n WHERE n.id_number_index = p_holder_ix;
+    SELECT n.person_id INTO m_id FROM person_id_numbers n WHERE n.id_number_index = p_member_ix;
+  END IF;
   SELECT p.id, p.region_code, p.status, p.scheme INTO h_id, h_region, h_status, h_scheme
     FROM persons p WHERE p.id = h_id;
-  SELECT n.person_id INTO m_id FROM person_id_numbers n WHERE n.id_number_index = p_member_ix;
   SELECT p.id, p.region_code INTO m_id, m_region FROM persons p WHERE p.id = m_id;
   -- Neither party insured in the institution's region: nothing is locked, and the
   -- answer is an unknown number's.
@@ -268,10 +277,13 @@ BEGIN
     END IF;
   END IF;
 
-  -- The decision (qinqing_authorize_refusal): the reference, then the client's hour.
+  -- The decision (qinqing_authorize_refusal): the reference, then the client's hour
+  -- (which an authorization by voucher does not count against: no limit for it).
   v_taken := EXISTS (SELECT 1 FROM payment_references r
                       WHERE r.client_id = p_client AND r.reference = p_reference);
-  IF NOT v_taken THEN
+  IF p_by_voucher THEN
+    p_probe_limit := NULL;
+  ELSIF NOT v_taken THEN
     SELECT t.failures, t.window_started_at INTO v_failures, v_started
       FROM login_throttle t WHERE t.key = p_probe_key;
   END IF;
@@ -282,8 +294,8 @@ BEGIN
                                    l_quota) d;
 
   -- Told as one code unless the institution was shown the member's voucher
-  -- (vouchers.service.shown_to); then counted.
-  IF qinqing_about_the_persons(code)
+  -- (vouchers.service.shown_to), or is paying by it; then counted.
+  IF qinqing_about_the_persons(code) AND NOT p_by_voucher
      AND NOT (h_id IS NOT NULL AND m_id IS NOT NULL AND EXISTS (
        SELECT 1 FROM vouchers v
         WHERE v.person_id = h_id AND v.subject_id = m_id AND v.link_id IS NOT NULL
@@ -370,6 +382,73 @@ BEGIN
     FROM qinqing_authorize_op(p_client, p_region, p_now, p_year, p_holder_ix, p_member_ix,
                               p_amount, p_reference, p_payment_id, p_policy_regions,
                               p_policy_hours, p_probe_key, p_probe_limit, p_shown_since) o;
+END $$;
+
+-- An authorization by a family e-voucher (vouchers/service.py execute): the caller
+-- admitted, the voucher found by its token's look-up hash (NULL: a token we did not
+-- sign) and locked first — the order is vouchers, links, accounts, payments —
+-- then judged as vouchers/rules.py pay_refusal judges it (not ours or its link
+-- ended, not this region's, used or claimed by another institution, expired, a
+-- person's own voucher), then qinqing_authorize_op for its shower (the holder) and
+-- its subject (the member), told its real refusal and not counted against the
+-- client's hour. A voucher that pays is used up in the same transaction.
+CREATE OR REPLACE FUNCTION qinqing_payment_authorize_voucher(
+  p_token text, p_client text, p_region text, p_now timestamptz, p_year int,
+  p_token_hash text, p_amount bigint, p_reference text, p_payment_id uuid,
+  p_policy_regions text[], p_policy_hours int[],
+  p_caller text, p_key text, p_operation text, p_hash text,
+  OUT code text, OUT payment_id uuid, OUT status text, OUT amount_fen bigint,
+  OUT settled_fen bigint, OUT released_fen bigint, OUT expires_at timestamptz,
+  OUT replay_status int, OUT replay_response json)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_owner uuid; v_id uuid;
+  v record;
+  v_regions text[];
+  v_link_status text;
+BEGIN
+  SELECT g.code, g.replay_status, g.replay_response INTO code, replay_status, replay_response
+    FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) g;
+  IF code IS NOT NULL THEN
+    RETURN;
+  END IF;
+  SELECT t.person_id, t.voucher_id INTO v_owner, v_id
+    FROM voucher_tokens t WHERE t.token_hash = p_token_hash;
+  SELECT x.subject_id, x.link_id, x.claimed_by, x.claimed_at, x.used_at, x.expires_at
+    INTO v
+    FROM vouchers x WHERE x.person_id = v_owner AND x.id = v_id FOR NO KEY UPDATE;
+  IF NOT FOUND THEN
+    code := 'VOUCHER_INVALID';
+    RETURN;
+  END IF;
+  IF v.link_id IS NOT NULL THEN
+    SELECT fl.status INTO v_link_status
+      FROM family_links fl WHERE fl.holder_id = v_owner AND fl.id = v.link_id;
+  END IF;
+  v_regions := ARRAY[(SELECT p.region_code FROM persons p WHERE p.id = v_owner),
+                     (SELECT p.region_code FROM persons p WHERE p.id = v.subject_id)];
+  code := CASE
+    WHEN v.link_id IS NOT NULL AND v_link_status IS DISTINCT FROM 'active' THEN 'VOUCHER_INVALID'
+    WHEN p_region IS NULL OR NOT (p_region = ANY(v_regions)) THEN 'REGION_MISMATCH'
+    WHEN v.used_at IS NOT NULL OR v.claimed_by <> p_client THEN 'VOUCHER_USED'
+    WHEN v.expires_at IS NULL OR v.expires_at <= p_now THEN 'VOUCHER_EXPIRED'
+    WHEN v.link_id IS NULL THEN 'VOUCHER_NOT_FAMILY'
+  END;
+  IF code IS NOT NULL THEN
+    RETURN;
+  END IF;
+  SELECT o.code, o.payment_id, o.status, o.amount_fen, o.settled_fen, o.released_fen,
+         o.expires_at
+    INTO code, payment_id, status, amount_fen, settled_fen, released_fen, expires_at
+    FROM qinqing_authorize_op(p_client, p_region, p_now, p_year, NULL, NULL, p_amount,
+                              p_reference, p_payment_id, p_policy_regions, p_policy_hours,
+                              NULL, NULL, NULL, v_owner, v.subject_id, true) o;
+  IF code IS NULL THEN
+    UPDATE vouchers
+       SET used_at = p_now, payment_id = p_payment_id, claimed_by = p_client,
+           claimed_at = coalesce(v.claimed_at, p_now)
+     WHERE person_id = v_owner AND id = v_id;
+  END IF;
 END $$;
 
 -- One settle (p_settle not NULL: the amount to post) or void (p_settle NULL),
