@@ -16,7 +16,6 @@ from sqlalchemy import select, update
 from qinqing.accounting.reconcile import reconcile
 from qinqing.auth.models import AccessToken, ApiClient
 from qinqing.auth.tokens import token_digest
-from qinqing.kit.db import on_citus
 from qinqing.ledger.models import LedgerAccount
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
@@ -99,8 +98,6 @@ def test_postgresql_and_citus_take_the_fast_path_and_sqlite_does_not(
     client.post(f"{API}/payments/{q['payment_id']}/void", headers=inst)
     assert len(calls) == 4
     assert _held(rt, fam) == (9_900, 0)
-    # On a coordinator the API sends batches to the engine: cheaper there, measured.
-    assert fast.batches is not on_citus(rt.db)
 
 
 def test_the_fast_path_stays_off_until_every_function_is_installed(rt: Runtime) -> None:

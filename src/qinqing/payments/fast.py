@@ -56,7 +56,7 @@ from qinqing.http.idempotency import caller_of, open_answer, request_hash, seal_
 from qinqing.identity import ric
 from qinqing.kit import metrics
 from qinqing.kit.clock import as_utc
-from qinqing.kit.db import CONNECT_TIMEOUT_S, RetryLater, on_citus
+from qinqing.kit.db import CONNECT_TIMEOUT_S, RetryLater
 from qinqing.kit.errors import DomainError
 from qinqing.payments import probes, rules
 from qinqing.payments.service import STATUS_OF, Authorize, Outcome, Settle, Void
@@ -182,9 +182,7 @@ def conninfo_of(url: str) -> str:
 class FastPath:
     """One per app: the principal cache and an async pool per event loop."""
 
-    def __init__(
-        self, rt: Runtime, conninfo: str, pool_size: int = POOL_SIZE, *, batches: bool = True
-    ) -> None:
+    def __init__(self, rt: Runtime, conninfo: str, pool_size: int = POOL_SIZE) -> None:
         self.rt = rt
         self.conninfo = conninfo
         self.pool_size = pool_size
@@ -202,8 +200,6 @@ class FastPath:
         # a test client may start several, one after another).
         self._pools: dict[asyncio.AbstractEventLoop, asyncio.Task[AsyncConnectionPool]] = {}
         self.group_commit = rt.settings.group_commit
-        # Whether POST /payments/batch runs as one call (qinqing_payment_batch).
-        self.batches = batches
         self._queues: dict[asyncio.AbstractEventLoop, _Queue] = {}
         # Sizes of the groups sent (group commit): what an operator or a test looks at.
         self.group_sizes: deque[int] = deque(maxlen=1000)
@@ -218,11 +214,9 @@ class FastPath:
             return None
         if not _installed(rt):
             return None
-        # A Citus coordinator runs each call's statements as shard-pruned queries.
-        # The batch function runs there too (tested), but its locks go one person at
-        # a time and cost more than the engine's (benchmarks.md: 15.8 ms of CPU per
-        # payment against 5.3), so batches stay on the engine there.
-        return cls(rt, conninfo_of(url), batches=not on_citus(rt.db))
+        # A Citus coordinator runs each call's statements as shard-pruned queries; a
+        # batch's locks go one person at a time there (qinqing_lock_groups).
+        return cls(rt, conninfo_of(url))
 
     async def _pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()

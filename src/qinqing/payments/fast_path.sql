@@ -628,7 +628,7 @@ DECLARE
   l_h uuid[]; l_m uuid[]; l_id uuid[]; l_q boolean[];
   w_personal uuid[]; w_quota uuid[];
   a_p uuid[]; a_id uuid[]; a_kind text[]; a_link uuid[]; w_acc_p uuid[]; w_acc uuid[];
-  v_all uuid[];
+  v_all uuid[]; v_one uuid; v_ms uuid[]; v_ids uuid[];
 BEGIN
   SELECT x.code, x.replay_status, x.replay_response INTO g
     FROM qinqing_payment_admit(p_token, p_now, p_caller, p_key, p_operation, p_hash) x;
@@ -673,16 +673,32 @@ BEGIN
   -- resolve's account.
   v_all := coalesce(v_h, '{}') || coalesce(ta_h, '{}');
   l_h := '{}'; l_m := '{}'; l_id := '{}'; l_q := '{}';
-  FOR g IN SELECT * FROM qinqing_lock_groups(v_all) LOOP
-    FOR r IN SELECT fl.holder_id, fl.member_id, fl.id, coalesce(fl.via_quota, false) AS q
-               FROM family_links fl
-              WHERE fl.holder_id = ANY(g.holders)
-                AND (fl.holder_id, fl.member_id) IN (SELECT * FROM unnest(v_h, v_m))
-                AND fl.status = 'active' AND fl.mutual_aid IS TRUE
-              ORDER BY fl.holder_id, fl.id FOR SHARE LOOP
-      l_h := l_h || r.holder_id; l_m := l_m || r.member_id; l_id := l_id || r.id;
-      l_q := l_q || r.q;
-    END LOOP;
+  -- A group of one person (Citus) is locked by statements that name it by equality
+  -- and take plain arrays, which Citus runs on its fast router path; a larger group
+  -- (one database) by one statement for all.
+  FOR g IN SELECT * FROM qinqing_lock_groups(v_h) LOOP
+    IF cardinality(g.holders) = 1 THEN
+      v_one := g.holders[1];
+      v_ms := ARRAY(SELECT w.m FROM unnest(v_h, v_m) AS w(h, m) WHERE w.h = v_one);
+      FOR r IN SELECT fl.holder_id, fl.member_id, fl.id, coalesce(fl.via_quota, false) AS q
+                 FROM family_links fl
+                WHERE fl.holder_id = v_one AND fl.member_id = ANY(v_ms)
+                  AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+                ORDER BY fl.id FOR SHARE LOOP
+        l_h := l_h || r.holder_id; l_m := l_m || r.member_id; l_id := l_id || r.id;
+        l_q := l_q || r.q;
+      END LOOP;
+    ELSE
+      FOR r IN SELECT fl.holder_id, fl.member_id, fl.id, coalesce(fl.via_quota, false) AS q
+                 FROM family_links fl
+                WHERE fl.holder_id = ANY(g.holders)
+                  AND (fl.holder_id, fl.member_id) IN (SELECT * FROM unnest(v_h, v_m))
+                  AND fl.status = 'active' AND fl.mutual_aid IS TRUE
+                ORDER BY fl.holder_id, fl.id FOR SHARE LOOP
+        l_h := l_h || r.holder_id; l_m := l_m || r.member_id; l_id := l_id || r.id;
+        l_q := l_q || r.q;
+      END LOOP;
+    END IF;
   END LOOP;
   SELECT array_agg(DISTINCT w.h) FILTER (WHERE NOT coalesce(c.q, false)),
          array_agg(DISTINCT c.id) FILTER (WHERE c.q)
@@ -707,10 +723,18 @@ BEGIN
           UNION
           SELECT x.p, x.id FROM unnest(ta_h, ta_a) AS x(p, id)) x;
   FOR g IN SELECT * FROM qinqing_lock_groups(v_all) LOOP
-    PERFORM 1 FROM ledger_accounts la
-     WHERE la.person_id = ANY(g.holders)
-       AND (la.person_id, la.id) IN (SELECT * FROM unnest(w_acc_p, w_acc))
-     ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
+    IF cardinality(g.holders) = 1 THEN
+      v_one := g.holders[1];
+      v_ids := ARRAY(SELECT x.id FROM unnest(w_acc_p, w_acc) AS x(p, id) WHERE x.p = v_one);
+      PERFORM 1 FROM ledger_accounts la
+       WHERE la.person_id = v_one AND la.id = ANY(v_ids)
+       ORDER BY la.id FOR NO KEY UPDATE;
+    ELSE
+      PERFORM 1 FROM ledger_accounts la
+       WHERE la.person_id = ANY(g.holders)
+         AND (la.person_id, la.id) IN (SELECT * FROM unnest(w_acc_p, w_acc))
+       ORDER BY la.person_id, la.id FOR NO KEY UPDATE;
+    END IF;
   END LOOP;
 
   IF NOT ('settle' = ANY(p_kind) OR 'void' = ANY(p_kind)) THEN
@@ -1089,6 +1113,7 @@ DECLARE
   v_institution uuid;
   g record;
   v_t uuid[]; k_id uuid[]; k_h uuid[]; h_a uuid[];
+  r record; v_one uuid; v_ids uuid[]; v_over uuid[] := '{}';
   -- The payments locked: holder, id, status, amount, account, expiry, overdue.
   x_h uuid[] := '{}'; x_id uuid[] := '{}'; x_s text[] := '{}'; x_amt bigint[] := '{}';
   x_a uuid[] := '{}'; x_exp timestamptz[] := '{}'; x_over boolean[] := '{}';
@@ -1125,7 +1150,42 @@ BEGIN
   -- group of holders at a time (qinqing_lock_groups). On Citus a locking statement
   -- may filter its distribution column once: the accounts are named by their
   -- unique ids, the targets by a join with their (holder, id) pairs.
+  -- The other overdue holds of those accounts: read first (usually none), so only
+  -- their holders take a second locking statement.
+  IF cardinality(h_a) > 0 THEN
+    SELECT coalesce(array_agg(DISTINCT p.holder_id), '{}') INTO v_over
+      FROM payments p
+     WHERE p.holder_id = ANY(k_h) AND p.account_id = ANY(h_a)
+       AND p.status = 'authorized' AND p.expires_at <= p_now AND p.id <> ALL(k_id);
+  END IF;
   FOR g IN SELECT * FROM qinqing_lock_groups(k_h) LOOP
+    IF cardinality(g.holders) = 1 THEN
+      -- One person (Citus): by equality and plain arrays, Citus's fast router path.
+      v_one := g.holders[1];
+      v_ids := ARRAY(SELECT x.id FROM unnest(k_h, k_id) AS x(h, id) WHERE x.h = v_one);
+      FOR r IN SELECT p.holder_id, p.id, p.status, p.amount_fen, p.account_id, p.expires_at
+                 FROM payments p
+                WHERE p.holder_id = v_one AND p.id = ANY(v_ids)
+                ORDER BY p.id FOR NO KEY UPDATE SKIP LOCKED LOOP
+        x_h := x_h || r.holder_id; x_id := x_id || r.id; x_s := x_s || r.status;
+        x_amt := x_amt || r.amount_fen; x_a := x_a || r.account_id;
+        x_exp := x_exp || r.expires_at;
+        x_over := x_over || (r.status = 'authorized' AND r.expires_at <= p_now);
+      END LOOP;
+      IF v_one = ANY(v_over) THEN
+        FOR r IN SELECT p.holder_id, p.id, p.amount_fen, p.account_id, p.expires_at
+                   FROM payments p
+                  WHERE p.holder_id = v_one AND p.account_id = ANY(h_a)
+                    AND p.status = 'authorized' AND p.expires_at <= p_now
+                    AND p.id <> ALL(k_id)
+                  ORDER BY p.id FOR NO KEY UPDATE SKIP LOCKED LOOP
+          x_h := x_h || r.holder_id; x_id := x_id || r.id; x_s := x_s || 'authorized'::text;
+          x_amt := x_amt || r.amount_fen; x_a := x_a || r.account_id;
+          x_exp := x_exp || r.expires_at; x_over := x_over || true;
+        END LOOP;
+      END IF;
+      CONTINUE;
+    END IF;
     WITH l AS (
       SELECT p.holder_id, p.id, p.status, p.amount_fen, p.account_id, p.expires_at
         FROM payments p
@@ -1139,11 +1199,12 @@ BEGIN
            x_over || array_agg(l.status = 'authorized' AND l.expires_at <= p_now)
       INTO x_h, x_id, x_s, x_amt, x_a, x_exp, x_over
       FROM l;
-    IF cardinality(h_a) > 0 THEN
+    IF cardinality(v_over) > 0 THEN
       WITH l AS (
         SELECT p.holder_id, p.id, p.amount_fen, p.account_id, p.expires_at
           FROM payments p
-         WHERE p.holder_id = ANY(g.holders) AND p.account_id = ANY(h_a)
+         WHERE p.holder_id = ANY(g.holders) AND p.holder_id = ANY(v_over)
+           AND p.account_id = ANY(h_a)
            AND p.status = 'authorized' AND p.expires_at <= p_now AND p.id <> ALL(k_id)
          ORDER BY p.holder_id, p.id
            FOR NO KEY UPDATE SKIP LOCKED)
