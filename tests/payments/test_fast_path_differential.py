@@ -520,28 +520,6 @@ def _voucher_state(
         return out
 
 
-async def _by_voucher_fast(
-    fast: FastPath, principal: Principal, op: vouchers.VoucherAuthorize
-) -> payments.Outcome:
-    def answer(o: payments.Outcome) -> tuple[int, Any]:
-        return 201, o
-
-    try:
-        reply = await fast.authorize_by_voucher(
-            principal,
-            vouchers.token_hash(fast.rt, op.voucher_token),
-            op.amount_fen,
-            op.reference,
-            None,
-            answer,
-            vouchers.STATUS_OF,
-        )
-    except DomainError as exc:
-        return payments.Outcome(ok=False, code=exc.code, retry_after=exc.params.get("retry_after"))
-    assert isinstance(reply.body, payments.Outcome)
-    return reply.body
-
-
 def test_fast_vouchers_decide_as_the_engine(
     rt: Runtime, clock: FrozenClock, client: TestClient, fast: FastPath
 ) -> None:
@@ -592,7 +570,7 @@ def test_fast_vouchers_decide_as_the_engine(
                         op_b = vouchers.VoucherAuthorize(tok_b, s[2], ref)
                         with rt.db.unit_of_work() as session:
                             got_a = vouchers.execute(session, rt, orm_inst, [op_a])[0]
-                        got_b = await _by_voucher_fast(fast, fast_inst, op_b)
+                        got_b = await through_fast(fast, fast_inst, op_b)
                         seen_a = (got_a.ok, got_a.code, got_a.status, got_a.amount_fen)
                         seen_b = (got_b.ok, got_b.code, got_b.status, got_b.amount_fen)
                         assert seen_a == seen_b, (s, got_a, got_b)

@@ -26,6 +26,7 @@ from qinqing.ledger.models import AccountKind, LedgerSystemAccount
 from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
+from qinqing.vouchers import service as vouchers
 from support.accounts import add_client, add_person, id_number
 
 API = "/api/v1"
@@ -169,7 +170,9 @@ def token_principal(rt: Runtime, client: TestClient) -> Principal:
         return principal_from_token(s, rt, token)
 
 
-async def through_fast(fast: FastPath, principal: Principal, op: payments.Op) -> payments.Outcome:
+async def through_fast(
+    fast: FastPath, principal: Principal, op: payments.Op | vouchers.VoucherAuthorize
+) -> payments.Outcome:
     """One operation through the PostgreSQL fast path, as the engine would report it
     (a refusal is an Outcome with its code, and a throttled one's wait)."""
 
@@ -177,7 +180,17 @@ async def through_fast(fast: FastPath, principal: Principal, op: payments.Op) ->
         return 200, o
 
     try:
-        if isinstance(op, payments.Authorize):
+        if isinstance(op, vouchers.VoucherAuthorize):
+            reply = await fast.authorize_by_voucher(
+                principal,
+                vouchers.token_hash(fast.rt, op.voucher_token),
+                op.amount_fen,
+                op.reference,
+                None,
+                answer,
+                vouchers.STATUS_OF,
+            )
+        elif isinstance(op, payments.Authorize):
             ix = fast.indexes(op)
             assert ix is not None
             reply = await fast.authorize(principal, op, ix, None, answer)

@@ -297,10 +297,7 @@ class FastPath:
     ) -> Reply:
         now = self.rt.clock.now()
         params = (
-            principal.token_hash,
-            principal.id,
-            principal.region_code,
-            now,
+            *caller_params(principal, now),
             rules.local_year(now),
             ix[0],
             ix[1],
@@ -332,10 +329,7 @@ class FastPath:
         on the engine's path, are not payments the metrics count."""
         now = self.rt.clock.now()
         params = (
-            principal.token_hash,
-            principal.id,
-            principal.region_code,
-            now,
+            *caller_params(principal, now),
             rules.local_year(now),
             token_hash,
             amount_fen,
@@ -355,10 +349,7 @@ class FastPath:
             raise DomainError("PAYMENT_NOT_FOUND", 404) from None
         now = self.rt.clock.now()
         params = (
-            principal.token_hash,
-            principal.id,
-            principal.region_code,
-            now,
+            *caller_params(principal, now),
             pid,
             op.amount_fen if isinstance(op, Settle) else None,
             *key_params(keyed),
@@ -617,6 +608,12 @@ def _installed(rt: Runtime) -> bool:
     if found < len(_ENTRY_POINTS):
         log.warning("payment fast path off: its functions are not installed (qinqing db upgrade)")
     return bool(found == len(_ENTRY_POINTS))
+
+
+def caller_params(principal: Principal, now: datetime) -> tuple[Any, ...]:
+    """How every function of the fast path is told its caller and the time: the
+    token's hash (checked at each call), the client, its region, now."""
+    return (principal.token_hash, principal.id, principal.region_code, now)
 
 
 def key_params(keyed: Keyed | None) -> tuple[str | None, ...]:

@@ -30,7 +30,7 @@ from qinqing.kit.clock import as_utc
 from qinqing.kit.errors import DomainError
 from qinqing.payments import probes, rules
 from qinqing.payments.engine import numbers_of
-from qinqing.payments.fast import COMPLETE, FastPath, Keyed, Reply, key_params
+from qinqing.payments.fast import COMPLETE, FastPath, Keyed, Reply, caller_params, key_params
 from qinqing.payments.ops import Authorize, Op, Outcome, Settle, Void
 from qinqing.persons.service import ID_KIND
 
@@ -140,10 +140,7 @@ async def run(
     rt = fast.rt
     now = rt.clock.now()
     params = (
-        principal.token_hash,
-        principal.id,
-        principal.region_code,
-        now,
+        *caller_params(principal, now),
         rules.local_year(now),
         arrays.kind,
         arrays.refused,
