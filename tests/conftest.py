@@ -34,6 +34,7 @@ from qinqing.kit.db import make_engine
 from qinqing.runtime import Runtime
 from qinqing.schema.distribution_check import read_schema
 from qinqing.schema.migrate import upgrade
+from support.client import AppClient
 from support.databases import CITUS_URL, IN_CI, PG_URL, TEST_KEY, private_schema, with_options
 from support.profiles import load_profile
 
@@ -329,5 +330,5 @@ def shared_app(rt: Runtime) -> FastAPI:
 
 @pytest.fixture
 def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(shared_app(rt), raise_server_exceptions=False) as c:
+    with AppClient(shared_app(rt), raise_server_exceptions=False) as c:
         yield c

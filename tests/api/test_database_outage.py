@@ -20,12 +20,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
 from qinqing.entrypoints.app import create_app
 from qinqing.entrypoints.bootstrap import build_runtime
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
+from support.client import AppClient
 from support.family import API, new_person
 from support.ledger import authorize_body, fund, institution_headers, make_family
 
@@ -121,7 +121,7 @@ def test_while_the_database_is_away_every_answer_is_503(
     proxied: tuple[Runtime, Proxy], caplog: pytest.LogCaptureFixture
 ) -> None:
     rt, proxy = proxied
-    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+    with AppClient(create_app(rt), raise_server_exceptions=False) as client:
         person = new_person(rt, client=client)
         assert client.get(f"{API}/me", headers=person.headers).status_code == 200
         proxy.stop()
@@ -175,7 +175,7 @@ def test_fast_path_payments_answer_503_at_once_and_recover(
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(FastPath, "_call", counting)
-    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+    with AppClient(create_app(rt), raise_server_exceptions=False) as client:
         fast: FastPath | None = client.app.state.fast_payments  # type: ignore[attr-defined]
         if fast is None:
             pytest.skip("no fast path on this database (Citus)")

@@ -25,6 +25,7 @@ from qinqing.ledger.models import LedgerAccount
 from qinqing.regions.models import Region
 from qinqing.runtime import Runtime
 from support.accounts import add_client, add_person
+from support.client import AppClient
 
 API = "/api/v1"
 
@@ -173,7 +174,7 @@ def test_sqlite_busy_is_a_503_then_succeeds(rt: Runtime, monkeypatch: pytest.Mon
     rt.db = Database(rt.db.url, busy_timeout_ms=20)
     rt.db.sessions.configure(info={"vault": rt.vault})  # as build_runtime does
     path = rt.db.url.split("sqlite:///", 1)[1]
-    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+    with AppClient(create_app(rt), raise_server_exceptions=False) as client:
         headers = collector(rt, client)
         body = {"id_number": number, "period": "2026-10", "base_fen": 500_000}
         other = sqlite3.connect(path, isolation_level=None)

@@ -18,6 +18,7 @@ from support.accounts import (
     login,
     register,
 )
+from support.client import AppClient
 
 API = "/api/v1"
 
@@ -115,7 +116,7 @@ def test_login_lockout_per_account_survives_restart(
         assert r.status_code == 401
     # A "restart": a new runtime and app over the same database.
     rt2 = build_runtime(rt.settings, clock=clock, migrate=False)
-    with TestClient(create_app(rt2)) as c2:
+    with AppClient(create_app(rt2)) as c2:
         r = c2.post(f"{API}/auth/login", json={"login": "13800138000", "password": PASSWORD})
         assert r.status_code == 429 and r.json()["code"] == "LOGIN_LOCKED"
         assert int(r.headers["Retry-After"]) > 0

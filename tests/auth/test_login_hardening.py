@@ -33,6 +33,7 @@ from support.accounts import (
     person_with_account,
     register,
 )
+from support.client import AppClient
 
 API = "/api/v1"
 WRONG = "Wrong123x"
@@ -180,7 +181,7 @@ def test_delay_is_capped_and_the_same_for_unknown_logins(
 
 
 def _peer_client(rt: Runtime, peer: str) -> TestClient:
-    return TestClient(create_app(rt), client=(peer, 40000), raise_server_exceptions=False)
+    return AppClient(create_app(rt), client=(peer, 40000), raise_server_exceptions=False)
 
 
 def test_forwarded_for_from_an_untrusted_peer_is_ignored(
@@ -196,7 +197,7 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     config = uvicorn.Config(**captured)
     config.load()
     limit = rt.settings.login_max_failures_per_address
-    with TestClient(config.loaded_app, client=("127.0.0.1", 40000)) as c:
+    with AppClient(config.loaded_app, client=("127.0.0.1", 40000)) as c:
         for i in range(limit):
             r = _login(c, f"139{i:08d}", headers={"X-Forwarded-For": f"203.0.113.{i}"})
             assert r.status_code == 401

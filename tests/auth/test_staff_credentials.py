@@ -25,6 +25,7 @@ from qinqing.kit.clock import FrozenClock
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from support.accounts import STAFF_PASSWORD, add_staff
+from support.client import AppClient
 
 GOOD = "Grassland-Horse-Tea-42"
 
@@ -173,7 +174,7 @@ def test_production_refuses_a_staff_login_without_a_second_factor(
         migrate=False,
     )
     try:
-        with TestClient(create_app(prod), raise_server_exceptions=False) as c:
+        with AppClient(create_app(prod), raise_server_exceptions=False) as c:
             refused = _login(c, "li.clerk", STAFF_PASSWORD)
             assert refused["status"] == 403 and refused["code"] == "STAFF_MFA_NOT_ENROLLED"
             secret = _enrol(rt, "li.clerk")

@@ -27,6 +27,7 @@ from qinqing.persons.service import find_by_id_number, id_number_of
 from qinqing.runtime import Runtime
 from qinqing.schema.models import Base
 from support.accounts import add_person, login, register
+from support.client import AppClient
 from support.databases import TEST_KEY
 
 OTHER_KEY = generate_key()
@@ -121,7 +122,7 @@ def _check_under(settings: Settings, clock: FrozenClock, number: str, phone: str
             assert idempotency.open_answer(rt2.vault, row.caller, row.key, row.response) == {
                 "id_number": number
             }
-        with TestClient(create_app(rt2)) as c:
+        with AppClient(create_app(rt2)) as c:
             login(c, phone)
             assert c.get("/readyz").status_code == 200
     finally:
@@ -278,7 +279,7 @@ def test_bank_links_and_webhook_secrets_survive_a_rotation(
             with rt2.db.unit_of_work() as s:
                 looked_up = s.execute(select(BankAccountIndex.account_index)).scalars().all()
             assert looked_up == [rt2.vault.index(ACCOUNT_KIND, kept)]
-            with TestClient(create_app(rt2)) as c2:
+            with AppClient(create_app(rt2)) as c2:
                 # Still linked: the same account is a duplicate, for any customer, any bank.
                 for bank, who in ((bank_a, person), (bank_b, other)):
                     r = link_customer(c2, bank, who.id_number, who.name, kept)
@@ -314,7 +315,7 @@ def test_readyz_fails_for_a_process_on_another_key(rt: Runtime) -> None:
         policies=rt.policies,
         clock=rt.clock,
     )
-    with TestClient(create_app(wrong)) as c:
+    with AppClient(create_app(wrong)) as c:
         r = c.get("/readyz")
     assert r.status_code == 503 and "key check failed" in r.json()["secret_key"]
     assert OTHER_KEY not in r.text

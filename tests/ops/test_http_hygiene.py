@@ -13,6 +13,7 @@ from qinqing.entrypoints.app import create_app
 from qinqing.kit.logs import configure, redact
 from qinqing.runtime import Runtime
 from support.accounts import add_person, login, register
+from support.client import AppClient
 
 API = "/api/v1"
 
@@ -58,7 +59,7 @@ def test_security_headers_on_every_answer(client: TestClient) -> None:
 
 
 def test_hsts_only_over_tls(rt: Runtime) -> None:
-    with TestClient(create_app(rt), base_url="https://testserver") as tls:
+    with AppClient(create_app(rt), base_url="https://testserver") as tls:
         assert tls.get("/healthz").headers["Strict-Transport-Security"].startswith("max-age=")
 
 

@@ -23,6 +23,7 @@ from qinqing.persons.service import id_number_of
 from qinqing.runtime import Runtime
 from support.accounts import STAFF_PASSWORD, add_client, add_person, add_staff, login, sms_lines
 from support.banks import add_bank, card_number, link_customer, receiver
+from support.client import AppClient
 from support.family import new_person
 from support.unbind import party, pin_verification
 
@@ -42,7 +43,7 @@ def _runtime(rt: Runtime, **settings: object) -> Runtime:
 def scraped(rt: Runtime) -> Iterator[TestClient]:
     """The app with a metrics token and one scraper network configured."""
     app = create_app(_runtime(rt, metrics_token=TOKEN, metrics_scrapers="203.0.113.0/24"))
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with AppClient(app, raise_server_exceptions=False) as c:
         yield c
 
 
@@ -84,16 +85,16 @@ def test_metrics_answer_the_token_or_a_scraper_address_and_404_to_anyone_else(
     assert "qinqing_http_requests_total" in scrape(scraped)
 
     app = scraped.app
-    with TestClient(app, client=("203.0.113.7", 40000)) as inside:
+    with AppClient(app, client=("203.0.113.7", 40000)) as inside:
         assert inside.get("/metrics").status_code == 200
     # Loopback is not trusted by itself; nor is a neighbour of the network.
     for host in ("127.0.0.1", "203.0.114.7"):
-        with TestClient(app, client=(host, 40000)) as outside:
+        with AppClient(app, client=(host, 40000)) as outside:
             assert outside.get("/metrics").status_code == 404, host
 
 
 def test_without_a_token_configured_an_empty_bearer_is_no_key(rt: Runtime) -> None:
-    with TestClient(create_app(rt), raise_server_exceptions=False) as c:
+    with AppClient(create_app(rt), raise_server_exceptions=False) as c:
         for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
             assert c.get("/metrics", headers=headers).status_code == 404
 

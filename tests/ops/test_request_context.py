@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from qinqing.entrypoints.app import create_app
 from qinqing.kit.logs import RedactingFilter
 from qinqing.runtime import Runtime
+from support.client import AppClient
 
 
 def _app_with_a_failing_route(rt: Runtime) -> FastAPI:
@@ -30,7 +31,7 @@ def _app_with_a_failing_route(rt: Runtime) -> FastAPI:
 
 @pytest.fixture
 def boom_client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(_app_with_a_failing_route(rt), raise_server_exceptions=False) as c:
+    with AppClient(_app_with_a_failing_route(rt), raise_server_exceptions=False) as c:
         yield c
 
 

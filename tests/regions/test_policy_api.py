@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from qinqing.kit.errors import DomainError
 from qinqing.regions.api import router
 from qinqing.regions.loading import load_policies
+from support.client import AppClient
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def client() -> TestClient:
         )
 
     app.include_router(router, prefix="/api/v1")
-    return TestClient(app)
+    return AppClient(app)
 
 
 def test_list_regions(client: TestClient) -> None:

@@ -20,7 +20,6 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from qinqing.access.principal import Principal
@@ -36,6 +35,7 @@ from qinqing.ledger.models import LedgerAccount, LedgerSystemAccount
 from qinqing.payments import service as payments
 from qinqing.payments.models import Payment, PaymentKey, PaymentReference
 from qinqing.persons.models import Person, PersonIdNumber
+from support.client import AppClient
 from support.databases import PG_URL, TEST_KEY, private_schema, with_options
 
 # The last commit of the release before the schema was made distributable.
@@ -147,7 +147,7 @@ def test_previous_release_database_migrates_with_its_data(
             assert institution == 4_000
             assert reconcile(s) == []
 
-        with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+        with AppClient(create_app(rt), raise_server_exceptions=False) as client:
             # The session made before the upgrade still works, and shows the same money.
             me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {old['token']}"})
             assert me.status_code == 200, me.text

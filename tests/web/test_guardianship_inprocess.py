@@ -23,6 +23,7 @@ from qinqing.family.models import FamilyLink, LinkProof
 from qinqing.family.proof_rules import MAX_FILE_BYTES
 from qinqing.runtime import Runtime
 from support.accounts import STAFF_PASSWORD, add_staff
+from support.client import AppClient
 from support.family import PERSON_PASSWORD, Party, bind, new_person
 
 API = "/api/v1"
@@ -70,7 +71,7 @@ def _web_login(client: TestClient, login_: str, password: str) -> None:
 def staff_browser(rt: Runtime, username: str, role: str, region: str) -> Iterator[TestClient]:
     """A second browser, logged in as a new staff member."""
     add_staff(rt, username, role, region)
-    with TestClient(create_app(rt), raise_server_exceptions=False) as other:
+    with AppClient(create_app(rt), raise_server_exceptions=False) as other:
         _web_login(other, username, STAFF_PASSWORD)
         yield other
 

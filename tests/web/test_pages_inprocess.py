@@ -16,6 +16,7 @@ from qinqing.persons.importer import import_csv
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
 from support.accounts import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account
+from support.client import AppClient
 from support.counter import audit_entries, counter_family
 from support.factories import person_row, write_persons_csv
 from support.family import make_active_link
@@ -32,7 +33,7 @@ def _csrf(html: str) -> str:
 
 def test_login_over_tls_sets_a_secure_http_only_cookie(rt: Runtime, client: TestClient) -> None:
     person_with_account(rt, client, phone="13800138000")
-    with TestClient(create_app(rt), base_url="https://testserver") as tls:
+    with AppClient(create_app(rt), base_url="https://testserver") as tls:
         form = tls.get("/login")
         answer = tls.post(
             "/login",
