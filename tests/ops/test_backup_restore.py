@@ -11,8 +11,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,6 +24,7 @@ from typer.testing import CliRunner
 
 from qinqing.entrypoints import demo
 from qinqing.entrypoints.cli import app
+from support import forkserver
 
 DEMO_PHONE, DEMO_PASSWORD = "13800000001", "Demo2026pass"
 
@@ -63,12 +62,7 @@ def _call(port: int, method: str, path: str, body: Any = None, token: str | None
 @contextmanager
 def _serving(data: Path, *extra: str) -> Iterator[int]:
     port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "qinqing", "serve", "--port", str(port), *extra],
-        env=_env(data),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = forkserver.start(["serve", "--port", str(port), *extra], _env(data), capture=False)
     try:
         for _ in range(600):  # until it answers (bounded; nothing timed is asserted)
             try:

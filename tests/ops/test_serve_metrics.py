@@ -18,7 +18,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from support import forkserver
 from support.databases import TEST_KEY
+from support.forkserver import ForkedProcess
 
 TOKEN = "scrape-token-for-processes"
 
@@ -54,15 +56,9 @@ def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[i
 
 
 @contextmanager
-def _serving(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def _serving(env: dict[str, str], *args: str) -> Iterator[tuple[ForkedProcess, int]]:
     port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "qinqing", "serve", "--port", str(port), *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = forkserver.start(["serve", "--port", str(port), *args], env)
     try:
         for _ in range(600):  # until a worker answers (bounded; no timing asserted)
             try:
@@ -96,13 +92,7 @@ def _value(text: str, name: str, **labels: str) -> float:
 
 
 def _run_cli(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "qinqing", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = forkserver.run(list(args), env, timeout=120)
     assert done.returncode == 0, done.stderr
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from support import forkserver
 from support.databases import TEST_KEY
 
 
@@ -31,13 +30,7 @@ def test_workers_log_our_access_line_only(tmp_path: Path) -> None:
         "QINQING_LOG_JSON": "false",
     }
     env.pop("QINQING_DATABASE_URL", None)
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "qinqing", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = forkserver.start(["serve", "--port", str(port), "--workers", "2"], env)
     try:
         rid = None
         for _ in range(600):  # until a worker answers (bounded; no timing asserted)
@@ -58,6 +51,7 @@ def test_workers_log_our_access_line_only(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
+    assert err is not None
     ours = [line for line in err.splitlines() if "GET /healthz 200" in line]
     assert ours and all("[probe-1]" in line and "qinqing.http" in line for line in ours)
     assert '"GET /healthz HTTP/1.1"' not in err

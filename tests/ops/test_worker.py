@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,9 +26,11 @@ from qinqing.notify.service import enqueue
 from qinqing.payments.models import Payment
 from qinqing.runtime import Runtime
 from qinqing.vouchers.models import Voucher
+from support import forkserver
 from support.accounts import add_person
 from support.banks import add_bank, card_number, link_customer, receiver
 from support.family import new_person
+from support.forkserver import ForkedProcess
 from support.ledger import API, authorize_body, fund, institution_headers, make_family
 from support.vouchers import redeem, scene, token_for
 
@@ -213,18 +213,12 @@ def test_two_workers_deliver_each_notice_exactly_once(rt: Runtime) -> None:
     assert _count(rt, Notification, Notification.attempts != 1) == 0
 
 
-def _start(rt: Runtime, *args: str) -> subprocess.Popen[str]:
+def _start(rt: Runtime, *args: str) -> ForkedProcess:
     env = {**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"}
-    return subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [sys.executable, "-m", "qinqing", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return forkserver.start(list(args), env)
 
 
-def _wait_for_start(proc: subprocess.Popen[str]) -> None:
+def _wait_for_start(proc: ForkedProcess) -> None:
     assert proc.stderr is not None
     for line in proc.stderr:
         if "worker started" in line:
@@ -232,7 +226,7 @@ def _wait_for_start(proc: subprocess.Popen[str]) -> None:
     pytest.fail(f"worker did not start (exit {proc.wait()})")
 
 
-def _stop_cleanly(proc: subprocess.Popen[str], *, signalled: bool = False) -> str:
+def _stop_cleanly(proc: ForkedProcess, *, signalled: bool = False) -> str:
     """SIGTERM (unless already sent); the process exits 0 having said so; its stdout."""
     if not signalled:
         proc.send_signal(signal.SIGTERM)
@@ -367,11 +361,9 @@ def test_sigterm_mid_pass_of_a_once_run_loses_nothing_and_sends_nothing_twice(
         assert got == [("delivered", 1), ("pending", 0), ("pending", 0)]
         assert rec.received[0][0]["webhook-id"] == ids[0]
         # The next pass sends the two handed back, once each; the first is not sent again.
-        again = subprocess.run(
-            [sys.executable, "-m", "qinqing", "webhooks", "deliver", "--once"],
-            env={**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"},
-            capture_output=True,
-            text=True,
+        again = forkserver.run(
+            ["webhooks", "deliver", "--once"],
+            {**os.environ, **_env(rt), "QINQING_LOG_JSON": "false"},
             timeout=120,
         )
         assert again.returncode == 0, again.stderr
