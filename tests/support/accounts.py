@@ -26,6 +26,7 @@ __all__ = [
     "STAFF_PASSWORD",
     "add_client",
     "add_person",
+    "add_person_in",
     "add_staff",
     "by_id",
     "id_number",
@@ -51,20 +52,46 @@ def add_person(
     phone: str | None = "13800138000",
     seq: int = 1,
 ) -> tuple[Person, str]:
-    number = number or id_number(seq=seq)
-    ident = ric.parse(number, rt.clock.now().date())
     with rt.db.unit_of_work() as s:
-        p = new_person(
-            rt.vault,
-            ident=ident,
+        return add_person_in(
+            s,
+            rt,
             name=name,
-            region_code=region,
+            number=number,
+            region=region,
             scheme=scheme,
             status=status,
             phone=phone,
-            now=rt.clock.now(),
+            seq=seq,
         )
-        s.add(p)
+
+
+def add_person_in(
+    s: Session,
+    rt: Runtime,
+    *,
+    name: str = "张三",
+    number: str | None = None,
+    region: str = "150600",
+    scheme: str = "employee",
+    status: str = "active",
+    phone: str | None = "13800138000",
+    seq: int = 1,
+) -> tuple[Person, str]:
+    """:func:`add_person` in the caller's unit of work."""
+    number = number or id_number(seq=seq)
+    ident = ric.parse(number, rt.clock.now().date())
+    p = new_person(
+        rt.vault,
+        ident=ident,
+        name=name,
+        region_code=region,
+        scheme=scheme,
+        status=status,
+        phone=phone,
+        now=rt.clock.now(),
+    )
+    s.add(p)
     return p, number
 
 

@@ -27,7 +27,7 @@ from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
-from support.accounts import add_client, add_person, id_number
+from support.accounts import add_client, add_person_in, id_number
 
 API = "/api/v1"
 
@@ -59,25 +59,30 @@ def make_family(
     """A holder and a resident member with a link written directly. A member of
     another region (``member_region``, ``member_area``) makes a cross-region link,
     through a quota (``via_quota``) as the national policy binds it."""
-    holder, hnum = add_person(
-        rt,
-        name="张伟",
-        number=id_number(area=area, born=born, seq=seq * 2, sex="M"),
-        region=region,
-        scheme=holder_scheme,
-        status=holder_status,
-        phone=None,
-    )
-    member, mnum = add_person(
-        rt,
-        name="张子涵",
-        number=id_number(area=member_area or area, born=born, seq=seq * 2 + 1),
-        region=member_region or region,
-        scheme="resident",
-        phone=None,
-    )
     now = rt.clock.now()
+    # One unit of work for the two persons and their link (the differential tests
+    # build a dozen families for every example).
     with rt.db.unit_of_work() as s:
+        holder, hnum = add_person_in(
+            s,
+            rt,
+            name="张伟",
+            number=id_number(area=area, born=born, seq=seq * 2, sex="M"),
+            region=region,
+            scheme=holder_scheme,
+            status=holder_status,
+            phone=None,
+        )
+        member, mnum = add_person_in(
+            s,
+            rt,
+            name="张子涵",
+            number=id_number(area=member_area or area, born=born, seq=seq * 2 + 1),
+            region=member_region or region,
+            scheme="resident",
+            phone=None,
+        )
+        s.flush()
         link = FamilyLink(
             holder_id=holder.id,
             member_id=member.id,
