@@ -68,7 +68,11 @@ def known_keys(session: Session) -> list[VaultKey]:
 
 def problem(session: Session, vault: Vault, *, rotating_ok: bool = False) -> str | None:
     """Why this vault may not serve this database (None: it may). Read-only."""
-    rows = known_keys(session)
+    return problem_among(known_keys(session), vault, rotating_ok=rotating_ok)
+
+
+def problem_among(rows: list[VaultKey], vault: Vault, *, rotating_ok: bool = False) -> str | None:
+    """:func:`problem`, from the database's key rows already read."""
     mine = vault.key_check()
     current = next((r for r in rows if r.state == CURRENT), None)
     pending = next((r for r in rows if r.state == NEXT), None)
@@ -106,8 +110,8 @@ def ensure(session: Session, vault: Vault, now: datetime, *, rotating_ok: bool =
             "progress": {},
         },
     )
-    found = problem(session, vault, rotating_ok=rotating_ok)
+    rows = known_keys(session)
+    found = problem_among(rows, vault, rotating_ok=rotating_ok)
     if found:
         raise KeyCheckError(found)
-    current = session.execute(select(VaultKey).where(VaultKey.state == CURRENT)).scalar_one()
-    vault.version = current.version
+    vault.version = next(r.version for r in rows if r.state == CURRENT)
