@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -295,6 +296,19 @@ def fast(rt: Runtime) -> FastPath:
     return path
 
 
+@pytest.fixture
+def one_loop(fast: FastPath) -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for all of a test's examples: the fast path's pool, and the
+    connections whose sessions have compiled its functions, last the whole test, as a
+    serving process's do (a loop per example opened and compiled them again each time)."""
+    loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.run_until_complete(fast.close())
+        loop.close()
+
+
 def _institutions(rt: Runtime, client: TestClient, clock: FrozenClock) -> list[Principal]:
     """Two institutions, one per world, each with a token (the SQL checks it) that
     outlives the example's clock: the ORM engine is not the one checking tokens."""
@@ -349,7 +363,11 @@ SETTINGS = settings(
 
 
 def test_fast_path_decides_as_the_engine(
-    rt: Runtime, clock: FrozenClock, client: TestClient, fast: FastPath
+    rt: Runtime,
+    clock: FrozenClock,
+    client: TestClient,
+    fast: FastPath,
+    one_loop: asyncio.AbstractEventLoop,
 ) -> None:
     rt.settings.authorize_failures_per_hour = PROBE_LIMIT
     seq = itertools.count(1)
@@ -364,23 +382,20 @@ def test_fast_path_decides_as_the_engine(
         reused = [f"D{next(refs)}" for _ in range(7)]
 
         async def go() -> None:
-            try:
-                for s in [*OPENING, *steps]:
-                    if s[0] in ("time", "fund", "top_up", "show"):
-                        _in_both(rt, clock, (a, b), insts, s)
-                        continue
-                    ref = _ref(s, refs, reused)
-                    op_a, op_b = _op(a, s, ref), _op(b, s, ref)
-                    with rt.db.unit_of_work() as session:
-                        got_a = payments.execute(session, rt, orm_inst, [op_a])[0]
-                    got_b = await through_fast(fast, fast_inst, op_b)
-                    assert _seen(a, got_a, op_a) == _seen(b, got_b, op_b), (s, got_a, got_b)
-                    if not (got_a.ok and got_b.ok):  # a refusal may be audited
-                        assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
-            finally:
-                await fast.close()
+            for s in [*OPENING, *steps]:
+                if s[0] in ("time", "fund", "top_up", "show"):
+                    _in_both(rt, clock, (a, b), insts, s)
+                    continue
+                ref = _ref(s, refs, reused)
+                op_a, op_b = _op(a, s, ref), _op(b, s, ref)
+                with rt.db.unit_of_work() as session:
+                    got_a = payments.execute(session, rt, orm_inst, [op_a])[0]
+                got_b = await through_fast(fast, fast_inst, op_b)
+                assert _seen(a, got_a, op_a) == _seen(b, got_b, op_b), (s, got_a, got_b)
+                if not (got_a.ok and got_b.ok):  # a refusal may be audited
+                    assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
 
-        asyncio.run(go())
+        one_loop.run_until_complete(go())
         assert _state(rt, a) == _state(rt, b)
         assert _counter(rt, orm_inst) == _counter(rt, fast_inst)
 
@@ -390,7 +405,11 @@ def test_fast_path_decides_as_the_engine(
 
 
 def test_fast_batches_decide_as_the_engine(
-    rt: Runtime, clock: FrozenClock, client: TestClient, fast: FastPath
+    rt: Runtime,
+    clock: FrozenClock,
+    client: TestClient,
+    fast: FastPath,
+    one_loop: asyncio.AbstractEventLoop,
 ) -> None:
     """The same, a few operations at a time: a batch of the engine
     (``payments.execute`` with the list) against one call of
@@ -416,31 +435,28 @@ def test_fast_batches_decide_as_the_engine(
         reused = [f"D{next(refs)}" for _ in range(7)]
 
         async def go() -> None:
-            try:
-                # The family without mutual aid has shown its voucher: its refusals
-                # keep their real reason, the others' are probes.
-                for s in [("show", 2, 0, 0), OPENING, *steps]:
-                    if isinstance(s, tuple):
-                        _in_both(rt, clock, (a, b), insts, s)
-                        continue
-                    refs_of = [_ref(o, refs, reused) for o in s]
-                    ops_a = [_op(a, o, r) for o, r in zip(s, refs_of, strict=True)]
-                    ops_b = [_op(b, o, r) for o, r in zip(s, refs_of, strict=True)]
-                    with rt.db.unit_of_work() as session:
-                        got_a = payments.execute(session, rt, orm_inst, ops_a)
-                    reply = await fast_batch.run(fast, fast_inst, ops_b, None, answer)
-                    got_b = reply.body
-                    assert len(got_b) == len(ops_b)
-                    seen_a = [_seen(a, g, o) for g, o in zip(got_a, ops_a, strict=True)]
-                    seen_b = [_seen(b, g, o) for g, o in zip(got_b, ops_b, strict=True)]
-                    assert seen_a == seen_b, (s, got_a, got_b)
-                    assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
-                    # Holds released on the way (overdue ones) show in the state only.
-                    assert _state(rt, a) == _state(rt, b), s
-            finally:
-                await fast.close()
+            # The family without mutual aid has shown its voucher: its refusals
+            # keep their real reason, the others' are probes.
+            for s in [("show", 2, 0, 0), OPENING, *steps]:
+                if isinstance(s, tuple):
+                    _in_both(rt, clock, (a, b), insts, s)
+                    continue
+                refs_of = [_ref(o, refs, reused) for o in s]
+                ops_a = [_op(a, o, r) for o, r in zip(s, refs_of, strict=True)]
+                ops_b = [_op(b, o, r) for o, r in zip(s, refs_of, strict=True)]
+                with rt.db.unit_of_work() as session:
+                    got_a = payments.execute(session, rt, orm_inst, ops_a)
+                reply = await fast_batch.run(fast, fast_inst, ops_b, None, answer)
+                got_b = reply.body
+                assert len(got_b) == len(ops_b)
+                seen_a = [_seen(a, g, o) for g, o in zip(got_a, ops_a, strict=True)]
+                seen_b = [_seen(b, g, o) for g, o in zip(got_b, ops_b, strict=True)]
+                assert seen_a == seen_b, (s, got_a, got_b)
+                assert _probes(rt, orm_inst) == _probes(rt, fast_inst), s
+                # Holds released on the way (overdue ones) show in the state only.
+                assert _state(rt, a) == _state(rt, b), s
 
-        asyncio.run(go())
+        one_loop.run_until_complete(go())
         assert _state(rt, a) == _state(rt, b)
         assert _counter(rt, orm_inst) == _counter(rt, fast_inst)
 
@@ -521,7 +537,11 @@ def _voucher_state(
 
 
 def test_fast_vouchers_decide_as_the_engine(
-    rt: Runtime, clock: FrozenClock, client: TestClient, fast: FastPath
+    rt: Runtime,
+    clock: FrozenClock,
+    client: TestClient,
+    fast: FastPath,
+    one_loop: asyncio.AbstractEventLoop,
 ) -> None:
     """Authorizations by family e-voucher: ``vouchers.execute`` (which judges the
     voucher, then hands the engine the holder and member it names) against
@@ -546,42 +566,39 @@ def test_fast_vouchers_decide_as_the_engine(
         keys_b: list[tuple[uuid.UUID, uuid.UUID]] = []
 
         async def go() -> None:
-            try:
-                for s in [("issue", 0, FRESH, 0), *steps]:
-                    kind = s[0]
-                    if kind == "seconds":
-                        clock.advance(timedelta(seconds=s[1]))
-                    elif kind == "fund":
-                        fund(rt, a.families[s[1]].holder_id, s[2])
-                        fund(rt, b.families[s[1]].holder_id, s[2])
-                    elif kind == "issue":
-                        tok, key = _issue(rt, a, s[1], s[2], orm_inst, fast_inst)
-                        shown_a.append(tok)
-                        keys_a.append(key)
-                        tok, key = _issue(rt, b, s[1], s[2], fast_inst, orm_inst)
-                        shown_b.append(tok)
-                        keys_b.append(key)
-                    else:
-                        ref = _ref(s, refs, reused)
-                        k = s[1]
-                        tok_a = shown_a[-1 - k] if k < len(shown_a) else "not.a-token"
-                        tok_b = shown_b[-1 - k] if k < len(shown_b) else "not.a-token"
-                        op_a = vouchers.VoucherAuthorize(tok_a, s[2], ref)
-                        op_b = vouchers.VoucherAuthorize(tok_b, s[2], ref)
-                        with rt.db.unit_of_work() as session:
-                            got_a = vouchers.execute(session, rt, orm_inst, [op_a])[0]
-                        got_b = await through_fast(fast, fast_inst, op_b)
-                        seen_a = (got_a.ok, got_a.code, got_a.status, got_a.amount_fen)
-                        seen_b = (got_b.ok, got_b.code, got_b.status, got_b.amount_fen)
-                        assert seen_a == seen_b, (s, got_a, got_b)
-                        assert got_a.expires_at == got_b.expires_at, s
-                        assert _voucher_state(rt, keys_a, orm_inst) == _voucher_state(
-                            rt, keys_b, fast_inst
-                        ), s
-            finally:
-                await fast.close()
+            for s in [("issue", 0, FRESH, 0), *steps]:
+                kind = s[0]
+                if kind == "seconds":
+                    clock.advance(timedelta(seconds=s[1]))
+                elif kind == "fund":
+                    fund(rt, a.families[s[1]].holder_id, s[2])
+                    fund(rt, b.families[s[1]].holder_id, s[2])
+                elif kind == "issue":
+                    tok, key = _issue(rt, a, s[1], s[2], orm_inst, fast_inst)
+                    shown_a.append(tok)
+                    keys_a.append(key)
+                    tok, key = _issue(rt, b, s[1], s[2], fast_inst, orm_inst)
+                    shown_b.append(tok)
+                    keys_b.append(key)
+                else:
+                    ref = _ref(s, refs, reused)
+                    k = s[1]
+                    tok_a = shown_a[-1 - k] if k < len(shown_a) else "not.a-token"
+                    tok_b = shown_b[-1 - k] if k < len(shown_b) else "not.a-token"
+                    op_a = vouchers.VoucherAuthorize(tok_a, s[2], ref)
+                    op_b = vouchers.VoucherAuthorize(tok_b, s[2], ref)
+                    with rt.db.unit_of_work() as session:
+                        got_a = vouchers.execute(session, rt, orm_inst, [op_a])[0]
+                    got_b = await through_fast(fast, fast_inst, op_b)
+                    seen_a = (got_a.ok, got_a.code, got_a.status, got_a.amount_fen)
+                    seen_b = (got_b.ok, got_b.code, got_b.status, got_b.amount_fen)
+                    assert seen_a == seen_b, (s, got_a, got_b)
+                    assert got_a.expires_at == got_b.expires_at, s
+                    assert _voucher_state(rt, keys_a, orm_inst) == _voucher_state(
+                        rt, keys_b, fast_inst
+                    ), s
 
-        asyncio.run(go())
+        one_loop.run_until_complete(go())
         assert _state(rt, a) == _state(rt, b)
         assert _counter(rt, orm_inst) is None and _counter(rt, fast_inst) is None
 
