@@ -325,6 +325,20 @@ def _institutions(rt: Runtime, client: TestClient, clock: FrozenClock) -> list[P
     return out
 
 
+def _start(
+    rt: Runtime,
+    client: TestClient,
+    clock: FrozenClock,
+    seq: itertools.count[int],
+    refs: itertools.count[int],
+    prefix: str,
+) -> tuple[World, World, list[Principal], list[str]]:
+    """An example's start: two worlds alike (the engine's and the fast path's), an
+    institution for each, and the references a step may use again."""
+    a, b = _world(rt, seq), _world(rt, seq)
+    return a, b, _institutions(rt, client, clock), [f"{prefix}{next(refs)}" for _ in range(7)]
+
+
 def _in_both(
     rt: Runtime,
     clock: FrozenClock,
@@ -376,10 +390,8 @@ def test_fast_path_decides_as_the_engine(
     @settings(SETTINGS, max_examples=examples(80))
     @given(steps=st.lists(step, min_size=1, max_size=24))
     def run(steps: list[tuple[str, int, int, int]]) -> None:
-        a, b = _world(rt, seq), _world(rt, seq)
-        insts = _institutions(rt, client, clock)
+        a, b, insts, reused = _start(rt, client, clock, seq, refs, "D")
         orm_inst, fast_inst = insts
-        reused = [f"D{next(refs)}" for _ in range(7)]
 
         async def go() -> None:
             for s in [*OPENING, *steps]:
@@ -429,10 +441,8 @@ def test_fast_batches_decide_as_the_engine(
     @settings(SETTINGS, max_examples=examples(40))
     @given(steps=st.lists(batch_step, min_size=1, max_size=8))
     def run(steps: list[Any]) -> None:
-        a, b = _world(rt, seq), _world(rt, seq)
-        insts = _institutions(rt, client, clock)
+        a, b, insts, reused = _start(rt, client, clock, seq, refs, "D")
         orm_inst, fast_inst = insts
-        reused = [f"D{next(refs)}" for _ in range(7)]
 
         async def go() -> None:
             # The family without mutual aid has shown its voucher: its refusals
@@ -556,10 +566,8 @@ def test_fast_vouchers_decide_as_the_engine(
     @settings(SETTINGS, max_examples=examples(40))
     @given(steps=st.lists(voucher_step, min_size=1, max_size=16))
     def run(steps: list[tuple[str, int, int, int]]) -> None:
-        a, b = _world(rt, seq), _world(rt, seq)
-        insts = _institutions(rt, client, clock)
+        a, b, insts, reused = _start(rt, client, clock, seq, refs, "V")
         orm_inst, fast_inst = insts
-        reused = [f"V{next(refs)}" for _ in range(7)]
         shown_a: list[str] = []
         shown_b: list[str] = []
         keys_a: list[tuple[uuid.UUID, uuid.UUID]] = []

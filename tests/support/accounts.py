@@ -26,7 +26,6 @@ __all__ = [
     "STAFF_PASSWORD",
     "add_client",
     "add_person",
-    "add_person_in",
     "add_staff",
     "by_id",
     "id_number",
@@ -51,34 +50,10 @@ def add_person(
     status: str = "active",
     phone: str | None = "13800138000",
     seq: int = 1,
+    session: Session | None = None,
 ) -> tuple[Person, str]:
-    with rt.db.unit_of_work() as s:
-        return add_person_in(
-            s,
-            rt,
-            name=name,
-            number=number,
-            region=region,
-            scheme=scheme,
-            status=status,
-            phone=phone,
-            seq=seq,
-        )
-
-
-def add_person_in(
-    s: Session,
-    rt: Runtime,
-    *,
-    name: str = "张三",
-    number: str | None = None,
-    region: str = "150600",
-    scheme: str = "employee",
-    status: str = "active",
-    phone: str | None = "13800138000",
-    seq: int = 1,
-) -> tuple[Person, str]:
-    """:func:`add_person` in the caller's unit of work."""
+    """A person in the registry (no account); in ``session`` when given, else in a
+    unit of work of its own."""
     number = number or id_number(seq=seq)
     ident = ric.parse(number, rt.clock.now().date())
     p = new_person(
@@ -91,7 +66,11 @@ def add_person_in(
         phone=phone,
         now=rt.clock.now(),
     )
-    s.add(p)
+    if session is not None:
+        session.add(p)
+        return p, number
+    with rt.db.unit_of_work() as s:
+        s.add(p)
     return p, number
 
 

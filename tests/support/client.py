@@ -24,6 +24,8 @@ import httpx2 as httpx
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message
 
+from qinqing.http.retry import replay_body
+
 _PortalFactory = Callable[[], contextlib.AbstractContextManager[anyio.from_thread.BlockingPortal]]
 
 
@@ -95,15 +97,12 @@ class _OneTrip(httpx.BaseTransport):
     async def _exchange(self, scope: dict[str, Any], body: bytes) -> _Answer:
         answer = _Answer()
         complete = anyio.Event()
-        asked = False
 
-        async def receive() -> Message:
-            nonlocal asked
-            if not asked:
-                asked = True
-                return {"type": "http.request", "body": body, "more_body": False}
+        async def disconnect() -> Message:
             await complete.wait()  # the client "disconnects" once the answer is whole
             return {"type": "http.disconnect"}
+
+        receive = replay_body(body, disconnect)
 
         async def send(message: Message) -> None:
             kind = message["type"]

@@ -22,7 +22,7 @@ from qinqing.auth.models import PersonAccount
 from qinqing.family.rules import age_on
 from qinqing.persons.models import Person
 from qinqing.runtime import Runtime
-from support.accounts import id_number, login, register
+from support.accounts import add_person, id_number, login, register
 from support.guardians import register_guardians
 
 API = "/api/v1"
@@ -100,26 +100,13 @@ def new_person(
     """A person with a fresh ID number and phone; with ``account`` (needs ``client``)
     also an app account, a login and a payment password. Without an account the
     headers are empty."""
-    from qinqing.identity import ric
-    from qinqing.persons.service import new_person as make_person
-
     serial = _next_serial(rt)
     number = _free_id_number(rt, AREA[region], born, sex, serial)
     phone = f"137{serial:08d}"
-    with rt.db.unit_of_work() as s:
-        s.add(
-            make_person(
-                rt.vault,
-                ident=ric.parse(number, rt.clock.now().date()),
-                name=name,
-                region_code=region,
-                scheme=scheme,
-                status=status,
-                phone=phone,
-                now=rt.clock.now(),
-            )
-        )
-    pid = person_id_of(rt, number)
+    person, _ = add_person(
+        rt, name=name, number=number, region=region, scheme=scheme, status=status, phone=phone
+    )
+    pid = person.id
     headers: dict[str, str] = {}
     if account:
         assert client is not None, "an account needs the test client"
@@ -145,15 +132,6 @@ def _free_id_number(rt: Runtime, area: str, born: date, sex: str, serial: int) -
             if find_by_id_number(s, rt.vault, number) is None:
                 return number
     raise AssertionError("no free ID number")  # pragma: no cover
-
-
-def person_id_of(rt: Runtime, number: str) -> uuid.UUID:
-    from qinqing.persons.service import find_by_id_number
-
-    with rt.db.unit_of_work() as s:
-        person = find_by_id_number(s, rt.vault, number)
-        assert person is not None
-        return person.id
 
 
 def relogin(client: TestClient, party: Party) -> dict[str, str]:

@@ -116,11 +116,11 @@ class Forked:
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
+        while (code := self.poll()) is None:
             if deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(f"qinqing (pid {self.pid})", timeout or 0)
-            time.sleep(0.05)
-        return -1
+            time.sleep(0.02)
+        return code
 
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -261,15 +261,6 @@ class ForkedProcess(Forked):
                 time.sleep(0.01)
             else:
                 self.returncode = -1
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.args, timeout or 0)
-            time.sleep(0.02)
-        assert self.returncode is not None
         return self.returncode
 
     def send_signal(self, sig: int) -> None:

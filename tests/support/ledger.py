@@ -27,7 +27,7 @@ from qinqing.payments import service as payments
 from qinqing.payments.fast import FastPath
 from qinqing.runtime import Runtime
 from qinqing.vouchers import service as vouchers
-from support.accounts import add_client, add_person_in, id_number
+from support.accounts import add_client, add_person, id_number
 
 API = "/api/v1"
 
@@ -63,9 +63,9 @@ def make_family(
     # One unit of work for the two persons and their link (the differential tests
     # build a dozen families for every example).
     with rt.db.unit_of_work() as s:
-        holder, hnum = add_person_in(
-            s,
+        holder, hnum = add_person(
             rt,
+            session=s,
             name="张伟",
             number=id_number(area=area, born=born, seq=seq * 2, sex="M"),
             region=region,
@@ -73,9 +73,9 @@ def make_family(
             status=holder_status,
             phone=None,
         )
-        member, mnum = add_person_in(
-            s,
+        member, mnum = add_person(
             rt,
+            session=s,
             name="张子涵",
             number=id_number(area=member_area or area, born=born, seq=seq * 2 + 1),
             region=member_region or region,
