@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +21,14 @@ from qinqing.entrypoints.cli import app
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 from support.accounts import STAFF_PASSWORD, add_staff, login
-from support.banks import API, add_bank, card_number, link_customer, receiver
+from support.banks import (
+    API,
+    add_bank,
+    card_number,
+    link_customer,
+    receiver,
+    self_signed_tls,
+)
 from support.family import PAYMENT_PASSWORD, bind, consent, make_active_link, new_person
 
 PIN = {"method": "payment_password", "payment_password": PAYMENT_PASSWORD}
@@ -115,6 +123,25 @@ def test_a_timeout_is_a_failed_attempt(
         assert event.last_status_code is None
         real_now.advance(timedelta(hours=1))
         assert deliver_webhooks(rt, real_now.now(), 10) == 1
+
+
+def test_a_receiver_whose_certificate_no_one_signed_gets_nothing(
+    rt: Runtime, client: TestClient, real_now: FrozenClock, tmp_path: Path
+) -> None:
+    # Every pass of a process verifies with the same loaded roots: the second too.
+    with receiver(tls=self_signed_tls(tmp_path)) as rec:
+        bank, _ = add_bank(rt, client, "BANKA", webhook_url=rec.url)
+        person = new_person(rt, name="郑四", account=False)
+        link_customer(client, bank, person.id_number, person.name, card_number(5))
+        for _ in range(2):
+            assert deliver_webhooks(rt, real_now.now(), 10) == 0
+            [event] = events(rt)
+            assert event.status == "pending" and event.last_error == "ConnectError"
+            real_now.advance(timedelta(hours=1))
+    # The sender broke each handshake off because it does not know who signed the
+    # certificate, and sent nothing.
+    assert rec.tls_refusals == ["TLSV1_ALERT_UNKNOWN_CA"] * 2
+    assert rec.received == []
 
 
 def test_after_max_attempts_an_event_fails_and_an_operator_retries_it(

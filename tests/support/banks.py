@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from stdnum import luhn
@@ -140,13 +148,52 @@ class Receiver:
     script: list[int | str] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    # Over HTTPS: why each handshake a sender broke off failed, as OpenSSL names it.
+    tls_refusals: list[str] = field(default_factory=list)
 
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body in self.received]
 
 
+def self_signed_tls(folder: Path) -> ssl.SSLContext:
+    """A server's TLS context with a certificate for 127.0.0.1 that no one signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "receiver.crt", folder / "receiver.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 @contextmanager
-def receiver(script: list[int | str] | None = None) -> Iterator[Receiver]:
+def receiver(
+    script: list[int | str] | None = None, *, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    """A bank's webhook receiver on 127.0.0.1 answering each POST as ``script`` says
+    (a status, or "hang"), then 200; over HTTPS with ``tls``."""
     rec = Receiver(script=list(script or []))
 
     class Handler(BaseHTTPRequestHandler):
@@ -164,9 +211,20 @@ def receiver(script: list[int | str] | None = None) -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def get_request(self) -> tuple[Any, Any]:
+            try:
+                return super().get_request()
+            except ssl.SSLError as exc:
+                rec.tls_refusals.append(str(exc.reason))
+                raise
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "http" if tls is None else "https"
+    rec.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
