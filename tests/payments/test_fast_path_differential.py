@@ -579,8 +579,7 @@ def test_fast_vouchers_decide_as_the_engine(
                 if kind == "seconds":
                     clock.advance(timedelta(seconds=s[1]))
                 elif kind == "fund":
-                    fund(rt, a.families[s[1]].holder_id, s[2])
-                    fund(rt, b.families[s[1]].holder_id, s[2])
+                    _in_both(rt, clock, (a, b), insts, s)
                 elif kind == "issue":
                     tok, key = _issue(rt, a, s[1], s[2], orm_inst, fast_inst)
                     shown_a.append(tok)

@@ -215,7 +215,7 @@ def _release(rt: Runtime, claims: Sequence[_Claim], now: datetime) -> None:
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """The TLS settings every pass of this process verifies receivers with: httpx's
-    defaults (certifi's roots), loaded once. Loading the roots costs about 10 ms of
+    defaults (certifi's roots), loaded once. Loading the roots costs about 20 ms of
     CPU, which a new client per pass paid again every time."""
     return httpx.create_ssl_context()
 
