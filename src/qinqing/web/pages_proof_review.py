@@ -10,8 +10,6 @@ that changes nothing, never cached, never sniffed, shown inline.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
@@ -23,9 +21,9 @@ from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
 from qinqing.web.pages_proof import shown_params
-from qinqing.web.render import page, redirect, t
+from qinqing.web.render import page, redirect
+from qinqing.web.review_form import read_decision, refused_field
 from qinqing.web.session import ReviewerPage, StaffPage
-from qinqing.web.translations import N_
 
 router = APIRouter(include_in_schema=False)
 
@@ -98,25 +96,16 @@ def decide(
     rt: RuntimeDep,
 ) -> Response:
     key = form_key(form)
-    values = {"decision": form.get("decision", ""), "comment": form.get("comment", "").strip()}
     errors = Errors()
-    decision: Literal["approve", "reject"] | None = (
-        "approve"
-        if values["decision"] == "approve"
-        else "reject"
-        if values["decision"] == "reject"
-        else None
-    )
+    chosen = read_decision(request, form, errors)
+    values, decision = chosen.values, chosen.decision
     if decision is None:
-        errors.add("decision", t(request, N_("请选择审核结果")))
         return _detail(
             request, session, rt, principal, proof_id, key=key, values=values, errors=errors
         )
 
     def handler() -> tuple[int, dict[str, str]]:
-        item = proofs.decide(
-            session, rt, principal, proof_id, decision, values["comment"][:500] or None
-        )
+        item = proofs.decide(session, rt, principal, proof_id, decision, chosen.comment)
         return 200, {"id": str(item.proof.id), "status": item.proof.status}
 
     answer, refused = attempt(
@@ -126,7 +115,7 @@ def decide(
         assert refused is not None
         if refused.status == 404:
             raise refused
-        field = "comment" if refused.code == "COMMENT_REQUIRED" else "decision"
+        field = refused_field(refused.code)
         # Approval decides the binding rules again: every refusal found is listed.
         for code in refused.extra.get("refusals") or [refused.code]:
             params = refused.params if code == refused.code else {}

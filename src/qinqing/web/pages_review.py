@@ -4,7 +4,7 @@ request, approve or reject with a comment. Reviewers log in on the same 登录 p
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -19,9 +19,9 @@ from qinqing.runtime import Runtime
 from qinqing.unbind import review as unbind_review
 from qinqing.unbind.models import RequestStatus
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text, form_key, new_form_key, once
-from qinqing.web.render import page, redirect, t
+from qinqing.web.render import page, redirect
+from qinqing.web.review_form import read_decision, refused_field
 from qinqing.web.session import ReviewerPage
-from qinqing.web.translations import N_
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
@@ -108,25 +108,16 @@ def decide(
     rt: RuntimeDep,
 ) -> Response:
     key = form_key(form)
-    values = {"decision": form.get("decision", ""), "comment": form.get("comment", "").strip()}
     errors = Errors()
-    decision: Literal["approve", "reject"] | None = (
-        "approve"
-        if values["decision"] == "approve"
-        else "reject"
-        if values["decision"] == "reject"
-        else None
-    )
+    chosen = read_decision(request, form, errors)
+    values, decision = chosen.values, chosen.decision
     if decision is None:
-        errors.add("decision", t(request, N_("请选择审核结果")))
         return _detail(
             request, session, rt, principal, request_id, key=key, values=values, errors=errors
         )
 
     def handler() -> tuple[int, dict[str, str]]:
-        outcome = unbind_review.decide(
-            session, rt, principal, request_id, decision, values["comment"] or None
-        )
+        outcome = unbind_review.decide(session, rt, principal, request_id, decision, chosen.comment)
         return 200, {"status": outcome.request.status}
 
     body = dict(values)
@@ -134,7 +125,7 @@ def decide(
     if refused is not None:
         if refused.status == 404:
             raise refused
-        field = "comment" if refused.code == "COMMENT_REQUIRED" else "decision"
+        field = refused_field(refused.code)
         errors.add(field, domain_text(request, refused.code, refused.params))
         return _detail(
             request, session, rt, principal, request_id, key=key, values=values, errors=errors
