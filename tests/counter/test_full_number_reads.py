@@ -4,13 +4,12 @@ read audited; reviewers see them masked; the web's GET person page writes nothin
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 
 from qinqing.runtime import Runtime
 from support.accounts import STAFF_PASSWORD
 from support.counter import audit_entries, clerk, counter_family, lookup, staff
+from support.pages import web_login
 
 API = "/api/v1"
 
@@ -41,13 +40,7 @@ def test_a_reviewer_or_admin_of_the_region_sees_masked_numbers(
 
 
 def _web_login(client: TestClient, username: str) -> None:
-    form = client.get("/login").text
-    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
-    assert token
-    client.post(
-        "/login",
-        data={"csrf_token": token.group(1), "login": username, "password": STAFF_PASSWORD},
-    )
+    web_login(client, username, STAFF_PASSWORD)
 
 
 def test_the_person_page_a_get_shows_is_masked_and_writes_no_audit(

@@ -9,8 +9,6 @@ import re
 import struct
 import uuid
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -18,13 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from qinqing.audit.models import AuditEntry
-from qinqing.entrypoints.app import create_app
 from qinqing.family.models import FamilyLink, LinkProof
 from qinqing.family.proof_rules import MAX_FILE_BYTES
 from qinqing.runtime import Runtime
-from support.accounts import STAFF_PASSWORD, add_staff
-from support.client import AppClient
 from support.family import PERSON_PASSWORD, Party, bind, new_person
+from support.pages import csrf_of, staff_browser, web_login
 
 API = "/api/v1"
 
@@ -49,31 +45,6 @@ class Pending:
     holder: Party
     child: Party
     link_id: str
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found
-    return found.group(1)
-
-
-def _web_login(client: TestClient, login_: str, password: str) -> None:
-    form = client.get("/login")
-    answer = client.post(
-        "/login",
-        data={"csrf_token": _csrf(form.text), "login": login_, "password": password},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-
-
-@contextmanager
-def staff_browser(rt: Runtime, username: str, role: str, region: str) -> Iterator[TestClient]:
-    """A second browser, logged in as a new staff member."""
-    add_staff(rt, username, role, region)
-    with AppClient(create_app(rt), raise_server_exceptions=False) as other:
-        _web_login(other, username, STAFF_PASSWORD)
-        yield other
 
 
 def pending_link(rt: Runtime, client: TestClient) -> Pending:
@@ -107,12 +78,12 @@ def test_a_refused_upload_is_an_error_summary_and_stores_nothing(
     rt: Runtime, client: TestClient
 ) -> None:
     made = pending_link(rt, client)
-    _web_login(client, made.holder.phone, PERSON_PASSWORD)
+    web_login(client, made.holder.phone, PERSON_PASSWORD)
     page = client.get(f"/family/links/{made.link_id}")
     assert page.status_code == 200 and "待提交监护证明" in page.text
     assert 'enctype="multipart/form-data"' in page.text
     assert "出示电子凭证" not in page.text and "今年的共济支付" not in page.text
-    csrf = _csrf(page.text)
+    csrf = csrf_of(page.text)
 
     # Text called proof.png: refused by its content, shown at the file field.
     text = client.post(
@@ -185,7 +156,7 @@ def test_the_document_is_only_for_staff_of_the_childs_region(
     proof_id = r.json()["id"]
     document = f"/review/proofs/{proof_id}/document"
 
-    _web_login(client, made.holder.phone, PERSON_PASSWORD)
+    web_login(client, made.holder.phone, PERSON_PASSWORD)
     assert client.get(document).status_code == 403  # the holder never gets the file back
     with staff_browser(rt, "reviewer-gz", "reviewer", "440100") as far:
         assert far.get(document).status_code == 404
@@ -207,7 +178,7 @@ def test_the_document_is_only_for_staff_of_the_childs_region(
         assert shown.headers["content-disposition"] == "inline"
         assert audit_count(rt) == before  # a GET that changes nothing
 
-        csrf = _csrf(detail.text)
+        csrf = csrf_of(detail.text)
         refused = reviewer.post(
             f"/review/proofs/{proof_id}",
             data={"csrf_token": csrf, "decision": "reject", "comment": ""},
@@ -236,7 +207,7 @@ def test_the_counter_check_is_for_clerks_of_the_childs_region(
     with staff_browser(rt, "clerk-eeds", "clerk", "150600") as clerk:
         page = clerk.get(form)
         assert page.status_code == 200 and "查验监护证明" in page.text
-        csrf = _csrf(page.text)
+        csrf = csrf_of(page.text)
         refused = clerk.post(
             form,
             data={
@@ -278,7 +249,7 @@ def test_a_counter_binding_that_waits_for_proof_says_so(rt: Runtime, client: Tes
         done = clerk.post(
             "/counter/bind",
             data={
-                "csrf_token": _csrf(form.text),
+                "csrf_token": csrf_of(form.text),
                 "holder_name": holder.name,
                 "holder_document_type": "resident_id",
                 "holder_document_number": holder.id_number,

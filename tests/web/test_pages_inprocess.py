@@ -5,6 +5,7 @@ rules and audit, and the e-voucher shown only to a POST."""
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from qinqing.audit.actor import Actor
 from qinqing.entrypoints.app import create_app
 from qinqing.persons.importer import import_csv
 from qinqing.runtime import Runtime
+from qinqing.unbind.models import UnbindRequest
 from qinqing.vouchers.models import Voucher
 from support.accounts import PASSWORD, STAFF_PASSWORD, add_staff, person_with_account
 from support.client import AppClient
@@ -21,14 +23,11 @@ from support.counter import audit_entries, counter_family
 from support.factories import person_row, write_persons_csv
 from support.family import make_active_link
 from support.ledger import authorize_body, fund, institution_headers, make_family
+from support.pages import csrf_of, staff_browser, web_login
+from support.unbind import family as unbind_family
+from support.unbind import pin_verification
 
 OPERATOR = Actor("operator", "pytest", "admin")
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found
-    return found.group(1)
 
 
 def test_login_over_tls_sets_a_secure_http_only_cookie(rt: Runtime, client: TestClient) -> None:
@@ -37,7 +36,7 @@ def test_login_over_tls_sets_a_secure_http_only_cookie(rt: Runtime, client: Test
         form = tls.get("/login")
         answer = tls.post(
             "/login",
-            data={"csrf_token": _csrf(form.text), "login": "13800138000", "password": PASSWORD},
+            data={"csrf_token": csrf_of(form.text), "login": "13800138000", "password": PASSWORD},
             follow_redirects=False,
         )
         assert answer.status_code == 303 and answer.headers["location"] == "/me"
@@ -57,12 +56,13 @@ def test_refusals_are_pages_on_the_web_and_problems_on_the_api(
     refused = client.post("/login", data={"login": "13800138000", "password": PASSWORD})
     assert refused.status_code == 403 and "页面已过期" in refused.text
     wrong = client.post(
-        "/login", data={"csrf_token": _csrf(form.text), "login": "13800138000", "password": "nope"}
+        "/login",
+        data={"csrf_token": csrf_of(form.text), "login": "13800138000", "password": "nope"},
     )
     assert wrong.status_code == 422 and "账号或密码错误" in wrong.text
     client.post(
         "/login",
-        data={"csrf_token": _csrf(form.text), "login": "13800138000", "password": PASSWORD},
+        data={"csrf_token": csrf_of(form.text), "login": "13800138000", "password": PASSWORD},
     )
     missing = client.get("/family/links/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and "找不到这个页面" in missing.text
@@ -71,27 +71,17 @@ def test_refusals_are_pages_on_the_web_and_problems_on_the_api(
     assert api.status_code == 401 and api.json()["code"] == "UNAUTHENTICATED"
 
 
-def _web_login(client: TestClient, login_: str, password: str) -> None:
-    form = client.get("/login")
-    answer = client.post(
-        "/login",
-        data={"csrf_token": _csrf(form.text), "login": login_, "password": password},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
-
-
 def test_counter_lookup_is_audited_and_a_foreign_clerk_finds_nobody(
     rt: Runtime, client: TestClient
 ) -> None:
     family = counter_family(rt)
     add_staff(rt, "clerk-gz", "clerk", "440100")
-    _web_login(client, "clerk-gz", STAFF_PASSWORD)
+    web_login(client, "clerk-gz", STAFF_PASSWORD)
     desk = client.get("/counter")
     assert desk.status_code == 200
     found = client.post(
         "/counter/lookup",
-        data={"csrf_token": _csrf(desk.text), "id_number": family.holder_number},
+        data={"csrf_token": csrf_of(desk.text), "id_number": family.holder_number},
     )
     # Another region's clerk gets the answer an unknown number gets, and it is audited.
     assert found.status_code == 404 and "本地区没有这个身份证号码的参保人员" in found.text
@@ -102,7 +92,7 @@ def test_counter_lookup_is_audited_and_a_foreign_clerk_finds_nobody(
 def test_counter_pages_refuse_persons_and_reviewers(rt: Runtime, client: TestClient) -> None:
     family = counter_family(rt)
     add_staff(rt, "reviewer-1", "reviewer", "150600")
-    _web_login(client, "reviewer-1", STAFF_PASSWORD)
+    web_login(client, "reviewer-1", STAFF_PASSWORD)
     assert client.get("/counter").status_code == 403
     assert client.get(f"/counter/persons/{family.holder.id}").status_code == 403
     receipt = client.get(
@@ -115,12 +105,12 @@ def test_a_voucher_is_shown_only_to_a_post_with_its_csrf_token(
     rt: Runtime, client: TestClient
 ) -> None:
     person_with_account(rt, client, phone="13800138000")
-    _web_login(client, "13800138000", PASSWORD)
+    web_login(client, "13800138000", PASSWORD)
     refused = client.post("/me/voucher", data={})
     assert refused.status_code == 403 and "<svg" not in refused.text
     intro = client.get("/me/voucher")
     assert intro.status_code == 200 and "<svg" not in intro.text
-    shown = client.post("/me/voucher", data={"csrf_token": _csrf(intro.text)})
+    shown = client.post("/me/voucher", data={"csrf_token": csrf_of(intro.text)})
     assert shown.status_code == 200 and "<svg" in shown.text
     assert shown.headers["cache-control"] == "no-store"
     with rt.db.read_only() as s:
@@ -140,7 +130,7 @@ def test_the_clerk_sees_the_unsettled_bill_behind_the_blocker(
     )
     assert r.status_code == 201, r.text
     add_staff(rt, "clerk-1", "clerk", "150600")
-    _web_login(client, "clerk-1", STAFF_PASSWORD)
+    web_login(client, "clerk-1", STAFF_PASSWORD)
     page_ = client.get(f"/counter/links/{fam.link_id}/unbind?on_behalf_of=holder")
     assert page_.status_code == 200, page_.text
     assert 'data-code="UNSETTLED_PAYMENTS"' in page_.text
@@ -151,7 +141,7 @@ def test_cursor_paged_pages_refuse_page_numbers(rt: Runtime, client: TestClient)
     """我的消息 and 账户明细 page by 'older' links (a cursor): a page number, good or
     bad, is the not-found page rather than page 1 shown as if it were page N."""
     person_with_account(rt, client, phone="13800138000")
-    _web_login(client, "13800138000", PASSWORD)
+    web_login(client, "13800138000", PASSWORD)
     for path in ("/me/notifications", "/me/account"):
         assert client.get(path).status_code == 200
         for query in ("page=-1", "page_size=100000", "page=2"):
@@ -226,3 +216,46 @@ def test_a_deceased_persons_pages_show_the_status_and_why_their_links_ended(
     english = re.sub(r"<[^>]+>", "", client.get("/me/notifications").text)
     assert f"your family link with {made.member.name} has ended" in english
     assert "Deceased" in client.get("/me").text
+
+
+def test_the_review_page_asks_for_a_choice_and_keeps_the_apis_comment_limit(
+    rt: Runtime, client: TestClient
+) -> None:
+    """A reviewer's form posted without a choice is shown again with the question and
+    decides nothing; a rejection's comment is kept to the 500 characters the API takes."""
+    _, _, _, member_headers, link = unbind_family(rt, client, region="440100")
+    submitted = client.post(
+        f"/api/v1/family/links/{link.id}/unbind",
+        headers=member_headers,
+        json={"verification": pin_verification()},
+    )
+    assert submitted.status_code == 200, submitted.text
+    request_id = submitted.json()["request"]["id"]
+    path = f"/review/requests/{request_id}"
+    with staff_browser(rt, "reviewer-gz", "reviewer", "440100") as reviewer:
+        csrf = csrf_of(reviewer.get(path).text)
+        unchosen = reviewer.post(path, data={"csrf_token": csrf, "comment": "已核实"})
+        assert unchosen.status_code == 422 and "请选择审核结果" in unchosen.text
+        assert _request_row(rt, request_id) == ("pending_review", None)
+
+        comment = "双方已分开生活，材料不全。" * 50  # 650 characters
+        rejected = reviewer.post(
+            path,
+            data={"csrf_token": csrf, "decision": "reject", "comment": comment},
+            follow_redirects=False,
+        )
+        assert rejected.status_code == 303, rejected.text
+    assert _request_row(rt, request_id) == ("rejected", comment[:500])
+    # The applicant reads the same comment over the API.
+    seen = client.get(f"/api/v1/unbind-requests/{request_id}", headers=member_headers)
+    assert seen.json()["decision_comment"] == comment[:500]
+
+
+def _request_row(rt: Runtime, request_id: str) -> tuple[str, str | None]:
+    with rt.db.read_only() as s:
+        row = s.execute(
+            select(UnbindRequest.status, UnbindRequest.decision_comment).where(
+                UnbindRequest.id == uuid.UUID(request_id)
+            )
+        ).one()
+    return row[0], row[1]

@@ -4,33 +4,22 @@ the reason next to the box; on both databases."""
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 
 from qinqing.runtime import Runtime
 from support.accounts import PASSWORD, person_with_account
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found
-    return found.group(1)
+from support.pages import csrf_of, web_login
 
 
 def _login(client: TestClient) -> None:
-    form = client.get("/login")
-    client.post(
-        "/login",
-        data={"csrf_token": _csrf(form.text), "login": "13800138000", "password": PASSWORD},
-    )
+    web_login(client, "13800138000", PASSWORD)
 
 
 def _submit(client: TestClient, **fields: str) -> tuple[int, str]:
     form = client.get("/me/payment-password")
     answer = client.post(
         "/me/payment-password",
-        data={"csrf_token": _csrf(form.text), **fields},
+        data={"csrf_token": csrf_of(form.text), **fields},
         follow_redirects=False,
     )
     return answer.status_code, answer.text

@@ -14,24 +14,13 @@ from fastapi.testclient import TestClient
 from qinqing.kit.clock import FrozenClock
 from qinqing.runtime import Runtime
 from support.family import PAYMENT_PASSWORD, PERSON_PASSWORD, Party
+from support.pages import csrf_of, web_login
 from support.quota import quota_balance, quota_family, top_up
 from support.resident import API, balance_of, resident_family
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found
-    return found.group(1)
-
-
 def _web_login(client: TestClient, who: Party) -> None:
-    form = client.get("/login")
-    answer = client.post(
-        "/login",
-        data={"csrf_token": _csrf(form.text), "login": who.phone, "password": PERSON_PASSWORD},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
+    web_login(client, who.phone, PERSON_PASSWORD)
 
 
 def _text(html: str) -> str:
@@ -90,7 +79,7 @@ def test_a_member_posting_a_top_up_is_refused_and_nothing_moves(
     refused = client.post(
         f"/family/links/{made.link_id}/quota",
         data={
-            "csrf_token": _csrf(form.text),
+            "csrf_token": csrf_of(form.text),
             "amount": "100",
             "payment_password": PAYMENT_PASSWORD,
         },
@@ -107,7 +96,7 @@ def test_an_amount_beyond_the_maximum_is_said_in_yuan(rt: Runtime, client: TestC
     refused = client.post(
         f"/family/links/{made.link_id}/quota",
         data={
-            "csrf_token": _csrf(form.text),
+            "csrf_token": csrf_of(form.text),
             "amount": "999999999",
             "payment_password": PAYMENT_PASSWORD,
         },

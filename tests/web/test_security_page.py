@@ -3,31 +3,20 @@ a password change with its refusals next to the right box, and 退出所有设�
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 
 from qinqing.runtime import Runtime
 from support.accounts import PASSWORD, login, person_with_account
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found
-    return found.group(1)
+from support.pages import csrf_of, web_login
 
 
 def _web_login(client: TestClient) -> None:
-    form = client.get("/login")
-    client.post(
-        "/login",
-        data={"csrf_token": _csrf(form.text), "login": "13800138000", "password": PASSWORD},
-    )
+    web_login(client, "13800138000", PASSWORD)
 
 
 def _post(client: TestClient, path: str, **fields: str) -> tuple[int, str, str]:
     form = client.get("/me/security")
-    r = client.post(path, data={"csrf_token": _csrf(form.text), **fields}, follow_redirects=False)
+    r = client.post(path, data={"csrf_token": csrf_of(form.text), **fields}, follow_redirects=False)
     return r.status_code, r.text, r.headers.get("location", "")
 
 
