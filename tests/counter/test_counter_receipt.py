@@ -34,6 +34,8 @@ def test_the_receipt_of_a_completed_unbind(rt: Runtime, client: TestClient) -> N
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf"
     assert r.headers["cache-control"] == "no-store"
+    # Shown in the caller's viewer, named for the request it is the receipt of.
+    assert r.headers["content-disposition"] == f'inline; filename="receipt-{request_id}.pdf"'
     assert r.content.startswith(b"%PDF-")
     text = pdf_text(r.content)
     for field in (

@@ -255,14 +255,7 @@ def proof_receipt_pdf(
     (the member's): the document (its number masked), the form number, the link
     (parties masked), the time and the clerk. Other proofs: 404."""
     data = service.proof_receipt(session, rt, principal, proof_id)
-    return Response(
-        receipt.render(data),
-        media_type="application/pdf",
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'inline; filename="receipt-{data.request_id}.pdf"',
-        },
-    )
+    return receipt.as_response(data, disposition="inline")
 
 
 @router.get(
@@ -284,11 +277,4 @@ def receipt_pdf(
     time in Beijing time, the outcome (解除成功 / 审核中, or the reviewer's
     decision) and the request id. Other requests: 404."""
     data = service.receipt(session, rt, principal, request_id)
-    return Response(
-        receipt.render(data),
-        media_type="application/pdf",
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'inline; filename="receipt-{data.request_id}.pdf"',
-        },
-    )
+    return receipt.as_response(data, disposition="inline")

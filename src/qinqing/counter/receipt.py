@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Literal
 
 # reportlab ships no type hints (typeshed's types-reportlab is not a dependency).
 from reportlab.lib.pagesizes import A5  # type: ignore[import-untyped]
@@ -21,6 +22,7 @@ from reportlab.lib.units import mm  # type: ignore[import-untyped]
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont  # type: ignore[import-untyped]
 from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
+from starlette.responses import Response
 
 from qinqing.counter import rules
 from qinqing.counter.service import ReceiptData
@@ -146,3 +148,18 @@ def render(data: ReceiptData) -> bytes:
     pdf.showPage()
     pdf.save()
     return buf.getvalue()
+
+
+def as_response(data: ReceiptData, *, disposition: Literal["inline", "attachment"]) -> Response:
+    """The receipt as an HTTP answer, for the API (shown ``inline``) and for the
+    clerk's 打印回执 in the browser (an ``attachment`` to print): never cached, as
+    every answer that names persons, even masked; never sniffed as anything else."""
+    return Response(
+        render(data),
+        media_type="application/pdf",
+        headers={
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'{disposition}; filename="receipt-{data.request_id}.pdf"',
+        },
+    )

@@ -182,12 +182,4 @@ def proof_receipt(
 ) -> Response:
     """The same receipt as the API's, for the clerk's browser session (打印回执)."""
     data = counter.proof_receipt(session, rt, principal, proof_id)
-    return Response(
-        receipt_pdf.render(data),
-        media_type="application/pdf",
-        headers={
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": f'attachment; filename="receipt-{data.request_id}.pdf"',
-        },
-    )
+    return receipt_pdf.as_response(data, disposition="attachment")
