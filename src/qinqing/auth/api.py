@@ -32,7 +32,7 @@ from qinqing.auth.schemas import (
     SmsCodeOut,
     TokenOut,
 )
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep, client_address
 from qinqing.http.problems import locale_of, problem
 from qinqing.kit import i18n
 from qinqing.kit.errors import DomainError
@@ -43,12 +43,6 @@ from qinqing.runtime import Runtime
 router = APIRouter()
 
 
-def _source(request: Request) -> str:
-    # The socket peer, or the client a trusted proxy named (QINQING_TRUSTED_PROXIES,
-    # applied by the proxy-headers middleware); never a header from anyone else.
-    return request.client.host if request.client else "unknown"
-
-
 @router.post("/auth/register/sms-code", status_code=202, response_model=SmsCodeOut, tags=["auth"])
 def register_sms_code(
     body: SmsCodeIn, request: Request, rt: RuntimeDep, background: BackgroundTasks
@@ -56,7 +50,7 @@ def register_sms_code(
     """Send a one-time code to the phone on the registry record. The answer is the
     same whether or not the person exists, the name matches, or a code was sent."""
     message = registration.request_code(
-        rt, id_number=body.id_number, name=body.name, source=_source(request)
+        rt, id_number=body.id_number, name=body.name, source=client_address(request)
     )
     otp.send(rt, message, later=background.add_task)
     message_text, _ = i18n.text("SMS_CODE_REQUESTED", locale_of(request))
@@ -89,7 +83,7 @@ def login(body: LoginIn, request: Request, rt: RuntimeDep) -> LoginOut:
         rt,
         login=body.login,
         password=body.password,
-        source=_source(request),
+        source=client_address(request),
         channel=body.channel,
         totp=body.totp,
     )
@@ -151,7 +145,7 @@ def token(
         if cid is None or secret is None or len(cid) > 64 or len(secret) > 128:
             raise DomainError("INVALID_CLIENT", 401, extra={"error": "invalid_client"})
         issued = service.client_token(
-            rt, client_id=cid, client_secret=secret, scope=scope, source=_source(request)
+            rt, client_id=cid, client_secret=secret, scope=scope, source=client_address(request)
         )
     except DomainError as exc:
         tried_basic = request.headers.get("authorization", "")[:6].lower() == "basic "
@@ -211,7 +205,7 @@ def put_payment_password(
         password=body.password,
         payment_password=body.payment_password,
         new_payment_password=body.new_payment_password,
-        source=_source(request),
+        source=client_address(request),
     )
     return Response(status_code=204)
 
@@ -233,7 +227,7 @@ def put_password(
         principal,
         password=body.password,
         new_password=body.new_password,
-        source=_source(request),
+        source=client_address(request),
     )
     return Response(status_code=204)
 
@@ -273,7 +267,7 @@ def password_reset_sms_code(
     record. The answer is the same whether or not the person exists, has an account,
     the name matches, or a code was sent."""
     message = recovery.request_code(
-        rt, id_number=body.id_number, name=body.name, source=_source(request)
+        rt, id_number=body.id_number, name=body.name, source=client_address(request)
     )
     otp.send(rt, message, later=background.add_task)
     return _code_sent(request, rt)
@@ -314,7 +308,7 @@ def phone_sms_code(
     background: BackgroundTasks,
 ) -> SmsCodeOut:
     """A code to the new login phone, which `PUT /me/phone` takes to make it the login."""
-    message = phone_change.request_code(session, rt, principal, body.phone, _source(request))
+    message = phone_change.request_code(session, rt, principal, body.phone, client_address(request))
     otp.send(rt, message, later=background.add_task, commit=session.commit)
     return _code_sent(request, rt)
 

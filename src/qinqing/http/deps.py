@@ -17,6 +17,13 @@ def get_runtime(request: Request) -> Runtime:
     return rt
 
 
+def client_address(request: Request) -> str:
+    """Who is calling, for the throttles and the audit: the socket peer, or the client
+    a trusted proxy named (QINQING_TRUSTED_PROXIES, applied by the proxy-headers
+    middleware), never a header from anyone else; "unknown" without either."""
+    return request.client.host if request.client else "unknown"
+
+
 def _session(request: Request) -> Iterator[Session]:
     rt: Runtime = request.app.state.runtime
     with rt.db.unit_of_work() as session:

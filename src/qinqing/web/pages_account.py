@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from qinqing.auth import service as auth
 from qinqing.auth.tokens import principal_from_token
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep, client_address
 from qinqing.kit.i18n import SUPPORTED
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
 from qinqing.web.render import page, redirect, t
@@ -75,7 +75,7 @@ def login_submit(request: Request, form: FormDep, session: SessionDep, rt: Runti
         errors.add("password", t(request, N_("请输入密码")))
     issued = None
     if not errors:
-        source = request.client.host if request.client else "unknown"
+        source = client_address(request)
         issued, refused = attempt(
             session,
             lambda: auth.login(rt, login=login, password=password, source=source, totp=totp),

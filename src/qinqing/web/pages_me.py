@@ -16,7 +16,7 @@ from qinqing.auth import api as auth_api
 from qinqing.auth import service as auth
 from qinqing.banks import service as banks
 from qinqing.family import service as family
-from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep
+from qinqing.http.deps import CursorPaging, RuntimeDep, SessionDep, client_address
 from qinqing.kit.errors import DomainError, not_found
 from qinqing.notify import api as notify_api
 from qinqing.persons.service import get_person
@@ -103,7 +103,7 @@ def payment_password_submit(
                 rt,
                 principal,
                 new_payment_password=new,
-                source=request.client.host if request.client else "unknown",
+                source=client_address(request),
                 **{proof_field: proof},
             ),
         )

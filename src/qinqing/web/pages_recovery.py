@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from qinqing.auth import otp, recovery
 from qinqing.auth.sms import sms_provider
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep, client_address
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
 from qinqing.web.forms import Errors, FormDep, domain_text
@@ -29,10 +29,6 @@ FIELDS = {
     "SMS_CODE_LOCKED": "sms_code",
     "SMS_CODE_THROTTLED": "id_number",
 }
-
-
-def _source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _page(
@@ -88,7 +84,7 @@ def send_code(
         return _page(request, session, rt, step=1, values=values, errors=errors)
     try:
         message = recovery.request_code(
-            rt, id_number=values["id_number"], name=values["name"], source=_source(request)
+            rt, id_number=values["id_number"], name=values["name"], source=client_address(request)
         )
     except DomainError as refused:
         if refused.code != "SMS_CODE_THROTTLED":

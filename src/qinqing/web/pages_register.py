@@ -24,7 +24,7 @@ from qinqing.auth import otp, registration
 from qinqing.auth import service as auth
 from qinqing.auth.sms import sms_provider
 from qinqing.auth.verification import face_provider, simulated_face_token
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep, client_address
 from qinqing.identity import ric
 from qinqing.kit.errors import DomainError
 from qinqing.persons.service import find_by_id_number
@@ -49,11 +49,6 @@ REGISTER_FIELDS = {
     "SMS_CODE_THROTTLED": "sms_code",
     "VERIFICATION_FAILED": "method",
 }
-
-
-def _source(request: Request) -> str:
-    # The socket peer, or the client a trusted proxy named (as the API's routes do).
-    return request.client.host if request.client else "unknown"
 
 
 def _page(
@@ -143,7 +138,7 @@ def request_code(
         return _page(request, session, rt, step=1, values=values, errors=errors)
     try:
         message = registration.request_code(
-            rt, id_number=values["id_number"], name=values["name"], source=_source(request)
+            rt, id_number=values["id_number"], name=values["name"], source=client_address(request)
         )
     except DomainError as refused:
         if refused.code == "SMS_CODE_THROTTLED":
@@ -220,7 +215,9 @@ def register_submit(
         add_refusal(request, errors, refused, "sms_code" if method == "sms" else "method")
         return _page(request, session, rt, step=2, values=values, errors=errors, sent=True)
     try:
-        issued = auth.login(rt, login=values["phone"], password=password, source=_source(request))
+        issued = auth.login(
+            rt, login=values["phone"], password=password, source=client_address(request)
+        )
     except DomainError:
         # The account exists; a login refusal (a throttle, say) only means logging in by hand.
         return redirect(request, rt, "/login?done=registered")

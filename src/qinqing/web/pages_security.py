@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from qinqing.access.principal import Principal
 from qinqing.auth import otp, payment_reset, phone_change, sessions
 from qinqing.auth import service as auth
-from qinqing.http.deps import RuntimeDep, SessionDep
+from qinqing.http.deps import RuntimeDep, SessionDep, client_address
 from qinqing.runtime import Runtime
 from qinqing.web.forms import Errors, FormDep, attempt, domain_text
 from qinqing.web.render import page, redirect, t
@@ -80,7 +80,7 @@ def password_submit(
                 principal,
                 password=current,
                 new_password=new,
-                source=request.client.host if request.client else "unknown",
+                source=client_address(request),
             ),
         )
         if refused is None:
@@ -150,9 +150,7 @@ def phone_code(
         return _phone_page(request, session, rt, step=1, errors=errors)
     message, refused = attempt(
         session,
-        lambda: phone_change.request_code(
-            session, rt, principal, phone, request.client.host if request.client else "unknown"
-        ),
+        lambda: phone_change.request_code(session, rt, principal, phone, client_address(request)),
     )
     if refused is not None and refused.code != "SMS_CODE_THROTTLED":
         errors.add("phone", domain_text(request, refused.code, refused.params))
