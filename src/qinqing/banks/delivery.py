@@ -33,6 +33,7 @@ from qinqing.audit.actor import Actor
 from qinqing.audit.service import record
 from qinqing.auth.models import ApiClient
 from qinqing.banks import rules
+from qinqing.banks.endpoints import SECRET_KIND
 from qinqing.banks.models import EventStatus, WebhookEndpoint, WebhookEvent
 from qinqing.kit import metrics, netaddr
 from qinqing.kit.clock import as_utc
@@ -42,21 +43,10 @@ from qinqing.runtime import Runtime
 
 log = logging.getLogger("qinqing.webhooks")
 
-SECRET_KIND = "webhook_secret"  # noqa: S105 - a vault field kind, not a secret
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix
 TIMEOUT_SECONDS = 5.0
 # A claimed row is due again after this if its worker died mid-delivery.
 LEASE = timedelta(seconds=120)
 USER_AGENT = "Qinqing-Webhooks/1"
-
-EVENT_TYPES = (
-    "bank_link.created",
-    "bank_link.ended",
-    "family_link.activated",
-    "family_link.ended",
-    "unbind_request.pending_review",
-    "unbind_request.decided",
-)
 
 
 @dataclass(frozen=True, slots=True)

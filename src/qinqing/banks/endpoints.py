@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
@@ -23,19 +22,6 @@ log = logging.getLogger("qinqing.webhooks")
 
 SECRET_KIND = "webhook_secret"  # noqa: S105 - a vault field kind, not a secret
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix
-TIMEOUT_SECONDS = 5.0
-# A claimed row is due again after this if its worker died mid-delivery.
-LEASE = timedelta(seconds=120)
-USER_AGENT = "Qinqing-Webhooks/1"
-
-EVENT_TYPES = (
-    "bank_link.created",
-    "bank_link.ended",
-    "family_link.activated",
-    "family_link.ended",
-    "unbind_request.pending_review",
-    "unbind_request.decided",
-)
 
 
 def new_secret() -> str:

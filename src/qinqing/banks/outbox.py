@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -25,15 +24,7 @@ from qinqing.banks.models import BankLink, EventStatus, WebhookEndpoint, Webhook
 from qinqing.family.events import UnbindRef
 from qinqing.family.models import FamilyLink
 
-log = logging.getLogger("qinqing.webhooks")
-
-SECRET_KIND = "webhook_secret"  # noqa: S105 - a vault field kind, not a secret
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix
-TIMEOUT_SECONDS = 5.0
-# A claimed row is due again after this if its worker died mid-delivery.
-LEASE = timedelta(seconds=120)
-USER_AGENT = "Qinqing-Webhooks/1"
-
+# Every type the outbox writes, as docs/banks.md lists them for the banks.
 EVENT_TYPES = (
     "bank_link.created",
     "bank_link.ended",
