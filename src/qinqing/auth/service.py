@@ -513,19 +513,9 @@ class _AccountRow:
     born: date
 
 
-def change_password(
-    session: Session,
-    rt: Runtime,
-    principal: Principal,
-    *,
-    password: str,
-    new_password: str,
-    source: str = "unknown",
-) -> int:
-    """A new login password, confirmed with the current one (under the login throttle,
-    as every login password given anywhere); every other session ends, the caller's
-    stays; the person is told. Returns how many sessions ended. The caller's session
-    must have no open transaction: the hashes run outside the write."""
+def _account_row(rt: Runtime, principal: Principal) -> _AccountRow:
+    """What a password change checks against, read in a short read-only unit of work
+    of its own: the slow hashes that follow must not run inside a transaction."""
     with rt.db.read_only() as reader:
         found = reader.execute(
             select(
@@ -540,7 +530,23 @@ def change_password(
                 PersonAccount.id == uuid.UUID(principal.id),
             )
         ).one()
-    row = _AccountRow(*found)
+    return _AccountRow(*found)
+
+
+def change_password(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    password: str,
+    new_password: str,
+    source: str = "unknown",
+) -> int:
+    """A new login password, confirmed with the current one (under the login throttle,
+    as every login password given anywhere); every other session ends, the caller's
+    stays; the person is told. Returns how many sessions ended. The caller's session
+    must have no open transaction: the hashes run outside the write."""
+    row = _account_row(rt, principal)
     _login_password_checked(rt, row, password, source)
     check_password_strength(new_password)
     if new_password == password:
@@ -586,21 +592,7 @@ def set_payment_password(
     transaction: the slow hashes run outside the write."""
     if (password is None) == (payment_password is None):
         raise DomainError("PAYMENT_PASSWORD_PROOF_REQUIRED", 422)
-    with rt.db.read_only() as reader:
-        found = reader.execute(
-            select(
-                PersonAccount.password_hash,
-                PersonAccount.payment_password_hash,
-                PersonAccount.phone_cipher,
-                Person.birth_date,
-            )
-            .join(Person, Person.id == PersonAccount.person_id)
-            .where(
-                PersonAccount.person_id == principal.person_id,
-                PersonAccount.id == uuid.UUID(principal.id),
-            )
-        ).one()
-    row = _AccountRow(*found)
+    row = _account_row(rt, principal)
     pw = passwords(rt)
     if password is not None:
         if row.payment_password_hash is not None:
