@@ -4,7 +4,6 @@ once, stored encrypted)."""
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 from urllib.parse import urlsplit
 
@@ -17,8 +16,6 @@ from qinqing.banks.models import WebhookEndpoint
 from qinqing.kit import netaddr
 from qinqing.kit.errors import DomainError
 from qinqing.runtime import Runtime
-
-log = logging.getLogger("qinqing.webhooks")
 
 SECRET_KIND = "webhook_secret"  # noqa: S105 - a vault field kind, not a secret
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix
