@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from qinqing.audit.actor import Actor
 from qinqing.entrypoints.app import create_app
+from qinqing.family.rules import REVIEW_COMMENT_MAX
 from qinqing.persons.importer import import_csv
 from qinqing.runtime import Runtime
 from qinqing.unbind.models import UnbindRequest
@@ -233,7 +234,9 @@ def test_the_review_page_asks_for_a_choice_and_keeps_the_apis_comment_limit(
     request_id = submitted.json()["request"]["id"]
     path = f"/review/requests/{request_id}"
     with staff_browser(rt, "reviewer-gz", "reviewer", "440100") as reviewer:
-        csrf = csrf_of(reviewer.get(path).text)
+        form = reviewer.get(path).text
+        assert f'maxlength="{REVIEW_COMMENT_MAX}"' in form  # a browser holds to it
+        csrf = csrf_of(form)
         unchosen = reviewer.post(path, data={"csrf_token": csrf, "comment": "已核实"})
         assert unchosen.status_code == 422 and "请选择审核结果" in unchosen.text
         assert _request_row(rt, request_id) == ("pending_review", None)

@@ -25,6 +25,10 @@ from qinqing.regions.policy import CrossRegion, MutualAidScope, Policy
 
 # China Standard Time has no daylight saving: ages are counted on the Beijing date.
 
+# A reviewer's comment on a decision, at most this long: on a guardianship proof
+# (family.proofs) and on an unbind request (unbind.review), by the API and the pages.
+REVIEW_COMMENT_MAX = 500
+
 # Relations a holder may bind at most once at a time (docs/guide.md §3).
 SINGLE_RELATIONS = frozenset({"spouse", "father", "mother"})
 # Relations whose member must be of a given sex (from the ID number).

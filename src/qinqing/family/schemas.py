@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qinqing.auth.verification import Verification
+from qinqing.family.rules import REVIEW_COMMENT_MAX
 from qinqing.family.views import LinkOut
 from qinqing.kit.fen import Fen
 
@@ -102,5 +103,7 @@ class ProofDecisionIn(BaseModel):
 
     decision: Literal["approve", "reject"]
     comment: str | None = Field(
-        default=None, max_length=500, description="required to reject: why, for the holder"
+        default=None,
+        max_length=REVIEW_COMMENT_MAX,
+        description="required to reject: why, for the holder",
     )

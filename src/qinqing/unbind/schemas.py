@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qinqing.auth.verification import Verification
+from qinqing.family.rules import REVIEW_COMMENT_MAX
 from qinqing.family.views import LinkOut
 
 
@@ -89,5 +90,7 @@ class DecisionIn(BaseModel):
 
     decision: Literal["approve", "reject"]
     comment: str | None = Field(
-        default=None, max_length=500, description="required to reject: why, for the applicant"
+        default=None,
+        max_length=REVIEW_COMMENT_MAX,
+        description="required to reject: why, for the applicant",
     )

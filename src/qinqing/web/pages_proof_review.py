@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from qinqing.access.principal import Principal
 from qinqing.family import proofs
+from qinqing.family.rules import REVIEW_COMMENT_MAX
 from qinqing.family.views import link_out
 from qinqing.http.deps import RuntimeDep, SessionDep
 from qinqing.runtime import Runtime
@@ -63,6 +64,7 @@ def _detail(
         link=link_out(session, rt, item.link, principal),
         idempotency_key=key,
         values=values or {"decision": "", "comment": ""},
+        comment_max=REVIEW_COMMENT_MAX,
         **(errors.context() if errors else {}),
     )
 

@@ -10,20 +10,19 @@ from typing import Literal
 
 from fastapi import Request
 
+from qinqing.family.rules import REVIEW_COMMENT_MAX
 from qinqing.web.forms import Errors
 from qinqing.web.render import t
 from qinqing.web.translations import N_
-
-# The API's ReviewDecisionIn and ProofDecisionIn: ``comment`` max_length=500. The
-# page's textarea has maxlength="500"; this holds a form posted without it.
-COMMENT_MAX = 500
 
 
 @dataclass(frozen=True)
 class ReviewDecision:
     values: dict[str, str]  # as posted (comment trimmed), to show the form again
     decision: Literal["approve", "reject"] | None  # None: no valid choice (an error is added)
-    comment: str | None  # at most COMMENT_MAX characters; None when empty
+    # At most REVIEW_COMMENT_MAX characters, as the API takes (the textarea's maxlength
+    # holds a browser to it; this, a form posted without it); None when empty.
+    comment: str | None
 
 
 def read_decision(request: Request, form: dict[str, str], errors: Errors) -> ReviewDecision:
@@ -34,7 +33,7 @@ def read_decision(request: Request, form: dict[str, str], errors: Errors) -> Rev
     )
     if decision is None:
         errors.add("decision", t(request, N_("请选择审核结果")))
-    return ReviewDecision(values, decision, values["comment"][:COMMENT_MAX] or None)
+    return ReviewDecision(values, decision, values["comment"][:REVIEW_COMMENT_MAX] or None)
 
 
 def refused_field(code: str) -> str:
